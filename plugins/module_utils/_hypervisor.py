@@ -1,0 +1,454 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Everything that talks to libvirt: listing, the metadata record, power actions, storage, undefine."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+try:
+    import libvirt
+    HAS_LIBVIRT = True
+except ImportError:
+    libvirt = None
+    HAS_LIBVIRT = False
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+
+POWER_STATES = {
+    0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused',
+    4: 'shutdown', 5: 'shutoff', 6: 'crashed', 7: 'pmsuspended',
+}
+POLL = 0.2
+
+
+class HypervisorError(Exception):
+    """A libvirt failure, worded for the operator."""
+
+
+def _quiet(_ctx, _err):
+    # libvirt-python prints every failed call to stderr; we raise instead.
+    return None
+
+
+def open_connection(uri):
+    """Open ``uri`` or raise HypervisorError saying why it did not answer."""
+    if not HAS_LIBVIRT:
+        raise HypervisorError('the libvirt Python bindings are not installed (pip install libvirt-python)')
+    libvirt.registerErrorHandler(_quiet, None)
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('cannot connect to the hypervisor at %s: %s' % (uri, exc.get_error_message()))
+
+
+def error_code(exc):
+    return exc.get_error_code() if hasattr(exc, 'get_error_code') else None
+
+
+class Domain(object):
+    """A snapshot of one domain: what libvirt says plus its parsed lifecycle record."""
+
+    def __init__(self, dom, xml, power_state, persistent=True, managed_save=False):
+        self.dom = dom
+        self.xml = xml
+        self.root = ET.fromstring(xml)
+        self.name = self.root.findtext('name')
+        self.uuid = self.root.findtext('uuid')
+        self.power_state = power_state
+        self.persistent = persistent
+        self.managed_save = managed_save
+        self.record = None
+        self.record_error = None
+        try:
+            element = _record.find_in_domain_xml(self.name, self.root)
+            if element is not None:
+                self.record = _record.parse(self.name, element)
+        except _record.RecordError as exc:
+            self.record_error = str(exc)
+
+    @property
+    def managed(self):
+        return self.record is not None
+
+    @property
+    def vcpus(self):
+        text = self.root.findtext('vcpu')
+        return int(text) if text else None
+
+    @property
+    def memory_mb(self):
+        node = self.root.find('memory')
+        if node is None:
+            return None
+        factor = {'b': 1.0 / 1048576, 'bytes': 1.0 / 1048576, 'kib': 1.0 / 1024, 'k': 1.0 / 1024,
+                  'mib': 1, 'm': 1, 'gib': 1024, 'g': 1024, 'tib': 1048576, 't': 1048576}
+        return int(int(node.text) * factor.get((node.get('unit') or 'KiB').lower(), 1.0 / 1024))
+
+    def disks(self):
+        """Disks of the persistent definition: target, device, type, path or pool/volume, backing format."""
+        found = []
+        for disk in self.root.findall('devices/disk'):
+            source = disk.find('source')
+            target = disk.find('target')
+            driver = disk.find('driver')
+            item = {
+                'target': target.get('dev') if target is not None else None,
+                'device': disk.get('device', 'disk'),
+                'type': disk.get('type', 'file'),
+                'format': driver.get('type') if driver is not None else None,
+                'readonly': disk.find('readonly') is not None,
+                'shareable': disk.find('shareable') is not None,
+                'path': None, 'pool': None, 'volume': None,
+            }
+            if source is not None:
+                item['path'] = source.get('file') or source.get('dev') or source.get('dir')
+                item['pool'] = source.get('pool')
+                item['volume'] = source.get('volume')
+                if item['type'] == 'network':
+                    item['path'] = '%s:%s' % (source.get('protocol'), source.get('name'))
+            found.append(item)
+        return found
+
+    def networks(self):
+        return sorted(set(i.find('source').get('network') for i in self.root.findall("devices/interface[@type='network']")
+                          if i.find('source') is not None))
+
+    def boot_files(self):
+        """Kernel, initrd and loader files the domain needs to start."""
+        files = []
+        for tag in ('os/kernel', 'os/initrd', 'os/loader'):
+            text = self.root.findtext(tag)
+            if text:
+                files.append(text.strip())
+        return files
+
+    def has_nvram(self):
+        osnode = self.root.find('os')
+        return osnode is not None and (osnode.find('nvram') is not None or osnode.get('firmware') == 'efi' or
+                                       (osnode.find('loader') is not None and osnode.find('loader').get('type') == 'pflash'))
+
+    def has_tpm(self):
+        return self.root.find('devices/tpm') is not None
+
+
+def _list_set(conn, flag):
+    try:
+        return set(d.UUIDString() for d in conn.listAllDomains(flag))
+    except libvirt.libvirtError:
+        return set()
+
+
+def list_domains(conn):
+    """Every domain on ``conn`` as Domain snapshots, with a fixed, small number of calls per domain."""
+    try:
+        stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
+        states = dict((d.UUIDString(), POWER_STATES.get(s.get('state.state'), 'nostate')) for d, s in stats)
+        doms = [d for d, _ in stats]
+    except libvirt.libvirtError:
+        doms = conn.listAllDomains(0)
+        states = dict((d.UUIDString(), POWER_STATES.get(d.state()[0], 'nostate')) for d in doms)
+    transient = _list_set(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)
+    saved = _list_set(conn, libvirt.VIR_CONNECT_LIST_DOMAINS_MANAGEDSAVE)
+    found = []
+    for dom in doms:
+        uuid = dom.UUIDString()
+        try:
+            xml = dom.XMLDesc(0 if uuid in transient else libvirt.VIR_DOMAIN_XML_INACTIVE)
+        except libvirt.libvirtError:
+            continue  # undefined while we listed
+        found.append(Domain(dom, xml, states.get(uuid, 'nostate'), uuid not in transient, uuid in saved))
+    return found
+
+
+def refresh(conn, dom):
+    """A fresh snapshot of one domain (after a change, or under a lock)."""
+    try:
+        persistent = bool(dom.isPersistent())
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0)
+        state = POWER_STATES.get(dom.state()[0], 'nostate')
+        saved = bool(dom.hasManagedSaveImage(0)) if persistent else False
+    except libvirt.libvirtError as exc:
+        if error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise HypervisorError('domain %s: cannot read it from libvirt: %s' % (dom.name(), exc.get_error_message()))
+    return Domain(dom, xml, state, persistent, saved)
+
+
+def lookup(conn, uuid):
+    """Look a domain up by UUID; None when it no longer exists."""
+    try:
+        return conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as exc:
+        if error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+            return None
+        raise HypervisorError('cannot look up domain %s: %s' % (uuid, exc.get_error_message()))
+
+
+def write_record(domain, record):
+    """Store ``record`` in the persistent definition (and the live one while it runs)."""
+    text = _record.serialize(record)
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+    try:
+        if domain.dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        domain.dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, _record.PREFIX, _record.NAMESPACE, flags)
+    except libvirt.libvirtError as exc:
+        if flags & libvirt.VIR_DOMAIN_AFFECT_LIVE:
+            try:
+                # The guest may have stopped between the check and the write.
+                domain.dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, _record.PREFIX, _record.NAMESPACE,
+                                       libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+                domain.record = record
+                return
+            except libvirt.libvirtError as exc2:
+                exc = exc2
+        raise HypervisorError('domain %s: cannot write the lifecycle record: %s' % (domain.name, exc.get_error_message()))
+    domain.record = record
+
+
+def power_state(dom):
+    try:
+        return POWER_STATES.get(dom.state()[0], 'nostate')
+    except libvirt.libvirtError as exc:
+        if error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
+            return 'gone'
+        raise HypervisorError('cannot read the power state of %s: %s' % (dom.name(), exc.get_error_message()))
+
+
+def _call(what, name, fn, *args):
+    try:
+        return fn(*args)
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('domain %s: %s failed: %s' % (name, what, exc.get_error_message()))
+
+
+def destroy(dom):
+    """Power the domain off at once; a domain already off is fine."""
+    if power_state(dom) in ('shutoff', 'gone'):
+        return
+    try:
+        dom.destroy()
+    except libvirt.libvirtError as exc:
+        if power_state(dom) in ('shutoff', 'gone'):
+            return
+        raise HypervisorError('domain %s: destroy failed: %s' % (dom.name(), exc.get_error_message()))
+
+
+def clean_shutdown(dom, timeout, retry_interval, on_attempt=None, clock=time.monotonic, sleep=time.sleep):
+    """Shut the guest down the way Nova's _clean_shutdown does, but waiting for ACPI first.
+
+    Sends an ACPI shutdown, re-sends it every ``retry_interval`` seconds (a
+    shutdown sent before the guest listens is lost) and destroys the domain
+    when ``timeout`` passes. A timeout of 0 destroys at once. Returns a dict:
+    clean_shutdown, attempts, seconds.
+    """
+    started = clock()
+    state = power_state(dom)
+    if state in ('shutoff', 'gone'):
+        return {'clean_shutdown': True, 'attempts': 0, 'seconds': 0.0, 'was': state}
+    if state == 'crashed':
+        destroy(dom)
+        return {'clean_shutdown': False, 'attempts': 0, 'seconds': round(clock() - started, 2), 'was': state}
+    if state in ('paused', 'pmsuspended'):
+        # A paused guest cannot see the power button: let it run so it can shut down itself.
+        try:
+            dom.resume()
+        except libvirt.libvirtError:
+            pass
+    attempts = 0
+    if timeout > 0:
+        next_send = started
+        deadline = started + timeout
+        while True:
+            now = clock()
+            if power_state(dom) in ('shutoff', 'gone'):
+                return {'clean_shutdown': True, 'attempts': attempts, 'seconds': round(now - started, 2), 'was': state}
+            if now >= deadline:
+                break
+            if now >= next_send:
+                attempts += 1
+                if on_attempt:
+                    on_attempt(attempts, round(now - started, 2))
+                try:
+                    dom.shutdown()
+                except libvirt.libvirtError:
+                    if power_state(dom) in ('shutoff', 'gone'):
+                        continue
+                next_send = now + max(retry_interval, POLL)
+            sleep(min(POLL, max(0.0, deadline - clock())))
+    destroy(dom)
+    return {'clean_shutdown': False, 'attempts': attempts, 'seconds': round(clock() - started, 2), 'was': state}
+
+
+def wait_running(dom, timeout, clock=time.monotonic, sleep=time.sleep):
+    """Wait until the domain runs; raise HypervisorError when ``timeout`` passes first."""
+    deadline = clock() + timeout
+    while True:
+        state = power_state(dom)
+        if state == 'running':
+            return
+        if state in ('crashed', 'gone'):
+            raise HypervisorError('domain %s: %s while starting' % (dom.name(), state))
+        if clock() >= deadline:
+            raise HypervisorError('domain %s: not running %ds after start (power state %s)' % (dom.name(), timeout, state))
+        sleep(POLL)
+
+
+def start(dom, discard_saved=False):
+    flags = libvirt.VIR_DOMAIN_START_FORCE_BOOT if discard_saved else 0
+    _call('start', dom.name(), dom.createWithFlags, flags)
+
+
+def managed_save(dom):
+    _call('managed save', dom.name(), dom.managedSave, 0)
+
+
+def ensure_networks(conn, domain):
+    """Start every libvirt network the domain's interfaces use; return the names started."""
+    started = []
+    for name in domain.networks():
+        try:
+            net = conn.networkLookupByName(name)
+        except libvirt.libvirtError:
+            raise HypervisorError('domain %s: network %s does not exist' % (domain.name, name))
+        if not net.isActive():
+            _call('starting network %s' % name, domain.name, net.create)
+            started.append(name)
+    return started
+
+
+def ensure_pools(conn, domain):
+    """Start every storage pool the domain's disks use; return the names started."""
+    started = []
+    names = set(d['pool'] for d in domain.disks() if d['pool'])
+    for disk in domain.disks():
+        if disk['type'] == 'file' and disk['path']:
+            pool = pool_of_path(conn, disk['path'])
+            if pool is not None:
+                names.add(pool)
+    for name in sorted(names):
+        try:
+            pool = conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError:
+            raise HypervisorError('domain %s: storage pool %s does not exist' % (domain.name, name))
+        if not pool.isActive():
+            _call('starting storage pool %s' % name, domain.name, pool.create, 0)
+            started.append(name)
+        try:
+            pool.refresh(0)
+        except libvirt.libvirtError:
+            pass
+    return started
+
+
+def pool_of_path(conn, path):
+    """The name of the (defined) dir-like pool whose target directory holds ``path``, else None."""
+    try:
+        pools = conn.listAllStoragePools(0)
+    except libvirt.libvirtError:
+        return None
+    real = os.path.realpath(path)
+    for pool in pools:
+        try:
+            target = ET.fromstring(pool.XMLDesc(0)).findtext('target/path')
+        except libvirt.libvirtError:
+            continue
+        if target and os.path.dirname(real) == os.path.realpath(target):
+            return pool.name()
+    return None
+
+
+def volume_path(conn, pool, volume):
+    try:
+        return conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('volume %s in pool %s: %s' % (volume, pool, exc.get_error_message()))
+
+
+def backing_chain(path):
+    """Every file in the backing chain of ``path`` (itself first), via qemu-img; raise if one is missing."""
+    if not os.path.exists(path):
+        raise HypervisorError('disk file %s does not exist' % path)
+    try:
+        out = subprocess.run(['qemu-img', 'info', '-U', '--backing-chain', '--output=json', path],
+                             capture_output=True, text=True, timeout=60)
+    except OSError:
+        return [path]  # qemu-img missing: the file itself exists, which is all we can tell
+    if out.returncode != 0:
+        raise HypervisorError('disk file %s: %s' % (path, (out.stderr or out.stdout).strip().splitlines()[-1:]))
+    chain = json.loads(out.stdout)
+    return [item.get('filename') for item in chain]
+
+
+def check_disks(conn, domain):
+    """Raise HypervisorError naming the first disk, backing file or boot file that is missing."""
+    for path in domain.boot_files():
+        if not os.path.exists(path):
+            raise HypervisorError('domain %s: boot file %s does not exist' % (domain.name, path))
+    for disk in domain.disks():
+        path = disk['path']
+        if disk['type'] == 'volume':
+            path = volume_path(conn, disk['pool'], disk['volume'])
+        if disk['type'] not in ('file', 'volume', 'block') or not path:
+            continue
+        if disk['device'] == 'cdrom' and disk['type'] == 'file' and not path:
+            continue
+        try:
+            backing_chain(path)
+        except HypervisorError as exc:
+            raise HypervisorError('domain %s: disk %s: %s' % (domain.name, disk['target'], exc))
+
+
+def undefine_flags(domain):
+    """The undefine flags this domain needs, built from libvirt's constants."""
+    flags = 0
+    names = []
+    if domain.managed_save:
+        names.append('VIR_DOMAIN_UNDEFINE_MANAGED_SAVE')
+    try:
+        if domain.dom.snapshotNum(0) > 0:
+            names.append('VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA')
+    except libvirt.libvirtError:
+        pass
+    try:
+        if hasattr(domain.dom, 'listAllCheckpoints') and domain.dom.listAllCheckpoints(0):
+            names.append('VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA')
+    except libvirt.libvirtError:
+        pass
+    if domain.has_nvram():
+        names.append('VIR_DOMAIN_UNDEFINE_NVRAM')
+    if domain.has_tpm():
+        names.append('VIR_DOMAIN_UNDEFINE_TPM')
+    for name in names:
+        flags |= getattr(libvirt, name, 0)
+    return flags, [n for n in names if hasattr(libvirt, n)]
+
+
+def undefine(domain):
+    """Undefine with every flag the domain needs; drop only flags the hypervisor rejects as unsupported.
+
+    Returns the flag names finally used.
+    """
+    flags, names = undefine_flags(domain)
+    while True:
+        try:
+            domain.dom.undefineFlags(flags)
+            return names
+        except libvirt.libvirtError as exc:
+            code = error_code(exc)
+            if code == libvirt.VIR_ERR_NO_DOMAIN:
+                return names
+            if code in (libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED) and names:
+                # Optional extras (checkpoints, TPM) first; managed save and snapshots are what most drivers know.
+                dropped = names.pop()
+                flags &= ~getattr(libvirt, dropped)
+                continue
+            raise HypervisorError('domain %s: undefine failed: %s' % (domain.name, exc.get_error_message()))

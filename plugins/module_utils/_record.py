@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The lifecycle record: one XML element in the domain's persistent libvirt metadata.
+
+It is written with virDomainSetMetadata under NAMESPACE, so ``virsh metadata
+DOMAIN --uri NAMESPACE`` shows it and it travels with the domain. Parsing is
+strict: anything a hand edit can break raises RecordError naming the domain
+and the field, never a traceback.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+import datetime
+import re
+import xml.etree.ElementTree as ET
+
+from ansible_collections.deferred.libvirt.plugins.module_utils._states import VM_STATES, TASK_STATES
+
+NAMESPACE_BASE = 'urn:deferred-libvirt:lifecycle:'
+NAMESPACE = NAMESPACE_BASE + '1'
+PREFIX = 'deferred'
+ELEMENT = 'lifecycle'
+VERSION = '1'
+HISTORY_KEEP = 20
+
+# Fields kept in the record, with their type; the order is the XML order.
+FIELDS = (
+    ('vm_state', 'str'),
+    ('task_state', 'str'),
+    ('deleted_at', 'time'),
+    ('reclaim_at', 'time'),
+    ('soft_delete_mode', 'str'),
+    ('project', 'str'),
+    ('user', 'str'),
+    ('locked', 'bool'),
+    ('lock_reason', 'str'),
+    ('protected', 'bool'),
+    ('reclaim_interval', 'int'),
+    ('shutdown_timeout', 'int'),
+)
+SOFT_DELETE_MODES = ('shutdown', 'managed_save')
+VOLUME_ATTRS = ('id', 'target', 'delete_on_termination')
+HISTORY_ATTRS = ('action', 'request_id', 'start', 'finish', 'result', 'message')
+_UUIDISH = re.compile(r'^[0-9a-fA-F-]{1,64}$')
+
+
+class RecordError(ValueError):
+    """A lifecycle record that cannot be read: the message names the domain and what is wrong."""
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def format_time(value):
+    """UTC ISO 8601 with a Z, to the second."""
+    if value is None:
+        return None
+    return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def parse_time(text):
+    """Parse ISO 8601 into an aware UTC datetime; raise ValueError on anything else."""
+    text = text.strip()
+    if text.endswith('Z') or text.endswith('z'):
+        text = text[:-1] + '+00:00'
+    value = datetime.datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError('%r has no time zone' % text)
+    return value.astimezone(datetime.timezone.utc)
+
+
+def empty():
+    """A fresh record for a domain that was never managed."""
+    record = dict((name, None) for name, _ in FIELDS)
+    record.update(locked=False, protected=False, volumes=[], history=[])
+    return record
+
+
+def _bool(domain, field, text):
+    if text in ('true', '1'):
+        return True
+    if text in ('false', '0'):
+        return False
+    raise RecordError('domain %s: lifecycle metadata field %s is %r, not true or false' % (domain, field, text))
+
+
+def parse(domain, text):
+    """Parse the metadata element (text or an ElementTree element) of ``domain`` into a record dict."""
+    if isinstance(text, ET.Element):
+        root = text
+    else:
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError as exc:
+            raise RecordError('domain %s: lifecycle metadata is not well-formed XML (%s)' % (domain, exc))
+    tag = root.tag.split('}', 1)[-1]
+    if tag != ELEMENT:
+        raise RecordError('domain %s: lifecycle metadata root element is <%s>, expected <%s>' % (domain, tag, ELEMENT))
+    version = root.get('version')
+    if version != VERSION:
+        raise RecordError('domain %s: lifecycle metadata version %r is not supported (this collection reads version %s)'
+                          % (domain, version, VERSION))
+    record = empty()
+    children = {}
+    for child in root:
+        name = child.tag.split('}', 1)[-1]
+        if name in children:
+            raise RecordError('domain %s: lifecycle metadata field %s appears twice' % (domain, name))
+        children[name] = child
+    known = set(name for name, _ in FIELDS) | set(['volumes', 'history'])
+    unknown = sorted(set(children) - known)
+    if unknown:
+        raise RecordError('domain %s: lifecycle metadata has unknown field(s) %s' % (domain, ', '.join(unknown)))
+    for name, kind in FIELDS:
+        if name not in children:
+            continue
+        value = (children[name].text or '').strip()
+        if value == '':
+            record[name] = False if kind == 'bool' else None
+            continue
+        if kind == 'bool':
+            record[name] = _bool(domain, name, value)
+        elif kind == 'int':
+            if not re.match(r'^\d+$', value):
+                raise RecordError('domain %s: lifecycle metadata field %s is %r, not a whole number of seconds'
+                                  % (domain, name, value))
+            record[name] = int(value)
+        elif kind == 'time':
+            try:
+                record[name] = format_time(parse_time(value))
+            except ValueError:
+                raise RecordError('domain %s: lifecycle metadata field %s is %r, not a UTC ISO 8601 time'
+                                  % (domain, name, value))
+        else:
+            record[name] = value
+    if record['vm_state'] is not None and record['vm_state'] not in VM_STATES:
+        raise RecordError('domain %s: lifecycle metadata vm_state %r is not one of %s'
+                          % (domain, record['vm_state'], ', '.join(VM_STATES)))
+    if record['task_state'] not in TASK_STATES:
+        raise RecordError('domain %s: lifecycle metadata task_state %r is not one of %s'
+                          % (domain, record['task_state'], ', '.join(t for t in TASK_STATES if t)))
+    if record['soft_delete_mode'] is not None and record['soft_delete_mode'] not in SOFT_DELETE_MODES:
+        raise RecordError('domain %s: lifecycle metadata soft_delete_mode %r is not one of %s'
+                          % (domain, record['soft_delete_mode'], ', '.join(SOFT_DELETE_MODES)))
+    if 'volumes' in children:
+        for item in children['volumes']:
+            vid = item.get('id')
+            if not vid or not _UUIDISH.match(vid):
+                raise RecordError('domain %s: lifecycle metadata has a volume without a valid id (%r)' % (domain, vid))
+            record['volumes'].append({
+                'id': vid,
+                'target': item.get('target'),
+                'delete_on_termination': _bool(domain, 'volumes/delete_on_termination',
+                                               item.get('delete_on_termination', 'false')),
+            })
+    if 'history' in children:
+        for item in children['history']:
+            record['history'].append(dict((attr, item.get(attr)) for attr in HISTORY_ATTRS))
+    return record
+
+
+def find_in_domain_xml(domain, domain_root):
+    """Return the record element inside a parsed domain XML, None when there is none.
+
+    A record under another version of our namespace is an error rather than
+    "unmanaged": an older or newer collection manages this domain.
+    """
+    metadata = domain_root.find('metadata')
+    if metadata is None:
+        return None
+    for child in metadata:
+        if not child.tag.startswith('{' + NAMESPACE_BASE):
+            continue
+        namespace = child.tag[1:].split('}', 1)[0]
+        if namespace != NAMESPACE:
+            raise RecordError('domain %s: lifecycle metadata is in namespace %s; this collection reads %s'
+                              % (domain, namespace, NAMESPACE))
+        return child
+    return None
+
+
+def anomalies(record):
+    """What is wrong with a well-formed record that makes reclaiming it unsafe (spec rule 1)."""
+    found = []
+    if record.get('vm_state') == 'soft_deleted':
+        for field in ('deleted_at', 'reclaim_at'):
+            if not record.get(field):
+                found.append('%s is missing' % field)
+        if record.get('deleted_at') and record.get('reclaim_at'):
+            if parse_time(record['reclaim_at']) < parse_time(record['deleted_at']):
+                found.append('reclaim_at is before deleted_at')
+    return found
+
+
+def serialize(record):
+    """The metadata element text for ``record``, without prefix or xmlns (libvirt adds both)."""
+    root = ET.Element(ELEMENT, {'version': VERSION})
+    for name, kind in FIELDS:
+        value = record.get(name)
+        child = ET.SubElement(root, name)
+        if value is None:
+            continue
+        if kind == 'bool':
+            child.text = 'true' if value else 'false'
+        else:
+            child.text = str(value)
+    volumes = ET.SubElement(root, 'volumes')
+    for vol in record.get('volumes') or []:
+        ET.SubElement(volumes, 'volume', {
+            'id': vol['id'],
+            'target': vol.get('target') or '',
+            'delete_on_termination': 'true' if vol.get('delete_on_termination') else 'false',
+        })
+    history = ET.SubElement(root, 'history')
+    for item in (record.get('history') or [])[-HISTORY_KEEP:]:
+        ET.SubElement(history, 'action', dict((k, str(v)) for k, v in item.items() if v is not None))
+    return ET.tostring(root, encoding='unicode')
+
+
+def add_history(record, action, request_id, start, result, message=None):
+    """Append one finished action, keeping the last HISTORY_KEEP."""
+    record = copy.deepcopy(record)
+    record['history'] = (record.get('history') or []) + [{
+        'action': action, 'request_id': request_id, 'start': start,
+        'finish': format_time(utcnow()), 'result': result, 'message': message,
+    }]
+    record['history'] = record['history'][-HISTORY_KEEP:]
+    return record

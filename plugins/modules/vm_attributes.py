@@ -1,0 +1,236 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: vm_attributes
+short_description: Set what the deferred-delete lifecycle needs to know about libvirt domains
+version_added: 0.1.0
+description:
+  - Sets the owner, guards, per-domain durations and Cinder volumes in the lifecycle record of each selected domain,
+    kept in the domain's persistent libvirt metadata. A domain without a record gets one (it becomes managed).
+  - Only the options given are changed; the others keep their values.
+  - Unlike the other modules, O(project) here B(sets) the owning project rather than limiting the selection. Moving a
+    domain that already belongs to another project needs O(force=true).
+extends_documentation_fragment:
+  - deferred.libvirt.connection
+  - deferred.libvirt.connection.SELECTION
+  - deferred.libvirt.attributes
+  - deferred.libvirt.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+options:
+  name:
+    description:
+      - The domains to change, by name or UUID. One of O(name) and O(query) is required.
+  project:
+    description:
+      - The project that owns the domain, for quota and scoping. Does not limit the selection in this module.
+  user:
+    description:
+      - The user that owns the domain.
+    type: str
+  locked:
+    description:
+      - Lock the domain against lifecycle operations. A locked domain is soft-deleted, restored or terminated only with
+        O(deferred.libvirt.vm_soft_delete#module:force=true) (an admin override); the reclaim sweep skips it.
+    type: bool
+  lock_reason:
+    description:
+      - Why the domain is locked, shown in errors.
+    type: str
+  protected:
+    description:
+      - Protect the domain from deletion. Nothing soft-deletes, terminates or reclaims a protected domain, not even with
+        C(force).
+    type: bool
+  reclaim_interval:
+    description:
+      - The domain's own retention after a soft delete, winning over the module default of
+        M(deferred.libvirt.vm_soft_delete). Seconds or a string such as V(90s), V(15m), V(12h), V(7d).
+      - V(default) removes the domain's own value.
+    type: raw
+  shutdown_timeout:
+    description:
+      - The domain's own time to wait for an ACPI shutdown before destroying it. Seconds or a duration string;
+        V(0) destroys at once. V(default) removes the domain's own value.
+    type: raw
+  volumes:
+    description:
+      - The Cinder volumes of the domain, replacing the list in the record. V([]) clears it.
+    type: list
+    elements: dict
+    suboptions:
+      id:
+        description: Cinder volume id.
+        type: str
+        required: true
+      target:
+        description: Target device of the volume in the guest, for example V(vdb).
+        type: str
+      delete_on_termination:
+        description: Whether terminating the domain deletes the volume (else it is detached and kept).
+        type: bool
+        default: false
+  force:
+    description:
+      - Allow moving a domain from one project to another.
+    type: bool
+    default: false
+author:
+  - deferred.libvirt developers
+'''
+
+EXAMPLES = r'''
+- name: Adopt two domains into project web, lock one of them
+  deferred.libvirt.vm_attributes:
+    name: [web01, web02]
+    project: web
+    user: alice
+    reclaim_interval: 3d
+
+- name: Lock against accidental deletion during an incident
+  deferred.libvirt.vm_attributes:
+    name: web01
+    locked: true
+    lock_reason: INC-1234 under investigation
+
+- name: Record the Cinder volumes Nova-style
+  deferred.libvirt.vm_attributes:
+    name: db01
+    volumes:
+      - id: 0d8e4c9e-6f1a-4c8e-9d63-5a3b2e9e1f00
+        target: vdb
+        delete_on_termination: true
+      - id: 7f3c2a10-1b2d-4e5f-8a9b-0c1d2e3f4a5b
+        target: vdc
+'''
+
+RETURN = r'''
+instances:
+  description: One result per domain, with the record after the change.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Domain name., type: str}
+    uuid: {description: Domain UUID., type: str}
+    changed: {description: Whether the record changed (or would, in check mode)., type: bool}
+    failed: {description: Whether this domain failed., type: bool}
+    msg: {description: Why it failed., type: str}
+    record: {description: The lifecycle record after the change, as M(deferred.libvirt.vm_info) reports it., type: dict}
+request_id:
+  description: The id of this request, as in the event journal.
+  returned: always
+  type: str
+'''
+
+import copy
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
+
+SIMPLE = ('project', 'user', 'locked', 'lock_reason', 'protected')
+DURATIONS = ('reclaim_interval', 'shutdown_timeout')
+
+
+def wanted_changes(base):
+    """The record fields to set, from the options given; durations parsed (None clears)."""
+    changes = {}
+    for option in SIMPLE:
+        if base.params[option] is not None:
+            changes[option] = base.params[option]
+    for option in DURATIONS:
+        value = base.params[option]
+        if value is None:
+            continue
+        changes[option] = None if str(value).strip().lower() == 'default' else base.duration(option)
+    if base.params['volumes'] is not None:
+        seen = set()
+        volumes = []
+        for vol in base.params['volumes']:
+            if not vol.get('id') or not _record._UUIDISH.match(vol['id']):
+                base.fail('volumes: %r is not a Cinder volume id; nothing was changed' % vol.get('id'))
+            if vol['id'] in seen:
+                base.fail('volumes: %s is listed twice; nothing was changed' % vol['id'])
+            seen.add(vol['id'])
+            volumes.append({'id': vol['id'], 'target': vol.get('target'),
+                            'delete_on_termination': bool(vol.get('delete_on_termination'))})
+        changes['volumes'] = volumes
+    return changes
+
+
+def main():
+    base = LifecycleModule(dict(
+        project=dict(type='str'),
+        user=dict(type='str'),
+        locked=dict(type='bool'),
+        lock_reason=dict(type='str'),
+        protected=dict(type='bool'),
+        reclaim_interval=dict(type='raw'),
+        shutdown_timeout=dict(type='raw'),
+        volumes=dict(type='list', elements='dict', options=dict(
+            id=dict(type='str', required=True),
+            target=dict(type='str'),
+            delete_on_termination=dict(type='bool', default=False),
+        )),
+        force=dict(type='bool', default=False),
+    ), require_selection=True)
+    changes = wanted_changes(base)
+    pairs = base.snapshot()
+    try:
+        chosen = inv.select([v for _, v in pairs], names=base.params['name'], query=base.params['query'])
+    except inv.SelectionError as exc:
+        base.fail('%s; nothing was changed' % exc)
+    by_uuid = dict((v['uuid'], d) for d, v in pairs)
+    domains = [by_uuid[v['uuid']] for v in chosen]
+    state = base.state_dir()
+    ctx = lc.Context(base, state)
+
+    def apply(domain):
+        if base.check_mode:
+            return change(domain)
+        with ctx.lock(domain):
+            return change(ctx.fresh(domain))
+
+    def change(domain):
+        if domain.record_error:
+            raise lc.OperationError('%s; nothing was changed' % domain.record_error)
+        if not domain.persistent:
+            raise lc.OperationError('domain %s is transient; only a defined domain can keep a lifecycle record' % domain.name)
+        before = copy.deepcopy(domain.record or _record.empty())
+        owner = before.get('project')
+        if 'project' in changes and owner and owner != changes['project'] and not base.params['force']:
+            raise lc.OperationError('domain %s belongs to project %s; moving it to %s needs force=true'
+                                    % (domain.name, owner, changes['project']))
+        after = copy.deepcopy(before)
+        after.update(changes)
+        changed = after != before or domain.record is None
+        before_view = inv.describe(domain)
+        if changed and not base.check_mode:
+            hv_domain = domain
+            lc.hv.write_record(hv_domain, after)
+            ctx.event('instance.update', domain, result='success',
+                      changed=sorted(k for k in changes if before.get(k) != after.get(k)))
+        shown = copy.copy(domain)
+        shown.record = after
+        after_view = inv.describe(shown)
+        return lc.result_for(domain, changed, before=before_view if changed else None,
+                             after=after_view if changed else None, record=after_view)
+
+    instances = base.run_each([(d, None) for d in domains], lambda item: apply(item[0]))
+    base.finish(instances, 'vm_attributes')
+
+
+if __name__ == '__main__':
+    main()

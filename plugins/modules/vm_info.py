@@ -1,0 +1,154 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: vm_info
+short_description: Report the lifecycle record of libvirt domains
+version_added: 0.1.0
+description:
+  - Reads the lifecycle record (vm_state, task_state, deleted_at, reclaim_at, owner, guards, volumes, disks, history)
+    of each selected domain from its libvirt metadata and reports it, with per-project quota usage.
+  - A domain with no record is reported as unmanaged, its vm_state derived from libvirt's power state.
+  - With O(include_deleted), terminated domains are reported too, from their tombstones in O(state_dir).
+  - Changes nothing. The results are also returned as facts.
+  - Reads every domain with a fixed number of libvirt calls (one stats call for the whole host and one XML read per
+    domain), so it answers quickly on hosts with many domains.
+extends_documentation_fragment:
+  - deferred.libvirt.connection
+  - deferred.libvirt.connection.SELECTION
+  - deferred.libvirt.attributes
+  - deferred.libvirt.attributes.READONLY
+  - deferred.libvirt.attributes.ACTIONGROUP
+options:
+  include_deleted:
+    description:
+      - Also report terminated domains (vm_state V(deleted)) from the tombstones in O(state_dir), with any volume work
+        still pending.
+    type: bool
+    default: false
+author:
+  - deferred.libvirt developers
+'''
+
+EXAMPLES = r'''
+- name: Everything on the hypervisor
+  deferred.libvirt.vm_info:
+  register: info
+
+- name: The trash of one project
+  deferred.libvirt.vm_info:
+    project: web
+    query: "[?vm_state=='soft_deleted']"
+
+- name: Two domains, by name and by UUID
+  deferred.libvirt.vm_info:
+    name:
+      - web01
+      - 4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50
+
+- name: Ad hoc, from the shell
+  ansible.builtin.debug:
+    msg: ansible hypervisors -m deferred.libvirt.vm_info -a "project=web"
+'''
+
+RETURN = r'''
+instances:
+  description: One lifecycle record per selected domain.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Domain name., type: str, returned: always, sample: web01}
+    uuid: {description: Domain UUID., type: str, returned: always, sample: 4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50}
+    managed: {description: Whether the domain has a lifecycle record., type: bool, returned: always}
+    persistent: {description: Whether the domain is defined (not transient)., type: bool, returned: always}
+    vm_state:
+      description:
+        - V(active), V(stopped), V(paused), V(soft_deleted), V(error), or V(deleted) for tombstones.
+        - Unless soft-deleted or deleted, derived from libvirt's power state. V(error) also when the record is malformed.
+      type: str
+      returned: always
+      sample: soft_deleted
+    task_state:
+      description: V(soft_deleting), V(restoring) or V(deleting) while (or if interrupted while) an operation works; else null.
+      type: str
+      returned: always
+    power_state: {description: "libvirt's power state: running, shutoff, paused, crashed, ...", type: str, returned: always}
+    managed_save: {description: Whether the domain has a managed-save image., type: bool, returned: always}
+    deleted_at: {description: When it was soft-deleted (UTC ISO 8601)., type: str, returned: always}
+    reclaim_at: {description: When the reclaim sweep may terminate it (UTC ISO 8601), fixed at soft-delete time., type: str, returned: always}
+    soft_delete_mode: {description: How it was soft-deleted, V(shutdown) or V(managed_save)., type: str, returned: always}
+    project: {description: Owning project., type: str, returned: always}
+    user: {description: Owning user., type: str, returned: always}
+    vcpus: {description: Virtual CPUs, counted as cores for quota., type: int, returned: always}
+    memory_mb: {description: Memory in MiB, counted as ram_mb for quota., type: int, returned: always}
+    locked: {description: Whether the domain is locked against lifecycle operations (V(force) passes)., type: bool, returned: always}
+    lock_reason: {description: Why it is locked., type: str, returned: always}
+    protected: {description: Whether the domain is protected; nothing deletes it., type: bool, returned: always}
+    reclaim_interval: {description: The domain's own retention in seconds, when set., type: int, returned: always}
+    shutdown_timeout: {description: The domain's own shutdown timeout in seconds, when set., type: int, returned: always}
+    volumes:
+      description: Cinder volumes of the domain.
+      type: list
+      elements: dict
+      returned: always
+      contains:
+        id: {description: Cinder volume id., type: str}
+        target: {description: Target device in the guest., type: str}
+        delete_on_termination: {description: Whether terminate deletes the volume., type: bool}
+    disks:
+      description: Local disks from the domain definition (target, device, type, path, pool, volume).
+      type: list
+      elements: dict
+      returned: always
+    history:
+      description: The last lifecycle actions (action, request_id, start, finish, result, message).
+      type: list
+      elements: dict
+      returned: always
+    metadata_error: {description: Why the lifecycle record could not be read, when it could not., type: str, returned: always}
+    anomalies:
+      description: What makes a soft-deleted record unsafe to reclaim (for example a missing reclaim_at); such domains are never reclaimed.
+      type: list
+      elements: str
+      returned: always
+usage:
+  description: Per project, the instances, cores and ram_mb of its domains that count for quota (soft-deleted ones do not). Of the selected domains.
+  returned: always
+  type: dict
+  sample: {web: {instances: 2, cores: 2, ram_mb: 256}}
+ansible_facts:
+  description: The same data as facts.
+  returned: always
+  type: dict
+  contains:
+    deferred_libvirt_instances: {description: Same as RV(instances)., type: list, elements: dict, returned: always}
+    deferred_libvirt_usage: {description: Same as RV(usage)., type: dict, returned: always}
+'''
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
+
+
+def main():
+    base = LifecycleModule(dict(include_deleted=dict(type='bool', default=False)))
+    pairs = base.snapshot()
+    if base.params['include_deleted']:
+        known = set(v['uuid'] for _, v in pairs)
+        for tomb in base.state_dir(create=False).tombstones_list():
+            if tomb.get('uuid') not in known:
+                pairs.append((None, inv.describe_tombstone(tomb)))
+    instances = [v for _, v in base.select(pairs)]
+    usage = inv.usage(instances)
+    base.module.exit_json(changed=False, instances=instances, usage=usage,
+                          ansible_facts=dict(deferred_libvirt_instances=instances, deferred_libvirt_usage=usage))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,168 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: vm_restore
+short_description: Bring soft-deleted libvirt domains back to running
+version_added: 0.1.0
+description:
+  - Restores each selected soft-deleted domain, as Nova's restore does, but safely.
+  - First the whole batch is checked against O(quota) (per project V(instances), V(cores), V(ram_mb)); over quota fails
+    before anything changes, naming project, resource, limit, usage and request.
+  - Then, per domain under its lock, a hard reboot like the libvirt driver's C(_hard_reboot) - destroy if running,
+    start every network and storage pool the domain uses, check that every disk, backing and boot file exists,
+    start, and wait until V(running) for at most O(start_timeout) (Nova waits forever) - and the domain is V(active)
+    again with C(deleted_at) and C(reclaim_at) cleared.
+  - A domain soft-deleted with C(mode=managed_save) resumes where it was, unless O(hard_reboot=true).
+  - Any failure once the work has started leaves the domain V(soft_deleted), shut off, with its original C(deleted_at)
+    and C(reclaim_at) and the error in its history, so it is neither active-but-broken nor reclaimed early.
+  - An C(active) domain is left alone (V(changed=false)). A domain left in C(task_state=restoring) by an interrupted
+    run is finished (or rolled back) by running the module again.
+extends_documentation_fragment:
+  - deferred.libvirt.connection
+  - deferred.libvirt.connection.SELECTION
+  - deferred.libvirt.lifecycle
+  - deferred.libvirt.attributes
+  - deferred.libvirt.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: full
+    details: Checks quota and states and reports which domains would be restored.
+  diff_mode:
+    support: full
+options:
+  name:
+    description:
+      - One of O(name) and O(query) is required.
+  quota:
+    description:
+      - Per-project limits, C({project: {instances: N, cores: N, ram_mb: N}}); V(-1) is unlimited, a missing resource
+        is unlimited, and a V(default) entry applies to projects not listed. No quota, no check.
+    type: dict
+  usage:
+    description:
+      - Current usage per project, C({project: {instances: N, cores: N, ram_mb: N}}), as the C(deferred.libvirt.quota)
+        role computes it across the fleet. Without it, the usage of this hypervisor's domains is used (soft-deleted
+        domains do not count).
+    type: dict
+  start_timeout:
+    description:
+      - How long to wait for the domain to be V(running) after starting it. Seconds or a duration string.
+    type: raw
+    default: 300
+  hard_reboot:
+    description:
+      - Discard a managed-save image and boot the guest fresh instead of resuming it.
+    type: bool
+    default: false
+author:
+  - deferred.libvirt developers
+'''
+
+EXAMPLES = r'''
+- name: Restore a guest
+  deferred.libvirt.vm_restore:
+    name: web01
+
+- name: Restore a project's trash within its quota
+  deferred.libvirt.vm_restore:
+    project: web
+    query: "[?vm_state=='soft_deleted']"
+    quota:
+      web: {instances: 10, cores: 20, ram_mb: 32768}
+      default: {instances: 5, cores: 10, ram_mb: 8192}
+
+- name: Boot fresh, throwing away the saved memory
+  deferred.libvirt.vm_restore:
+    name: web01
+    hard_reboot: true
+'''
+
+RETURN = r'''
+instances:
+  description: One result per selected domain.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Domain name., type: str}
+    uuid: {description: Domain UUID., type: str}
+    changed: {description: Whether the domain was (or would be) restored., type: bool}
+    failed: {description: Whether this domain failed; it is then still soft-deleted with its original timestamps., type: bool}
+    msg: {description: Why it failed., type: str}
+    action: {description: "V(restored), V(none) or V(would_restore).", type: str}
+    resumed: {description: Whether this run finished an interrupted restore., type: bool}
+    resumed_saved_memory: {description: Whether the guest resumed from a managed-save image., type: bool}
+    networks_started: {description: Networks that were inactive and were started., type: list, elements: str}
+    pools_started: {description: Storage pools that were inactive and were started., type: list, elements: str}
+    boot_seconds: {description: From start until running., type: float}
+    seconds: {description: The whole restore of this domain., type: float}
+    record: {description: The lifecycle record after., type: dict}
+quota:
+  description: The quota check of the batch (request per project and any overruns).
+  returned: when O(quota) is given
+  type: dict
+request_id:
+  description: The id of this request, as in the event journal.
+  returned: always
+  type: str
+'''
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
+from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as rs
+from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
+from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP
+
+
+def main():
+    base = LifecycleModule(dict(
+        quota=dict(type='dict'),
+        usage=dict(type='dict'),
+        start_timeout=dict(type='raw', default=300),
+        hard_reboot=dict(type='bool', default=False),
+    ), require_selection=True, lifecycle=True)
+    opts = rs.RestoreOptions(start_timeout=base.duration('start_timeout', allow_zero=False),
+                             hard_reboot=base.params['hard_reboot'], force=base.params['force'])
+    lock_timeout = base.duration('lock_timeout')
+    pairs = base.snapshot()
+    chosen = base.select(pairs)
+    ctx = lc.Context(base, base.state_dir(), lock_timeout=lock_timeout)
+
+    extra = {}
+    if base.params['quota'] is not None:
+        try:
+            quota.validate_limits(base.params['quota'])
+            if base.params['usage'] is not None:
+                quota.validate_limits(base.params['usage'])
+        except quota.QuotaError as exc:
+            base.fail('%s; nothing was changed' % exc)
+        # Only domains that would really come back count against the quota.
+        wanted = []
+        for domain, view in chosen:
+            try:
+                if lc.plan(domain, 'restore') != NOOP:
+                    wanted.append(view)
+            except lc.OperationError:
+                pass  # reported per domain below
+        usage = base.params['usage'] if base.params['usage'] is not None else inv.usage([v for _, v in pairs])
+        request = quota.request_of(wanted)
+        over = quota.check(base.params['quota'], usage, request)
+        extra['quota'] = {'request': request, 'usage': usage, 'over': over}
+        if over:
+            base.fail('over quota, nothing was changed: %s' % quota.describe(over), quota=extra['quota'],
+                      instances=[dict(name=d.name, uuid=d.uuid, changed=False, failed=True, msg='over quota')
+                                 for d, _ in chosen])
+
+    base.finish(base.run_each(chosen, lambda item: rs.restore(ctx, item[0], opts)), 'vm_restore', **extra)
+
+
+if __name__ == '__main__':
+    main()

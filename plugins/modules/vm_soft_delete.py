@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: vm_soft_delete
+short_description: Soft delete libvirt domains, recoverable until their reclaim_at
+version_added: 0.1.0
+description:
+  - Shuts each selected domain down the way a guest expects (an ACPI shutdown, re-sent every
+    O(shutdown_retry_interval) until O(shutdown_timeout), then a destroy), or saves its memory with O(mode=managed_save),
+    and marks it V(soft_deleted) with C(deleted_at) and a C(reclaim_at) fixed now. Its quota is released.
+  - The domain stays defined and its disks and volumes are untouched, so M(deferred.libvirt.vm_restore) can bring it
+    back until C(reclaim_at); then the reclaim sweep (M(deferred.libvirt.vm_reclaim)) terminates it.
+  - Soft-deleting an already soft-deleted domain changes nothing and keeps its C(deleted_at) and C(reclaim_at): the
+    retention clock is not reset.
+  - A domain left in C(task_state=soft_deleting) by an interrupted run is finished by running the module again.
+  - Many domains shut down concurrently, so a batch takes about as long as its slowest guest.
+  - With an effective C(reclaim_interval) of V(0) (as Nova's C(reclaim_instance_interval=0)), the domain is terminated
+    at once, as M(deferred.libvirt.vm_terminate) does.
+extends_documentation_fragment:
+  - deferred.libvirt.connection
+  - deferred.libvirt.connection.SELECTION
+  - deferred.libvirt.lifecycle
+  - deferred.libvirt.lifecycle.TERMINATE
+  - deferred.libvirt.openstack
+  - deferred.libvirt.attributes
+  - deferred.libvirt.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: full
+    details: Reports which domains would be soft-deleted and their C(reclaim_at).
+  diff_mode:
+    support: full
+options:
+  name:
+    description:
+      - One of O(name) and O(query) is required.
+  reclaim_interval:
+    description:
+      - How long a soft-deleted domain stays recoverable. The domain's own
+        O(deferred.libvirt.vm_attributes#module:reclaim_interval) wins over this.
+      - Seconds or a string such as V(90s), V(15m), V(12h), V(7d). V(0) terminates at once.
+    type: raw
+    default: 7d
+  shutdown_timeout:
+    description:
+      - How long to wait for the guest's own ACPI shutdown before destroying it. V(0) destroys at once.
+      - When not set, the domain's own O(deferred.libvirt.vm_attributes#module:shutdown_timeout) applies, else 60 seconds.
+    type: raw
+  shutdown_retry_interval:
+    description:
+      - How often to re-send the ACPI shutdown while waiting; a shutdown sent before the guest listens is lost.
+    type: raw
+    default: 10
+  mode:
+    description:
+      - V(shutdown) shuts the guest down. V(managed_save) saves its memory with libvirt's managed save instead, so a
+        restore resumes it where it was.
+    type: str
+    choices: [shutdown, managed_save]
+    default: shutdown
+author:
+  - deferred.libvirt developers
+'''
+
+EXAMPLES = r'''
+- name: Soft delete two guests, keep them for three days
+  deferred.libvirt.vm_soft_delete:
+    name: [web01, web02]
+    project: web
+    reclaim_interval: 3d
+
+- name: Soft delete everything stopped in project ci, saving memory of those still running
+  deferred.libvirt.vm_soft_delete:
+    project: ci
+    query: "[?vm_state=='stopped' || vm_state=='active']"
+    mode: managed_save
+
+- name: A guest that is slow to shut down
+  deferred.libvirt.vm_soft_delete:
+    name: db01
+    shutdown_timeout: 5m
+    shutdown_retry_interval: 30s
+'''
+
+RETURN = r'''
+instances:
+  description: One result per selected domain.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Domain name., type: str}
+    uuid: {description: Domain UUID., type: str}
+    changed: {description: Whether the domain was (or would be, in check mode) soft-deleted., type: bool}
+    failed: {description: Whether this domain failed., type: bool}
+    msg: {description: Why it failed, or a note., type: str}
+    action: {description: "V(soft_deleted), V(terminated), V(none), V(would_soft_delete) (check mode).", type: str}
+    resumed: {description: Whether this run finished an interrupted soft delete., type: bool}
+    deleted_at: {description: When it was soft-deleted (UTC ISO 8601)., type: str}
+    reclaim_at: {description: When the reclaim sweep may terminate it (UTC ISO 8601)., type: str}
+    mode: {description: V(shutdown) or V(managed_save)., type: str}
+    clean_shutdown: {description: Whether the guest shut down by itself (false when it was destroyed)., type: bool}
+    shutdown_attempts: {description: How many ACPI shutdowns were sent., type: int}
+    shutdown_seconds: {description: How long the shutdown took., type: float}
+    seconds: {description: How long the whole soft delete of this domain took., type: float}
+    record: {description: The lifecycle record after, as M(deferred.libvirt.vm_info) reports it., type: dict}
+request_id:
+  description: The id of this request, as in the event journal and the domains' history.
+  returned: always
+  type: str
+'''
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as sd
+from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
+from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
+
+
+def main():
+    base = LifecycleModule(dict(
+        reclaim_interval=dict(type='raw', default='7d'),
+        shutdown_timeout=dict(type='raw'),
+        shutdown_retry_interval=dict(type='raw', default=10),
+        mode=dict(type='str', default='shutdown', choices=['shutdown', 'managed_save']),
+    ), require_selection=True, lifecycle=True, terminate=True)
+    opts = sd.SoftDeleteOptions(
+        reclaim_interval=base.duration('reclaim_interval'),
+        shutdown_timeout=base.duration('shutdown_timeout'),
+        shutdown_retry_interval=base.duration('shutdown_retry_interval', allow_zero=False),
+        mode=base.params['mode'], force=base.params['force'])
+    term_opts = base.terminate_options(shutdown_timeout=None)
+    lock_timeout = base.duration('lock_timeout')
+    pairs = base.snapshot()
+    chosen = base.select(pairs)
+    ctx = lc.Context(base, base.state_dir(), lock_timeout=lock_timeout)
+    everyone = [d for d, _ in pairs]
+
+    def work(item):
+        domain = item[0]
+        if domain.record and not domain.record_error and sd.effective_interval(domain.record, opts) == 0 \
+                or (not domain.record and opts.reclaim_interval == 0):
+            if (domain.record or {}).get('vm_state') != 'soft_deleted':
+                return term.terminate(ctx, domain, term_opts, everyone, action='soft delete with reclaim_interval 0')
+        return sd.soft_delete(ctx, domain, opts)
+
+    base.finish(base.run_each(chosen, work), 'vm_soft_delete')
+
+
+if __name__ == '__main__':
+    main()

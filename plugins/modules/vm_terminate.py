@@ -1,0 +1,148 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: vm_terminate
+short_description: Terminate (force delete) libvirt domains and clean up their Cinder volumes
+version_added: 0.1.0
+description:
+  - Deletes each selected domain for good, in any state (Nova's force delete), in this order
+    - set C(task_state=deleting), write a tombstone in O(state_dir) with every volume still to handle,
+    destroy the domain (a clean shutdown first only when O(shutdown_timeout) is given), delete the local disks it
+    owns (volumes of libvirt storage pools, files under O(instance_dirs)), undefine it with every flag its definition
+    needs (managed save, snapshot and checkpoint metadata, NVRAM, TPM), then detach its Cinder volumes and delete
+    those marked C(delete_on_termination), waiting until they are gone.
+  - Disks it does not own (outside O(instance_dirs), symbolic links pointing out of them, disks shared with another
+    domain, CD-ROMs, read-only and shareable disks) are left in place and reported.
+  - Volumes are those in the lifecycle record plus any Cinder says are attached to the domain's UUID; volumes only
+    Cinder knows about are detached and kept.
+  - If Cinder is down or refuses, the domain is still terminated; the pending detach and delete stay in the tombstone,
+    the result lists them in RV(instances[].volumes_pending) with a warning, and the next run of this module for the same name or
+    the next M(deferred.libvirt.vm_reclaim) finishes them. No volume is forgotten.
+  - A domain that is already gone is V(changed=false) (pending Cinder work in its tombstone is retried).
+extends_documentation_fragment:
+  - deferred.libvirt.connection
+  - deferred.libvirt.connection.SELECTION
+  - deferred.libvirt.lifecycle
+  - deferred.libvirt.lifecycle.TERMINATE
+  - deferred.libvirt.openstack
+  - deferred.libvirt.attributes
+  - deferred.libvirt.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: full
+    details: Lists what would be destroyed, deleted, detached and kept.
+  diff_mode:
+    support: full
+options:
+  name:
+    description:
+      - One of O(name) and O(query) is required. Names of domains already terminated (with a tombstone) are accepted.
+  shutdown_timeout:
+    description:
+      - Try a clean ACPI shutdown for this long before destroying. Not set means destroy at once.
+    type: raw
+  shutdown_retry_interval:
+    description:
+      - How often to re-send the ACPI shutdown while waiting.
+    type: raw
+    default: 10
+author:
+  - deferred.libvirt developers
+'''
+
+EXAMPLES = r'''
+- name: Terminate a guest and clean up its Cinder volumes
+  deferred.libvirt.vm_terminate:
+    name: db01
+    cloud: mycloud
+
+- name: What would terminating project ci's trash remove?
+  deferred.libvirt.vm_terminate:
+    project: ci
+    query: "[?vm_state=='soft_deleted']"
+    cloud: mycloud
+  check_mode: true
+'''
+
+RETURN = r'''
+instances:
+  description: One result per selected domain.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Domain name., type: str}
+    uuid: {description: Domain UUID., type: str}
+    changed: {description: Whether anything was (or would be) done., type: bool}
+    failed: {description: Whether this domain failed., type: bool}
+    msg: {description: Why it failed., type: str}
+    action: {description: "V(terminated), V(none), V(pending_finished) or V(would_terminate).", type: str}
+    disks_deleted: {description: Real paths of the local disks deleted., type: list, elements: str}
+    disks_kept: {description: Disks left in place, each with its path and the reason., type: list, elements: dict}
+    undefine_flags: {description: The libvirt undefine flags used., type: list, elements: str}
+    volumes_detached: {description: Cinder volumes detached., type: list, elements: str}
+    volumes_deleted: {description: Cinder volumes deleted (delete_on_termination)., type: list, elements: str}
+    volumes_kept: {description: Cinder volumes detached and kept., type: list, elements: str}
+    volumes_pending:
+      description: Cinder work that could not be done now, kept in the tombstone for the next reclaim (id, error).
+      type: list
+      elements: dict
+    warnings: {description: Warnings for this domain., type: list, elements: str}
+request_id:
+  description: The id of this request, as in the event journal and the tombstones.
+  returned: always
+  type: str
+'''
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
+from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
+
+
+def main():
+    base = LifecycleModule(dict(
+        shutdown_timeout=dict(type='raw'),
+        shutdown_retry_interval=dict(type='raw', default=10),
+    ), require_selection=True, lifecycle=True, terminate=True)
+    opts = base.terminate_options(shutdown_timeout=base.duration('shutdown_timeout'),
+                                  shutdown_retry_interval=base.duration('shutdown_retry_interval', allow_zero=False))
+    lock_timeout = base.duration('lock_timeout')
+    state = base.state_dir()
+    pairs = base.snapshot()
+    live = set(v['uuid'] for _, v in pairs)
+    tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
+    # Names of terminated domains select their tombstone, so a re-run is a no-op (or finishes pending work).
+    for tomb in tombs.values():
+        pairs.append((None, inv.describe_tombstone(tomb)))
+    chosen = base.select(pairs)
+    ctx = lc.Context(base, state, lock_timeout=lock_timeout)
+    everyone = [d for d, _ in pairs if d is not None]
+
+    def work(item):
+        domain, view = item
+        if domain is None:
+            tomb = tombs[view['uuid']]
+            if not tomb.get('volumes_pending') and tomb.get('cinder_checked'):
+                return {'name': view['name'], 'uuid': view['uuid'], 'changed': False, 'action': 'none',
+                        'msg': 'already terminated at %s' % tomb.get('terminated_at')}
+            if base.check_mode:
+                return {'name': view['name'], 'uuid': view['uuid'], 'changed': True, 'action': 'would_finish_pending',
+                        'volumes_pending': tomb.get('volumes_pending')}
+            summary = term.settle_tombstone(ctx, tomb, opts)
+            return dict(summary, name=view['name'], uuid=view['uuid'], action='pending_finished',
+                        changed=bool(summary['volumes_detached'] or summary['volumes_deleted'] or summary['volumes_kept']))
+        return term.terminate(ctx, domain, opts, everyone)
+
+    base.finish(base.run_each(chosen, work, label=lambda item: item[1]['name']), 'vm_terminate')
+
+
+if __name__ == '__main__':
+    main()
