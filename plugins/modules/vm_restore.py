@@ -42,14 +42,14 @@ options:
       - One of O(name) and O(query) is required.
   quota:
     description:
-      - Per-project limits, C({project: {instances: N, cores: N, ram_mb: N}}); V(-1) is unlimited, a missing resource
-        is unlimited, and a V(default) entry applies to projects not listed. No quota, no check.
+      - 'Per-project limits, C({project: {instances: N, cores: N, ram_mb: N}}); V(-1) is unlimited, a missing resource
+        is unlimited, and a V(default) entry applies to projects not listed. No quota, no check.'
     type: dict
   usage:
     description:
-      - Current usage per project, C({project: {instances: N, cores: N, ram_mb: N}}), as the C(deferred.libvirt.quota)
-        role computes it across the fleet. Without it, the usage of this hypervisor's domains is used (soft-deleted
-        domains do not count).
+      - 'Current usage per project, C({project: {instances: N, cores: N, ram_mb: N}}), as the C(deferred.libvirt.quota)
+        role computes it across the fleet. Without it, the usage of the domains on this hypervisor is used (soft-deleted
+        domains do not count).'
     type: dict
   start_timeout:
     description:

@@ -17,7 +17,7 @@ description:
     and marks it V(soft_deleted) with C(deleted_at) and a C(reclaim_at) fixed now. Its quota is released.
   - The domain stays defined and its disks and volumes are untouched, so M(deferred.libvirt.vm_restore) can bring it
     back until C(reclaim_at); then the reclaim sweep (M(deferred.libvirt.vm_reclaim)) terminates it.
-  - Soft-deleting an already soft-deleted domain changes nothing and keeps its C(deleted_at) and C(reclaim_at): the
+  - Soft-deleting an already soft-deleted domain changes nothing and keeps its C(deleted_at) and C(reclaim_at); the
     retention clock is not reset.
   - A domain left in C(task_state=soft_deleting) by an interrupted run is finished by running the module again.
   - Many domains shut down concurrently, so a batch takes about as long as its slowest guest.

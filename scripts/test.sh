@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+#
+# Every test of the collection, on a fresh machine or an old one:
+#   1. installs and starts what the tests need (libvirtd + QEMU, the test
+#      guests' boot files, the Python environment, Cinder + RabbitMQ, a second
+#      hypervisor reached over SSH),
+#   2. runs the unit tests, ansible-test sanity, ansible-lint and the
+#      integration tests against the real hypervisor and the real Cinder,
+#   3. stops Cinder again.
+# Usage: scripts/test.sh [unit|sanity|lint|integration]...   (default: all)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint integration)
+want() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+
+started=$(date +%s)
+step "hypervisor: libvirtd + QEMU"
+bash tests/testbed/hypervisor.sh up
+step "python environment"
+bash scripts/venv.sh
+export PATH=$root/.venv/bin:$PATH
+
+# pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+run_pytest() { python -m pytest "$@"; }
+
+if want unit; then
+  step "unit tests"
+  run_pytest -q tests/unit
+fi
+if want sanity; then
+  step "ansible-test sanity"
+  bash tests/sanity.sh
+fi
+if want lint; then
+  step "ansible-lint (roles and playbooks)"
+  ansible-lint roles playbooks
+fi
+if want integration; then
+  step "test guests, Cinder, second hypervisor"
+  bash tests/testbed/build_guest.sh
+  bash tests/testbed/cinder.sh up
+  trap 'bash tests/testbed/cinder.sh down || true' EXIT
+  [ ! -f tests/testbed/fleet.sh ] || bash tests/testbed/fleet.sh up
+  step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
+  run_pytest -q -p no:cacheprovider tests/integration
+fi
+step "all tests passed in $(( $(date +%s) - started )) s"
