@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""vm_info against libvirt's test:///default: run as Ansible runs it (ad hoc), and in process.
+
+The test driver's state does not outlive an ad-hoc run, which sees only the
+default running domain ``test``; the in-process runs (cheaper, no Ansible
+plumbing involved) share the state of the test's ``conn``.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
+
+URI = 'test:///default'
+TEST_UUID = '6695eb01-f6a4-8304-79aa-97f2502e193f'
+RECORD_KEYS = set([
+    'name', 'uuid', 'managed', 'persistent', 'power_state', 'managed_save', 'vcpus', 'memory_mb', 'metadata_error',
+    'vm_state', 'task_state', 'deleted_at', 'reclaim_at', 'soft_delete_mode', 'project', 'user', 'locked',
+    'lock_reason', 'protected', 'reclaim_interval', 'shutdown_timeout', 'volumes', 'disks', 'history', 'anomalies',
+])
+
+
+def test_reports_every_domain_with_its_lifecycle_record(run_module, tmp_path):
+    run = run_module('vm_info', {'uri': URI, 'state_dir': str(tmp_path / 'state')})
+    assert (run.rc, run.status) == (0, 'SUCCESS'), run.stdout + run.stderr
+    result = run.result
+    assert result['changed'] is False
+    assert len(result['instances']) == 1
+    test = result['instances'][0]
+    assert set(test) == RECORD_KEYS
+    assert (test['name'], test['uuid']) == ('test', TEST_UUID)
+    assert (test['managed'], test['vm_state'], test['power_state']) == (False, 'active', 'running')
+    assert (test['vcpus'], test['memory_mb']) == (2, 8192)
+    assert test['disks'] == [{'target': 'vda', 'device': 'disk', 'type': 'file', 'path': '/guest/diskimage1',
+                              'pool': None, 'volume': None}]
+    assert result['usage'] == {}
+
+
+def test_the_records_are_also_facts(run_module):
+    result = run_module('vm_info', {'uri': URI}).result
+    assert result['ansible_facts'] == {'deferred_libvirt_instances': result['instances'],
+                                       'deferred_libvirt_usage': result['usage']}
+
+
+def test_reading_changes_nothing_on_disk(run_module, tmp_path):
+    run_module('vm_info', {'uri': URI, 'state_dir': str(tmp_path / 'state'), 'include_deleted': True})
+    assert not (tmp_path / 'state').exists()
+
+
+def test_select_by_uuid(conn, run_in_process):
+    result = run_in_process('vm_info', {'uri': URI, 'name': TEST_UUID.upper()})
+    assert [i['name'] for i in result['instances']] == ['test']
+
+
+def test_select_by_query(conn, run_in_process):
+    result = run_in_process('vm_info', {'uri': URI, 'query': "[?power_state=='running'].name"})
+    assert [i['name'] for i in result['instances']] == ['test']
+
+
+def test_a_project_sees_none_of_the_unowned_domains(conn, run_in_process):
+    result = run_in_process('vm_info', {'uri': URI, 'project': 'web'})
+    assert result['instances'] == []
+    assert result['usage'] == {}
+
+
+def test_terminated_domains_are_reported_from_their_tombstones(conn, run_in_process, tmp_path):
+    state = StateDir(str(tmp_path / 'state'))
+    state.write_tombstone({'name': 'old01', 'uuid': '11111111-2222-3333-4444-555555555555', 'project': 'web',
+                           'terminated_at': '2024-05-09T00:00:00Z', 'volumes_pending': []})
+    result = run_in_process('vm_info', {'uri': URI, 'state_dir': state.path, 'include_deleted': True})
+    shown = dict((i['name'], i['vm_state']) for i in result['instances'])
+    assert shown == {'test': 'active', 'old01': 'deleted'}
+
+
+def test_check_mode_reports_the_same(run_module):
+    run = run_module('vm_info', {'uri': URI}, check=True)
+    assert run.rc == 0
+    assert [i['name'] for i in run.result['instances']] == ['test']
+
+
+# -- bad input: a clear message, nothing changed ---------------------------------
+
+def fails(run, msg):
+    assert run.rc != 0
+    assert run.failed
+    assert run.msg == msg
+    return True
+
+
+def test_unknown_domain(run_module):
+    assert fails(run_module('vm_info', {'uri': URI, 'name': ['test', 'nope', 'gone']}),
+                 'no domain named nope, gone on this hypervisor; nothing was changed')
+
+
+def test_named_domain_of_another_project(conn, run_in_process):
+    result = run_in_process('vm_info', {'uri': URI, 'name': 'test', 'project': 'web'})
+    assert result['failed'] is True
+    assert result['msg'] == 'not in project web: test (project none); nothing was changed'
+
+
+def test_invalid_jmespath(run_module):
+    run = run_module('vm_info', {'uri': URI, 'query': '[?vm_state==]'})
+    assert run.rc != 0
+    assert run.msg.startswith("query '[?vm_state==]' is not a valid JMESPath expression: ")
+    assert run.msg.endswith('; nothing was changed')
+
+
+def test_query_that_gives_no_list(conn, run_in_process):
+    result = run_in_process('vm_info', {'uri': URI, 'query': 'length(@)'})
+    assert result['failed'] is True
+    assert result['msg'] == "query 'length(@)' gives int, not a list of domains; nothing was changed"
+
+
+def test_name_with_query(run_module):
+    assert fails(run_module('vm_info', {'uri': URI, 'name': 'test', 'query': '[]'}),
+                 'parameters are mutually exclusive: name|query')
+
+
+def test_unknown_option(run_module):
+    run = run_module('vm_info', {'uri': URI, 'reclaim_at': 'now'})
+    assert run.rc != 0
+    assert run.msg.startswith('Unsupported parameters for (deferred.libvirt.vm_info) module: reclaim_at.')
+
+
+def test_unreachable_hypervisor(run_module):
+    uri = 'qemu+unix:///system?socket=/nonexistent'
+    run = run_module('vm_info', {'uri': uri})
+    assert run.rc != 0
+    assert run.msg.startswith('cannot connect to the hypervisor at %s: ' % uri)
+    assert '/nonexistent' in run.msg
+
+
+def test_empty_name_list(run_module):
+    assert fails(run_module('vm_info', {'uri': URI, 'name': []}),
+                 'name is an empty list: name at least one domain, or use query; nothing was changed')
+
+
+def test_the_failure_is_printed_for_the_operator(run_module):
+    run = run_module('vm_info', {'uri': URI, 'name': 'nope'})
+    assert 'localhost | FAILED! => ' in run.stdout
+    assert '"msg": "no domain named nope on this hypervisor; nothing was changed"' in run.stdout
