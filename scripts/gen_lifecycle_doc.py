@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Write the state machine section of docs/lifecycle.md from plugins/module_utils/_states.py.
@@ -44,7 +43,7 @@ def table(states):
 
 def render(text, states):
     head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
+    dummy, tail = rest.split(END, 1)
     return head + BEGIN + '\n' + table(states) + '\n' + END + tail
 
 

@@ -25,7 +25,7 @@ def test_every_module_has_rendered_docs_examples_and_return_values():
         os.symlink(ROOT, link)
     doc = os.path.join(os.path.dirname(sys.executable), 'ansible-doc')
     for module in ('vm_info', 'vm_attributes', 'vm_soft_delete', 'vm_restore', 'vm_terminate', 'vm_reclaim'):
-        out = subprocess.run([doc, 'deferred.libvirt.%s' % module], env=env, capture_output=True, text=True)
+        out = subprocess.run([doc, 'deferred.libvirt.%s' % module], env=env, capture_output=True, text=True, check=False)
         assert out.returncode == 0, out.stderr
         for section in ('OPTIONS', 'EXAMPLES', 'RETURN VALUES'):
             assert section in out.stdout, '%s: no %s in ansible-doc output' % (module, section)
