@@ -15,15 +15,15 @@ __metaclass__ = type
 
 import time
 
-try:
-    import openstack
-    import openstack.exceptions
-    HAS_OPENSTACKSDK = True
-except ImportError:
-    openstack = None
-    HAS_OPENSTACKSDK = False
+from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+
+# openstacksdk takes about half a second to import: only runs that talk to Cinder pay for it (see _sdk).
+_SDK = {}
 
 DEFAULT_WAIT = 120
+DEFAULT_API_TIMEOUT = 60
+# Seconds between looks at a volume being detached or deleted.
+POLL = 0.1
 
 
 class CinderUnavailable(Exception):
@@ -34,9 +34,16 @@ def configured(params):
     return bool(params.get('cloud') or params.get('auth'))
 
 
-def connect(params):
-    """An openstacksdk connection from the module's openstack options (the same names as openstack.cloud)."""
-    if not HAS_OPENSTACKSDK:
+def connect(params, no_log_values=None):
+    """An openstacksdk connection from the module's openstack options (the same names as openstack.cloud).
+
+    Secrets of the configuration (from ``auth``, a ``cloud`` dict or clouds.yaml)
+    are added to ``no_log_values``, so Ansible masks them wherever they would
+    show. Without an ``api_timeout``, requests time out after DEFAULT_API_TIMEOUT
+    seconds: a hung Cinder must leave pending work, not a hung terminate.
+    """
+    openstack = _sdk()
+    if openstack is None:
         raise CinderUnavailable('openstacksdk is not installed (pip install openstacksdk)')
     cloud = params.get('cloud')
     kwargs = {}
@@ -50,9 +57,31 @@ def connect(params):
         if params.get(option) is not None:
             kwargs[key] = params[option]
     try:
-        return openstack.connect(**kwargs)
+        conn = openstack.connect(**kwargs)
     except Exception as exc:  # openstacksdk raises many kinds for bad config
         raise CinderUnavailable('cannot configure the Cinder connection: %s' % _safe(exc))
+    if no_log_values is not None:
+        no_log_values.update(secrets(conn.config.config))
+    # The session is made on first use, so this still applies.
+    if conn.config.config.get('api_timeout') is None:
+        conn.config.config['api_timeout'] = DEFAULT_API_TIMEOUT
+    return conn
+
+
+SECRET_KEYS = ('password', 'token', 'secret', 'passcode', 'key')
+
+
+def secrets(config):
+    """Every secret string in an openstacksdk configuration (nested dicts included), to mask in output."""
+    found = set()
+    if isinstance(config, dict):
+        for key, value in config.items():
+            if isinstance(value, dict):
+                found |= secrets(value)
+            elif isinstance(value, str) and value and any(word in str(key).lower() for word in SECRET_KEYS) \
+                    and not str(key).lower().endswith(('_file', 'file', '_id', '_name')):
+                found.add(value)
+    return found
 
 
 def _safe(exc):
@@ -61,8 +90,21 @@ def _safe(exc):
     return text[:300]
 
 
+def _sdk():
+    """The openstack package, imported on first use; None when openstacksdk is not installed."""
+    if 'module' not in _SDK:
+        try:
+            import openstack
+            import openstack.exceptions  # noqa: F401 (used as openstack.exceptions)
+            _SDK['module'] = openstack
+        except ImportError:
+            _SDK['module'] = None
+    return _SDK['module']
+
+
 def _not_found(exc):
-    return HAS_OPENSTACKSDK and isinstance(exc, openstack.exceptions.ResourceNotFound)
+    openstack = _SDK.get('module')
+    return openstack is not None and isinstance(exc, openstack.exceptions.ResourceNotFound)
 
 
 def server_attachments(conn, server_uuid):
@@ -70,7 +112,9 @@ def server_attachments(conn, server_uuid):
     try:
         found = {}
         for att in conn.block_storage.attachments(instance_id=server_uuid):
-            found.setdefault(att.volume_id, []).append(att.id)
+            # Checked here too: a Cinder that ignored the filter must not make us detach other servers' volumes.
+            if att.instance == server_uuid:
+                found.setdefault(att.volume_id, []).append(att.id)
         return found
     except Exception as exc:
         raise CinderUnavailable('cannot list Cinder attachments of %s: %s' % (server_uuid, _safe(exc)))
@@ -79,10 +123,12 @@ def server_attachments(conn, server_uuid):
 def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT):
     """Detach ``volumes`` from ``server_uuid`` and delete those marked delete_on_termination.
 
-    ``volumes`` are dicts with id and delete_on_termination (the record's list
-    and whatever Cinder says is attached). Returns (done, pending): done items
-    say what happened to each volume, pending ones carry the error. Raises
-    CinderUnavailable when Cinder cannot even list the attachments.
+    ``volumes`` are dicts with id and delete_on_termination (the record's list);
+    volumes Cinder says are attached to the server but the list lacks are added,
+    to be detached and kept. Returns (done, pending): done items say what
+    happened to each volume (detached, deleted, kept, missing, seconds),
+    pending ones carry the error. Raises CinderUnavailable when Cinder cannot
+    even list the attachments; then nothing was changed.
     """
     attached = server_attachments(conn, server_uuid)
     known = set(v['id'] for v in volumes)
@@ -90,24 +136,31 @@ def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT):
                                for vid in sorted(attached) if vid not in known]
     done, pending = [], []
     for vol in volumes:
+        began = time.monotonic()
         try:
             outcome = _settle_one(conn, server_uuid, vol, attached.get(vol['id'], []), wait_timeout)
-            done.append(dict(vol, **outcome))
+            done.append(dict(vol, seconds=round(time.monotonic() - began, 3), **outcome))
         except Exception as exc:
             pending.append(dict(vol, error='volume %s: %s' % (vol['id'], _safe(exc))))
     return done, pending
+
+
+def plan(conn, server_uuid, volumes):
+    """Check mode: what settle() would do, from a read-only look at Cinder's attachments."""
+    attached = server_attachments(conn, server_uuid)
+    known = set(v['id'] for v in volumes)
+    every = list(volumes) + [{'id': vid, 'delete_on_termination': False, 'discovered': True}
+                             for vid in sorted(attached) if vid not in known]
+    return every
 
 
 def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout):
     bs = conn.block_storage
     outcome = {'detached': False, 'deleted': False, 'kept': False, 'missing': False}
     for att_id in attachment_ids:
-        try:
-            bs.delete_attachment(att_id)
-            outcome['detached'] = True
-        except Exception as exc:
-            if not _not_found(exc):
-                raise
+        # ignore_missing: an attachment another run already deleted is fine.
+        bs.delete_attachment(att_id, ignore_missing=True)
+        outcome['detached'] = True
     try:
         volume = bs.get_volume(vol['id'])
     except Exception as exc:
@@ -121,24 +174,37 @@ def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout):
         if legacy.get('server_id') == server_uuid and legacy.get('attachment_id') not in attachment_ids:
             bs.detach_volume(volume, legacy.get('attachment_id'))
             outcome['detached'] = True
+    lc.failpoint('terminate.after_detach')
     if not vol.get('delete_on_termination'):
         outcome['kept'] = True
         return outcome
-    volume = _wait_not_busy(bs, volume, wait_timeout)
-    try:
-        bs.delete_volume(volume)
-    except Exception as exc:
-        if not _not_found(exc):
-            raise
-    bs.wait_for_delete(volume, interval=0.5, wait=wait_timeout)
+    volume = _wait_not_busy(bs, volume, server_uuid, wait_timeout)
+    others = sorted(set(a.get('server_id') for a in volume.attachments or [] if a.get('server_id') != server_uuid))
+    if others:
+        # Marked for deletion with this domain, but now in use by another server: never delete that.
+        outcome.update(kept=True, note='attached to server(s) %s; not deleted' % ', '.join(str(o) for o in others))
+        return outcome
+    if volume.status != 'deleting':  # a delete asked for by an earlier, interrupted run is under way
+        try:
+            bs.delete_volume(volume)
+        except Exception as exc:
+            if not _not_found(exc):
+                raise
+    # Cinder's own delete takes ~0.15 s: poll at its pace, not at seconds (a poll is one cheap GET).
+    bs.wait_for_delete(volume, interval=POLL, wait=wait_timeout)
     outcome['deleted'] = True
     return outcome
 
 
-def _wait_not_busy(bs, volume, wait_timeout):
-    """Wait until a detach has brought the volume out of in-use/detaching, so Cinder accepts the delete."""
+def _wait_not_busy(bs, volume, server_uuid, wait_timeout):
+    """Wait until our detach has brought the volume out of in-use/detaching, so Cinder accepts the delete.
+
+    A volume still attached to another server is returned at once, as it is.
+    """
     deadline = time.monotonic() + wait_timeout
     while volume.status in ('in-use', 'detaching', 'attaching', 'reserved') and time.monotonic() < deadline:
-        time.sleep(0.3)
+        if any(a.get('server_id') != server_uuid for a in volume.attachments or []):
+            break
+        time.sleep(POLL)
         volume = bs.get_volume(volume.id)
     return volume

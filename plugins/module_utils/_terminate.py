@@ -14,17 +14,14 @@ __metaclass__ = type
 
 import copy
 import os
+import struct
+import threading
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
-
-try:
-    import libvirt
-except ImportError:
-    libvirt = None
 
 DEFAULT_INSTANCE_DIRS = ['/var/lib/libvirt/images']
 
@@ -35,17 +32,19 @@ class Skip(Exception):
 
 class TerminateOptions(object):
     def __init__(self, instance_dirs=None, shutdown_timeout=None, shutdown_retry_interval=10, force=False,
-                 cinder_params=None, volume_wait_timeout=cinder.DEFAULT_WAIT):
+                 cinder_params=None, volume_wait_timeout=cinder.DEFAULT_WAIT, no_log_values=None):
         self.instance_dirs = [os.path.realpath(d) for d in (instance_dirs or DEFAULT_INSTANCE_DIRS)]
         self.shutdown_timeout = shutdown_timeout
         self.shutdown_retry_interval = shutdown_retry_interval
         self.force = force
         self.cinder_params = cinder_params or {}
         self.volume_wait_timeout = volume_wait_timeout
+        # The module's set of values Ansible masks in its output; Cinder secrets are added when they are read.
+        self.no_log_values = no_log_values if no_log_values is not None else set()
 
 
 def disk_paths(conn, domain):
-    """Real paths of the domain's file and pool-volume disks: {real path: target}."""
+    """Real paths of the domain's file, block and pool-volume disks: {real path: target}."""
     paths = {}
     for disk in domain.disks():
         path = disk['path']
@@ -59,15 +58,71 @@ def disk_paths(conn, domain):
     return paths
 
 
+QCOW2_MAGIC = b'QFI\xfb'
+
+
+def backing_files(path, most=16):
+    """Real paths of the qcow2 backing chain below ``path`` (not itself), read from the image headers.
+
+    Reading the header ourselves costs one small read per image, where
+    qemu-img would cost a process per disk of every domain on the host.
+    """
+    chain = []
+    current = path
+    for dummy in range(most):
+        try:
+            with open(current, 'rb') as handle:
+                header = handle.read(20)
+                if len(header) < 20 or header[:4] != QCOW2_MAGIC:
+                    break
+                offset = struct.unpack('>Q', header[8:16])[0]
+                size = struct.unpack('>I', header[16:20])[0]
+                if not offset or not size or size > 4096:
+                    break
+                handle.seek(offset)
+                name = handle.read(size).decode('utf-8', 'replace')
+        except (IOError, OSError):
+            break
+        if ':' in name.split('/', 1)[0]:
+            break  # a protocol (nbd:, rbd:, json:), not a file
+        backing = os.path.realpath(os.path.join(os.path.dirname(current), name))
+        if backing in chain or backing == os.path.realpath(path):
+            break
+        chain.append(backing)
+        current = backing
+    return chain
+
+
 def shared_paths(conn, domains, me):
-    """{real path: [other domain names]} for every disk of the other domains."""
-    shared = {}
+    """What the other domains use: ({real path: [names]} of their disks, {real path: [names]} of their backing files)."""
+    disks, backing = {}, {}
     for other in domains:
         if other is None or other.uuid == me.uuid:
             continue
-        for path in disk_paths(conn, other):
-            shared.setdefault(path, []).append(other.name)
-    return shared
+        for path, chain in _storage_of(conn, other):
+            disks.setdefault(path, []).append(other.name)
+            for below in chain:
+                backing.setdefault(below, []).append(other.name)
+    return disks, backing
+
+
+_STORAGE_LOCK = threading.Lock()
+
+
+def _storage_of(conn, domain):
+    """[(real path, backing chain)] of a snapshot's disks, worked out once per snapshot and run.
+
+    A sweep that terminates many domains asks about every other domain each
+    time: without this, the libvirt lookups and header reads would grow with
+    the square of the number of domains.
+    """
+    # Locked: the sweep's threads all start at once, and each would otherwise work the whole host out itself.
+    with _STORAGE_LOCK:
+        cached = getattr(domain, '_storage', None)
+        if cached is None:
+            cached = [(path, backing_files(path)) for path in disk_paths(conn, domain)]
+            domain._storage = cached
+    return cached
 
 
 def _under(path, dirs):
@@ -75,7 +130,13 @@ def _under(path, dirs):
 
 
 def classify_disks(conn, domain, opts, shared):
-    """Split the domain's disks into what it owns (to delete) and what it must leave (with the reason)."""
+    """Split the domain's disks into what it owns (to delete) and what it must leave (with the reason).
+
+    Owned: volumes of libvirt storage pools and files whose real path (links
+    and ``..`` resolved) lies under ``opts.instance_dirs``, unless another
+    domain uses them as a disk or a backing file. Everything else is kept.
+    """
+    disks_of_others, backing_of_others = shared
     owned, kept = [], []
     for disk in domain.disks():
         entry = {'target': disk['target'], 'path': disk['path'], 'pool': disk['pool'], 'volume': disk['volume']}
@@ -88,19 +149,26 @@ def classify_disks(conn, domain, opts, shared):
             except hv.HypervisorError as exc:
                 kept.append(dict(entry, reason=str(exc)))
                 continue
-        elif disk['type'] == 'file' and disk['path']:
+        elif disk['type'] in ('file', 'block') and disk['path']:
             path = disk['path']
         else:
-            kept.append(dict(entry, reason='%s disk is not storage the domain owns' % disk['type']))
+            kept.append(dict(entry, reason='%s disk %s is not storage the domain owns'
+                             % (disk['type'], disk['path'] or '')))
             continue
         real = os.path.realpath(path)
         entry['real_path'] = real
-        if real in shared:
-            kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(shared[real]))))
+        if real in disks_of_others:
+            kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(disks_of_others[real]))))
+            continue
+        if real in backing_of_others:
+            kept.append(dict(entry, reason='backing file of a disk of domain(s) %s'
+                             % ', '.join(sorted(set(backing_of_others[real])))))
             continue
         pool_volume = _pool_volume(conn, real)
         if pool_volume is not None:
             owned.append(dict(entry, kind='pool_volume'))
+        elif disk['type'] == 'block':
+            kept.append(dict(entry, reason='block device %s is not a volume of a libvirt storage pool' % real))
         elif _under(real, opts.instance_dirs):
             owned.append(dict(entry, kind='file'))
         else:
@@ -116,21 +184,24 @@ def _pool_volume(conn, real):
         return None
 
 
-def delete_disk(conn, item):
-    """Delete one owned disk; a disk already gone is fine."""
+def delete_disk(conn, item, instance_dirs):
+    """Delete one owned disk; a disk already gone is fine.
+
+    A symbolic link that led to it is removed too, but only when the link
+    itself lies in an instance directory.
+    """
     real = item['real_path']
     if item['kind'] == 'pool_volume':
         vol = _pool_volume(conn, real)
         if vol is not None:
             try:
                 vol.delete(0)
-                return
             except Exception:
                 pass  # fall back to the file; the pool is refreshed on its next use
-    if os.path.lexists(real):
+    if os.path.islink(real) or os.path.isfile(real):  # never a device node or a directory
         os.unlink(real)
     link = item.get('path')
-    if link and os.path.islink(link):
+    if link and os.path.islink(link) and _under(os.path.realpath(os.path.dirname(link)), instance_dirs):
         os.unlink(link)
 
 
@@ -166,31 +237,45 @@ def terminate(ctx, domain, opts, others, action='terminate', precondition=None):
         previous_task = record.get('task_state')
         ctx.compare_and_set(domain, (previous_task,), {'task_state': 'deleting'})
         ctx.event('instance.delete.start', domain, action=action, previous_task_state=previous_task)
-        tomb = ctx.state.read_tombstone(domain.uuid) or new_tombstone(ctx, domain, record)
-        tomb['status'] = 'deleting'
-        ctx.state.write_tombstone(tomb)
-        lc.failpoint('terminate.after_tombstone')
-        if opts.shutdown_timeout:
-            stopped = hv.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval)
-        else:
-            hv.destroy(domain.dom)
-            stopped = {'clean_shutdown': False}
-        lc.failpoint('terminate.after_destroy')
-        domain = ctx.fresh(domain)
-        owned, kept = classify_disks(ctx.conn, domain, opts, shared)
-        deleted = []
-        for item in owned:
-            delete_disk(ctx.conn, item)
-            deleted.append(item['real_path'])
-        tomb.update(disks_deleted=sorted(set(tomb.get('disks_deleted', []) + deleted)), disks_kept=kept)
-        ctx.state.write_tombstone(tomb)
-        lc.failpoint('terminate.after_disks')
-        flags = hv.undefine(domain)
-        tomb.update(status='undefined', terminated_at=_record.format_time(_record.utcnow()), undefine_flags=flags)
-        ctx.state.write_tombstone(tomb)
-        lc.failpoint('terminate.after_undefine')
+        lc.failpoint('terminate.after_start')
+        try:
+            tomb = ctx.state.read_tombstone(domain.uuid) or new_tombstone(ctx, domain, record)
+            tomb['status'] = 'deleting'
+            ctx.state.write_tombstone(tomb)
+            lc.failpoint('terminate.after_tombstone')
+            if opts.shutdown_timeout:
+                stopped = hv.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval)
+            else:
+                hv.destroy(domain.dom)
+                stopped = {'clean_shutdown': False}
+            lc.failpoint('terminate.after_destroy')
+            domain = ctx.fresh(domain)
+            owned, kept = classify_disks(ctx.conn, domain, opts, shared)
+            deleted = []
+            for item in owned:
+                delete_disk(ctx.conn, item, opts.instance_dirs)
+                deleted.append(item['real_path'])
+            tomb.update(disks_deleted=sorted(set(tomb.get('disks_deleted', []) + deleted)), disks_kept=kept)
+            ctx.state.write_tombstone(tomb)
+            lc.failpoint('terminate.after_disks')
+            flags = hv.undefine(domain)
+            tomb.update(status='undefined', terminated_at=_record.format_time(_record.utcnow()), undefine_flags=flags)
+            tomb = _record.add_history(tomb, action, ctx.request_id, tomb.get('started_at'), 'success')
+            ctx.state.write_tombstone(tomb)
+            lc.failpoint('terminate.after_undefine')
+        except Exception as exc:
+            # The record keeps task_state=deleting (and the tombstone what was done): running the module again
+            # finishes the job (spec rule 7).
+            try:
+                ctx.event('instance.delete.end', domain, result='error', action=action, message=str(exc))
+            except Exception:
+                pass  # a full or read-only state_dir must not hide the error itself
+            raise lc.OperationError('domain %s: terminate failed: %s; it is left in task_state deleting, run '
+                                    'vm_terminate again to finish it' % (domain.name, exc))
     # The domain is gone; Cinder may take a while and must not hold the domain's lock.
+    began = time.monotonic()
     cinder_result = settle_tombstone(ctx, tomb, opts)
+    cinder_result['cinder_seconds'] = round(time.monotonic() - began, 3)
     warnings = []
     if tomb['volumes_pending']:
         warnings.append('domain %s is terminated but Cinder work is pending for volume(s) %s; the next vm_reclaim '
@@ -205,39 +290,78 @@ def terminate(ctx, domain, opts, others, action='terminate', precondition=None):
 
 
 def settle_tombstone(ctx, tomb, opts):
-    """Finish the Cinder work of a tombstone as far as Cinder lets us; the tombstone keeps what is left."""
+    """Finish the Cinder work of a tombstone as far as Cinder lets us; the tombstone keeps what is left.
+
+    Runs under the domain's lock (the domain is gone, the UUID's lock remains)
+    and takes the volume work from the tombstone on disk, so a terminate and a
+    reclaim sweep finishing the same tombstone never both work on a volume.
+    ``tomb`` is updated in place.
+    """
     summary = {'volumes_detached': [], 'volumes_deleted': [], 'volumes_kept': [], 'volumes_pending': []}
-    pending = tomb.get('volumes_pending') or []
-    if not cinder.configured(opts.cinder_params):
-        for vol in pending:
-            vol['error'] = 'Cinder is not configured for this run (no cloud or auth)'
-        tomb['cinder_checked'] = tomb.get('cinder_checked') or not pending
-    elif pending or not tomb.get('cinder_checked'):
-        try:
-            conn = cinder.connect(opts.cinder_params)
-            done, left = cinder.settle(conn, tomb['uuid'], pending, opts.volume_wait_timeout)
-            tomb['cinder_checked'] = True
-        except cinder.CinderUnavailable as exc:
-            done, left = [], [dict(v, error=str(exc)) for v in pending]
-        tomb['volumes_done'] = (tomb.get('volumes_done') or []) + done
-        tomb['volumes_pending'] = left
-        pending = left
-        for item in done:
-            if item.get('detached'):
-                summary['volumes_detached'].append(item['id'])
-            if item.get('deleted'):
-                summary['volumes_deleted'].append(item['id'])
-            if item.get('kept'):
-                summary['volumes_kept'].append(item['id'])
-    if not tomb.get('volumes_pending') and tomb.get('cinder_checked') and tomb.get('status') == 'undefined':
-        tomb['status'] = 'terminated'
-    ctx.state.write_tombstone(tomb)
+    with ctx.state.lock(tomb['uuid'], timeout=ctx.lock_timeout, name=tomb.get('name')):
+        on_disk = ctx.state.read_tombstone(tomb['uuid'])
+        if on_disk:
+            for key in ('volumes_pending', 'volumes_done', 'cinder_checked'):
+                tomb[key] = on_disk.get(key)
+            if on_disk.get('status') == 'terminated':
+                tomb['status'] = 'terminated'
+        pending = tomb.get('volumes_pending') or []
+        if not cinder.configured(opts.cinder_params):
+            for vol in pending:
+                vol['error'] = 'Cinder is not configured for this run (no cloud or auth)'
+            # Nothing recorded and no Cinder to ask: there is no volume work we could know of.
+            tomb['cinder_checked'] = tomb.get('cinder_checked') or not pending
+        elif pending or not tomb.get('cinder_checked'):
+            try:
+                conn = cinder.connect(opts.cinder_params, opts.no_log_values)
+                done, left = cinder.settle(conn, tomb['uuid'], pending, opts.volume_wait_timeout)
+                lc.failpoint('terminate.after_cinder')
+                tomb['cinder_checked'] = True
+            except cinder.CinderUnavailable as exc:
+                done, left = [], [dict(v, error=str(exc)) for v in pending]
+            tomb['volumes_done'] = (tomb.get('volumes_done') or []) + done
+            tomb['volumes_pending'] = left
+            pending = left
+            for item in done:
+                if item.get('detached'):
+                    summary['volumes_detached'].append(item['id'])
+                if item.get('deleted'):
+                    summary['volumes_deleted'].append(item['id'])
+                if item.get('kept'):
+                    summary['volumes_kept'].append(item['id'])
+        if not tomb.get('volumes_pending') and tomb.get('cinder_checked') and tomb.get('status') == 'undefined':
+            tomb['status'] = 'terminated'
+        ctx.state.write_tombstone(tomb)
     summary['volumes_pending'] = [dict((k, v[k]) for k in ('id', 'delete_on_termination', 'error') if k in v)
                                   for v in pending]
     return summary
 
 
+def finish_tombstone(ctx, tomb, opts):
+    """Finish what a terminate left in the tombstone of a domain that is gone; returns (summary, changed).
+
+    A run killed after undefine (or Cinder being down) leaves the delete
+    without its end in the journal: this run writes it, so the journal tells
+    how it finished.
+    """
+    was = (tomb.get('status'), len(tomb.get('volumes_pending') or []))
+    if tomb.get('status') == 'deleting':
+        # Killed between undefine and the tombstone update: the domain is gone, so it was undefined.
+        tomb.update(status='undefined', terminated_at=tomb.get('terminated_at') or _record.format_time(_record.utcnow()))
+    summary = settle_tombstone(ctx, tomb, opts)
+    changed = (tomb.get('status'), len(tomb.get('volumes_pending') or [])) != was or bool(
+        summary['volumes_detached'] or summary['volumes_deleted'] or summary['volumes_kept'])
+    if changed and not ctx.check_mode:
+        ctx.state.event('instance.delete.end', ctx.request_id, domain=tomb.get('name'), uuid=tomb.get('uuid'),
+                        project=tomb.get('project'), result='pending' if tomb.get('volumes_pending') else 'success',
+                        action='pending_finished', volumes_deleted=summary['volumes_deleted'],
+                        volumes_detached=summary['volumes_detached'],
+                        volumes_pending=[v['id'] for v in summary['volumes_pending']])
+    return summary, changed
+
+
 def _would(ctx, domain, opts, others, action, precondition):
+    """Check mode: what a terminate would destroy, delete, detach and keep; nothing is changed."""
     current = hv.refresh(ctx.conn, domain.dom)
     if current is None:
         return lc.result_for(domain, False, action='none', msg='already gone')
@@ -246,11 +370,22 @@ def _would(ctx, domain, opts, others, action, precondition):
     record = lc.guard(current, action, ctx.project, opts.force)
     lc.plan(current, 'terminate')
     owned, kept = classify_disks(ctx.conn, current, opts, shared_paths(ctx.conn, others, current))
-    vols = record.get('volumes') or []
+    vols, warnings = would_settle(current.uuid, record.get('volumes') or [], opts)
     return lc.result_for(current, True, before=lc.view(current), after={}, action='would_terminate',
                          would_destroy=hv.power_state(current.dom) not in ('shutoff',),
                          disks_deleted=[o['real_path'] for o in owned], disks_kept=kept,
                          volumes_detached=[v['id'] for v in vols],
                          volumes_deleted=[v['id'] for v in vols if v.get('delete_on_termination')],
                          volumes_kept=[v['id'] for v in vols if not v.get('delete_on_termination')],
-                         undefine_flags=hv.undefine_flags(current)[1])
+                         undefine_flags=hv.undefine_flags(current)[1], warnings=warnings)
+
+
+def would_settle(server_uuid, volumes, opts):
+    """The volumes a terminate would handle: the record's plus those Cinder says are attached (read only)."""
+    if not cinder.configured(opts.cinder_params):
+        return list(volumes), []
+    try:
+        return cinder.plan(cinder.connect(opts.cinder_params, opts.no_log_values), server_uuid, volumes), []
+    except cinder.CinderUnavailable as exc:
+        return list(volumes), ['Cinder cannot be asked which volumes are attached (%s): the volumes listed are '
+                               'those of the lifecycle record only' % exc]

@@ -19,9 +19,16 @@ description:
     needs (managed save, snapshot and checkpoint metadata, NVRAM, TPM), then detach its Cinder volumes and delete
     those marked C(delete_on_termination), waiting until they are gone.
   - Disks it does not own (outside O(instance_dirs), symbolic links pointing out of them, disks shared with another
-    domain, CD-ROMs, read-only and shareable disks) are left in place and reported.
+    domain or serving as the qcow2 backing file of another domain's disk, block devices that are not pool volumes,
+    network disks, CD-ROMs, read-only and shareable disks) are left in place and reported in
+    RV(instances[].disks_kept) with the reason.
   - Volumes are those in the lifecycle record plus any Cinder says are attached to the domain's UUID; volumes only
-    Cinder knows about are detached and kept.
+    Cinder knows about are detached and kept. A volume marked C(delete_on_termination) that is still attached to
+    another server after the detach is kept, not deleted, and reported.
+  - Without O(cloud) or O(auth), Cinder is not asked, and the record's volumes stay pending in the tombstone (a domain
+    with none has no Cinder work).
+  - Cinder secrets (O(auth), the token or password in a O(cloud) dict or in C(clouds.yaml)) are masked in the results
+    and never written to the tombstones or the event journal.
   - If Cinder is down or refuses, the domain is still terminated; the pending detach and delete stay in the tombstone,
     the result lists them in RV(instances[].volumes_pending) with a warning, and the next run of this module for the same name or
     the next M(deferred.libvirt.vm_reclaim) finishes them. No volume is forgotten.
@@ -54,7 +61,7 @@ options:
     type: raw
     default: 10
 author:
-  - deferred.libvirt developers
+  - deferred.libvirt developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -83,13 +90,30 @@ instances:
     changed: {description: Whether anything was (or would be) done., type: bool}
     failed: {description: Whether this domain failed., type: bool}
     msg: {description: Why it failed., type: str}
-    action: {description: "V(terminated), V(none), V(pending_finished) or V(would_terminate).", type: str}
-    disks_deleted: {description: Real paths of the local disks deleted., type: list, elements: str}
-    disks_kept: {description: Disks left in place, each with its path and the reason., type: list, elements: dict}
-    undefine_flags: {description: The libvirt undefine flags used., type: list, elements: str}
+    action:
+      description: "V(terminated), V(none), V(pending_finished), V(would_terminate) or V(would_finish_pending)."
+      type: str
+    clean_shutdown: {description: Whether the guest shut down by itself (only with O(shutdown_timeout))., type: bool}
+    would_destroy: {description: "Check mode only: whether the domain runs and would be destroyed.", type: bool}
+    disks_deleted: {description: Real paths of the local disks deleted (or that would be)., type: list, elements: str}
+    disks_kept:
+      description:
+        - Disks left in place, each with C(target), C(path), C(real_path) and the C(reason) (outside O(instance_dirs),
+          shared with or the backing file of another domain's disk, read-only, CD-ROM, network or block device).
+      type: list
+      elements: dict
+    undefine_flags:
+      description: The libvirt undefine flags used (or that would be), by their C(VIR_DOMAIN_UNDEFINE_*) names.
+      type: list
+      elements: str
     volumes_detached: {description: Cinder volumes detached., type: list, elements: str}
     volumes_deleted: {description: Cinder volumes deleted (delete_on_termination)., type: list, elements: str}
-    volumes_kept: {description: Cinder volumes detached and kept., type: list, elements: str}
+    volumes_kept:
+      description: Cinder volumes detached and kept, those only Cinder knew were attached included.
+      type: list
+      elements: str
+    seconds: {description: How long the terminate of this domain took., type: float}
+    cinder_seconds: {description: "How long the Cinder part (listing, detaching, deleting, waiting) took.", type: float}
     volumes_pending:
       description: Cinder work that could not be done now, kept in the tombstone for the next reclaim (id, error).
       type: list
@@ -117,14 +141,14 @@ def main():
     lock_timeout = base.duration('lock_timeout')
     state = base.state_dir()
     pairs = base.snapshot()
-    live = set(v['uuid'] for _, v in pairs)
+    live = set(v['uuid'] for dummy, v in pairs)
     tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
     # Names of terminated domains select their tombstone, so a re-run is a no-op (or finishes pending work).
     for tomb in tombs.values():
         pairs.append((None, inv.describe_tombstone(tomb)))
     chosen = base.select(pairs)
     ctx = lc.Context(base, state, lock_timeout=lock_timeout)
-    everyone = [d for d, _ in pairs if d is not None]
+    everyone = [d for d, dummy in pairs if d is not None]
 
     def work(item):
         domain, view = item
@@ -136,9 +160,8 @@ def main():
             if base.check_mode:
                 return {'name': view['name'], 'uuid': view['uuid'], 'changed': True, 'action': 'would_finish_pending',
                         'volumes_pending': tomb.get('volumes_pending')}
-            summary = term.settle_tombstone(ctx, tomb, opts)
-            return dict(summary, name=view['name'], uuid=view['uuid'], action='pending_finished',
-                        changed=bool(summary['volumes_detached'] or summary['volumes_deleted'] or summary['volumes_kept']))
+            summary, changed = term.finish_tombstone(ctx, tomb, opts)
+            return dict(summary, name=view['name'], uuid=view['uuid'], action='pending_finished', changed=changed)
         return term.terminate(ctx, domain, opts, everyone)
 
     base.finish(base.run_each(chosen, work, label=lambda item: item[1]['name']), 'vm_terminate')
