@@ -151,7 +151,7 @@ def list_domains(conn):
     try:
         stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE)
         states = dict((d.UUIDString(), POWER_STATES.get(s.get('state.state'), 'nostate')) for d, s in stats)
-        doms = [d for d, _ in stats]
+        doms = [d for d, dummy in stats]
     except libvirt.libvirtError:
         doms = conn.listAllDomains(0)
         states = dict((d.UUIDString(), POWER_STATES.get(d.state()[0], 'nostate')) for d in doms)
@@ -268,8 +268,10 @@ def clean_shutdown(dom, timeout, retry_interval, on_attempt=None, clock=time.mon
         next_send = started
         deadline = started + timeout
         while True:
+            # Read the state first: libvirt can block this call while QEMU handles the power-down.
+            current = power_state(dom)
             now = clock()
-            if power_state(dom) in ('shutoff', 'gone'):
+            if current in ('shutoff', 'gone'):
                 return {'clean_shutdown': True, 'attempts': attempts, 'seconds': round(now - started, 2), 'was': state}
             if now >= deadline:
                 break
@@ -379,11 +381,11 @@ def backing_chain(path):
         raise HypervisorError('disk file %s does not exist' % path)
     try:
         out = subprocess.run(['qemu-img', 'info', '-U', '--backing-chain', '--output=json', path],
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60, check=False)
     except OSError:
         return [path]  # qemu-img missing: the file itself exists, which is all we can tell
     if out.returncode != 0:
-        raise HypervisorError('disk file %s: %s' % (path, (out.stderr or out.stdout).strip().splitlines()[-1:]))
+        raise HypervisorError('disk file %s: %s' % (path, ''.join((out.stderr or out.stdout).strip().splitlines()[-1:])))
     chain = json.loads(out.stdout)
     return [item.get('filename') for item in chain]
 

@@ -45,7 +45,7 @@ options:
     type: bool
   lock_reason:
     description:
-      - Why the domain is locked, shown in errors.
+      - Why the domain is locked, shown in errors. Unlocking with O(locked=false) clears it unless it is given too.
     type: str
   protected:
     description:
@@ -86,7 +86,7 @@ options:
     type: bool
     default: false
 author:
-  - deferred.libvirt developers
+  - deferred.libvirt developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -123,10 +123,10 @@ instances:
   contains:
     name: {description: Domain name., type: str}
     uuid: {description: Domain UUID., type: str}
-    changed: {description: Whether the record changed (or would, in check mode)., type: bool}
+    changed: {description: "Whether the record changed (or would, in check mode).", type: bool}
     failed: {description: Whether this domain failed., type: bool}
     msg: {description: Why it failed., type: str}
-    record: {description: The lifecycle record after the change, as M(deferred.libvirt.vm_info) reports it., type: dict}
+    record: {description: "The lifecycle record after the change, as M(deferred.libvirt.vm_info) reports it.", type: dict}
 request_id:
   description: The id of this request, as in the event journal.
   returned: always
@@ -150,6 +150,9 @@ def wanted_changes(base):
     for option in SIMPLE:
         if base.params[option] is not None:
             changes[option] = base.params[option]
+    if base.params['locked'] is False and base.params['lock_reason'] is None:
+        # As Nova's unlock: the reason goes with the lock.
+        changes['lock_reason'] = None
     for option in DURATIONS:
         value = base.params[option]
         if value is None:
@@ -189,7 +192,7 @@ def main():
     changes = wanted_changes(base)
     pairs = base.snapshot()
     try:
-        chosen = inv.select([v for _, v in pairs], names=base.params['name'], query=base.params['query'])
+        chosen = inv.select([v for dummy, v in pairs], names=base.params['name'], query=base.params['query'])
     except inv.SelectionError as exc:
         base.fail('%s; nothing was changed' % exc)
     by_uuid = dict((v['uuid'], d) for d, v in pairs)

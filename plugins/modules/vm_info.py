@@ -33,7 +33,7 @@ options:
     type: bool
     default: false
 author:
-  - deferred.libvirt developers
+  - deferred.libvirt developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -82,17 +82,17 @@ instances:
     power_state: {description: "libvirt's power state: running, shutoff, paused, crashed, ...", type: str, returned: always}
     managed_save: {description: Whether the domain has a managed-save image., type: bool, returned: always}
     deleted_at: {description: When it was soft-deleted (UTC ISO 8601)., type: str, returned: always}
-    reclaim_at: {description: When the reclaim sweep may terminate it (UTC ISO 8601), fixed at soft-delete time., type: str, returned: always}
-    soft_delete_mode: {description: How it was soft-deleted, V(shutdown) or V(managed_save)., type: str, returned: always}
+    reclaim_at: {description: "When the reclaim sweep may terminate it (UTC ISO 8601), fixed at soft-delete time.", type: str, returned: always}
+    soft_delete_mode: {description: "How it was soft-deleted, V(shutdown) or V(managed_save).", type: str, returned: always}
     project: {description: Owning project., type: str, returned: always}
     user: {description: Owning user., type: str, returned: always}
-    vcpus: {description: Virtual CPUs, counted as cores for quota., type: int, returned: always}
-    memory_mb: {description: Memory in MiB, counted as ram_mb for quota., type: int, returned: always}
+    vcpus: {description: "Virtual CPUs, counted as cores for quota.", type: int, returned: always}
+    memory_mb: {description: "Memory in MiB, counted as ram_mb for quota.", type: int, returned: always}
     locked: {description: Whether the domain is locked against lifecycle operations (V(force) passes)., type: bool, returned: always}
     lock_reason: {description: Why it is locked., type: str, returned: always}
     protected: {description: Whether the domain is protected; nothing deletes it., type: bool, returned: always}
-    reclaim_interval: {description: The domain's own retention in seconds, when set., type: int, returned: always}
-    shutdown_timeout: {description: The domain's own shutdown timeout in seconds, when set., type: int, returned: always}
+    reclaim_interval: {description: "The domain's own retention in seconds, when set.", type: int, returned: always}
+    shutdown_timeout: {description: "The domain's own shutdown timeout in seconds, when set.", type: int, returned: always}
     volumes:
       description: Cinder volumes of the domain.
       type: list
@@ -112,7 +112,13 @@ instances:
       type: list
       elements: dict
       returned: always
-    metadata_error: {description: Why the lifecycle record could not be read, when it could not., type: str, returned: always}
+    metadata_error: {description: "Why the lifecycle record could not be read, when it could not.", type: str, returned: always}
+    terminated_at: {description: "When the domain was terminated (UTC ISO 8601).", type: str, returned: for tombstones (O(include_deleted))}
+    volumes_pending:
+      description: Cinder work a terminate could not finish yet (detach or delete); the next reclaim finishes it.
+      type: list
+      elements: dict
+      returned: for tombstones (O(include_deleted))
     anomalies:
       description: What makes a soft-deleted record unsafe to reclaim (for example a missing reclaim_at); such domains are never reclaimed.
       type: list
@@ -140,11 +146,11 @@ def main():
     base = LifecycleModule(dict(include_deleted=dict(type='bool', default=False)))
     pairs = base.snapshot()
     if base.params['include_deleted']:
-        known = set(v['uuid'] for _, v in pairs)
+        known = set(v['uuid'] for dummy, v in pairs)
         for tomb in base.state_dir(create=False).tombstones_list():
             if tomb.get('uuid') not in known:
                 pairs.append((None, inv.describe_tombstone(tomb)))
-    instances = [v for _, v in base.select(pairs)]
+    instances = [v for dummy, v in base.select(pairs)]
     usage = inv.usage(instances)
     base.module.exit_json(changed=False, instances=instances, usage=usage,
                           ansible_facts=dict(deferred_libvirt_instances=instances, deferred_libvirt_usage=usage))

@@ -22,7 +22,9 @@ description:
   - A domain left in C(task_state=soft_deleting) by an interrupted run is finished by running the module again.
   - Many domains shut down concurrently, so a batch takes about as long as its slowest guest.
   - With an effective C(reclaim_interval) of V(0) (as Nova's C(reclaim_instance_interval=0)), the domain is terminated
-    at once, as M(deferred.libvirt.vm_terminate) does.
+    at once, as M(deferred.libvirt.vm_terminate) does, after the same clean shutdown. Naming it again later is a no-op
+    (C(already terminated)); naming a terminated domain with any other C(reclaim_interval) is an error, since it cannot
+    be recovered.
 extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
@@ -66,7 +68,7 @@ options:
     choices: [shutdown, managed_save]
     default: shutdown
 author:
-  - deferred.libvirt developers
+  - deferred.libvirt developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -98,25 +100,39 @@ instances:
   contains:
     name: {description: Domain name., type: str}
     uuid: {description: Domain UUID., type: str}
-    changed: {description: Whether the domain was (or would be, in check mode) soft-deleted., type: bool}
+    changed: {description: "Whether the domain was (or would be, in check mode) soft-deleted.", type: bool}
     failed: {description: Whether this domain failed., type: bool}
-    msg: {description: Why it failed, or a note., type: str}
-    action: {description: "V(soft_deleted), V(terminated), V(none), V(would_soft_delete) (check mode).", type: str}
+    msg: {description: "Why it failed, or a note.", type: str}
+    action:
+      description:
+        - V(soft_deleted), V(none) (already soft-deleted, or already terminated), V(would_soft_delete) (check mode).
+        - With an effective C(reclaim_interval) of V(0), V(terminated) or V(would_terminate), with the fields
+          M(deferred.libvirt.vm_terminate) returns, or V(pending_finished) when a re-run finished the Cinder work of an
+          earlier terminate.
+      type: str
     resumed: {description: Whether this run finished an interrupted soft delete., type: bool}
     deleted_at: {description: When it was soft-deleted (UTC ISO 8601)., type: str}
     reclaim_at: {description: When the reclaim sweep may terminate it (UTC ISO 8601)., type: str}
-    mode: {description: V(shutdown) or V(managed_save)., type: str}
+    mode: {description: "How it was soft-deleted: V(managed_save) when its memory was saved, else V(shutdown).", type: str}
     clean_shutdown: {description: Whether the guest shut down by itself (false when it was destroyed)., type: bool}
     shutdown_attempts: {description: How many ACPI shutdowns were sent., type: int}
+    shutdown_sent_at:
+      description: When each ACPI shutdown was sent, in seconds after the shutdown began (re-sent every O(shutdown_retry_interval)).
+      type: list
+      elements: float
+    shutdown_timeout: {description: "The shutdown timeout that applied, in seconds: the task's, else the domain's own, else 60.", type: int}
     shutdown_seconds: {description: How long the shutdown took., type: float}
     seconds: {description: How long the whole soft delete of this domain took., type: float}
-    record: {description: The lifecycle record after, as M(deferred.libvirt.vm_info) reports it., type: dict}
+    record: {description: "The lifecycle record after, as M(deferred.libvirt.vm_info) reports it.", type: dict}
 request_id:
   description: The id of this request, as in the event journal and the domains' history.
   returned: always
   type: str
 '''
 
+import copy
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as sd
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
@@ -137,20 +153,47 @@ def main():
         mode=base.params['mode'], force=base.params['force'])
     term_opts = base.terminate_options(shutdown_timeout=None)
     lock_timeout = base.duration('lock_timeout')
+    state = base.state_dir()
     pairs = base.snapshot()
+    everyone = [d for d, dummy in pairs]
+    tombs = {}
+    if base.params['name'] is not None:
+        # A terminated domain named again is reported, not "unknown": a re-run with reclaim_interval 0 is a no-op.
+        live = set(v['uuid'] for dummy, v in pairs)
+        tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
+        pairs = pairs + [(None, inv.describe_tombstone(t)) for t in tombs.values()]
     chosen = base.select(pairs)
-    ctx = lc.Context(base, base.state_dir(), lock_timeout=lock_timeout)
-    everyone = [d for d, _ in pairs]
+    ctx = lc.Context(base, state, lock_timeout=lock_timeout)
 
     def work(item):
-        domain = item[0]
-        if domain.record and not domain.record_error and sd.effective_interval(domain.record, opts) == 0 \
-                or (not domain.record and opts.reclaim_interval == 0):
-            if (domain.record or {}).get('vm_state') != 'soft_deleted':
-                return term.terminate(ctx, domain, term_opts, everyone, action='soft delete with reclaim_interval 0')
+        domain, view = item
+        if domain is None:
+            return terminated(tombs[view['uuid']])
+        record = domain.record if not domain.record_error else None
+        if record is not None and record.get('vm_state') == 'soft_deleted' and not record.get('task_state'):
+            return sd.soft_delete(ctx, domain, opts)  # already in the trash: rule 3, whatever the interval
+        if (domain.record_error is None and sd.effective_interval(record or {}, opts) == 0):
+            # Nova's reclaim_instance_interval=0: delete at once, after the same clean shutdown.
+            per_domain = copy.copy(term_opts)
+            per_domain.shutdown_timeout = sd.effective_timeout(record or {}, opts)
+            per_domain.shutdown_retry_interval = opts.shutdown_retry_interval
+            return term.terminate(ctx, domain, per_domain, everyone, action='soft delete with reclaim_interval 0')
         return sd.soft_delete(ctx, domain, opts)
 
-    base.finish(base.run_each(chosen, work), 'vm_soft_delete')
+    def terminated(tomb):
+        if opts.reclaim_interval != 0:
+            raise lc.OperationError('domain %s was terminated at %s; only a domain that still exists can be '
+                                    'soft-deleted' % (tomb.get('name'), tomb.get('terminated_at') or 'an earlier run'))
+        if not tomb.get('volumes_pending') and tomb.get('cinder_checked'):
+            return {'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'changed': False, 'action': 'none',
+                    'msg': 'already terminated at %s' % tomb.get('terminated_at')}
+        if base.check_mode:
+            return {'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'changed': True,
+                    'action': 'would_finish_pending', 'volumes_pending': tomb.get('volumes_pending')}
+        summary, changed = term.finish_tombstone(ctx, tomb, term_opts)
+        return dict(summary, name=tomb.get('name'), uuid=tomb.get('uuid'), action='pending_finished', changed=changed)
+
+    base.finish(base.run_each(chosen, work, label=lambda item: item[1]['name']), 'vm_soft_delete')
 
 
 if __name__ == '__main__':

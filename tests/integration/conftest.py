@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -22,7 +23,6 @@ sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 import guests  # noqa: E402
 
 BUILD = os.path.join(ROOT, 'build', 'integration')
-COLLECTIONS = os.path.join(BUILD, 'collections')
 PYTHON = sys.executable
 URI = 'qemu:///system'
 
@@ -33,24 +33,53 @@ def pytest_configure(config):
 
 @pytest.fixture(scope='session')
 def collection():
-    """Build and install the collection from this checkout; returns the collections path."""
-    shutil.rmtree(BUILD, ignore_errors=True)
-    os.makedirs(BUILD)
+    """Build and install the collection from this checkout; returns the collections path.
+
+    Each pytest session gets its own directory, so sessions running at the
+    same time never remove each other's installed collection.
+    """
+    os.makedirs(BUILD, exist_ok=True)
+    build = tempfile.mkdtemp(prefix='session-', dir=BUILD)
+    collections = os.path.join(build, 'collections')
     subprocess.run([os.path.join(os.path.dirname(PYTHON), 'ansible-galaxy'), 'collection', 'build', ROOT,
-                    '--output-path', BUILD, '--force'], check=True, capture_output=True, text=True)
-    tarball = glob.glob(os.path.join(BUILD, 'deferred-libvirt-*.tar.gz'))[0]
+                    '--output-path', build, '--force'], check=True, capture_output=True, text=True)
+    tarball = glob.glob(os.path.join(build, 'deferred-libvirt-*.tar.gz'))[0]
     subprocess.run([os.path.join(os.path.dirname(PYTHON), 'ansible-galaxy'), 'collection', 'install', tarball,
-                    '-p', COLLECTIONS, '--force'], check=True, capture_output=True, text=True)
-    return COLLECTIONS
+                    '-p', collections, '--force'], check=True, capture_output=True, text=True)
+    yield collections
+    shutil.rmtree(build, ignore_errors=True)
+
+
+class LiveConnection(object):
+    """A libvirt connection that reopens itself after libvirtd was restarted (the reliability tests do that)."""
+
+    def __init__(self, uri):
+        self.uri = uri
+        self._conn = guests.connect(uri)
+
+    def _live(self):
+        try:
+            alive = self._conn.isAlive()
+        except Exception:
+            alive = False
+        if not alive:
+            self._conn = guests.connect(self.uri)
+        return self._conn
+
+    def __getattr__(self, name):
+        return getattr(self._live(), name)
 
 
 @pytest.fixture(scope='session')
 def hypervisor():
     """libvirtd up and the guest boot files built (both idempotent and quick when already done)."""
     guests.ensure_testbed()
-    conn = guests.connect(URI)
+    conn = LiveConnection(URI)
     yield conn
-    conn.close()
+    try:
+        conn.close()
+    except Exception:
+        pass
 
 
 class Runner(object):

@@ -1,5 +1,41 @@
 """vm_info and vm_attributes on the real hypervisor, as an operator runs them."""
 
+import subprocess
+
+import pytest
+
+INFO = 'deferred.libvirt.vm_info'
+ATTRS = 'deferred.libvirt.vm_attributes'
+NS = 'urn:deferred-libvirt:lifecycle:1'
+BOGUS = '<lifecycle version="1"><vm_state>bogus</vm_state></lifecycle>'
+BOGUS_READ_BACK = '<lifecycle version="1">\n  <vm_state>bogus</vm_state>\n</lifecycle>'
+
+
+def virsh_metadata(name, *args):
+    return subprocess.run(['virsh', '-c', 'qemu:///system', 'metadata', name, '--uri', NS, '--config'] + list(args),
+                          check=True, capture_output=True, text=True).stdout
+
+
+def write_bogus_record(name):
+    """A hand-written record with a vm_state that does not exist, as an operator could write it."""
+    virsh_metadata(name, '--key', 'deferred', '--set', BOGUS)
+
+
+def read_record(name):
+    return virsh_metadata(name).strip()
+
+
+def info(ansible, name):
+    result = ansible.task(INFO, name=name)
+    assert not result.get('failed'), result
+    [inst] = result['instances']
+    return inst
+
+
+def set_attributes(ansible, name, **attrs):
+    result = ansible.task(ATTRS, name=name, **attrs)
+    assert not result.get('failed'), result
+
 
 def test_vm_info_reports_a_running_guest_as_an_unmanaged_active_domain(ansible, make_guest):
     name, uuid = make_guest('a')
@@ -14,7 +50,7 @@ def test_vm_info_reports_a_running_guest_as_an_unmanaged_active_domain(ansible, 
 
 
 def test_vm_attributes_then_vm_info_shows_owner_and_guards(ansible, make_guest):
-    name, _ = make_guest('a', start=False)
+    name, dummy = make_guest('a', start=False)
     changed = ansible.task('deferred.libvirt.vm_attributes', name=name, project='web', user='alice',
                            locked=True, lock_reason='audit', reclaim_interval='3d')
     assert changed['changed'] is True, changed
@@ -28,3 +64,149 @@ def test_vm_attributes_then_vm_info_shows_owner_and_guards(ansible, make_guest):
         ('web', 'alice', True, 'audit', 3 * 86400)
     assert inst['vm_state'] == 'stopped' and inst['managed'] is True
     assert info['usage'] == {'web': {'instances': 1, 'cores': 1, 'ram_mb': 128}}
+
+
+def test_unlocking_clears_the_lock_reason(ansible, make_guest):
+    name, dummy = make_guest('l', start=False)
+    set_attributes(ansible, name, locked=True, lock_reason='INC-42')
+    set_attributes(ansible, name, locked=False)
+    inst = info(ansible, name)
+    assert (inst['locked'], inst['lock_reason']) == (False, None)
+
+
+# -- selection -------------------------------------------------------------------------------------
+
+
+def test_query_selects_domains_by_record_fields(ansible, make_guest, prefix):
+    web, dummy = make_guest('web', start=False)
+    db, dummy = make_guest('db', start=False)
+    set_attributes(ansible, web, project='web')
+    set_attributes(ansible, db, project='db')
+    result = ansible.task(INFO, query="[?starts_with(name, '%s') && project=='db']" % prefix)
+    assert not result.get('failed'), result
+    assert [i['name'] for i in result['instances']] == [db]
+
+
+def test_project_limits_the_selection_and_its_usage(ansible, make_guest, prefix):
+    web, dummy = make_guest('web', start=False)
+    db, dummy = make_guest('db', start=False)
+    set_attributes(ansible, web, project=prefix + 'web')
+    set_attributes(ansible, db, project=prefix + 'db')
+    result = ansible.task(INFO, project=prefix + 'web')
+    assert not result.get('failed'), result
+    assert [i['name'] for i in result['instances']] == [web]
+    assert result['usage'] == {prefix + 'web': {'instances': 1, 'cores': 1, 'ram_mb': 128}}
+    facts = result['ansible_facts']
+    assert [i['name'] for i in facts['deferred_libvirt_instances']] == [web]
+
+
+def test_project_scopes_a_query(ansible, make_guest, prefix):
+    web, dummy = make_guest('web', start=False)
+    db, dummy = make_guest('db', start=False)
+    set_attributes(ansible, web, project=prefix + 'web')
+    set_attributes(ansible, db, project=prefix + 'db')
+    result = ansible.task(INFO, project=prefix + 'db', query="[?power_state=='shutoff']")
+    assert not result.get('failed'), result
+    assert [i['name'] for i in result['instances']] == [db]
+
+
+def test_adhoc_vm_info_selects_by_uuid(ansible, make_guest):
+    name, uuid = make_guest('u', start=False)
+    rc, result = ansible.adhoc(INFO, 'name=%s' % uuid.upper())
+    assert rc == 0, result
+    assert [(i['name'], i['uuid']) for i in result['instances']] == [(name, uuid)]
+
+
+def test_include_deleted_shows_the_tombstone_of_a_terminated_domain(ansible, make_guest):
+    name, uuid = make_guest('t', start=False)
+    set_attributes(ansible, name, project='web')
+    terminated = ansible.task('deferred.libvirt.vm_terminate', name=name)
+    assert not terminated.get('failed'), terminated
+    gone = ansible.task(INFO, name=name)
+    assert gone['failed'] is True and name in gone['msg']
+    [inst] = ansible.task(INFO, name=name, include_deleted=True)['instances']
+    assert (inst['name'], inst['uuid'], inst['vm_state'], inst['project']) == (name, uuid, 'deleted', 'web')
+    assert inst['terminated_at']
+    # Tombstones use no quota.
+    assert ansible.task(INFO, project='web', include_deleted=True, name=name)['usage'] == {}
+
+
+# -- bad input: a clear error, nothing changed -------------------------------------------------------
+
+
+def test_unknown_domain_is_an_error_and_nothing_is_changed(ansible, make_guest, prefix):
+    name, uuid = make_guest('a', start=False)
+    missing = prefix + 'missing'
+    result = ansible.task(ATTRS, name=[name, missing], project='web')
+    assert result['failed'] is True
+    assert missing in result['msg'] and 'nothing was changed' in result['msg']
+    assert info(ansible, name)['managed'] is False
+    assert ansible.events() == []
+    rc, adhoc = ansible.adhoc(INFO, 'name=%s' % missing)
+    assert rc != 0 and adhoc['failed'] is True and missing in adhoc['msg']
+
+
+def test_domain_of_another_project_is_an_error_naming_it(ansible, make_guest):
+    name, dummy = make_guest('a', start=False)
+    set_attributes(ansible, name, project='alpha')
+    result = ansible.task(INFO, name=name, project='beta')
+    assert result['failed'] is True
+    assert name in result['msg'] and 'alpha' in result['msg'] and 'beta' in result['msg']
+
+
+def test_invalid_jmespath_query_is_an_error(ansible):
+    result = ansible.task(INFO, query="[?vm_state=='active'")
+    assert result['failed'] is True
+    assert 'not a valid JMESPath expression' in result['msg']
+
+
+def test_query_that_gives_no_domain_records_is_an_error(ansible):
+    result = ansible.task(INFO, query='length(@)')
+    assert result['failed'] is True
+    assert 'not a list of domains' in result['msg']
+
+
+def test_malformed_metadata_is_reported_with_vm_state_error(ansible, make_guest):
+    name, dummy = make_guest('m', start=False)
+    write_bogus_record(name)
+    inst = info(ansible, name)
+    assert inst['vm_state'] == 'error'
+    assert name in inst['metadata_error'] and 'bogus' in inst['metadata_error']
+
+
+@pytest.mark.parametrize('module, args', [
+    (ATTRS, {'project': 'web'}),
+    ('deferred.libvirt.vm_soft_delete', {}),
+])
+def test_operations_refuse_a_domain_with_malformed_metadata(ansible, make_guest, module, args):
+    name, dummy = make_guest('m', start=False)
+    write_bogus_record(name)
+    result = ansible.task(module, name=name, **args)
+    assert result['failed'] is True
+    assert name in result['msg'] and 'bogus' in result['msg'] and 'nothing was changed' in result['msg']
+    assert read_record(name) == BOGUS_READ_BACK
+    assert ansible.events() == []
+
+
+def test_unreachable_uri_is_a_clear_error(ansible):
+    uri = 'qemu:///system?socket=/nonexistent/libvirt-sock'
+    result = ansible.playbook([{'deferred.libvirt.vm_info': {'uri': uri}}]).task(0)
+    assert result['failed'] is True
+    assert 'cannot connect to the hypervisor at %s' % uri in result['msg']
+    assert 'Traceback' not in result.get('module_stderr', '')
+
+
+def test_invalid_duration_in_vm_attributes_changes_nothing(ansible, make_guest):
+    name, dummy = make_guest('d', start=False)
+    set_attributes(ansible, name, project='web', reclaim_interval='3d')
+    before = info(ansible, name)
+    result = ansible.task(ATTRS, name=name, reclaim_interval='a week')
+    assert result['failed'] is True
+    assert 'reclaim_interval' in result['msg'] and "'a week'" in result['msg']
+    assert info(ansible, name)['reclaim_interval'] == before['reclaim_interval'] == 3 * 86400
+
+
+def test_unknown_option_is_refused(ansible):
+    result = ansible.task(INFO, nmae='web01')
+    assert result['failed'] is True
+    assert 'nmae' in result['msg'] and 'Unsupported parameters' in result['msg']
