@@ -32,9 +32,9 @@ def validate_limits(limits):
 
 
 def limits_for(limits, project):
-    """The project's limits, falling back to the ``default`` entry, then to unlimited."""
-    entry = dict(limits.get('default') or {})
-    entry.update(limits.get(project) or {})
+    """The project's own entry if it is listed, else the ``default`` entry; a resource left out is unlimited."""
+    entry = limits.get(project) if project in limits else limits.get('default')
+    entry = entry or {}
     return dict((r, entry.get(r, UNLIMITED)) for r in RESOURCES)
 
 
@@ -47,6 +47,12 @@ def request_of(instances):
         entry['cores'] += item.get('vcpus') or 0
         entry['ram_mb'] += item.get('memory_mb') or 0
     return wanted
+
+
+def usage_of(usage, request):
+    """The usage of the projects in ``request`` only (zero where none is known)."""
+    return dict((project, dict((r, int(((usage or {}).get(project) or {}).get(r) or 0)) for r in RESOURCES))
+                for project in request)
 
 
 def check(limits, usage, request):
@@ -68,5 +74,7 @@ def check(limits, usage, request):
 
 
 def describe(over):
+    """One sentence per overrun, naming project, resource, limit, usage and request."""
     return '; '.join('project %s is over quota for %s: limit %d, usage %d, request %d'
-                     % (o['project'], o['resource'], o['limit'], o['usage'], o['request']) for o in over)
+                     % (o['project'] if o['project'] is not None else '(none)', o['resource'], o['limit'], o['usage'],
+                        o['request']) for o in over)

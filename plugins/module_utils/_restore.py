@@ -41,7 +41,7 @@ def restore(ctx, domain, opts):
         after_view = dict(before_view, vm_state='active', task_state=None, deleted_at=None, reclaim_at=None,
                           soft_delete_mode=None, power_state='running')
         return lc.result_for(domain, True, before=before_view, after=after_view, action='would_restore',
-                             resume_saved=bool(domain.managed_save and not opts.hard_reboot), record=after_view)
+                             resumed_saved_memory=bool(domain.managed_save and not opts.hard_reboot), record=after_view)
     with ctx.lock(domain):
         domain = ctx.fresh(domain)
         decision, before_view = preview(ctx, domain, opts)
@@ -63,16 +63,20 @@ def restore(ctx, domain, opts):
                                          'success')
             ctx.compare_and_set(domain, ('restoring',), record)
         except Exception as exc:
-            _roll_back(ctx, domain, before, exc)
+            not_rolled_back = _roll_back(ctx, domain, before, exc)
+            if not_rolled_back:
+                raise lc.OperationError('domain %s: restore failed: %s; it could not be rolled back (%s) and stays '
+                                        'soft-deleted with task_state restoring, which the reclaim sweep leaves alone: '
+                                        'run vm_restore again to finish it' % (domain.name, exc, not_rolled_back))
             raise lc.OperationError('domain %s: restore failed; it stays soft-deleted with deleted_at %s and '
                                     'reclaim_at %s: %s' % (domain.name, before.get('deleted_at'),
                                                            before.get('reclaim_at'), exc))
+        lc.failpoint('restore.after_record')
         ctx.event('instance.restore.end', domain, result='success', **steps)
         after_view = lc.view(ctx.fresh(domain))
         return lc.result_for(domain, True, before=before_view, after=after_view, action='restored',
                              resumed=decision == RESUME, seconds=round(time.monotonic() - started, 2),
                              record=after_view, **steps)
-
 
 
 def hard_reboot(ctx, domain, opts, resumed=False):
@@ -89,8 +93,16 @@ def hard_reboot(ctx, domain, opts, resumed=False):
     steps['pools_started'] = hv.ensure_pools(ctx.conn, current)
     hv.check_disks(ctx.conn, current)
     steps['resumed_saved_memory'] = bool(current.managed_save and not opts.hard_reboot)
+    lc.failpoint('restore.before_boot')
     began = time.monotonic()
-    hv.start(domain.dom, discard_saved=opts.hard_reboot)
+    try:
+        hv.start(domain.dom, discard_saved=opts.hard_reboot)
+    except hv.HypervisorError as exc:
+        if steps['resumed_saved_memory']:
+            # libvirt keeps a saved image it cannot load; only the operator may decide to throw the memory away.
+            raise hv.HypervisorError('%s; the saved memory could not be resumed: run vm_restore with hard_reboot=true '
+                                     'to discard it and boot the guest fresh' % exc)
+        raise
     try:
         hv.wait_running(domain.dom, opts.start_timeout)
     except hv.HypervisorError:
@@ -101,18 +113,26 @@ def hard_reboot(ctx, domain, opts, resumed=False):
 
 
 def _roll_back(ctx, domain, before, exc):
-    """Spec rule 2: back to soft_deleted, shut off, original deleted_at and reclaim_at, error in history."""
+    """Spec rule 2: back to soft_deleted, shut off, original deleted_at and reclaim_at, error in history.
+
+    Returns None when rolled back, else why not: then it stays 'restoring' (a re-run finishes or rolls back,
+    rule 7, and reclaim leaves it alone). Never soft_deleted and idle while the guest may still run.
+    """
     try:
-        hv.destroy(domain.dom)
-    except Exception:
-        pass
-    try:
-        current = ctx.fresh(domain)
+        current = ctx.fresh_or_reconnect(domain)  # libvirtd may have been restarted under us
+        hv.destroy(current.dom)
+        current = ctx.fresh(current)
         record = copy.deepcopy(before)
         record.update({'vm_state': 'soft_deleted', 'task_state': None})
+        if record.get('soft_delete_mode') == 'managed_save' and not current.managed_save:
+            record['soft_delete_mode'] = 'shutdown'  # the saved memory was used up: the next restore boots fresh
         record = _record.add_history(record, 'restore', ctx.request_id, _record.format_time(_record.utcnow()),
                                      'error', str(exc))
         ctx.save(current, record)
+    except Exception as err:
+        return str(err) or err.__class__.__name__
+    try:
         ctx.event('instance.restore.end', domain, result='error', message=str(exc))
     except Exception:
-        pass  # still 'restoring': a re-run finishes or rolls back (rule 7), and reclaim leaves it alone
+        pass  # the record is rolled back; a full state_dir must not hide that
+    return None

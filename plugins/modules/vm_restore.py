@@ -43,7 +43,9 @@ options:
   quota:
     description:
       - 'Per-project limits, C({project: {instances: N, cores: N, ram_mb: N}}); V(-1) is unlimited, a missing resource
-        is unlimited, and a V(default) entry applies to projects not listed. No quota, no check.'
+        is unlimited, and a V(default) entry applies to projects not listed (and to domains with no project); a listed
+        project entry is used alone. No quota, no check.'
+      - The whole batch is checked at once, so domains that fit one at a time can be refused together.
     type: dict
   usage:
     description:
@@ -62,7 +64,7 @@ options:
     type: bool
     default: false
 author:
-  - deferred.libvirt developers
+  - deferred.libvirt developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -105,7 +107,9 @@ instances:
     seconds: {description: The whole restore of this domain., type: float}
     record: {description: The lifecycle record after., type: dict}
 quota:
-  description: The quota check of the batch (request per project and any overruns).
+  description:
+    - The quota check of the batch, per project of the batch - C(request) (what the restore adds), C(usage)
+      (before it) - and C(over), the overruns (project, resource, limit, usage, request).
   returned: when O(quota) is given
   type: dict
 request_id:
@@ -152,14 +156,15 @@ def main():
                     wanted.append(view)
             except lc.OperationError:
                 pass  # reported per domain below
-        usage = base.params['usage'] if base.params['usage'] is not None else inv.usage([v for _, v in pairs])
+        usage = base.params['usage'] if base.params['usage'] is not None else inv.usage([v for dummy, v in pairs])
         request = quota.request_of(wanted)
         over = quota.check(base.params['quota'], usage, request)
-        extra['quota'] = {'request': request, 'usage': usage, 'over': over}
+        # Only the projects of this batch: the host (or fleet) may hold many others.
+        extra['quota'] = {'request': request, 'usage': quota.usage_of(usage, request), 'over': over}
         if over:
             base.fail('over quota, nothing was changed: %s' % quota.describe(over), quota=extra['quota'],
                       instances=[dict(name=d.name, uuid=d.uuid, changed=False, failed=True, msg='over quota')
-                                 for d, _ in chosen])
+                                 for d, dummy in chosen])
 
     base.finish(base.run_each(chosen, lambda item: rs.restore(ctx, item[0], opts)), 'vm_restore', **extra)
 
