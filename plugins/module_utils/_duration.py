@@ -7,6 +7,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import math
 import re
 
 UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
@@ -38,15 +39,21 @@ def parse_duration(value, name='duration', allow_zero=True, maximum=MAX_SECONDS)
             seconds = float(text)
         elif text and _PART.sub('', text) == '':
             seconds = sum(float(n) * UNITS[u] for n, u in _PART.findall(text))
+        elif text[:1] == '-' and (re.match(r'^\d+(\.\d+)?$', text[1:]) or (text[1:] and _PART.sub('', text[1:]) == '')):
+            seconds = -1.0  # '-5' or '-1d': say negative, the real reason, rather than "not a duration"
         else:
             raise DurationError('%s: %r is not a duration (use seconds or a string such as 90s, 15m, 12h, 7d)' % (name, value))
-    if seconds != seconds or seconds < 0:
+    if math.isnan(seconds):
+        raise DurationError('%s: %r is not a duration (use seconds or a string such as 90s, 15m, 12h, 7d)' % (name, value))
+    if seconds < 0:
         raise DurationError('%s: %r is negative; a duration must be zero or more' % (name, value))
-    if seconds == 0 and not allow_zero:
-        raise DurationError('%s: must be more than zero' % name)
     if seconds > maximum:
         raise DurationError('%s: %r is longer than the maximum of %d seconds' % (name, value, maximum))
-    return int(round(seconds))
+    # Zero is judged after rounding: 0.4 would otherwise pass as "more than zero" and come back as 0.
+    whole = int(round(seconds))
+    if whole == 0 and not allow_zero:
+        raise DurationError('%s: must be more than zero' % name)
+    return whole
 
 
 def format_duration(seconds):

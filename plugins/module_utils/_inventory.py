@@ -89,15 +89,16 @@ def select(views, names=None, query=None, project=None, what='domain'):
             raise SelectionError('name is an empty list: name at least one domain, or use query')
         if len(names) > MAX_NAMES:
             raise SelectionError('name lists %d domains; at most %d are taken in one call' % (len(names), MAX_NAMES))
-        by_key = {}
+        # Names match exactly, as libvirt's do; only UUIDs ignore case.
+        by_name, by_uuid = {}, {}
         for view in views:
-            by_key.setdefault(view['name'], view)
+            by_name.setdefault(view['name'], view)
             if view.get('uuid'):
-                by_key.setdefault(view['uuid'].lower(), view)
+                by_uuid.setdefault(view['uuid'].lower(), view)
         chosen, missing, foreign, seen = [], [], [], set()
         for raw in names:
             key = str(raw).strip()
-            view = by_key.get(key) or by_key.get(key.lower())
+            view = by_name.get(key) or by_uuid.get(key.lower())
             if view is None:
                 missing.append(key)
                 continue
@@ -122,7 +123,8 @@ def select(views, names=None, query=None, project=None, what='domain'):
 
 
 def _shown(items, most=10):
-    items = [repr(i) if any(c in i for c in '\n\r\t<>&;|$`') else i for i in items]
+    # Quoted when it would otherwise read wrong: empty, or with characters a shell or an XML reader would eat.
+    items = [repr(i) if not i or any(c in i for c in '\n\r\t<>&;|$`') else i for i in items]
     if len(items) > most:
         return items[:most] + ['and %d more' % (len(items) - most)]
     return items

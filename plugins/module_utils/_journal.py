@@ -44,6 +44,18 @@ def _check_dir(path, what):
                             % (what, path, st.st_uid, os.geteuid()))
 
 
+def _check_file(path, what):
+    """A file we append to or lock must be ours and real: a link could make us write (or lock) elsewhere."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise StateDirError('%s %s is a symbolic link; refusing to use it' % (what, path))
+    if not stat.S_ISREG(st.st_mode):
+        raise StateDirError('%s %s is not a regular file' % (what, path))
+    if st.st_uid != os.geteuid():
+        raise StateDirError('%s %s is owned by uid %d, not by the user running the module (uid %d)'
+                            % (what, path, st.st_uid, os.geteuid()))
+
+
 class StateDir(object):
     """A checked state directory. Creating one checks that it can be written before anything changes."""
 
@@ -65,6 +77,9 @@ class StateDir(object):
                 if not os.path.lexists(sub):
                     os.mkdir(sub, 0o700)
                 _check_dir(sub, 'state_dir')
+            # Checked now, before any domain changes, not at the first event of an operation.
+            if os.path.lexists(self.events):
+                _check_file(self.events, 'event journal')
             # Prove we can write (and that the disk is not full) before touching any domain.
             probe = os.path.join(self.path, '.write-check-%d' % os.getpid())
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -85,7 +100,17 @@ class StateDir(object):
     def lock(self, uuid, timeout=30.0, name=None):
         """Hold the per-domain lock; raise LockTimeout naming the domain after ``timeout`` seconds."""
         path = os.path.join(self.locks, '%s.lock' % uuid)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StateDirError('lock file %s is a symbolic link; refusing to use it' % path)
+            raise StateDirError('lock file %s cannot be opened: %s' % (path, exc.strerror or exc))
+        owner = os.fstat(fd).st_uid
+        if owner != os.geteuid():
+            os.close(fd)
+            raise StateDirError('lock file %s is owned by uid %d, not by the user running the module (uid %d)'
+                                % (path, owner, os.geteuid()))
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -123,12 +148,15 @@ class StateDir(object):
         if payload:
             item['payload'] = payload
         line = (json.dumps(item, sort_keys=True) + '\n').encode('utf-8')
-        fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(self.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StateDirError('cannot write the event journal %s: %s' % (self.events, exc.strerror or exc))
         return item
 
     def read_events(self, request_id=None):
@@ -147,18 +175,21 @@ class StateDir(object):
         """Write atomically (temp file, fsync, rename, fsync dir)."""
         path = self._tomb_path(tombstone['uuid'])
         tmp = path + '.tmp'
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         try:
-            os.write(fd, json.dumps(tombstone, sort_keys=True, indent=1).encode('utf-8'))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        dfd = os.open(self.tombstones, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, json.dumps(tombstone, sort_keys=True, indent=1).encode('utf-8'))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+            dfd = os.open(self.tombstones, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            raise StateDirError('cannot write the tombstone %s: %s' % (path, exc.strerror or exc))
         return tombstone
 
     def read_tombstone(self, uuid):

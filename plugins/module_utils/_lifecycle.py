@@ -10,6 +10,7 @@ __metaclass__ = type
 import copy
 import os
 import signal
+import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
@@ -17,6 +18,11 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import decide, effective_vm_state, InvalidState
 
 FAILPOINT_ENV = 'DEFERRED_LIBVIRT_FAILPOINT'
+# With this set to a file path, a fail point writes its pid there and stops (SIGSTOP) instead of dying, so a test
+# can break something (a daemon, the state_dir) at that exact step and then let the module go on with SIGCONT.
+FAILPOINT_PAUSE_ENV = 'DEFERRED_LIBVIRT_FAILPOINT_PAUSE'
+# How long a roll-back waits for a restarted libvirtd to answer again (a restart takes a few seconds).
+RECONNECT_WAIT = 30
 
 
 class OperationError(Exception):
@@ -24,9 +30,15 @@ class OperationError(Exception):
 
 
 def failpoint(name):
-    """Kill this process at a named step when the tests ask for it (fault-injection; off unless the env var is set)."""
+    """Kill (or pause) this process at a named step when the tests ask for it (fault injection; off unless the env var is set)."""
     wanted = os.environ.get(FAILPOINT_ENV)
     if wanted and wanted in (name, name.split('.', 1)[-1]):
+        pause_file = os.environ.get(FAILPOINT_PAUSE_ENV)
+        if pause_file:
+            with open(pause_file, 'w') as handle:
+                handle.write('%d %s\n' % (os.getpid(), name))
+            os.kill(os.getpid(), signal.SIGSTOP)
+            return
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -91,6 +103,32 @@ class Context(object):
             raise OperationError('domain %s disappeared while the operation waited for it' % domain.name)
         return current
 
+    def fresh_or_reconnect(self, domain, wait=RECONNECT_WAIT):
+        """fresh(), through a new connection when libvirtd went away under the old one (for roll-backs).
+
+        Waits up to ``wait`` seconds for a restarted libvirtd; raises HypervisorError if it does not answer.
+        """
+        try:
+            return self.fresh(domain)
+        except hv.HypervisorError:
+            if _alive(self.conn):
+                raise
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                conn = hv.open_connection(self.uri)
+                break
+            except hv.HypervisorError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(1)
+        self.conn = conn
+        dom = hv.lookup(conn, domain.uuid)
+        current = hv.refresh(conn, dom) if dom is not None else None
+        if current is None:
+            raise OperationError('domain %s disappeared while the operation waited for it' % domain.name)
+        return current
+
     def save(self, domain, record):
         hv.write_record(domain, record)
 
@@ -109,6 +147,13 @@ class Context(object):
         self.save(current, record)
         domain.record = record
         return record
+
+
+def _alive(conn):
+    try:
+        return bool(conn.isAlive())
+    except Exception:  # a closed connection may raise instead of answering 0
+        return False
 
 
 def result_for(domain, changed, before=None, after=None, **extra):

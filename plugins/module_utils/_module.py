@@ -72,6 +72,10 @@ class LifecycleModule(object):
         self.module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                                     mutually_exclusive=exclusive, required_if=required_if or [])
         self.params = self.module.params
+        if openstack and isinstance(self.params.get('cloud'), dict):
+            # A cloud given as a dict carries its token or password in a raw option: mask them in all output.
+            from ansible_collections.deferred.libvirt.plugins.module_utils._cinder import secrets
+            self.module.no_log_values.update(secrets(self.params['cloud']))
         self.check_mode = self.module.check_mode
         self.request_id = 'req-%s' % uuidlib.uuid4()
         self.require_selection = require_selection
@@ -105,7 +109,8 @@ class LifecycleModule(object):
             instance_dirs=self.params['instance_dirs'], shutdown_timeout=shutdown_timeout,
             shutdown_retry_interval=shutdown_retry_interval, force=self.params.get('force', False),
             cinder_params=dict((k, self.params.get(k)) for k in OPENSTACK_ARGS),
-            volume_wait_timeout=self.duration('volume_wait_timeout', allow_zero=False))
+            volume_wait_timeout=self.duration('volume_wait_timeout', allow_zero=False),
+            no_log_values=self.module.no_log_values)
 
     def fail(self, msg, **kwargs):
         kwargs.setdefault('request_id', self.request_id)
@@ -150,7 +155,7 @@ class LifecycleModule(object):
         """The (Domain, view) pairs the task's name/query/project select; fails the task on a bad selection."""
         if pairs is None:
             pairs = self.snapshot()
-        views = [v for _, v in pairs]
+        views = [v for dummy, v in pairs]
         try:
             chosen = inv.select(views, names=self.params.get('name') if names is None else names,
                                 query=self.params.get('query') if query is None else query,
@@ -194,6 +199,9 @@ class LifecycleModule(object):
         changed = any(i.get('changed') for i in instances)
         failed = [i for i in instances if i.get('failed')]
         diffs = [i.pop('diff') for i in instances if 'diff' in i]
+        for item in instances:
+            for warning in item.get('warnings') or []:
+                self.module.warn(warning)
         result = dict(changed=changed, instances=instances, request_id=self.request_id, **extra)
         if self.module._diff and diffs:
             result['diff'] = diffs

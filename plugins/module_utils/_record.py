@@ -76,7 +76,7 @@ def parse_time(text):
 
 def empty():
     """A fresh record for a domain that was never managed."""
-    record = dict((name, None) for name, _ in FIELDS)
+    record = dict((name, None) for name, dummy in FIELDS)
     record.update(locked=False, protected=False, volumes=[], history=[])
     return record
 
@@ -112,7 +112,7 @@ def parse(domain, text):
         if name in children:
             raise RecordError('domain %s: lifecycle metadata field %s appears twice' % (domain, name))
         children[name] = child
-    known = set(name for name, _ in FIELDS) | set(['volumes', 'history'])
+    known = set(name for name, dummy in FIELDS) | set(['volumes', 'history'])
     unknown = sorted(set(children) - known)
     if unknown:
         raise RecordError('domain %s: lifecycle metadata has unknown field(s) %s' % (domain, ', '.join(unknown)))
@@ -154,7 +154,8 @@ def parse(domain, text):
                 raise RecordError('domain %s: lifecycle metadata has a volume without a valid id (%r)' % (domain, vid))
             record['volumes'].append({
                 'id': vid,
-                'target': item.get('target'),
+                # serialize() writes a missing target as target='': read it back as none.
+                'target': item.get('target') or None,
                 'delete_on_termination': _bool(domain, 'volumes/delete_on_termination',
                                                item.get('delete_on_termination', 'false')),
             })

@@ -90,7 +90,7 @@ def decide(operation, vm_state, task_state):
 
 
 def effective_vm_state(recorded, power_state):
-    """The vm_state an operator sees: recorded soft_deleted/error/deleted win, else libvirt's power state decides."""
+    """The vm_state an operator sees: a recorded soft_deleted or deleted wins, else libvirt's power state decides."""
     if recorded in ('soft_deleted', 'deleted'):
         return recorded
     return POWER_TO_VM_STATE.get(power_state, 'error')
