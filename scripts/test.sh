@@ -6,16 +6,21 @@
 #   1. installs and starts what the tests need (libvirtd + QEMU, the test
 #      guests' boot files, the Python environment, Cinder + RabbitMQ, a second
 #      hypervisor reached over SSH),
-#   2. runs the unit tests, ansible-test sanity, ansible-lint and the
-#      integration tests against the real hypervisor and the real Cinder,
+#   2. runs the unit tests, ansible-test sanity, ansible-lint, the
+#      integration tests against the real hypervisor and the real Cinder, and
+#      the reliability trials (fail points, libvirtd restarts, Cinder outages,
+#      a state_dir that cannot be written),
 #   3. stops Cinder again.
-# Usage: scripts/test.sh [unit|sanity|lint|integration]...   (default: all)
+# Usage: scripts/test.sh [unit|sanity|lint|integration|reliability|races]...
+# The default is every stage but races: the 3 x 20 race trials take ~6 min
+# more (run them with "scripts/test.sh races", or all of it and the table in
+# docs/reliability.md with tests/reliability/report.py).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint integration)
+[ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint integration reliability)
 want() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
@@ -41,13 +46,24 @@ if want lint; then
   step "ansible-lint (roles and playbooks)"
   ansible-lint roles playbooks
 fi
-if want integration; then
+if want integration || want reliability || want races; then
   step "test guests, Cinder, second hypervisor"
   bash tests/testbed/build_guest.sh
   bash tests/testbed/cinder.sh up
   trap 'bash tests/testbed/cinder.sh down || true' EXIT
   [ ! -f tests/testbed/fleet.sh ] || bash tests/testbed/fleet.sh up
+fi
+if want integration; then
   step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
   run_pytest -q -p no:cacheprovider tests/integration
+fi
+if want reliability; then
+  # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else may run meanwhile.
+  step "reliability trials (fail points, daemon restarts, state_dir faults)"
+  run_pytest -q -p no:cacheprovider tests/reliability -m 'not slow_trials'
+fi
+if want races; then
+  step "race trials (two playbooks at once, 3 x 20 trials)"
+  run_pytest -q -p no:cacheprovider tests/reliability -m slow_trials
 fi
 step "all tests passed in $(( $(date +%s) - started )) s"
