@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
+from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LockTimeout
 
 
 def classify(pairs, now, project=None):
@@ -26,12 +27,14 @@ def classify(pairs, now, project=None):
         if project is not None and view.get('project') != project:
             continue
         if view.get('metadata_error'):
-            skipped.append((domain, view, 'lifecycle metadata cannot be read: %s' % view['metadata_error']))
+            skipped.append((domain, view, 'its lifecycle record cannot be read (%s); never reclaimed until it is fixed'
+                            % view['metadata_error']))
             continue
         if view['vm_state'] != 'soft_deleted':
             continue
         if view['anomalies']:
-            skipped.append((domain, view, 'never reclaimed while its record is incomplete: %s' % '; '.join(view['anomalies'])))
+            skipped.append((domain, view, 'its lifecycle record is incomplete (%s); never reclaimed until it is fixed'
+                            % '; '.join(view['anomalies'])))
             continue
         if view['task_state'] == 'deleting':
             resumable.append((domain, view))
@@ -55,8 +58,15 @@ def classify(pairs, now, project=None):
 
 
 def still_due(now):
-    """Under the lock, the domain must still be soft-deleted, idle and expired (spec rule 4)."""
+    """Under the lock, the domain must still be soft-deleted, idle and expired (spec rule 4).
+
+    A domain in task_state deleting is an interrupted terminate or reclaim: the
+    deletion was already decided (its disks may be gone), so it is finished
+    whatever its reclaim_at says (spec rule 7).
+    """
     def check(domain):
+        if domain.record_error:
+            raise term.Skip('domain %s: %s; not reclaimed' % (domain.name, domain.record_error))
         record = domain.record or {}
         if record.get('vm_state') != 'soft_deleted':
             raise term.Skip('domain %s is no longer soft-deleted (restored meanwhile); not reclaimed' % domain.name)
@@ -65,7 +75,7 @@ def still_due(now):
         problems = _record.anomalies(record)
         if problems:
             raise term.Skip('domain %s: %s; not reclaimed' % (domain.name, '; '.join(problems)))
-        if _record.parse_time(record['reclaim_at']) > now:
+        if record.get('task_state') is None and _record.parse_time(record['reclaim_at']) > now:
             raise term.Skip('domain %s: reclaim_at %s has not passed; not reclaimed' % (domain.name, record['reclaim_at']))
         if record.get('protected') or (record.get('locked') and record.get('task_state') is None):
             raise term.Skip('domain %s is protected or locked; not reclaimed' % domain.name)
@@ -73,12 +83,24 @@ def still_due(now):
 
 
 def reclaim_one(ctx, domain, opts, others, now):
-    """Terminate one expired domain through the same path as vm_terminate, with an instance.reclaim event."""
+    """Terminate one expired domain through the same path as vm_terminate, with an instance.reclaim event.
+
+    A domain that no longer qualifies under its lock (restored meanwhile), or
+    whose lock another operation holds past lock_timeout, is skipped, not
+    failed: the next sweep looks at it again.
+    """
+    # Between the sweep's snapshot and the domain's lock: where a restore can get in first (tests pause here).
+    lc.failpoint('reclaim.before_lock')
     try:
         result = term.terminate(ctx, domain, opts, others, action='reclaim', precondition=still_due(now))
-    except term.Skip as exc:
-        return {'name': domain.name, 'uuid': domain.uuid, 'changed': False, 'action': 'skipped', 'reason': str(exc)}
+    except (term.Skip, LockTimeout) as exc:
+        reason = str(exc)
+        if isinstance(exc, LockTimeout):
+            reason = '%s; not reclaimed in this sweep' % reason
+        ctx.event('instance.reclaim', domain, result='skipped', reason=reason)
+        return {'name': domain.name, 'uuid': domain.uuid, 'changed': False, 'action': 'skipped', 'reason': reason}
     if not ctx.check_mode and result.get('changed'):
         ctx.event('instance.reclaim', domain, result='pending' if result.get('volumes_pending') else 'success',
+                  deleted_at=(domain.record or {}).get('deleted_at'), reclaim_at=(domain.record or {}).get('reclaim_at'),
                   volumes_pending=[v['id'] for v in result.get('volumes_pending') or []])
     return result

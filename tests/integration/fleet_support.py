@@ -1,0 +1,138 @@
+"""A fleet of two hypervisors for the fleet and timer tests: hv1 is the main test hypervisor (qemu:///system,
+reached with the local connection), hv2 the second, independent libvirtd of tests/testbed/fleet.sh, reached over
+SSH on loopback as production playbooks reach their hosts."""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid as uuidlib
+
+import pytest
+
+import guests
+
+PYTHON = sys.executable
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+FLEET_SH = os.path.join(ROOT, 'tests', 'testbed', 'fleet.sh')
+FLEET_JSON = '/var/lib/deferred-libvirt-testbed/fleet/fleet.json'
+ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(PYTHON), 'ansible-playbook')
+
+
+class PlayResult(object):
+    """What ansible-playbook printed through the tests' result_json callback (as conftest's PlayResult reads it)."""
+
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        try:
+            self.data = json.loads(proc.stdout)
+        except ValueError:
+            raise AssertionError('ansible-playbook did not print JSON (rc %s)\nstdout: %s\nstderr: %s'
+                                 % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+
+    def task(self, index, host='localhost'):
+        return [t['hosts'].get(host) for play in self.data['plays'] for t in play['tasks']][index]
+
+
+def fleet_up():
+    """Start (idempotently) the second hypervisor and its sshd; returns how to reach it (fleet.json)."""
+    proc = subprocess.run(['bash', FLEET_SH, 'up'], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.fail('tests/testbed/fleet.sh up failed:\n%s' % proc.stderr[-3000:])
+    with open(FLEET_JSON) as handle:
+        return json.load(handle)
+
+
+def wait_past(reclaim_at):
+    """Sleep until ``reclaim_at`` (UTC ISO 8601, whole seconds) has passed."""
+    when = datetime.datetime.strptime(reclaim_at, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+    left = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+    if left > -1:
+        time.sleep(left + 1.1)
+
+
+def new_project():
+    return 'fl%s' % uuidlib.uuid4().hex[:10]
+
+
+def write_inventory(path, fleet, state_dir, extra_hosts=None, group_vars=None):
+    """An inventory of the group ``hypervisors``: hv1 local, hv2 over SSH, each with its own state_dir."""
+    hv2 = fleet['hv2']
+    hosts = {
+        'hv1': {'ansible_connection': 'local', 'ansible_python_interpreter': PYTHON,
+                'deferred_libvirt_uri': 'qemu:///system',
+                'deferred_libvirt_state_dir': os.path.join(state_dir, 'hv1')},
+        'hv2': dict(((k, hv2[k]) for k in ('ansible_host', 'ansible_port', 'ansible_user',
+                                           'ansible_ssh_private_key_file', 'ansible_ssh_common_args')),
+                    ansible_connection='ssh', ansible_python_interpreter=PYTHON,
+                    deferred_libvirt_uri=hv2['uri'],
+                    deferred_libvirt_state_dir=os.path.join(state_dir, 'hv2')),
+    }
+    hosts.update(extra_hosts or {})
+    inventory = {'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': dict(group_vars or {})}}}}
+    with open(path, 'w') as handle:
+        json.dump(inventory, handle, indent=1)
+    return path
+
+
+def run_playbook(runner, playbook, inventory, extra_vars=None, check=False, env=None, timeout=900):
+    """ansible-playbook PLAYBOOK (a collection playbook name, a path, or a list of plays) -i INVENTORY."""
+    if isinstance(playbook, list):
+        path = os.path.join(runner.state_dir + '-plays', 'play-%s.yml' % uuidlib.uuid4().hex[:8])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as handle:
+            json.dump(playbook, handle)
+        playbook = path
+    cmd = [ANSIBLE_PLAYBOOK, '-i', inventory, playbook]
+    for item in extra_vars or []:
+        cmd += ['-e', item if isinstance(item, str) else json.dumps(item)]
+    if check:
+        cmd.append('--check')
+    proc = subprocess.run(cmd, env=runner.env(**(env or {})), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    return PlayResult(proc)
+
+
+def task_on(runner, inventory, host, module, **args):
+    """One module task on one host of the fleet (uri and state_dir from the host's inventory vars)."""
+    play = {'hosts': host, 'gather_facts': False, 'tasks': [{'name': module, module: args}],
+            'module_defaults': {'group/deferred.libvirt.all': {
+                'uri': "{{ deferred_libvirt_uri }}", 'state_dir': "{{ deferred_libvirt_state_dir }}"}}}
+    result = run_playbook(runner, [play], inventory)
+    return result.task(0, host)
+
+
+def named_task(result, name, host):
+    """The result on ``host`` of the task whose name is ``name`` (role tasks are named 'role : task')."""
+    for play in result.data['plays']:
+        for task in play['tasks']:
+            if task['name'] == name or task['name'].endswith(' : ' + name):
+                if host in task['hosts']:
+                    return task['hosts'][host]
+    raise AssertionError('no task %r ran on %s; tasks: %s' % (
+        name, host, [t['name'] for p in result.data['plays'] for t in p['tasks']]))
+
+
+class Hv2Guests(object):
+    """Guests on hv2, defined through its libvirt socket; every one with the prefix is removed afterwards."""
+
+    def __init__(self, fleet, prefix):
+        self.conn = guests.connect(fleet['hv2']['uri_from_main_namespace'])
+        self.prefix = prefix
+
+    def make(self, suffix, kind='acpi', start=False, **kw):
+        name = self.prefix + suffix
+        dom = guests.define_guest(self.conn, name, kind=kind, start=start, **kw)
+        return name, dom.UUIDString()
+
+    def exists(self, name):
+        return name in [d.name() for d in self.conn.listAllDomains()]
+
+    def close(self):
+        guests.destroy_all(self.conn, self.prefix)
+        self.conn.close()

@@ -1,0 +1,296 @@
+"""The roles and playbooks over a fleet of two independent hypervisors, one reached over SSH.
+
+hv1 is the main test hypervisor (local connection), hv2 the second libvirtd of
+tests/testbed/fleet.sh with its own domains, pool and state, reached over SSH
+on loopback (see fleet_support.py). Each test owns a project and scopes every
+sweep to it. The playbooks run as an operator or AWX runs them:
+``ansible-playbook -i INVENTORY deferred.libvirt.<playbook> -e ...`` against
+the installed collection. Guests stay shut off (shut-off domains count for
+quota like running ones) except those a restore boots.
+"""
+
+import os
+
+import libvirt
+import pytest
+
+from fleet_support import (Hv2Guests, fleet_up, named_task, new_project, run_playbook, task_on, wait_past,
+                           write_inventory)
+
+ATTRS = 'deferred.libvirt.vm_attributes'
+SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
+INFO = 'deferred.libvirt.vm_info'
+BOOT_TIMEOUT = 180
+
+
+@pytest.fixture(scope='module')
+def fleet(hypervisor):
+    return fleet_up()
+
+
+@pytest.fixture
+def hv2(fleet, prefix):
+    guests2 = Hv2Guests(fleet, prefix)
+    yield guests2
+    guests2.close()
+
+
+@pytest.fixture
+def inventory(fleet, state_dir, tmp_path):
+    return write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir)
+
+
+@pytest.fixture
+def project():
+    return new_project()
+
+
+def owned(ansible, inventory, host, name, project):
+    result = task_on(ansible, inventory, host, ATTRS, name=name, project=project, user='alice')
+    assert not result.get('failed'), result
+
+
+def soft_delete(ansible, inventory, host, name, project, interval='1h'):
+    result = task_on(ansible, inventory, host, SOFT_DELETE, name=name, project=project, reclaim_interval=interval)
+    assert not result.get('failed'), result
+    return result['instances'][0]['reclaim_at']
+
+
+def state_of(ansible, inventory, host, name):
+    result = task_on(ansible, inventory, host, INFO, name=name)
+    assert not result.get('failed'), result
+    return result['instances'][0]['vm_state']
+
+
+# -- the test bed ---------------------------------------------------------------------------------------------------
+
+def test_hv2_is_an_independent_hypervisor_reached_over_ssh(ansible, inventory, fleet, hv2, hypervisor, project):
+    name, uuid = hv2.make('b')
+
+    result = task_on(ansible, inventory, 'hv2', INFO)
+    session = task_on(ansible, inventory, 'hv2', 'ansible.builtin.command', cmd='printenv SSH_CONNECTION')
+
+    assert not result.get('failed'), result
+    assert name in [i['name'] for i in result['instances']]
+    assert name not in [d.name() for d in hypervisor.listAllDomains()]
+    assert session['stdout'].split()[-2:] == ['127.0.0.1', str(fleet['hv2']['ansible_port'])]
+
+
+# -- state_facts ------------------------------------------------------------------------------------------------------
+
+def test_state_facts_builds_fleet_facts_per_host_and_per_project(ansible, inventory, make_guest, hv2, project):
+    web, web_uuid = make_guest('web', start=False)
+    db, db_uuid = hv2.make('db')
+    owned(ansible, inventory, 'hv1', web, project)
+    owned(ansible, inventory, 'hv2', db, project)
+    reclaim_at = soft_delete(ansible, inventory, 'hv2', db, project, '2h')
+
+    result = run_playbook(ansible, [{'hosts': 'hypervisors', 'gather_facts': False,
+                                     'roles': [{'role': 'deferred.libvirt.state_facts',
+                                                'vars': {'state_facts_project': project}}]}], inventory)
+
+    assert result.rc == 0, result.stdout[-3000:]
+    fleet = named_task(result, 'Build the fleet facts on the control node', 'hv1')['ansible_facts']['state_facts_fleet']
+    assert sorted(fleet['hosts']) == ['hv1', 'hv2'] and fleet['missing'] == {}
+    assert fleet['hosts']['hv1']['vm_states'] == {'stopped': 1}
+    assert fleet['hosts']['hv2']['vm_states'] == {'soft_deleted': 1}
+    proj = fleet['projects'][project]
+    assert proj['instances'] == 2 and proj['hosts'] == ['hv1', 'hv2']
+    # The soft-deleted domain on hv2 does not count for quota.
+    assert proj['usage'] == {'instances': 1, 'cores': 1, 'ram_mb': 128} == fleet['usage'][project]
+    [trash] = fleet['trash']
+    assert (trash['host'], trash['name'], trash['uuid'], trash['reclaim_at']) == ('hv2', db, db_uuid, reclaim_at)
+    assert 7000 < trash['expires_in'] <= 7200 and trash['expired'] is False
+    assert proj['trash'] == [trash]
+    shown = named_task(result, 'Show the fleet', 'hv1')['msg']
+    assert any(line.startswith('trash hv2/%s' % db) for line in shown)
+
+
+# -- quota across the fleet -------------------------------------------------------------------------------------------
+
+def test_quota_refuses_a_batch_over_the_limit_across_two_hosts(ansible, inventory, make_guest, hv2, project):
+    """hv1 alone would fit (1 in use + 1 restored = limit 2); with hv2's domain the fleet is over."""
+    a, a_uuid = make_guest('a', start=False)
+    b, b_uuid = make_guest('b', start=False)
+    d, d_uuid = hv2.make('d')
+    for host, name in (('hv1', a), ('hv1', b), ('hv2', d)):
+        owned(ansible, inventory, host, name, project)
+    soft_delete(ansible, inventory, 'hv1', b, project)
+
+    result = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
+        {'names': [b], 'project': project, 'quota_limits': {project: {'instances': 2}}}])
+
+    assert result.rc != 0
+    refusal = named_task(result, 'Refuse a batch over quota before anything changes', 'hv1')
+    assert refusal['failed'] is True
+    assert refusal['msg'] == ('project %s is over quota for instances: limit 2, usage 2, request 1; '
+                              'nothing was changed' % project)
+    assert 'Restore the domains on their hosts' not in [t['name'] for p in result.data['plays'] for t in p['tasks']]
+    assert state_of(ansible, inventory, 'hv1', b) == 'soft_deleted'
+
+
+def test_quota_refuses_when_a_host_did_not_report(ansible, fleet, state_dir, tmp_path, make_guest, project):
+    """Usage without one host's domains would be too low: no quota decision from a partial fleet."""
+    b, b_uuid = make_guest('b', start=False)
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, extra_hosts={
+        'hv3': {'ansible_host': '127.0.0.1', 'ansible_port': 9, 'ansible_user': 'root',
+                'ansible_ssh_common_args': '-o ConnectTimeout=5', 'ansible_python_interpreter': '/usr/bin/python3'}})
+    owned(ansible, inventory, 'hv1', b, project)
+    soft_delete(ansible, inventory, 'hv1', b, project)
+
+    result = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
+        {'names': b, 'project': project, 'quota_limits': {'default': {'instances': 10}}}])
+
+    assert result.rc != 0
+    check = named_task(result, 'Check the batch of restores against the quotas, across the fleet', 'hv1')
+    assert check['failed'] is True
+    assert 'the fleet state is incomplete' in check['msg'] and 'hv3' in check['msg']
+    assert state_of(ansible, inventory, 'hv1', b) == 'soft_deleted'
+
+
+def test_restore_playbook_restores_a_batch_that_fits_across_two_hosts(ansible, inventory, make_guest, hv2,
+                                                                      hypervisor, project):
+    a, a_uuid = make_guest('a', start=False)
+    b, b_uuid = make_guest('b', start=False)
+    c, c_uuid = hv2.make('c')
+    for host, name in (('hv1', a), ('hv1', b), ('hv2', c)):
+        owned(ansible, inventory, host, name, project)
+    soft_delete(ansible, inventory, 'hv1', b, project)
+    soft_delete(ansible, inventory, 'hv2', c, project)
+
+    result = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
+        {'names': '%s,%s' % (b, c), 'project': project, 'start_timeout': BOOT_TIMEOUT,
+         'quota_limits': {project: {'instances': 3, 'cores': 3, 'ram_mb': 384}}}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    report = named_task(result, 'Report the quota check', 'hv1')['msg']
+    assert report == 'the batch fits: project %s requests instances 2, cores 2, ram_mb 256' % project
+    for host, name in (('hv1', b), ('hv2', c)):
+        restored = named_task(result, 'Restore the domains on their hosts', host)
+        assert [(i['name'], i['action']) for i in restored['instances']] == [(name, 'restored')]
+        assert state_of(ansible, inventory, host, name) == 'active'
+    assert hypervisor.lookupByName(b).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert hv2.conn.lookupByName(c).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+
+
+# -- the reclaim playbook ---------------------------------------------------------------------------------------------
+
+def test_reclaim_playbook_sweeps_both_hosts_with_one_summary(ansible, inventory, make_guest, hv2, hypervisor,
+                                                             project, state_dir):
+    a, a_uuid = make_guest('a', start=False)
+    b, b_uuid = hv2.make('b')
+    c, c_uuid = hv2.make('c')
+    for host, name in (('hv1', a), ('hv2', b), ('hv2', c)):
+        owned(ansible, inventory, host, name, project)
+    soft_delete(ansible, inventory, 'hv1', a, project, '2s')
+    last = soft_delete(ansible, inventory, 'hv2', b, project, '2s')
+    soft_delete(ansible, inventory, 'hv2', c, project, '1h')
+    wait_past(last)
+
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    assert [r['name'] for r in named_task(result, 'Sweep the hypervisor', 'hv1')['reclaimed']] == [a]
+    assert [r['name'] for r in named_task(result, 'Sweep the hypervisor', 'hv2')['reclaimed']] == [b]
+    summary = named_task(result, 'Sum up the run over every host', 'hv1')['ansible_facts']['reclaim_summary']
+    assert summary['totals'] == {'reclaimed': 2, 'failed': 0, 'skipped': 0, 'kept': 1, 'pending': 0, 'finished': 0}
+    assert sorted((r['host'], r['name']) for r in summary['reclaimed']) == [('hv1', a), ('hv2', b)]
+    assert summary['ok'] is True and summary['next']['name'] == c
+    lines = named_task(result, 'Show the summary', 'hv1')['msg']
+    assert lines[0] == 'reclaimed 2, failed 0, skipped 0, kept 1, Cinder work pending 0, finished 0 on 2 host(s)'
+    assert not [d for d in hypervisor.listAllDomains() if d.name() == a]
+    assert not hv2.exists(b) and hv2.exists(c)
+    # Each host journals its own sweep in its own state_dir.
+    for host, name in (('hv1', a), ('hv2', b)):
+        with open(os.path.join(state_dir, host, 'events.jsonl')) as handle:
+            assert '"instance.reclaim"' in handle.read()
+
+
+def test_reclaim_playbook_sweeps_the_hosts_it_reaches_and_fails_for_the_one_it_does_not(
+        ansible, fleet, state_dir, tmp_path, make_guest, hypervisor, project):
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, extra_hosts={
+        'hv3': {'ansible_host': '127.0.0.1', 'ansible_port': 9, 'ansible_user': 'root',
+                'ansible_ssh_common_args': '-o ConnectTimeout=5', 'ansible_python_interpreter': '/usr/bin/python3'}})
+    a, a_uuid = make_guest('a', start=False)
+    owned(ansible, inventory, 'hv1', a, project)
+    wait_past(soft_delete(ansible, inventory, 'hv1', a, project, '2s'))
+
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+
+    assert result.rc != 0
+    assert [r['name'] for r in named_task(result, 'Sweep the hypervisor', 'hv1')['reclaimed']] == [a]
+    assert not [d for d in hypervisor.listAllDomains() if d.name() == a]
+    summary = named_task(result, 'Sum up the run over every host', 'hv1')['ansible_facts']['reclaim_summary']
+    assert list(summary['not_swept']) == ['hv3'] and summary['ok'] is False
+    assert summary['totals']['reclaimed'] == 1
+    assert 'NOT SWEPT hv3' in ' '.join(named_task(result, 'Show the summary', 'hv1')['msg'])
+    assert result.data['stats']['hv1']['failures'] == 0
+    assert result.data['stats']['hv3']['failures'] + result.data['stats']['hv3']['unreachable'] >= 1
+
+
+def test_reclaim_playbook_in_check_mode_changes_nothing(ansible, inventory, hv2, project):
+    b, b_uuid = hv2.make('b')
+    owned(ansible, inventory, 'hv2', b, project)
+    wait_past(soft_delete(ansible, inventory, 'hv2', b, project, '2s'))
+
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, check=True,
+                          extra_vars=[{'reclaim_project': project}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    lines = named_task(result, 'Show the summary', 'hv1')['msg']
+    assert lines[0].startswith('would reclaim 1,') and lines[0].endswith('(check mode: nothing changed)')
+    assert hv2.exists(b)
+
+
+# -- soft_delete.yml and terminate.yml route names to their hosts --------------------------------------------------
+
+def test_soft_delete_playbook_finds_each_domain_on_its_host(ansible, inventory, make_guest, hv2, project):
+    a, a_uuid = make_guest('a', start=False)
+    b, b_uuid = hv2.make('b')
+    owned(ansible, inventory, 'hv1', a, project)
+    owned(ansible, inventory, 'hv2', b, project)
+
+    result = run_playbook(ansible, 'deferred.libvirt.soft_delete', inventory, extra_vars=[
+        {'names': [a, b_uuid], 'project': project, 'reclaim_interval': '3d'}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    for host, name in (('hv1', a), ('hv2', b)):
+        done = named_task(result, 'Soft delete the domains on their hosts', host)
+        assert [(i['name'], i['action']) for i in done['instances']] == [(name, 'soft_deleted')]
+        assert state_of(ansible, inventory, host, name) == 'soft_deleted'
+
+
+def test_playbook_refuses_an_unknown_or_foreign_name_before_anything_changes(ansible, inventory, make_guest, hv2,
+                                                                             hypervisor, project):
+    a, a_uuid = make_guest('a', start=False)
+    b, b_uuid = hv2.make('b')
+    owned(ansible, inventory, 'hv1', a, project)
+    owned(ansible, inventory, 'hv2', b, project + 'x')
+
+    result = run_playbook(ansible, 'deferred.libvirt.terminate', inventory, extra_vars=[
+        {'names': [a, b, 'no-such-domain-%s' % project], 'project': project}])
+
+    assert result.rc != 0
+    locate = named_task(result, 'Locate every named domain on its host (unknown, ambiguous or foreign names fail here)',
+                        'hv1')
+    assert locate['failed'] is True
+    assert 'no domain named no-such-domain-%s on any host of the play (hv1, hv2)' % project in locate['msg']
+    assert 'not in project %s: %s (project %sx)' % (project, b, project) in locate['msg']
+    assert locate['msg'].endswith('nothing was changed')
+    assert a in [d.name() for d in hypervisor.listAllDomains()] and hv2.exists(b)
+
+
+def test_terminate_playbook_terminates_domains_on_both_hosts(ansible, inventory, make_guest, hv2, hypervisor,
+                                                             project, state_dir):
+    a, a_uuid = make_guest('a', start=False)
+    b, b_uuid = hv2.make('b')
+    owned(ansible, inventory, 'hv1', a, project)
+    owned(ansible, inventory, 'hv2', b, project)
+
+    result = run_playbook(ansible, 'deferred.libvirt.terminate', inventory, extra_vars=[
+        {'names': '%s %s' % (a, b), 'project': project}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    assert a not in [d.name() for d in hypervisor.listAllDomains()] and not hv2.exists(b)
+    for host, uuid in (('hv1', a_uuid), ('hv2', b_uuid)):
+        assert os.path.exists(os.path.join(state_dir, host, 'tombstones', '%s.json' % uuid))

@@ -1,0 +1,279 @@
+"""The reclaim_timer role: what it installs, and that what it installs really sweeps the fleet.
+
+This machine has no systemd as PID 1, so the systemd units are checked with
+``systemd-analyze verify`` (the systemd package is installed, not booted) and
+the cron path runs for real: the command of the cron entry is run exactly as
+cron runs it, and once the system's own cron daemon runs the sweep on its
+schedule. Every sweep is scoped to the test's project (an extra var baked into
+the timer's command) and uses the two-host fleet of fleet_support.py.
+"""
+
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+import uuid as uuidlib
+
+import pytest
+
+from fleet_support import Hv2Guests, fleet_up, new_project, run_playbook, task_on, wait_past, write_inventory
+
+ATTRS = 'deferred.libvirt.vm_attributes'
+SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
+# What cron gives a job: the PATH of the cron file, HOME and SHELL, nothing of the test's environment.
+CRON_ENV_KEYS = ('SHELL', 'PATH')
+
+
+@pytest.fixture(scope='module')
+def fleet(hypervisor):
+    return fleet_up()
+
+
+@pytest.fixture
+def hv2(fleet, prefix):
+    guests2 = Hv2Guests(fleet, prefix)
+    yield guests2
+    guests2.close()
+
+
+@pytest.fixture
+def inventory(fleet, state_dir, tmp_path):
+    return write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir)
+
+
+@pytest.fixture
+def project():
+    return new_project()
+
+
+@pytest.fixture
+def timer_name():
+    return 'deferred-libvirt-reclaim-t%s' % uuidlib.uuid4().hex[:8]
+
+
+def install(ansible, tmp_path, inventory, project, timer_name, **role_vars):
+    """Run the reclaim_timer role on the control node; files go under tmp_path unless role_vars say otherwise."""
+    base = str(tmp_path / 'timer')
+    os.makedirs(base, exist_ok=True)
+    args = {
+        'reclaim_timer_name': timer_name,
+        'reclaim_timer_inventory': inventory,
+        'reclaim_timer_extra_vars': {'reclaim_project': project},
+        'reclaim_timer_script': os.path.join(base, 'bin', timer_name),
+        'reclaim_timer_lock_file': os.path.join(base, timer_name + '.lock'),
+        'reclaim_timer_unit_dir': os.path.join(base, 'units'),
+        'reclaim_timer_cron_file': os.path.join(base, 'cron.d', timer_name),
+        'reclaim_timer_log_file': os.path.join(base, 'log', timer_name + '.log'),
+        'reclaim_timer_logrotate_dir': os.path.join(base, 'logrotate.d'),
+        'reclaim_timer_manage_cron': False,
+    }
+    args.update(role_vars)
+    for key in ('reclaim_timer_script', 'reclaim_timer_cron_file'):
+        os.makedirs(os.path.dirname(args[key]), exist_ok=True)
+    play = [{'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
+             'roles': [{'role': 'deferred.libvirt.reclaim_timer', 'vars': args}]}]
+    result = run_playbook(ansible, play, 'localhost,')
+    assert result.rc == 0, result.stdout[-4000:]
+    return args, result
+
+
+def expired_on_both_hosts(ansible, inventory, make_guest, hv2, project):
+    """One domain per host, soft-deleted 2 s ago and so due; returns their names after reclaim_at has passed."""
+    a, a_uuid = make_guest('a', start=False)
+    b, b_uuid = hv2.make('b')
+    last = None
+    for host, name in (('hv1', a), ('hv2', b)):
+        result = task_on(ansible, inventory, host, ATTRS, name=name, project=project)
+        assert not result.get('failed'), result
+        result = task_on(ansible, inventory, host, SOFT_DELETE, name=name, project=project, reclaim_interval='2s')
+        assert not result.get('failed'), result
+        last = result['instances'][0]['reclaim_at']
+    wait_past(last)
+    return a, b
+
+
+def cron_line(path):
+    """(schedule, user, command) of the one job line of a cron.d file, and its variables."""
+    variables, jobs = {}, []
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if not line or line.startswith('#'):
+                continue
+            if '=' in line.split()[0]:
+                key, value = line.split('=', 1)
+                variables[key] = value
+                continue
+            fields = line.split(None, 6)
+            jobs.append((' '.join(fields[:5]), fields[5], fields[6]))
+    [job] = jobs
+    return job, variables
+
+
+def run_as_cron(command, variables):
+    """Run a cron job's command as cron does: /bin/sh -c, with only the cron file's variables, HOME and LOGNAME."""
+    env = dict((k, variables[k]) for k in CRON_ENV_KEYS if k in variables)
+    env.update(HOME='/root', LOGNAME='root')
+    return subprocess.run([variables.get('SHELL', '/bin/sh'), '-c', command], env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+
+
+def domain_names(conn):
+    return [d.name() for d in conn.listAllDomains()]
+
+
+# -- systemd --------------------------------------------------------------------------------------------------------
+
+def test_systemd_units_pass_systemd_analyze_verify(ansible, tmp_path, inventory, project, timer_name):
+    analyze = shutil.which('systemd-analyze')
+    if analyze is None:
+        pytest.fail('systemd-analyze is missing: apt-get install --no-install-recommends systemd (it installs '
+                    'without becoming the init)')
+    args, result = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='systemd',
+                           reclaim_timer_on_calendar='*:0/10', reclaim_timer_randomized_delay=30)
+    units = [os.path.join(args['reclaim_timer_unit_dir'], timer_name + suffix) for suffix in ('.service', '.timer')]
+
+    verify = subprocess.run([analyze, 'verify'] + units, capture_output=True, text=True, check=False)
+
+    assert verify.returncode == 0, verify.stderr
+    assert verify.stderr == '' and verify.stdout == ''
+    with open(units[0]) as handle:
+        service = handle.read()
+    with open(units[1]) as handle:
+        timer = handle.read()
+    assert 'ExecStart=%s\n' % args['reclaim_timer_script'] in service
+    assert 'Type=oneshot\n' in service and 'StandardOutput=journal\n' in service
+    assert 'SyslogIdentifier=%s\n' % timer_name in service
+    assert 'OnCalendar=*:0/10\n' in timer and 'RandomizedDelaySec=30\n' in timer
+    assert 'Unit=%s.service\n' % timer_name in timer and 'WantedBy=timers.target' in timer
+    assert not os.path.exists(args['reclaim_timer_cron_file'])
+
+
+def test_systemd_units_are_written_but_not_enabled_without_a_running_systemd(ansible, tmp_path, inventory,
+                                                                             project, timer_name):
+    if os.path.isdir('/run/systemd/system'):
+        pytest.fail('this test is for a machine where systemd is not the running init')
+    args, result = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='systemd')
+
+    shown = [t for p in result.data['plays'] for t in p['tasks']
+             if t['name'].endswith('Say that the units are not enabled without a running systemd')]
+    assert shown and 'not enabled' in shown[0]['hosts']['localhost']['msg']
+    assert [t['name'] for p in result.data['plays'] for t in p['tasks'] if 'Enable and start' in t['name']
+            and not t['hosts']['localhost'].get('skipped')] == []
+
+
+# -- cron -----------------------------------------------------------------------------------------------------------
+
+def test_auto_chooses_cron_where_systemd_is_not_the_init_and_the_entry_is_exact(ansible, tmp_path, inventory,
+                                                                                project, timer_name):
+    if os.path.isdir('/run/systemd/system'):
+        pytest.fail('this test is for a machine where systemd is not the running init')
+    args, result = install(ansible, tmp_path, inventory, project, timer_name)
+
+    with open(args['reclaim_timer_cron_file']) as handle:
+        entry = handle.read()
+    assert entry == (
+        '#\n# Ansible managed\n#\n'
+        '# The deferred.libvirt reclaim sweep; the script never runs two sweeps at once (flock).\n'
+        'SHELL=/bin/sh\n'
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n'
+        '*/15 * * * * root %s >>%s 2>&1\n' % (args['reclaim_timer_script'], args['reclaim_timer_log_file']))
+    assert oct(os.stat(args['reclaim_timer_cron_file']).st_mode & 0o777) == '0o644'
+    assert os.access(args['reclaim_timer_script'], os.X_OK)
+    assert not os.path.exists(os.path.join(args['reclaim_timer_unit_dir'], timer_name + '.timer'))
+
+
+def test_command_of_the_cron_entry_completes_a_real_reclaim(ansible, tmp_path, inventory, make_guest, hv2,
+                                                            hypervisor, project, timer_name):
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
+    a, b = expired_on_both_hosts(ansible, inventory, make_guest, hv2, project)
+    (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
+    assert (schedule, user) == ('*/15 * * * *', 'root')
+
+    run = run_as_cron(command, variables)
+
+    assert run.returncode == 0, run.stderr
+    assert a not in domain_names(hypervisor) and not hv2.exists(b)
+    with open(args['reclaim_timer_log_file']) as handle:
+        log = handle.read()
+    assert '%s: sweep started at' % timer_name in log
+    assert 'reclaimed 2, failed 0, skipped 0, kept 0, Cinder work pending 0, finished 0 on 2 host(s)' in log
+    assert '%s: sweep finished at' % timer_name in log and 'with exit code 0' in log
+
+
+def test_a_run_that_finds_the_lock_held_skips_and_changes_nothing(ansible, tmp_path, inventory, make_guest, hv2,
+                                                                  hypervisor, project, timer_name):
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
+    a, b = expired_on_both_hosts(ansible, inventory, make_guest, hv2, project)
+    (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
+
+    with open(args['reclaim_timer_lock_file'], 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a sweep still running
+        run = run_as_cron(command, variables)
+
+    assert run.returncode == 0, run.stderr
+    with open(args['reclaim_timer_log_file']) as handle:
+        log = handle.read()
+    assert log == '%s: another sweep holds %s; this run is skipped\n' % (timer_name, args['reclaim_timer_lock_file'])
+    assert a in domain_names(hypervisor) and hv2.exists(b)
+
+
+def test_removing_the_timer_removes_what_it_installed(ansible, tmp_path, inventory, project, timer_name):
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
+    os.makedirs(args['reclaim_timer_logrotate_dir'], exist_ok=True)
+    install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
+    assert os.path.exists(os.path.join(args['reclaim_timer_logrotate_dir'], timer_name))
+
+    install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_state='absent')
+
+    for path in (args['reclaim_timer_script'], args['reclaim_timer_cron_file'],
+                 os.path.join(args['reclaim_timer_logrotate_dir'], timer_name)):
+        assert not os.path.exists(path), path
+
+
+@pytest.fixture
+def system_cron():
+    """The system's cron daemon: started by the role if it was not running; stopped again afterwards if so."""
+    pidfile = '/run/crond.pid'
+
+    def running_pid():
+        try:
+            pid = int(open(pidfile).read().strip())
+            with open('/proc/%d/stat' % pid) as handle:
+                state = handle.read().rsplit(')', 1)[1].split()[0]
+        except (OSError, ValueError, IndexError):
+            return None
+        return None if state in ('Z', 'X') else pid
+    before = running_pid()
+    yield
+    pid = running_pid()
+    if before is None and pid is not None:
+        os.kill(pid, 15)
+
+
+def test_cron_runs_the_sweep_on_its_schedule(ansible, tmp_path, inventory, make_guest, hv2, hypervisor, project,
+                                             timer_name, system_cron):
+    """The real thing: the entry in /etc/cron.d, the cron daemon the role starts, a sweep within two minutes."""
+    cron_file = os.path.join('/etc/cron.d', timer_name)
+    try:
+        a, b = expired_on_both_hosts(ansible, inventory, make_guest, hv2, project)
+        args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron',
+                              reclaim_timer_cron_file=cron_file, reclaim_timer_cron_schedule='* * * * *',
+                              reclaim_timer_manage_cron=True)
+        assert os.path.exists('/run/crond.pid'), 'the role did not start cron'
+        log = args['reclaim_timer_log_file']
+        deadline = time.monotonic() + 240
+        while not (os.path.exists(log) and 'sweep finished' in open(log).read()):
+            assert time.monotonic() < deadline, 'cron did not run the sweep within 4 minutes'
+            time.sleep(2)
+    finally:
+        install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_state='absent',
+                reclaim_timer_cron_file=cron_file)
+
+    with open(log) as handle:
+        text = handle.read()
+    assert 'with exit code 0' in text, text[-3000:]
+    assert 'reclaimed 2,' in text
+    assert a not in domain_names(hypervisor) and not hv2.exists(b)
+    assert not os.path.exists(cron_file)

@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fleet filters the roles use, on vm_info and vm_reclaim results as the modules return them.
+
+These are pure functions of registered results: a dict stands in for hostvars
+(integration tests run them on a real two-host fleet, tests/integration/test_fleet.py).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.deferred.libvirt.plugins.filter.fleet import (fleet_locate, fleet_state, quota_check,
+                                                                       reclaim_summary)
+
+NOW = '2024-05-01T12:00:00Z'
+
+
+def view(name, project='web', vm_state='stopped', vcpus=1, memory_mb=128, reclaim_at=None, **more):
+    item = {'name': name, 'uuid': 'uuid-%s' % name, 'project': project, 'vm_state': vm_state, 'task_state': None,
+            'power_state': 'shutoff', 'vcpus': vcpus, 'memory_mb': memory_mb, 'deleted_at': None,
+            'reclaim_at': reclaim_at, 'locked': False, 'protected': False, 'managed': True, 'anomalies': [],
+            'metadata_error': None}
+    if vm_state == 'soft_deleted':
+        item['deleted_at'] = '2024-05-01T10:00:00Z'
+    item.update(more)
+    return item
+
+
+def hostvars(**hosts):
+    return dict((h, {'state_facts_vm_info': {'instances': views, 'failed': False}}) for h, views in hosts.items())
+
+
+@pytest.fixture
+def fleet():
+    return fleet_state(hostvars(
+        hv1=[view('a'), view('b', vm_state='soft_deleted', reclaim_at='2024-05-01T12:10:00Z')],
+        hv2=[view('c', vcpus=2, memory_mb=256), view('d', vm_state='soft_deleted', reclaim_at='2024-05-01T11:00:00Z'),
+             view('x', project='other')],
+    ), ['hv1', 'hv2'], now=NOW)
+
+
+def test_usage_counts_every_host_and_leaves_out_the_trash(fleet):
+    assert fleet['usage'] == {'web': {'instances': 2, 'cores': 3, 'ram_mb': 384},
+                              'other': {'instances': 1, 'cores': 1, 'ram_mb': 128}}
+    assert fleet['hosts']['hv2']['vm_states'] == {'stopped': 2, 'soft_deleted': 1}
+    assert fleet['projects']['web']['hosts'] == ['hv1', 'hv2'] and fleet['projects']['web']['instances'] == 4
+
+
+def test_trash_is_sorted_by_expiry_with_host_and_time_left(fleet):
+    assert [(t['host'], t['name'], t['expires_in'], t['expired']) for t in fleet['trash']] == [
+        ('hv2', 'd', -3600, True), ('hv1', 'b', 600, False)]
+
+
+def test_host_that_did_not_report_is_missing(fleet):
+    partial = fleet_state(dict(hostvars(hv1=[view('a')]), hv2={'state_facts_vm_info': {
+        'failed': True, 'msg': 'cannot connect to the hypervisor at qemu:///system'}}), ['hv1', 'hv2', 'hv3'], now=NOW)
+    assert partial['missing'] == {'hv2': 'cannot connect to the hypervisor at qemu:///system',
+                                  'hv3': 'did not report'}
+    with pytest.raises(AnsibleFilterError, match='the fleet state is incomplete.*hv2: cannot connect'):
+        quota_check(partial, {}, ['a'])
+
+
+def test_locate_finds_each_name_on_its_host(fleet):
+    found = fleet_locate(fleet, 'a, uuid-d', 'web')
+    assert found['by_host'] == {'hv1': ['uuid-a'], 'hv2': ['uuid-d']}
+
+
+def test_locate_refuses_unknown_ambiguous_and_foreign_names():
+    fleet = fleet_state(hostvars(hv1=[view('a'), view('x', project='other')], hv2=[view('a')]), ['hv1', 'hv2'],
+                        now=NOW)
+    with pytest.raises(AnsibleFilterError) as err:
+        fleet_locate(fleet, ['a', 'x', 'nope'], 'web')
+    assert str(err.value) == (
+        'no domain named nope on any host of the play (hv1, hv2); more than one domain named a (on hv1, hv2): '
+        'name it by UUID; not in project web: x (project other); nothing was changed')
+
+
+def test_quota_refuses_a_batch_over_the_limit_with_fleet_usage(fleet):
+    result = quota_check(fleet, {'web': {'instances': 3, 'cores': -1}}, ['b', 'd'], 'web')
+    assert result['fits'] is False
+    assert result['over'] == [{'project': 'web', 'resource': 'instances', 'limit': 3, 'usage': 2, 'request': 2}]
+    assert result['message'] == ('project web is over quota for instances: limit 3, usage 2, request 2; '
+                                 'nothing was changed')
+
+
+def test_quota_allows_a_batch_that_fits_and_plans_it_per_host(fleet):
+    result = quota_check(fleet, {'default': {'instances': 4, 'cores': 5, 'ram_mb': 640}}, ['b', 'd', 'a'])
+    assert result['fits'] is True
+    assert result['by_host'] == {'hv1': ['uuid-b'], 'hv2': ['uuid-d']}
+    assert [n['name'] for n in result['noop']] == ['a']
+    assert result['request'] == {'web': {'instances': 2, 'cores': 2, 'ram_mb': 256}}
+    assert result['limits'] == {'web': {'instances': 4, 'cores': 5, 'ram_mb': 640}}
+
+
+def test_quota_refuses_invalid_limits(fleet):
+    with pytest.raises(AnsibleFilterError, match='quota for project web: unknown resource cpus'):
+        quota_check(fleet, {'web': {'cpus': 2}}, ['b'])
+
+
+def test_reclaim_summary_adds_up_the_hosts_and_names_the_ones_not_swept():
+    def result(reclaimed, kept=()):
+        return {'reclaim_result': {
+            'summary': {'reclaimed': len(reclaimed), 'failed': 0, 'skipped': 0, 'kept': len(kept), 'pending': 0,
+                        'finished': 0},
+            'reclaimed': [{'name': n, 'uuid': 'uuid-' + n} for n in reclaimed], 'failed_domains': [],
+            'skipped_domains': [], 'pending': [], 'kept': list(kept)}}
+    summary = reclaim_summary({'hv1': result(['a']), 'hv2': result(['b'], [{'name': 'c', 'reclaim_at': NOW}]),
+                               'hv3': {'reclaim_result': {'unreachable': True, 'msg': 'ssh: connect refused'}}},
+                              ['hv1', 'hv2', 'hv3'])
+    assert summary['totals']['reclaimed'] == 2 and summary['totals']['kept'] == 1
+    assert summary['not_swept'] == {'hv3': 'ssh: connect refused'} and summary['ok'] is False
+    assert summary['lines'][0] == ('reclaimed 2, failed 0, skipped 0, kept 1, Cinder work pending 0, finished 0 '
+                                   'on 2 host(s)')
+    assert summary['lines'][-2:] == ['NOT SWEPT hv3: ssh: connect refused', 'next to expire: hv2/c at %s' % NOW]
