@@ -129,7 +129,8 @@ class Runner(object):
             cmd.append('--diff')
         if extra_vars:
             cmd += ['-e', json.dumps(extra_vars)]
-        proc = subprocess.run(cmd, env=self.env(**(env or {})), capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, env=self.env(**(env or {})), capture_output=True, text=True, timeout=timeout,
+                              check=False)
         return PlayResult(proc)
 
     def task(self, module, check=False, diff=False, env=None, **args):
@@ -142,7 +143,7 @@ class Runner(object):
         cmd = [os.path.join(os.path.dirname(PYTHON), 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',
                '-m', module, '-a', args]
         proc = subprocess.run(cmd, env=self.env(**(env or {})),
-                              capture_output=True, text=True, timeout=600)
+                              capture_output=True, text=True, timeout=600, check=False)
         data = json.loads(proc.stdout)
         host = data['plays'][0]['tasks'][0]['hosts']['localhost']
         return proc.returncode, host

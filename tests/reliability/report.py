@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run the reliability, bad-input and security trials and rewrite the table in docs/reliability.md.
 
     .venv/bin/python tests/reliability/report.py              # run everything, then rewrite the table
