@@ -26,7 +26,9 @@ POWER_STATES = {
     0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused',
     4: 'shutdown', 5: 'shutoff', 6: 'crashed', 7: 'pmsuspended',
 }
-POLL = 0.2
+# Seconds between power-state polls while waiting for a shutdown or a start. Polling every 0.2 s saw an ACPI
+# shutdown ~0.35 s later than polling every 0.05 s did (bench/, overhead); 0.1 s is within 0.05 s of that.
+POLL = 0.1
 
 
 class HypervisorError(Exception):

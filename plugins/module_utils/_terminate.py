@@ -94,35 +94,54 @@ def backing_files(path, most=16):
 
 
 def shared_paths(conn, domains, me):
-    """What the other domains use: ({real path: [names]} of their disks, {real path: [names]} of their backing files)."""
-    disks, backing = {}, {}
-    for other in domains:
-        if other is None or other.uuid == me.uuid:
-            continue
-        for path, chain in _storage_of(conn, other):
-            disks.setdefault(path, []).append(other.name)
-            for below in chain:
-                backing.setdefault(below, []).append(other.name)
-    return disks, backing
+    """What the other domains use: ({real path: [names]} of their disks, {real path: [names]} of their backing files).
 
-
-_STORAGE_LOCK = threading.Lock()
-
-
-def _storage_of(conn, domain):
-    """[(real path, backing chain)] of a snapshot's disks, worked out once per snapshot and run.
-
-    A sweep that terminates many domains asks about every other domain each
-    time: without this, the libvirt lookups and header reads would grow with
-    the square of the number of domains.
+    The host-wide index is built once per list of domains (one module run),
+    not once per domain terminated: a sweep that reclaims many domains would
+    otherwise walk every other domain's disks (libvirt lookups, image header
+    reads) again for each one, and its cost would grow with the square of the
+    number of domains. The maps returned leave ``me`` out when looked up.
     """
-    # Locked: the sweep's threads all start at once, and each would otherwise work the whole host out itself.
-    with _STORAGE_LOCK:
-        cached = getattr(domain, '_storage', None)
-        if cached is None:
-            cached = [(path, backing_files(path)) for path in disk_paths(conn, domain)]
-            domain._storage = cached
-    return cached
+    disks, backing = _index_of(conn, domains)
+    return _Others(disks, me.uuid), _Others(backing, me.uuid)
+
+
+_INDEX_LOCK = threading.Lock()
+_INDEX = {}
+
+
+def _index_of(conn, domains):
+    # Locked: a run's threads all start at once, and each would otherwise build the index itself.
+    with _INDEX_LOCK:
+        cached = _INDEX.get(id(domains))
+        if cached is None or cached[0] is not domains:
+            disks, backing = {}, {}
+            for other in domains:
+                if other is None:
+                    continue
+                for path in disk_paths(conn, other):
+                    disks.setdefault(path, []).append((other.uuid, other.name))
+                    for below in backing_files(path):
+                        backing.setdefault(below, []).append((other.uuid, other.name))
+            cached = _INDEX[id(domains)] = (domains, (disks, backing))
+    return cached[1]
+
+
+class _Others(object):
+    """{real path: [names]} of a host-wide index, leaving one domain (the one being terminated) out."""
+
+    def __init__(self, index, uuid):
+        self._index = index
+        self._uuid = uuid
+
+    def __contains__(self, path):
+        return any(uuid != self._uuid for uuid, dummy in self._index.get(path, ()))
+
+    def __getitem__(self, path):
+        names = [name for uuid, name in self._index.get(path, ()) if uuid != self._uuid]
+        if not names:
+            raise KeyError(path)
+        return names
 
 
 def _under(path, dirs):

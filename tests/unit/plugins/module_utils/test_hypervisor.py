@@ -31,7 +31,7 @@ class FakeClock(object):
 
     def sleep(self, seconds):
         self.sleeps += 1
-        # Rounded so that 15 polls of 0.2 s make exactly 3 s.
+        # Rounded so that polls of hv.POLL seconds add up to exact multiples (30 polls of 0.1 s make 3 s).
         self.now = round(self.now + seconds, 6)
 
 
@@ -60,7 +60,7 @@ def test_a_guest_that_honours_acpi_is_shut_down_cleanly_at_the_first_attempt(con
     dom = conn.lookupByName('test')
     fake = FakeClock()
     result = hv.clean_shutdown(dom, timeout=60, retry_interval=10, clock=fake.clock, sleep=fake.sleep)
-    assert result == {'clean_shutdown': True, 'attempts': 1, 'seconds': 0.2, 'was': 'running'}
+    assert result == {'clean_shutdown': True, 'attempts': 1, 'seconds': hv.POLL, 'was': 'running'}
     assert power(dom) == 'shutoff'
 
 
