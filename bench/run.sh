@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Benchmarks of the collection on the local hypervisor; prints one table.
+#   bash bench/run.sh            all five, full sizes (about half an hour on 2 cores)
+#   bash bench/run.sh --quick    all five, small sizes
+#   bash bench/run.sh --help     picking benchmarks, sizes, repetitions
+# See docs/performance.md for what each measures and the last full results.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+case " $* " in *" -h "*|*" --help "*) exec "$root/.venv/bin/python" bench/run.py --help ;; esac
+bash tests/testbed/hypervisor.sh up
+bash tests/testbed/build_guest.sh
+[ -x "$root/.venv/bin/python" ] || bash scripts/venv.sh
+export PATH=$root/.venv/bin:$PATH
+exec python bench/run.py "$@"
