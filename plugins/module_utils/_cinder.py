@@ -13,9 +13,11 @@ cannot be done now is returned as pending, never dropped (spec rule 5).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import threading
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 # openstacksdk takes about half a second to import: only runs that talk to Cinder pay for it (see _sdk).
 _SDK = {}
@@ -26,12 +28,53 @@ DEFAULT_API_TIMEOUT = 60
 POLL = 0.1
 
 
-class CinderUnavailable(Exception):
+class CinderUnavailable(DeferredError):
     """Cinder cannot be reached or configured; the work stays pending."""
+
+
+# The openstacksdk options of every module that touches Cinder (the same names as openstack.cloud's).
+ARGS = dict(
+    cloud=dict(type='raw'),
+    auth=dict(type='dict', no_log=True),
+    auth_type=dict(type='str'),
+    region_name=dict(type='str'),
+    interface=dict(type='str', default='public', choices=['admin', 'internal', 'public'], aliases=['endpoint_type']),
+    validate_certs=dict(type='bool', aliases=['verify']),
+    ca_cert=dict(type='str', aliases=['cacert']),
+    api_timeout=dict(type='int'),
+    volume_wait_timeout=dict(type='raw', default=DEFAULT_WAIT),
+)
+CONNECTION_KEYS = ('cloud', 'auth', 'auth_type', 'region_name', 'interface', 'validate_certs', 'ca_cert', 'api_timeout')
 
 
 def configured(params):
     return bool(params.get('cloud') or params.get('auth'))
+
+
+class Options(object):
+    """The Cinder settings of one run; the connection is made once, on first use, and shared by every domain."""
+
+    def __init__(self, params=None, wait_timeout=DEFAULT_WAIT, no_log_values=None):
+        self.params = dict((k, (params or {}).get(k)) for k in CONNECTION_KEYS)
+        self.wait_timeout = wait_timeout
+        # The module's set of values Ansible masks in its output; Cinder secrets are added when they are read.
+        self.no_log_values = no_log_values if no_log_values is not None else set()
+        if isinstance(self.params.get('cloud'), dict):
+            # A cloud given as a dict carries its token or password in a raw option: mask them in all output.
+            self.no_log_values.update(secrets(self.params['cloud']))
+        self._lock = threading.Lock()
+        self._conn = None
+
+    @property
+    def configured(self):
+        return configured(self.params)
+
+    def connection(self):
+        """The run's openstacksdk connection; CinderUnavailable when it cannot be configured (asked again next time)."""
+        with self._lock:
+            if self._conn is None:
+                self._conn = connect(self.params, self.no_log_values)
+            return self._conn
 
 
 def connect(params, no_log_values=None):

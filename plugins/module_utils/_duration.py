@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import math
 import re
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 # Ten years: anything longer is a typo, not a retention policy.
@@ -17,7 +18,7 @@ MAX_SECONDS = 10 * 365 * 86400
 _PART = re.compile(r'(\d+(?:\.\d+)?)([smhdw])')
 
 
-class DurationError(ValueError):
+class DurationError(DeferredError, ValueError):
     """A duration that cannot be read; the message names the option."""
 
 

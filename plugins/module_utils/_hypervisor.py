@@ -7,9 +7,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 
@@ -21,6 +19,7 @@ except ImportError:
     HAS_LIBVIRT = False
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 POWER_STATES = {
     0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused',
@@ -31,7 +30,7 @@ POWER_STATES = {
 POLL = 0.1
 
 
-class HypervisorError(Exception):
+class HypervisorError(DeferredError):
     """A libvirt failure, worded for the operator."""
 
 
@@ -60,7 +59,6 @@ class Domain(object):
 
     def __init__(self, dom, xml, power_state, persistent=True, managed_save=False):
         self.dom = dom
-        self.xml = xml
         self.root = ET.fromstring(xml)
         self.name = self.root.findtext('name')
         self.uuid = self.root.findtext('uuid')
@@ -68,13 +66,13 @@ class Domain(object):
         self.persistent = persistent
         self.managed_save = managed_save
         self.record = None
-        self.record_error = None
+        self.metadata_error = None
         try:
             element = _record.find_in_domain_xml(self.name, self.root)
             if element is not None:
                 self.record = _record.parse(self.name, element)
         except _record.RecordError as exc:
-            self.record_error = str(exc)
+            self.metadata_error = str(exc)
 
     @property
     def managed(self):
@@ -377,38 +375,22 @@ def volume_path(conn, pool, volume):
         raise HypervisorError('volume %s in pool %s: %s' % (volume, pool, exc.get_error_message()))
 
 
-def backing_chain(path):
-    """Every file in the backing chain of ``path`` (itself first), via qemu-img; raise if one is missing."""
-    if not os.path.exists(path):
-        raise HypervisorError('disk file %s does not exist' % path)
+def volume_by_path(conn, real):
+    """The storage volume at ``real`` (a real path), or None when no pool holds it."""
     try:
-        out = subprocess.run(['qemu-img', 'info', '-U', '--backing-chain', '--output=json', path],
-                             capture_output=True, text=True, timeout=60, check=False)
-    except OSError:
-        return [path]  # qemu-img missing: the file itself exists, which is all we can tell
-    if out.returncode != 0:
-        raise HypervisorError('disk file %s: %s' % (path, ''.join((out.stderr or out.stdout).strip().splitlines()[-1:])))
-    chain = json.loads(out.stdout)
-    return [item.get('filename') for item in chain]
+        return conn.storageVolLookupByPath(real)
+    except libvirt.libvirtError:
+        return None
 
 
-def check_disks(conn, domain):
-    """Raise HypervisorError naming the first disk, backing file or boot file that is missing."""
-    for path in domain.boot_files():
-        if not os.path.exists(path):
-            raise HypervisorError('domain %s: boot file %s does not exist' % (domain.name, path))
-    for disk in domain.disks():
-        path = disk['path']
-        if disk['type'] == 'volume':
-            path = volume_path(conn, disk['pool'], disk['volume'])
-        if disk['type'] not in ('file', 'volume', 'block') or not path:
-            continue
-        if disk['device'] == 'cdrom' and disk['type'] == 'file' and not path:
-            continue
+def delete_volume(conn, real):
+    """Delete the pool volume at ``real`` through its pool; a pool that refuses leaves the file to the caller."""
+    vol = volume_by_path(conn, real)
+    if vol is not None:
         try:
-            backing_chain(path)
-        except HypervisorError as exc:
-            raise HypervisorError('domain %s: disk %s: %s' % (domain.name, disk['target'], exc))
+            vol.delete(0)
+        except libvirt.libvirtError:
+            pass  # the caller falls back to the file; the pool is refreshed on its next use
 
 
 def undefine_flags(domain):

@@ -18,12 +18,13 @@ except ImportError:
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import effective_vm_state
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 # The most names one call takes; more is a runaway variable, not a request.
 MAX_NAMES = 10000
 
 
-class SelectionError(Exception):
+class SelectionError(DeferredError):
     """The selection names something that is not there or not the caller's; nothing was changed."""
 
 
@@ -39,11 +40,11 @@ def describe(domain, owned=None):
         'managed_save': domain.managed_save,
         'vcpus': domain.vcpus,
         'memory_mb': domain.memory_mb,
-        'metadata_error': domain.record_error,
+        'metadata_error': domain.metadata_error,
     }
     for name, _kind in _record.FIELDS:
         view[name] = record.get(name)
-    view['vm_state'] = 'error' if domain.record_error else effective_vm_state(record.get('vm_state'), domain.power_state)
+    view['vm_state'] = 'error' if domain.metadata_error else effective_vm_state(record.get('vm_state'), domain.power_state)
     view['volumes'] = copy.deepcopy(record.get('volumes') or [])
     view['history'] = copy.deepcopy(record.get('history') or [])
     disks = []
@@ -53,7 +54,7 @@ def describe(domain, owned=None):
             item['delete_on_termination'] = owned.get(disk['target'], False)
         disks.append(item)
     view['disks'] = disks
-    view['anomalies'] = [] if domain.record_error else _record.anomalies(record)
+    view['anomalies'] = [] if domain.metadata_error else _record.anomalies(record)
     return view
 
 

@@ -23,13 +23,18 @@ import stat
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import format_time, utcnow
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 
-class StateDirError(Exception):
+# Seconds an operation waits for another one's per-domain lock (the lock_timeout option's default).
+LOCK_TIMEOUT = 120
+
+
+class StateDirError(DeferredError):
     """The state directory cannot be used safely; nothing was changed."""
 
 
-class LockTimeout(Exception):
+class LockTimeout(DeferredError):
     """Another operation holds the domain's lock for longer than we wait."""
 
 
@@ -64,7 +69,6 @@ class StateDir(object):
         self.locks = os.path.join(self.path, 'locks')
         self.tombstones = os.path.join(self.path, 'tombstones')
         self.events = os.path.join(self.path, 'events.jsonl')
-        self.readonly = not create
         if create:
             self._prepare()
 
@@ -97,7 +101,7 @@ class StateDir(object):
     # -- locks -------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, uuid, timeout=30.0, name=None):
+    def lock(self, uuid, timeout=LOCK_TIMEOUT, name=None):
         """Hold the per-domain lock; raise LockTimeout naming the domain after ``timeout`` seconds."""
         path = os.path.join(self.locks, '%s.lock' % uuid)
         try:

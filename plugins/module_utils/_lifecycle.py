@@ -11,10 +11,14 @@ import copy
 import os
 import signal
 import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
+from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LOCK_TIMEOUT, StateDir, StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import decide, effective_vm_state, InvalidState
 
 FAILPOINT_ENV = 'DEFERRED_LIBVIRT_FAILPOINT'
@@ -23,10 +27,47 @@ FAILPOINT_ENV = 'DEFERRED_LIBVIRT_FAILPOINT'
 FAILPOINT_PAUSE_ENV = 'DEFERRED_LIBVIRT_FAILPOINT_PAUSE'
 # How long a roll-back waits for a restarted libvirtd to answer again (a restart takes a few seconds).
 RECONNECT_WAIT = 30
+# Waiting dominates (shutdowns, boots), not CPU: this many domains at once by default (the parallel option's).
+PARALLEL = 16
 
 
-class OperationError(Exception):
+# Option groups every lifecycle module shares; each operation file adds its own (and storage's, Cinder's).
+CONNECTION_ARGS = dict(
+    uri=dict(type='str', default='qemu:///system'),
+    state_dir=dict(type='path', default='/var/lib/deferred-libvirt'),
+)
+SELECTION_ARGS = dict(
+    name=dict(type='list', elements='str', aliases=['names']),
+    query=dict(type='str'),
+    project=dict(type='str'),
+)
+LIFECYCLE_ARGS = dict(
+    force=dict(type='bool', default=False),
+    lock_timeout=dict(type='raw', default=LOCK_TIMEOUT),
+    parallel=dict(type='int', default=PARALLEL),
+)
+
+
+def param(params, name, default):
+    """The option's value, or its default when not given (so operations run from plain dicts too)."""
+    value = params.get(name)
+    return default if value is None else value
+
+
+def spec(*groups):
+    """One argument spec from option groups; later groups win."""
+    merged = dict(CONNECTION_ARGS)
+    for group in groups:
+        merged.update(group)
+    return merged
+
+
+class OperationError(DeferredError):
     """An operation refused or failed for one domain; the message names the domain and the reason."""
+
+
+class Skip(DeferredError):
+    """The domain no longer qualifies (for example it was restored meanwhile); nothing was changed."""
 
 
 def failpoint(name):
@@ -44,9 +85,9 @@ def failpoint(name):
 
 def guard(domain, operation, project=None, force=False, check_protected=True):
     """Refuse ``operation`` on ``domain`` for any reason the operator must fix first."""
-    if domain.record_error:
+    if domain.metadata_error:
         raise OperationError('%s; nothing was changed (fix or remove it with virsh metadata %s --uri %s --remove)'
-                             % (domain.record_error, domain.name, _record.NAMESPACE))
+                             % (domain.metadata_error, domain.name, _record.NAMESPACE))
     if not domain.persistent:
         raise OperationError('domain %s is transient (not defined); %s needs a defined domain to keep its record'
                              % (domain.name, operation))
@@ -63,7 +104,7 @@ def guard(domain, operation, project=None, force=False, check_protected=True):
     return record
 
 
-def plan(domain, operation):
+def decision(domain, operation):
     """START, RESUME or NOOP for ``operation`` on ``domain``; OperationError on an invalid state."""
     record = domain.record or _record.empty()
     vm_state = effective_vm_state(record.get('vm_state'), domain.power_state)
@@ -74,17 +115,37 @@ def plan(domain, operation):
 
 
 class Context(object):
-    """One module run: the connection, the state dir, the request id and the options that apply to every domain."""
+    """One module run as plain data: what every operation needs, built without Ansible.
 
-    def __init__(self, base, state_dir, lock_timeout=60.0):
-        self.base = base
-        self.conn = base.connect()
-        self.uri = base.params['uri']
-        self.state = state_dir
-        self.request_id = base.request_id
-        self.check_mode = base.check_mode
+    ``conn`` is the libvirt connection, ``state`` the checked StateDir (None
+    when the operation needs none), ``params`` the task's option values.
+    ``warnings`` collects what the task result should warn about.
+    """
+
+    def __init__(self, conn, uri='qemu:///system', state=None, request_id='req-test', check_mode=False, project=None,
+                 lock_timeout=LOCK_TIMEOUT, params=None, parallel=PARALLEL, verbosity=0, no_log_values=None):
+        self.conn = conn
+        self.uri = uri
+        self.state = state
+        self.request_id = request_id
+        self.check_mode = check_mode
+        self.project = project
         self.lock_timeout = lock_timeout
-        self.project = base.params.get('project')
+        self.params = dict(params or {})
+        self.parallel = parallel
+        self.verbosity = verbosity
+        self.no_log_values = no_log_values if no_log_values is not None else set()
+        self.warnings = []
+        self.state_dir = state.path if state is not None else self.params.get('state_dir')
+
+    def open_state(self, create=False):
+        """The run's StateDir, opened now for an operation that needs it only sometimes (vm_info include_deleted)."""
+        if self.state is None:
+            try:
+                self.state = StateDir(self.state_dir, create=create)
+            except StateDirError as exc:
+                raise StateDirError('%s; nothing was changed' % exc)
+        return self.state
 
     def event(self, event_type, domain, result=None, **payload):
         if self.state is None or self.check_mode:
@@ -166,5 +227,76 @@ def result_for(domain, changed, before=None, after=None, **extra):
     return result
 
 
-def view(domain):
-    return inv.describe(domain)
+# -- selection and fan-out -------------------------------------------------
+
+
+def snapshot(ctx):
+    """Every domain of the hypervisor, with its vm_info view: [(Domain, view)]."""
+    try:
+        domains = hv.list_domains(ctx.conn)
+    except hv.HypervisorError:
+        raise
+    except Exception as exc:  # libvirtError while listing: the daemon went away
+        raise hv.HypervisorError('cannot list domains on %s: %s' % (ctx.uri, exc))
+    return [(d, inv.describe(d)) for d in domains]
+
+
+def select(ctx, pairs, names=None, query=None, project=None):
+    """The (Domain, view) pairs the selection names; SelectionError (nothing changed) on a bad selection."""
+    views = [v for dummy, v in pairs]
+    try:
+        chosen = inv.select(views, names=names, query=query, project=project)
+    except inv.SelectionError as exc:
+        raise inv.SelectionError('%s; nothing was changed' % exc)
+    by_uuid = dict((v['uuid'], d) for d, v in pairs)
+    return [(by_uuid[v['uuid']], v) for v in chosen]
+
+
+def select_from_task(ctx, pairs):
+    """select() with the task's own name, query and project options."""
+    return select(ctx, pairs, names=ctx.params.get('name'), query=ctx.params.get('query'), project=ctx.project)
+
+
+def _expected(exc):
+    """Whether an exception is one the collection (or the platform) raises on purpose, not a bug."""
+    if isinstance(exc, (DeferredError, EnvironmentError)):
+        return True
+    return hv.libvirt is not None and isinstance(exc, hv.libvirt.libvirtError)
+
+
+def run_each(ctx, items, work, label=lambda item: item[0].name):
+    """Run ``work(item)`` for every item, concurrently; one result dict per item, in order.
+
+    ``work`` returns a result dict with at least ``changed``. A DeferredError
+    (or a libvirt or OS error) becomes ``failed: true`` with its message; any
+    other exception is a bug, and its result carries the traceback. Neither
+    stops the other items.
+    """
+    def guarded(item):
+        try:
+            result = work(item)
+        except Exception as exc:  # one domain's failure must not stop the others
+            result = {'changed': False, 'failed': True, 'msg': str(exc) or exc.__class__.__name__}
+            if not _expected(exc):
+                result['msg'] = 'unexpected %s: %s (a bug in deferred.libvirt; see exception)' % (
+                    exc.__class__.__name__, exc)
+                result['exception'] = traceback.format_exc()
+            elif ctx.verbosity >= 3:
+                result['exception'] = traceback.format_exc()
+        result.setdefault('name', label(item))
+        result.setdefault('failed', False)
+        result.setdefault('msg', '')
+        return result
+
+    if not items:
+        return []
+    parallel = ctx.parallel or PARALLEL
+    if len(items) == 1 or parallel == 1:
+        return [guarded(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(parallel, len(items))) as pool:
+        return list(pool.map(guarded, items))
+
+
+def outcome(instances, action, **extra):
+    """What a run returns to the module base: the per-domain results and the task-level extras."""
+    return dict(instances=instances, action=action, extra=extra)

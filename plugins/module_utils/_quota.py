@@ -7,11 +7,13 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
+
 RESOURCES = ('instances', 'cores', 'ram_mb')
 UNLIMITED = -1
 
 
-class QuotaError(Exception):
+class QuotaError(DeferredError):
     """A batch does not fit; the message names project, resource, limit, usage and request."""
 
 

@@ -2,87 +2,108 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""One reclaim sweep of a host: terminate what has expired, finish pending Cinder work, report the rest."""
+"""One reclaim sweep of a host: terminate what has expired, finish pending Cinder work, report the rest.
+
+Whether a domain may be reclaimed is decided in one place, ``eligibility``:
+the sweep asks it of every domain's view, and each reclaim asks it again of
+the domain's fresh view under its lock (spec rule 4).
+"""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
+from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
+from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LockTimeout
+
+ARGS = dict(
+    project=dict(type='str'),
+    limit=dict(type='int'),
+)
+# No name or query: a sweep looks at every domain of the host (of one project, with project).
+ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, ARGS)
+
+# What eligibility() says of a domain.
+DUE, KEPT, RESUME, SKIP, OUT = 'due', 'kept', 'resume', 'skip', 'out'
+
+
+def eligibility(view, now):
+    """(verdict, reason) for reclaiming the domain that ``view`` (vm_info's) describes, at ``now``.
+
+    DUE: expired and safe to reclaim. KEPT: not expired yet. RESUME: an
+    interrupted terminate or reclaim (task_state deleting) whose deletion was
+    already decided: finished whatever its reclaim_at says (rule 7). SKIP:
+    never reclaimed now, with why (rule 1 anomalies, protected, locked, another
+    task). OUT: not in the trash at all.
+    """
+    if view.get('metadata_error'):
+        return SKIP, ('its lifecycle record cannot be read (%s); never reclaimed until it is fixed'
+                      % view['metadata_error'])
+    if view.get('vm_state') != 'soft_deleted':
+        return OUT, 'it is not soft-deleted'
+    if view.get('anomalies'):
+        return SKIP, ('its lifecycle record is incomplete (%s); never reclaimed until it is fixed'
+                      % '; '.join(view['anomalies']))
+    # Guards first, even for an interrupted reclaim: the sweep has no force, so a protected or locked domain is
+    # left as it is (a terminate with force finishes it).
+    if view.get('protected'):
+        return SKIP, 'protected'
+    if view.get('locked'):
+        return SKIP, 'locked%s' % (' (%s)' % view['lock_reason'] if view.get('lock_reason') else '')
+    if view.get('task_state') == 'deleting':
+        return RESUME, None
+    if view.get('task_state') is not None:
+        return SKIP, 'task %s is in progress or was interrupted; run that operation again' % view['task_state']
+    if _record.parse_time(view['reclaim_at']) <= now:
+        return DUE, None
+    return KEPT, None
 
 
 def classify(pairs, now, project=None):
     """Sort soft-deleted domains into (due, kept, skipped, resumable) without touching anything.
 
-    due: expired and safe to reclaim; kept: not yet expired (with when);
-    skipped: never reclaimed now, with why (rule 1 anomalies, protected,
-    locked, a restore in progress); resumable: an interrupted reclaim.
+    skipped items are (domain, view, reason); the others (domain, view). due
+    comes longest expired first.
     """
     due, kept, skipped, resumable = [], [], [], []
     for domain, view in pairs:
-        if domain is None:
+        if domain is None or (project is not None and view.get('project') != project):
             continue
-        if project is not None and view.get('project') != project:
-            continue
-        if view.get('metadata_error'):
-            skipped.append((domain, view, 'its lifecycle record cannot be read (%s); never reclaimed until it is fixed'
-                            % view['metadata_error']))
-            continue
-        if view['vm_state'] != 'soft_deleted':
-            continue
-        if view['anomalies']:
-            skipped.append((domain, view, 'its lifecycle record is incomplete (%s); never reclaimed until it is fixed'
-                            % '; '.join(view['anomalies'])))
-            continue
-        if view['task_state'] == 'deleting':
+        verdict, reason = eligibility(view, now)
+        if verdict == SKIP:
+            skipped.append((domain, view, reason))
+        elif verdict == RESUME:
             resumable.append((domain, view))
-            continue
-        if view['task_state'] is not None:
-            skipped.append((domain, view, 'task %s is in progress or was interrupted; run that operation again'
-                            % view['task_state']))
-            continue
-        if view.get('protected'):
-            skipped.append((domain, view, 'protected'))
-            continue
-        if view.get('locked'):
-            skipped.append((domain, view, 'locked%s' % (' (%s)' % view['lock_reason'] if view.get('lock_reason') else '')))
-            continue
-        if _record.parse_time(view['reclaim_at']) <= now:
+        elif verdict == DUE:
             due.append((domain, view))
-        else:
+        elif verdict == KEPT:
             kept.append((domain, view))
     due.sort(key=lambda pair: pair[1]['reclaim_at'])
     return due, kept, skipped, resumable
 
 
 def still_due(now):
-    """Under the lock, the domain must still be soft-deleted, idle and expired (spec rule 4).
-
-    A domain in task_state deleting is an interrupted terminate or reclaim: the
-    deletion was already decided (its disks may be gone), so it is finished
-    whatever its reclaim_at says (spec rule 7).
-    """
+    """The precondition a reclaim checks under the domain's lock: eligibility() again, on the state of now."""
     def check(domain):
-        if domain.record_error:
-            raise term.Skip('domain %s: %s; not reclaimed' % (domain.name, domain.record_error))
-        record = domain.record or {}
-        if record.get('vm_state') != 'soft_deleted':
-            raise term.Skip('domain %s is no longer soft-deleted (restored meanwhile); not reclaimed' % domain.name)
-        if record.get('task_state') not in (None, 'deleting'):
-            raise term.Skip('domain %s has task %s in progress; not reclaimed' % (domain.name, record.get('task_state')))
-        problems = _record.anomalies(record)
-        if problems:
-            raise term.Skip('domain %s: %s; not reclaimed' % (domain.name, '; '.join(problems)))
-        if record.get('task_state') is None and _record.parse_time(record['reclaim_at']) > now:
-            raise term.Skip('domain %s: reclaim_at %s has not passed; not reclaimed' % (domain.name, record['reclaim_at']))
-        if record.get('protected') or (record.get('locked') and record.get('task_state') is None):
-            raise term.Skip('domain %s is protected or locked; not reclaimed' % domain.name)
+        verdict, reason = eligibility(inv.describe(domain), now)
+        if verdict in (DUE, RESUME):
+            return
+        if verdict == OUT:
+            raise lc.Skip('domain %s is no longer soft-deleted (restored meanwhile); not reclaimed' % domain.name)
+        if verdict == KEPT:
+            raise lc.Skip('domain %s: reclaim_at %s has not passed; not reclaimed'
+                          % (domain.name, (domain.record or {}).get('reclaim_at')))
+        raise lc.Skip('domain %s: %s; not reclaimed' % (domain.name, reason))
     return check
 
 
-def reclaim_one(ctx, domain, opts, others, now):
+def reclaim_one(ctx, domain, opts, index, now):
     """Terminate one expired domain through the same path as vm_terminate, with an instance.reclaim event.
 
     A domain that no longer qualifies under its lock (restored meanwhile), or
@@ -92,8 +113,9 @@ def reclaim_one(ctx, domain, opts, others, now):
     # Between the sweep's snapshot and the domain's lock: where a restore can get in first (tests pause here).
     lc.failpoint('reclaim.before_lock')
     try:
-        result = term.terminate(ctx, domain, opts, others, action='reclaim', precondition=still_due(now))
-    except (term.Skip, LockTimeout) as exc:
+        result = term.terminate(ctx, domain, opts, index, action='reclaim', precondition=still_due(now),
+                                operation='reclaim')
+    except (lc.Skip, LockTimeout) as exc:
         reason = str(exc)
         if isinstance(exc, LockTimeout):
             reason = '%s; not reclaimed in this sweep' % reason
@@ -104,3 +126,82 @@ def reclaim_one(ctx, domain, opts, others, now):
                   deleted_at=(domain.record or {}).get('deleted_at'), reclaim_at=(domain.record or {}).get('reclaim_at'),
                   volumes_pending=[v['id'] for v in result.get('volumes_pending') or []])
     return result
+
+
+def options(params, no_log_values=None):
+    limit = params.get('limit')
+    if limit is not None and limit < 0:
+        raise DeferredError('limit must be 0 or more, got %d; nothing was changed' % limit)
+    return term.options(params, no_log_values)
+
+
+def run(ctx, opts):
+    """vm_reclaim: one sweep of the host, with its summary."""
+    limit = ctx.params.get('limit')
+    pairs = lc.snapshot(ctx)
+    now = _record.utcnow()
+    project = ctx.project
+    due, kept, skipped, resumable = classify(pairs, now, project)
+    # Interrupted reclaims first (their disks may be half gone), then the longest expired.
+    todo = resumable + due
+    over_limit = []
+    if limit is not None and len(todo) > limit:
+        todo, over_limit = todo[:limit], todo[limit:]
+    index = storage.Index(ctx.conn, [d for d, dummy in pairs])
+    tombs, bad_tombs = tombstones.for_sweep(ctx.state, set(v['uuid'] for dummy, v in pairs), project)
+
+    def work(item):
+        kind, payload = item
+        if kind == 'domain':
+            return reclaim_one(ctx, payload, opts, index, now)
+        return tombstones.finish_pending(ctx, payload, opts.cinder)
+
+    items = [('tombstone', t) for t in tombs] + [('domain', d) for d, dummy in todo]
+    views = dict((v['uuid'], v) for dummy, v in pairs)
+    instances = lc.run_each(ctx, items, work,
+                            label=lambda item: item[1].name if item[0] == 'domain' else item[1].get('name'))
+    return lc.outcome(instances, 'vm_reclaim', **summarize(ctx, items, instances, views, skipped, bad_tombs,
+                                                           over_limit, kept, now, limit))
+
+
+def summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit):
+    """The sweep's report: reclaimed, failed_domains, skipped_domains, kept, pending, finished and their counts."""
+    reclaimed, failed, finished, pending, skipped_out = [], [], [], [], []
+    for (kind, payload), result in zip(items, instances):
+        result.setdefault('uuid', payload.uuid if kind == 'domain' else payload.get('uuid'))
+        if result.get('failed'):
+            failed.append({'name': result['name'], 'uuid': result.get('uuid'), 'msg': result['msg']})
+            if kind == 'domain':
+                ctx.event('instance.reclaim', payload, result='error', message=result['msg'])
+        elif result.get('action') == 'skipped':
+            skipped_out.append({'name': result['name'], 'uuid': result.get('uuid'), 'reason': result.get('reason')})
+        elif kind == 'domain' and result.get('changed'):
+            view = views.get(payload.uuid) or {}
+            entry = dict((k, view.get(k)) for k in ('project', 'deleted_at', 'reclaim_at'))
+            entry.update((k, result.get(k)) for k in ('name', 'uuid', 'volumes_deleted', 'volumes_detached',
+                                                      'volumes_pending', 'disks_deleted', 'disks_kept'))
+            reclaimed.append(entry)
+        elif kind == 'tombstone' and not result.get('volumes_pending'):
+            finished.append({'name': result['name'], 'uuid': result.get('uuid')})
+        if result.get('volumes_pending'):
+            pending.append({'name': result['name'], 'uuid': result.get('uuid'), 'volumes': result['volumes_pending']})
+    for domain, view, why in skipped:
+        skipped_out.append({'name': view['name'], 'uuid': view.get('uuid'), 'project': view.get('project'), 'reason': why})
+        if view.get('metadata_error') or view.get('anomalies'):
+            # Spec rule 1: never reclaimed, always reported - in the result, as a warning and in the journal.
+            ctx.warnings.append('vm_reclaim: %s skipped: %s' % (domain.name, why))
+            ctx.event('instance.reclaim', domain, result='skipped', reason=why)
+    skipped_out += [{'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'reason': 'tombstone: %s' % tomb['error']}
+                    for tomb in bad_tombs]
+    ctx.warnings.extend('vm_reclaim: tombstone %s cannot be read: %s' % (tomb.get('uuid'), tomb['error'])
+                        for tomb in bad_tombs)
+    skipped_out += [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'reclaim_at': v.get('reclaim_at'),
+                     'reason': 'over this run\'s limit of %d; left for the next sweep' % limit} for dummy, v in over_limit]
+    kept = sorted(kept, key=lambda pair: pair[1]['reclaim_at'])
+    kept_out = [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'deleted_at': v.get('deleted_at'),
+                 'reclaim_at': v['reclaim_at'],
+                 'expires_in': int((_record.parse_time(v['reclaim_at']) - now).total_seconds())} for dummy, v in kept]
+    summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
+                   pending=len(pending), finished=len(finished))
+    return dict(reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out, kept=kept_out,
+                pending=pending, finished=finished, summary=summary)

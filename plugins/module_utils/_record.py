@@ -19,6 +19,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import VM_STATES, TASK_STATES
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 NAMESPACE_BASE = 'urn:deferred-libvirt:lifecycle:'
 NAMESPACE = NAMESPACE_BASE + '1'
@@ -45,10 +46,10 @@ FIELDS = (
 SOFT_DELETE_MODES = ('shutdown', 'managed_save')
 VOLUME_ATTRS = ('id', 'target', 'delete_on_termination')
 HISTORY_ATTRS = ('action', 'request_id', 'start', 'finish', 'result', 'message')
-_UUIDISH = re.compile(r'^[0-9a-fA-F-]{1,64}$')
+UUIDISH = re.compile(r'^[0-9a-fA-F-]{1,64}$')
 
 
-class RecordError(ValueError):
+class RecordError(DeferredError, ValueError):
     """A lifecycle record that cannot be read: the message names the domain and what is wrong."""
 
 
@@ -150,7 +151,7 @@ def parse(domain, text):
     if 'volumes' in children:
         for item in children['volumes']:
             vid = item.get('id')
-            if not vid or not _UUIDISH.match(vid):
+            if not vid or not UUIDISH.match(vid):
                 raise RecordError('domain %s: lifecycle metadata has a volume without a valid id (%r)' % (domain, vid))
             record['volumes'].append({
                 'id': vid,

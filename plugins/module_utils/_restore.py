@@ -2,7 +2,8 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Restore: the libvirt driver's hard reboot, bounded by start_timeout, rolled back on any failure (spec rule 2)."""
+"""Restore: the batch quota check, then the libvirt driver's hard reboot, bounded by start_timeout, rolled back on
+any failure (spec rule 2). ``run`` is the whole of vm_restore."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -11,57 +12,132 @@ import copy
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
+from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
+from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, RESUME, START
 
 DEFAULT_START_TIMEOUT = 300
+OPERATION = 'restore'
+ARGS = dict(
+    quota=dict(type='dict'),
+    usage=dict(type='dict'),
+    start_timeout=dict(type='raw', default=DEFAULT_START_TIMEOUT),
+    hard_reboot=dict(type='bool', default=False),
+)
+ARGUMENT_SPEC = lc.spec(lc.SELECTION_ARGS, lc.LIFECYCLE_ARGS, ARGS)
 
 
 class RestoreOptions(object):
-    def __init__(self, start_timeout=DEFAULT_START_TIMEOUT, hard_reboot=False, force=False):
+    def __init__(self, start_timeout=DEFAULT_START_TIMEOUT, hard_reboot=False, force=False, quota=None, usage=None):
         self.start_timeout = start_timeout
         self.hard_reboot = hard_reboot
         self.force = force
+        self.quota = quota
+        self.usage = usage
 
 
-def preview(ctx, domain, opts):
-    """What restore would do to ``domain``: ('noop'|'start'|'resume', view); raises OperationError on refusal."""
-    lc.guard(domain, 'restore', ctx.project, opts.force, check_protected=False)
-    return lc.plan(domain, 'restore'), lc.view(domain)
+def options(params, no_log_values=None):
+    """RestoreOptions from the task's options; DeferredError naming the option when one cannot be read."""
+    opts = RestoreOptions(start_timeout=parse_duration(lc.param(params, 'start_timeout', DEFAULT_START_TIMEOUT),
+                                                       'start_timeout', allow_zero=False),
+                          hard_reboot=bool(params.get('hard_reboot')), force=bool(params.get('force')),
+                          quota=params.get('quota'), usage=params.get('usage'))
+    if opts.quota is not None:
+        try:
+            quota.validate_limits(opts.quota)
+            if opts.usage is not None:
+                quota.validate_limits(opts.usage)
+        except quota.QuotaError as exc:
+            raise quota.QuotaError('%s; nothing was changed' % exc)
+    return opts
+
+
+def run(ctx, opts):
+    """vm_restore: the batch quota check before anything, then one restore per selected domain."""
+    pairs = lc.snapshot(ctx)
+    chosen = lc.select_from_task(ctx, pairs)
+    extra = {}
+    if opts.quota is not None:
+        extra['quota'] = check_quota(ctx, opts, pairs, chosen)
+    instances = lc.run_each(ctx, chosen, lambda item: restore(ctx, item[0], opts))
+    return lc.outcome(instances, 'vm_restore', **extra)
+
+
+def check_quota(ctx, opts, pairs, chosen):
+    """The batch's quota figures; DeferredError (nothing changed) when the batch does not fit."""
+    # Only domains that would really come back count against the quota.
+    wanted = []
+    for domain, view in chosen:
+        try:
+            if lc.decision(domain, OPERATION) != NOOP:
+                wanted.append(view)
+        except lc.OperationError:
+            pass  # reported per domain by the restore itself
+    usage = opts.usage if opts.usage is not None else inv.usage([v for dummy, v in pairs])
+    request = quota.request_of(wanted)
+    over = quota.check(opts.quota, usage, request)
+    # Only the projects of this batch: the host (or fleet) may hold many others.
+    figures = {'request': request, 'usage': quota.usage_of(usage, request), 'over': over}
+    if over:
+        raise quota.QuotaError('over quota, nothing was changed: %s' % quota.describe(over), quota=figures,
+                               instances=[dict(name=d.name, uuid=d.uuid, changed=False, failed=True, msg='over quota')
+                                          for d, dummy in chosen])
+    return figures
+
+
+class Plan(object):
+    """What a restore of one domain will do, decided once: guards, START/RESUME/NOOP, the record after."""
+
+    def __init__(self, ctx, domain, opts):
+        self.domain = domain
+        lc.guard(domain, 'restore', ctx.project, opts.force, check_protected=False)
+        self.decision = lc.decision(domain, OPERATION)
+        self.before = copy.deepcopy(domain.record)
+        self.before_view = inv.describe(domain)
+        self.resumes_saved_memory = bool(domain.managed_save and not opts.hard_reboot)
+        self.after_view = dict(self.before_view, vm_state=states.leaves(OPERATION), task_state=None, deleted_at=None,
+                               reclaim_at=None, soft_delete_mode=None, power_state='running')
+
+    def noop_result(self):
+        return lc.result_for(self.domain, False, action='none', record=self.before_view, msg='already active')
+
+    def check_mode_result(self):
+        if self.decision == NOOP:
+            return self.noop_result()
+        return lc.result_for(self.domain, True, before=self.before_view, after=self.after_view, action='would_restore',
+                             resumed_saved_memory=self.resumes_saved_memory, record=self.after_view)
 
 
 def restore(ctx, domain, opts):
     """Restore one soft-deleted domain to running; returns its result dict or raises OperationError."""
     started = time.monotonic()
     if ctx.check_mode:
-        decision, before_view = preview(ctx, ctx.fresh(domain), opts)
-        if decision == NOOP:
-            return lc.result_for(domain, False, action='none', record=before_view)
-        after_view = dict(before_view, vm_state='active', task_state=None, deleted_at=None, reclaim_at=None,
-                          soft_delete_mode=None, power_state='running')
-        return lc.result_for(domain, True, before=before_view, after=after_view, action='would_restore',
-                             resumed_saved_memory=bool(domain.managed_save and not opts.hard_reboot), record=after_view)
+        return Plan(ctx, ctx.fresh(domain), opts).check_mode_result()
     with ctx.lock(domain):
         domain = ctx.fresh(domain)
-        decision, before_view = preview(ctx, domain, opts)
-        before = copy.deepcopy(domain.record)
-        if decision == NOOP:
-            return lc.result_for(domain, False, action='none', record=before_view, msg='already active')
-        if decision == START:
-            ctx.compare_and_set(domain, (None,), {'task_state': 'restoring'})
+        plan = Plan(ctx, domain, opts)
+        before = plan.before
+        if plan.decision == NOOP:
+            return plan.noop_result()
+        if plan.decision == START:
+            ctx.compare_and_set(domain, (None,), {'task_state': states.holds(OPERATION)})
             ctx.event('instance.restore.start', domain, deleted_at=before.get('deleted_at'),
                       reclaim_at=before.get('reclaim_at'))
             lc.failpoint('restore.after_start')
         try:
-            steps = hard_reboot(ctx, domain, opts, resumed=decision == RESUME)
+            steps = hard_reboot(ctx, domain, opts, resumed=plan.decision == RESUME)
             lc.failpoint('restore.after_boot')
             record = copy.deepcopy(domain.record)
-            record.update({'vm_state': 'active', 'task_state': None, 'deleted_at': None, 'reclaim_at': None,
-                           'soft_delete_mode': None})
-            record = _record.add_history(record, 'restore', ctx.request_id, _record.format_time(_record.utcnow()),
+            record.update({'vm_state': states.leaves(OPERATION), 'task_state': None, 'deleted_at': None,
+                           'reclaim_at': None, 'soft_delete_mode': None})
+            record = _record.add_history(record, OPERATION, ctx.request_id, _record.format_time(_record.utcnow()),
                                          'success')
-            ctx.compare_and_set(domain, ('restoring',), record)
+            ctx.compare_and_set(domain, (states.holds(OPERATION),), record)
         except Exception as exc:
             not_rolled_back = _roll_back(ctx, domain, before, exc)
             if not_rolled_back:
@@ -73,9 +149,9 @@ def restore(ctx, domain, opts):
                                                            before.get('reclaim_at'), exc))
         lc.failpoint('restore.after_record')
         ctx.event('instance.restore.end', domain, result='success', **steps)
-        after_view = lc.view(ctx.fresh(domain))
-        return lc.result_for(domain, True, before=before_view, after=after_view, action='restored',
-                             resumed=decision == RESUME, seconds=round(time.monotonic() - started, 2),
+        after_view = inv.describe(ctx.fresh(domain))
+        return lc.result_for(domain, True, before=plan.before_view, after=after_view, action='restored',
+                             resumed=plan.decision == RESUME, seconds=round(time.monotonic() - started, 2),
                              record=after_view, **steps)
 
 
@@ -91,7 +167,7 @@ def hard_reboot(ctx, domain, opts, resumed=False):
     current = ctx.fresh(domain)
     steps['networks_started'] = hv.ensure_networks(ctx.conn, current)
     steps['pools_started'] = hv.ensure_pools(ctx.conn, current)
-    hv.check_disks(ctx.conn, current)
+    storage.check_disks(ctx.conn, current)
     steps['resumed_saved_memory'] = bool(current.managed_save and not opts.hard_reboot)
     lc.failpoint('restore.before_boot')
     began = time.monotonic()

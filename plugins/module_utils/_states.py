@@ -94,3 +94,13 @@ def effective_vm_state(recorded, power_state):
     if recorded in ('soft_deleted', 'deleted'):
         return recorded
     return POWER_TO_VM_STATE.get(power_state, 'error')
+
+
+def holds(operation):
+    """The task_state ``operation`` holds while it works."""
+    return TRANSITIONS[operation]['task_state']
+
+
+def leaves(operation):
+    """The vm_state ``operation`` leaves when it ends well."""
+    return TRANSITIONS[operation]['leaves']

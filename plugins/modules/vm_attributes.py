@@ -133,106 +133,12 @@ request_id:
   type: str
 '''
 
-import copy
-
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _attributes as attributes
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
-
-SIMPLE = ('project', 'user', 'locked', 'lock_reason', 'protected')
-DURATIONS = ('reclaim_interval', 'shutdown_timeout')
-
-
-def wanted_changes(base):
-    """The record fields to set, from the options given; durations parsed (None clears)."""
-    changes = {}
-    for option in SIMPLE:
-        if base.params[option] is not None:
-            changes[option] = base.params[option]
-    if base.params['locked'] is False and base.params['lock_reason'] is None:
-        # As Nova's unlock: the reason goes with the lock.
-        changes['lock_reason'] = None
-    for option in DURATIONS:
-        value = base.params[option]
-        if value is None:
-            continue
-        changes[option] = None if str(value).strip().lower() == 'default' else base.duration(option)
-    if base.params['volumes'] is not None:
-        seen = set()
-        volumes = []
-        for vol in base.params['volumes']:
-            if not vol.get('id') or not _record._UUIDISH.match(vol['id']):
-                base.fail('volumes: %r is not a Cinder volume id; nothing was changed' % vol.get('id'))
-            if vol['id'] in seen:
-                base.fail('volumes: %s is listed twice; nothing was changed' % vol['id'])
-            seen.add(vol['id'])
-            volumes.append({'id': vol['id'], 'target': vol.get('target'),
-                            'delete_on_termination': bool(vol.get('delete_on_termination'))})
-        changes['volumes'] = volumes
-    return changes
 
 
 def main():
-    base = LifecycleModule(dict(
-        project=dict(type='str'),
-        user=dict(type='str'),
-        locked=dict(type='bool'),
-        lock_reason=dict(type='str'),
-        protected=dict(type='bool'),
-        reclaim_interval=dict(type='raw'),
-        shutdown_timeout=dict(type='raw'),
-        volumes=dict(type='list', elements='dict', options=dict(
-            id=dict(type='str', required=True),
-            target=dict(type='str'),
-            delete_on_termination=dict(type='bool', default=False),
-        )),
-        force=dict(type='bool', default=False),
-    ), require_selection=True)
-    changes = wanted_changes(base)
-    pairs = base.snapshot()
-    try:
-        chosen = inv.select([v for dummy, v in pairs], names=base.params['name'], query=base.params['query'])
-    except inv.SelectionError as exc:
-        base.fail('%s; nothing was changed' % exc)
-    by_uuid = dict((v['uuid'], d) for d, v in pairs)
-    domains = [by_uuid[v['uuid']] for v in chosen]
-    state = base.state_dir()
-    ctx = lc.Context(base, state)
-
-    def apply(domain):
-        if base.check_mode:
-            return change(domain)
-        with ctx.lock(domain):
-            return change(ctx.fresh(domain))
-
-    def change(domain):
-        if domain.record_error:
-            raise lc.OperationError('%s; nothing was changed' % domain.record_error)
-        if not domain.persistent:
-            raise lc.OperationError('domain %s is transient; only a defined domain can keep a lifecycle record' % domain.name)
-        before = copy.deepcopy(domain.record or _record.empty())
-        owner = before.get('project')
-        if 'project' in changes and owner and owner != changes['project'] and not base.params['force']:
-            raise lc.OperationError('domain %s belongs to project %s; moving it to %s needs force=true'
-                                    % (domain.name, owner, changes['project']))
-        after = copy.deepcopy(before)
-        after.update(changes)
-        changed = after != before or domain.record is None
-        before_view = inv.describe(domain)
-        if changed and not base.check_mode:
-            hv_domain = domain
-            lc.hv.write_record(hv_domain, after)
-            ctx.event('instance.update', domain, result='success',
-                      changed=sorted(k for k in changes if before.get(k) != after.get(k)))
-        shown = copy.copy(domain)
-        shown.record = after
-        after_view = inv.describe(shown)
-        return lc.result_for(domain, changed, before=before_view if changed else None,
-                             after=after_view if changed else None, record=after_view)
-
-    instances = base.run_each([(d, None) for d in domains], lambda item: apply(item[0]))
-    base.finish(instances, 'vm_attributes')
+    LifecycleModule(attributes.ARGUMENT_SPEC, require_selection=True).run(attributes)
 
 
 if __name__ == '__main__':

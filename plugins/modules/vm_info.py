@@ -138,22 +138,12 @@ ansible_facts:
     deferred_libvirt_usage: {description: Same as RV(usage)., type: dict, returned: always}
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _info as info
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 
 def main():
-    base = LifecycleModule(dict(include_deleted=dict(type='bool', default=False)))
-    pairs = base.snapshot()
-    if base.params['include_deleted']:
-        known = set(v['uuid'] for dummy, v in pairs)
-        for tomb in base.state_dir(create=False).tombstones_list():
-            if tomb.get('uuid') not in known:
-                pairs.append((None, inv.describe_tombstone(tomb)))
-    instances = [v for dummy, v in base.select(pairs)]
-    usage = inv.usage(instances)
-    base.module.exit_json(changed=False, instances=instances, usage=usage,
-                          ansible_facts=dict(deferred_libvirt_instances=instances, deferred_libvirt_usage=usage))
+    LifecycleModule(info.ARGUMENT_SPEC, needs_state_dir=False).run(info)
 
 
 if __name__ == '__main__':

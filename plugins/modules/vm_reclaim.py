@@ -128,103 +128,12 @@ request_id:
   type: str
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as rc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _record
-from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
+from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as reclaim
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 
 def main():
-    base = LifecycleModule(dict(
-        project=dict(type='str'),
-        limit=dict(type='int'),
-    ), selection=False, lifecycle=True, terminate=True)
-    limit = base.params['limit']
-    if limit is not None and limit < 0:
-        base.fail('limit must be 0 or more, got %d; nothing was changed' % limit)
-    opts = base.terminate_options()
-    lock_timeout = base.duration('lock_timeout')
-    state = base.state_dir()
-    pairs = base.snapshot()
-    now = _record.utcnow()
-    project = base.params['project']
-    ctx = lc.Context(base, state, lock_timeout=lock_timeout)
-    ctx.project = project
-    due, kept, skipped, resumable = rc.classify(pairs, now, project)
-    # Interrupted reclaims first (their disks may be half gone), then the longest expired.
-    todo = resumable + due
-    over_limit = []
-    if limit is not None and len(todo) > limit:
-        todo, over_limit = todo[:limit], todo[limit:]
-    everyone = [d for d, dummy in pairs]
-
-    live = set(v['uuid'] for dummy, v in pairs)
-    tombs, bad_tombs = [], []
-    for tomb in state.tombstones_list():
-        if tomb.get('error'):
-            bad_tombs.append(tomb)
-        elif (tomb.get('uuid') not in live and (tomb.get('volumes_pending') or not tomb.get('cinder_checked', True))
-              and (project is None or tomb.get('project') == project)):
-            tombs.append(tomb)
-
-    def work(item):
-        kind, payload = item
-        if kind == 'domain':
-            return rc.reclaim_one(ctx, payload, opts, everyone, now)
-        if base.check_mode:
-            return {'name': payload.get('name'), 'uuid': payload.get('uuid'), 'changed': True,
-                    'action': 'would_finish_pending', 'volumes_pending': payload.get('volumes_pending')}
-        summary, changed = term.finish_tombstone(ctx, payload, opts)
-        return dict(summary, name=payload.get('name'), uuid=payload.get('uuid'), action='pending_finished',
-                    changed=changed)
-
-    items = [('tombstone', t) for t in tombs] + [('domain', d) for d, dummy in todo]
-    views = dict((v['uuid'], v) for dummy, v in pairs)
-    instances = base.run_each(items, work, label=lambda item: item[1].name if item[0] == 'domain' else item[1].get('name'))
-
-    reclaimed, failed, finished, pending, skipped_out = [], [], [], [], []
-    for (kind, payload), result in zip(items, instances):
-        result.setdefault('uuid', payload.uuid if kind == 'domain' else payload.get('uuid'))
-        if result.get('failed'):
-            failed.append({'name': result['name'], 'uuid': result.get('uuid'), 'msg': result['msg']})
-            if kind == 'domain':
-                ctx.event('instance.reclaim', payload, result='error', message=result['msg'])
-        elif result.get('action') == 'skipped':
-            skipped_out.append({'name': result['name'], 'uuid': result.get('uuid'), 'reason': result.get('reason')})
-        elif kind == 'domain' and result.get('changed'):
-            view = views.get(payload.uuid) or {}
-            entry = dict((k, view.get(k)) for k in ('project', 'deleted_at', 'reclaim_at'))
-            entry.update((k, result.get(k)) for k in ('name', 'uuid', 'volumes_deleted', 'volumes_detached',
-                                                      'volumes_pending', 'disks_deleted', 'disks_kept'))
-            reclaimed.append(entry)
-        elif kind == 'tombstone' and not result.get('volumes_pending'):
-            finished.append({'name': result['name'], 'uuid': result.get('uuid')})
-        if result.get('volumes_pending'):
-            pending.append({'name': result['name'], 'uuid': result.get('uuid'), 'volumes': result['volumes_pending']})
-    anomalies = []
-    for domain, view, why in skipped:
-        skipped_out.append({'name': view['name'], 'uuid': view.get('uuid'), 'project': view.get('project'), 'reason': why})
-        if view.get('metadata_error') or view.get('anomalies'):
-            anomalies.append((domain, why))
-    skipped_out += [{'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'reason': 'tombstone: %s' % tomb['error']}
-                    for tomb in bad_tombs]
-    skipped_out += [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'reclaim_at': v.get('reclaim_at'),
-                     'reason': 'over this run\'s limit of %d; left for the next sweep' % limit} for dummy, v in over_limit]
-    kept.sort(key=lambda pair: pair[1]['reclaim_at'])
-    kept_out = [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'deleted_at': v.get('deleted_at'),
-                 'reclaim_at': v['reclaim_at'],
-                 'expires_in': int((_record.parse_time(v['reclaim_at']) - now).total_seconds())} for dummy, v in kept]
-    summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
-                   pending=len(pending), finished=len(finished))
-    for domain, why in anomalies:
-        # Spec rule 1: never reclaimed, always reported - in the result, as a warning and in the journal.
-        base.module.warn('vm_reclaim: %s skipped: %s' % (domain.name, why))
-        ctx.event('instance.reclaim', domain, result='skipped', reason=why)
-    for tomb in bad_tombs:
-        base.module.warn('vm_reclaim: tombstone %s cannot be read: %s' % (tomb.get('uuid'), tomb['error']))
-    base.finish(instances, 'vm_reclaim', reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out,
-                kept=kept_out, pending=pending, finished=finished, summary=summary)
+    LifecycleModule(reclaim.ARGUMENT_SPEC).run(reclaim)
 
 
 if __name__ == '__main__':

@@ -118,55 +118,12 @@ request_id:
   type: str
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
-from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as rs
+from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
-from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP
 
 
 def main():
-    base = LifecycleModule(dict(
-        quota=dict(type='dict'),
-        usage=dict(type='dict'),
-        start_timeout=dict(type='raw', default=300),
-        hard_reboot=dict(type='bool', default=False),
-    ), require_selection=True, lifecycle=True)
-    opts = rs.RestoreOptions(start_timeout=base.duration('start_timeout', allow_zero=False),
-                             hard_reboot=base.params['hard_reboot'], force=base.params['force'])
-    lock_timeout = base.duration('lock_timeout')
-    pairs = base.snapshot()
-    chosen = base.select(pairs)
-    ctx = lc.Context(base, base.state_dir(), lock_timeout=lock_timeout)
-
-    extra = {}
-    if base.params['quota'] is not None:
-        try:
-            quota.validate_limits(base.params['quota'])
-            if base.params['usage'] is not None:
-                quota.validate_limits(base.params['usage'])
-        except quota.QuotaError as exc:
-            base.fail('%s; nothing was changed' % exc)
-        # Only domains that would really come back count against the quota.
-        wanted = []
-        for domain, view in chosen:
-            try:
-                if lc.plan(domain, 'restore') != NOOP:
-                    wanted.append(view)
-            except lc.OperationError:
-                pass  # reported per domain below
-        usage = base.params['usage'] if base.params['usage'] is not None else inv.usage([v for dummy, v in pairs])
-        request = quota.request_of(wanted)
-        over = quota.check(base.params['quota'], usage, request)
-        # Only the projects of this batch: the host (or fleet) may hold many others.
-        extra['quota'] = {'request': request, 'usage': quota.usage_of(usage, request), 'over': over}
-        if over:
-            base.fail('over quota, nothing was changed: %s' % quota.describe(over), quota=extra['quota'],
-                      instances=[dict(name=d.name, uuid=d.uuid, changed=False, failed=True, msg='over quota')
-                                 for d, dummy in chosen])
-
-    base.finish(base.run_each(chosen, lambda item: rs.restore(ctx, item[0], opts)), 'vm_restore', **extra)
+    LifecycleModule(restore.ARGUMENT_SPEC, require_selection=True).run(restore)
 
 
 if __name__ == '__main__':

@@ -130,70 +130,12 @@ request_id:
   type: str
 '''
 
-import copy
-
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as sd
-from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
+from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 
 def main():
-    base = LifecycleModule(dict(
-        reclaim_interval=dict(type='raw', default='7d'),
-        shutdown_timeout=dict(type='raw'),
-        shutdown_retry_interval=dict(type='raw', default=10),
-        mode=dict(type='str', default='shutdown', choices=['shutdown', 'managed_save']),
-    ), require_selection=True, lifecycle=True, terminate=True)
-    opts = sd.SoftDeleteOptions(
-        reclaim_interval=base.duration('reclaim_interval'),
-        shutdown_timeout=base.duration('shutdown_timeout'),
-        shutdown_retry_interval=base.duration('shutdown_retry_interval', allow_zero=False),
-        mode=base.params['mode'], force=base.params['force'])
-    term_opts = base.terminate_options(shutdown_timeout=None)
-    lock_timeout = base.duration('lock_timeout')
-    state = base.state_dir()
-    pairs = base.snapshot()
-    everyone = [d for d, dummy in pairs]
-    tombs = {}
-    if base.params['name'] is not None:
-        # A terminated domain named again is reported, not "unknown": a re-run with reclaim_interval 0 is a no-op.
-        live = set(v['uuid'] for dummy, v in pairs)
-        tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
-        pairs = pairs + [(None, inv.describe_tombstone(t)) for t in tombs.values()]
-    chosen = base.select(pairs)
-    ctx = lc.Context(base, state, lock_timeout=lock_timeout)
-
-    def work(item):
-        domain, view = item
-        if domain is None:
-            return terminated(tombs[view['uuid']])
-        record = domain.record if not domain.record_error else None
-        if record is not None and record.get('vm_state') == 'soft_deleted' and not record.get('task_state'):
-            return sd.soft_delete(ctx, domain, opts)  # already in the trash: rule 3, whatever the interval
-        if (domain.record_error is None and sd.effective_interval(record or {}, opts) == 0):
-            # Nova's reclaim_instance_interval=0: delete at once, after the same clean shutdown.
-            per_domain = copy.copy(term_opts)
-            per_domain.shutdown_timeout = sd.effective_timeout(record or {}, opts)
-            per_domain.shutdown_retry_interval = opts.shutdown_retry_interval
-            return term.terminate(ctx, domain, per_domain, everyone, action='soft delete with reclaim_interval 0')
-        return sd.soft_delete(ctx, domain, opts)
-
-    def terminated(tomb):
-        if opts.reclaim_interval != 0:
-            raise lc.OperationError('domain %s was terminated at %s; only a domain that still exists can be '
-                                    'soft-deleted' % (tomb.get('name'), tomb.get('terminated_at') or 'an earlier run'))
-        if not tomb.get('volumes_pending') and tomb.get('cinder_checked'):
-            return {'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'changed': False, 'action': 'none',
-                    'msg': 'already terminated at %s' % tomb.get('terminated_at')}
-        if base.check_mode:
-            return {'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'changed': True,
-                    'action': 'would_finish_pending', 'volumes_pending': tomb.get('volumes_pending')}
-        summary, changed = term.finish_tombstone(ctx, tomb, term_opts)
-        return dict(summary, name=tomb.get('name'), uuid=tomb.get('uuid'), action='pending_finished', changed=changed)
-
-    base.finish(base.run_each(chosen, work, label=lambda item: item[1]['name']), 'vm_soft_delete')
+    LifecycleModule(soft_delete.ARGUMENT_SPEC, require_selection=True).run(soft_delete)
 
 
 if __name__ == '__main__':

@@ -125,46 +125,12 @@ request_id:
   type: str
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
+from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as terminate
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 
 def main():
-    base = LifecycleModule(dict(
-        shutdown_timeout=dict(type='raw'),
-        shutdown_retry_interval=dict(type='raw', default=10),
-    ), require_selection=True, lifecycle=True, terminate=True)
-    opts = base.terminate_options(shutdown_timeout=base.duration('shutdown_timeout'),
-                                  shutdown_retry_interval=base.duration('shutdown_retry_interval', allow_zero=False))
-    lock_timeout = base.duration('lock_timeout')
-    state = base.state_dir()
-    pairs = base.snapshot()
-    live = set(v['uuid'] for dummy, v in pairs)
-    tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
-    # Names of terminated domains select their tombstone, so a re-run is a no-op (or finishes pending work).
-    for tomb in tombs.values():
-        pairs.append((None, inv.describe_tombstone(tomb)))
-    chosen = base.select(pairs)
-    ctx = lc.Context(base, state, lock_timeout=lock_timeout)
-    everyone = [d for d, dummy in pairs if d is not None]
-
-    def work(item):
-        domain, view = item
-        if domain is None:
-            tomb = tombs[view['uuid']]
-            if not tomb.get('volumes_pending') and tomb.get('cinder_checked'):
-                return {'name': view['name'], 'uuid': view['uuid'], 'changed': False, 'action': 'none',
-                        'msg': 'already terminated at %s' % tomb.get('terminated_at')}
-            if base.check_mode:
-                return {'name': view['name'], 'uuid': view['uuid'], 'changed': True, 'action': 'would_finish_pending',
-                        'volumes_pending': tomb.get('volumes_pending')}
-            summary, changed = term.finish_tombstone(ctx, tomb, opts)
-            return dict(summary, name=view['name'], uuid=view['uuid'], action='pending_finished', changed=changed)
-        return term.terminate(ctx, domain, opts, everyone)
-
-    base.finish(base.run_each(chosen, work, label=lambda item: item[1]['name']), 'vm_terminate')
+    LifecycleModule(terminate.ARGUMENT_SPEC, require_selection=True).run(terminate)
 
 
 if __name__ == '__main__':

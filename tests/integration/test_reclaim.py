@@ -19,13 +19,13 @@ import pytest
 
 import guests
 from fleet_support import wait_past
+from results import NS, info
 
 RECLAIM = 'deferred.libvirt.vm_reclaim'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
 ATTRS = 'deferred.libvirt.vm_attributes'
 INFO = 'deferred.libvirt.vm_info'
 RESTORE = 'deferred.libvirt.vm_restore'
-NS = 'urn:deferred-libvirt:lifecycle:1'
 IMAGES = '/var/lib/libvirt/images'
 FAILPOINT = 'DEFERRED_LIBVIRT_FAILPOINT'
 FAILPOINT_PAUSE = 'DEFERRED_LIBVIRT_FAILPOINT_PAUSE'
@@ -74,12 +74,6 @@ def set_record(name, xml):
     """Write the lifecycle record by hand, as an operator with `virsh metadata --set` would."""
     subprocess.run(['virsh', '-c', 'qemu:///system', 'metadata', name, '--uri', NS, '--key', 'deferred',
                     '--set', xml, '--config'], check=True, capture_output=True, text=True)
-
-
-def info(ansible, name):
-    result = ansible.task(INFO, name=name)
-    assert not result.get('failed'), result
-    return result['instances'][0]
 
 
 def by_name(items):

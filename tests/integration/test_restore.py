@@ -18,6 +18,7 @@ import libvirt
 import pytest
 
 import guests
+from results import info, only
 
 RESTORE = 'deferred.libvirt.vm_restore'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -34,16 +35,6 @@ SAVE_DIR = '/var/lib/libvirt/qemu/save'  # where libvirt's QEMU driver keeps man
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def only(result):
-    assert not result.get('failed'), result
-    [inst] = result['instances']
-    return inst
-
-
-def info(ansible, name):
-    return only(ansible.task(INFO, name=name))
 
 
 def power(conn, name):

@@ -12,10 +12,11 @@ import subprocess
 import libvirt
 import pytest
 
+from results import NS, info, only
+
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
 INFO = 'deferred.libvirt.vm_info'
 ATTRS = 'deferred.libvirt.vm_attributes'
-NS = 'urn:deferred-libvirt:lifecycle:1'
 FAILPOINT = 'DEFERRED_LIBVIRT_FAILPOINT'
 SEVEN_DAYS = datetime.timedelta(days=7)
 
@@ -45,15 +46,6 @@ def play(ansible, *steps):
 def ok(result):
     assert not result.get('failed'), result
     return result
-
-
-def only(result):
-    [inst] = ok(result)['instances']
-    return inst
-
-
-def info(ansible, name):
-    return only(ansible.task(INFO, name=name))
 
 
 def power(conn, name):

@@ -9,10 +9,10 @@ import libvirt
 import pytest
 
 import guests
+from results import NS, only
 
 TERMINATE = 'deferred.libvirt.vm_terminate'
 IMAGES = '/var/lib/libvirt/images'
-NS = 'urn:deferred-libvirt:lifecycle:1'
 SAVE_DIR = '/var/lib/libvirt/qemu/save'
 
 
@@ -40,12 +40,6 @@ def set_record_field(conn, name, field, value):
     root.find(field).text = value
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
     dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, ET.tostring(root, encoding='unicode'), 'deferred', NS, flags)
-
-
-def only(result):
-    assert not result.get('failed'), result
-    [inst] = result['instances']
-    return inst
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import cinder_helpers as ch
+from results import only
 
 pytestmark = pytest.mark.cinder
 
@@ -65,12 +66,6 @@ def cinder_stopped():
 def project_of(name):
     """A project of this test's own (its guest prefix), so host-wide sweeps can be scoped to it."""
     return name.rsplit('-', 1)[0]
-
-
-def only(result):
-    assert not result.get('failed'), result
-    [inst] = result['instances']
-    return inst
 
 
 def exists(conn, name):

@@ -3,10 +3,10 @@
 import subprocess
 
 import pytest
+from results import NS, info
 
 INFO = 'deferred.libvirt.vm_info'
 ATTRS = 'deferred.libvirt.vm_attributes'
-NS = 'urn:deferred-libvirt:lifecycle:1'
 BOGUS = '<lifecycle version="1"><vm_state>bogus</vm_state></lifecycle>'
 BOGUS_READ_BACK = '<lifecycle version="1">\n  <vm_state>bogus</vm_state>\n</lifecycle>'
 
@@ -23,13 +23,6 @@ def write_bogus_record(name):
 
 def read_record(name):
     return virsh_metadata(name).strip()
-
-
-def info(ansible, name):
-    result = ansible.task(INFO, name=name)
-    assert not result.get('failed'), result
-    [inst] = result['instances']
-    return inst
 
 
 def set_attributes(ansible, name, **attrs):

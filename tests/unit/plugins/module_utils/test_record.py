@@ -101,7 +101,7 @@ def test_a_record_set_in_persistent_metadata_is_seen_by_list_domains(conn):
     set_metadata(conn.lookupByName('test'), _record.serialize(record))
     domain = listed(conn, 'test')
     assert domain.managed
-    assert domain.record_error is None
+    assert domain.metadata_error is None
     assert domain.record == record
 
 
@@ -129,7 +129,7 @@ def test_a_domain_without_a_record_is_unmanaged(conn):
     domain = listed(conn, 'test')
     assert not domain.managed
     assert domain.record is None
-    assert domain.record_error is None
+    assert domain.metadata_error is None
 
 
 def test_metadata_of_other_tools_is_not_mistaken_for_a_record(conn):
@@ -138,7 +138,7 @@ def test_metadata_of_other_tools_is_not_mistaken_for_a_record(conn):
                                           libvirt.VIR_DOMAIN_AFFECT_CONFIG)
     domain = listed(conn, 'test')
     assert not domain.managed
-    assert domain.record_error is None
+    assert domain.metadata_error is None
 
 
 # -- malformed records ------------------------------------------------------------
@@ -192,8 +192,8 @@ def test_a_malformed_record_in_libvirt_is_reported_not_raised(conn, text, reason
     set_metadata(conn.lookupByName('test'), text)
     domain = listed(conn, 'test')
     assert domain.record is None
-    assert domain.record_error.startswith('domain test: lifecycle metadata ')
-    assert reason in domain.record_error
+    assert domain.metadata_error.startswith('domain test: lifecycle metadata ')
+    assert reason in domain.metadata_error
 
 
 def test_a_record_that_is_not_xml_is_a_record_error():
@@ -207,8 +207,8 @@ def test_a_record_under_another_version_of_the_namespace_is_an_error_not_unmanag
                  namespace='urn:deferred-libvirt:lifecycle:2')
     domain = listed(conn, 'test')
     assert domain.record is None
-    assert domain.record_error == ('domain test: lifecycle metadata is in namespace urn:deferred-libvirt:lifecycle:2; '
-                                   'this collection reads urn:deferred-libvirt:lifecycle:1')
+    assert domain.metadata_error == ('domain test: lifecycle metadata is in namespace urn:deferred-libvirt:lifecycle:2; '
+                                     'this collection reads urn:deferred-libvirt:lifecycle:1')
 
 
 def test_a_bad_record_on_one_domain_does_not_hide_the_others(conn, define):
@@ -216,7 +216,7 @@ def test_a_bad_record_on_one_domain_does_not_hide_the_others(conn, define):
     set_metadata(conn.lookupByName('test'), '<lifecycle version="1"><locked>yes</locked></lifecycle>')
     set_metadata(conn.lookupByName('web01'), _record.serialize(full_record()))
     domains = dict((d.name, d) for d in hv.list_domains(conn))
-    assert domains['test'].record_error
+    assert domains['test'].metadata_error
     assert domains['web01'].record == full_record()
 
 

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
-from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
+from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 
 needs_qemu_img = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='qemu-img is not installed')
 
@@ -33,19 +33,19 @@ def test_backing_files_follow_a_relative_chain_to_real_paths(tmp_path):
     base = qcow2(tmp_path / 'base.qcow2')
     middle = qcow2(tmp_path / 'sub' / 'middle.qcow2', backing='../base.qcow2')
     top = qcow2(tmp_path / 'top.qcow2', backing='sub/middle.qcow2')
-    assert term.backing_files(top) == [os.path.realpath(middle), os.path.realpath(base)]
+    assert storage.backing_files(top) == [os.path.realpath(middle), os.path.realpath(base)]
 
 
 @needs_qemu_img
 def test_backing_files_of_an_image_without_backing_is_empty(tmp_path):
-    assert term.backing_files(qcow2(tmp_path / 'alone.qcow2')) == []
+    assert storage.backing_files(qcow2(tmp_path / 'alone.qcow2')) == []
 
 
 def test_backing_files_of_a_raw_or_missing_file_is_empty(tmp_path):
     raw = tmp_path / 'raw.img'
     raw.write_bytes(b'\0' * 4096)
-    assert term.backing_files(str(raw)) == []
-    assert term.backing_files(str(tmp_path / 'missing.qcow2')) == []
+    assert storage.backing_files(str(raw)) == []
+    assert storage.backing_files(str(tmp_path / 'missing.qcow2')) == []
 
 
 @pytest.mark.parametrize('path, owned', [
@@ -56,7 +56,7 @@ def test_backing_files_of_a_raw_or_missing_file_is_empty(tmp_path):
     ('/var/lib/libvirt/a.qcow2', False),
 ])
 def test_under_instance_dirs_is_by_path_component(path, owned):
-    assert term._under(path, ['/var/lib/libvirt/images']) is owned
+    assert storage.under(path, ['/var/lib/libvirt/images']) is owned
 
 
 def test_secrets_of_a_cloud_config_are_tokens_and_passwords_not_names_or_urls():

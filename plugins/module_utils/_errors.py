@@ -1,0 +1,27 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one base exception of the collection's own refusals and failures.
+
+Every error the collection raises on purpose (bad input, a refused
+operation, a hypervisor or Cinder that does not answer, a state_dir that
+cannot be used) is a DeferredError whose message is meant for the operator.
+Anything else that escapes an operation is a bug: its result carries the
+traceback.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class DeferredError(Exception):
+    """A refusal or failure worded for the operator.
+
+    ``result`` holds extra keys for the task result (for example the quota
+    figures of a refused restore).
+    """
+
+    def __init__(self, msg='', **result):
+        super(DeferredError, self).__init__(msg)
+        self.result = result

@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Terminated domains, in one place: their tombstones in a selection, what naming one does, settling Cinder.
+
+A terminate writes the tombstone before anything is destroyed and updates it
+as work finishes, so a domain is never gone without one and a volume is never
+forgotten (spec rule 5). Every module that meets a terminated domain calls
+this file: vm_info shows it, vm_terminate and vm_soft_delete (with
+reclaim_interval 0) treat its name as a no-op or finish its pending work, and
+vm_reclaim finishes every tombstone with work left.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
+from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+
+
+def finished(tomb):
+    """Nothing left to do: no pending volume and Cinder asked. A tombstone that never says it asked Cinder has not."""
+    return not tomb.get('volumes_pending') and bool(tomb.get('cinder_checked'))
+
+
+def join(state, pairs):
+    """``pairs`` plus a (None, view) pair for each tombstone whose UUID is not defined; and the tombstones by UUID.
+
+    So a terminated domain can be named: a re-run of a terminate finds it
+    instead of "unknown domain".
+    """
+    live = set(v['uuid'] for dummy, v in pairs)
+    tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
+    return list(pairs) + [(None, inv.describe_tombstone(t)) for t in tombs.values()], tombs
+
+
+def for_sweep(state, live, project=None):
+    """(tombstones with work left whose domain is gone, tombstones that cannot be read), for one reclaim sweep."""
+    work, bad = [], []
+    for tomb in state.tombstones_list():
+        if tomb.get('error'):
+            bad.append(tomb)
+        elif tomb.get('uuid') not in live and not finished(tomb) and (project is None or tomb.get('project') == project):
+            work.append(tomb)
+    return work, bad
+
+
+def new(ctx, domain, record):
+    """The tombstone of ``domain``, written before a terminate destroys anything."""
+    return {
+        'name': domain.name, 'uuid': domain.uuid, 'project': record.get('project'), 'user': record.get('user'),
+        'vcpus': domain.vcpus, 'memory_mb': domain.memory_mb, 'deleted_at': record.get('deleted_at'),
+        'reclaim_at': record.get('reclaim_at'), 'request_id': ctx.request_id, 'status': 'deleting',
+        'started_at': _record.format_time(_record.utcnow()), 'terminated_at': None, 'host_uri': ctx.uri,
+        'volumes': copy.deepcopy(record.get('volumes') or []),
+        'volumes_pending': [dict(v) for v in record.get('volumes') or []],
+        'cinder_checked': False, 'volumes_done': [], 'disks_deleted': [], 'disks_kept': [],
+        'history': copy.deepcopy(record.get('history') or []),
+    }
+
+
+def named(ctx, tomb, cinder_opts):
+    """What naming a terminated domain does: nothing when it is finished, else finish its pending work."""
+    ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
+    if finished(tomb):
+        return dict(ident, changed=False, action='none', msg='already terminated at %s' % tomb.get('terminated_at'))
+    return finish_pending(ctx, tomb, cinder_opts)
+
+
+def finish_pending(ctx, tomb, cinder_opts):
+    """Finish (or in check mode, report) the Cinder work a terminate left in ``tomb``; a per-domain result."""
+    ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
+    if ctx.check_mode:
+        return dict(ident, changed=True, action='would_finish_pending', volumes_pending=tomb.get('volumes_pending'))
+    summary, changed = finish(ctx, tomb, cinder_opts)
+    return dict(summary, action='pending_finished', changed=changed, **ident)
+
+
+def settle(ctx, tomb, cinder_opts):
+    """Finish the Cinder work of a tombstone as far as Cinder lets us; the tombstone keeps what is left.
+
+    Runs under the domain's lock (the domain is gone, the UUID's lock remains)
+    and takes the volume work from the tombstone on disk, so a terminate and a
+    reclaim sweep finishing the same tombstone never both work on a volume.
+    ``tomb`` is updated in place.
+    """
+    summary = {'volumes_detached': [], 'volumes_deleted': [], 'volumes_kept': [], 'volumes_pending': []}
+    with ctx.state.lock(tomb['uuid'], timeout=ctx.lock_timeout, name=tomb.get('name')):
+        on_disk = ctx.state.read_tombstone(tomb['uuid'])
+        if on_disk:
+            for key in ('volumes_pending', 'volumes_done', 'cinder_checked'):
+                tomb[key] = on_disk.get(key)
+            if on_disk.get('status') == 'terminated':
+                tomb['status'] = 'terminated'
+        pending = tomb.get('volumes_pending') or []
+        if not cinder_opts.configured:
+            for vol in pending:
+                vol['error'] = 'Cinder is not configured for this run (no cloud or auth)'
+            # Nothing recorded and no Cinder to ask: there is no volume work we could know of.
+            tomb['cinder_checked'] = tomb.get('cinder_checked') or not pending
+        elif pending or not tomb.get('cinder_checked'):
+            try:
+                done, left = cinder.settle(cinder_opts.connection(), tomb['uuid'], pending, cinder_opts.wait_timeout)
+                lc.failpoint('terminate.after_cinder')
+                tomb['cinder_checked'] = True
+            except cinder.CinderUnavailable as exc:
+                done, left = [], [dict(v, error=str(exc)) for v in pending]
+            tomb['volumes_done'] = (tomb.get('volumes_done') or []) + done
+            tomb['volumes_pending'] = left
+            pending = left
+            for item in done:
+                for flag, key in (('detached', 'volumes_detached'), ('deleted', 'volumes_deleted'), ('kept', 'volumes_kept')):
+                    if item.get(flag):
+                        summary[key].append(item['id'])
+        if not tomb.get('volumes_pending') and tomb.get('cinder_checked') and tomb.get('status') == 'undefined':
+            tomb['status'] = 'terminated'
+        ctx.state.write_tombstone(tomb)
+    summary['volumes_pending'] = [dict((k, v[k]) for k in ('id', 'delete_on_termination', 'error') if k in v)
+                                  for v in pending]
+    return summary
+
+
+def finish(ctx, tomb, cinder_opts):
+    """Finish what a terminate left in the tombstone of a domain that is gone; returns (summary, changed).
+
+    A run killed after undefine (or Cinder being down) leaves the delete
+    without its end in the journal: this run writes it, so the journal tells
+    how it finished.
+    """
+    was = (tomb.get('status'), len(tomb.get('volumes_pending') or []))
+    if tomb.get('status') == 'deleting':
+        # Killed between undefine and the tombstone update: the domain is gone, so it was undefined.
+        tomb.update(status='undefined', terminated_at=tomb.get('terminated_at') or _record.format_time(_record.utcnow()))
+    summary = settle(ctx, tomb, cinder_opts)
+    changed = (tomb.get('status'), len(tomb.get('volumes_pending') or [])) != was or bool(
+        summary['volumes_detached'] or summary['volumes_deleted'] or summary['volumes_kept'])
+    if changed and not ctx.check_mode:
+        ctx.state.event('instance.delete.end', ctx.request_id, domain=tomb.get('name'), uuid=tomb.get('uuid'),
+                        project=tomb.get('project'), result='pending' if tomb.get('volumes_pending') else 'success',
+                        action='pending_finished', volumes_deleted=summary['volumes_deleted'],
+                        volumes_detached=summary['volumes_detached'],
+                        volumes_pending=[v['id'] for v in summary['volumes_pending']])
+    return summary, changed
+
+
+def would_settle(server_uuid, volumes, cinder_opts):
+    """Check mode: the volumes a terminate would handle, the record's plus those Cinder says are attached (read only)."""
+    if not cinder_opts.configured:
+        return list(volumes), []
+    try:
+        return cinder.plan(cinder_opts.connection(), server_uuid, volumes), []
+    except cinder.CinderUnavailable as exc:
+        return list(volumes), ['Cinder cannot be asked which volumes are attached (%s): the volumes listed are '
+                               'those of the lifecycle record only' % exc]
