@@ -37,7 +37,10 @@ options:
     description:
       - Directories whose files a terminated domain owns. A disk file whose real path (symbolic links and V(..)
         resolved) lies under one of them, or any volume of a libvirt storage pool, is deleted; any other disk is left
-        in place and reported. A disk that another domain also uses is never deleted.
+        in place and reported. A disk that another domain also uses is never deleted; disks are told apart by file
+        (device and inode), so a bind mount or a symbolic link to another domain's disk counts as that disk.
+      - System directories (V(/), V(/var), V(/usr), V(/var/lib/libvirt) and the like) are refused, since every file below
+        them would count as owned.
     type: list
     elements: path
     default: [/var/lib/libvirt/images]

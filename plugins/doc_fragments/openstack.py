@@ -35,9 +35,9 @@ options:
   interface:
     description:
       - Endpoint URL type to fetch from the service catalog.
+      - When not given, the cloud's own setting in C(clouds.yaml) (or openstacksdk's default, V(public)) applies.
     type: str
     choices: [admin, internal, public]
-    default: public
     aliases: [endpoint_type]
   validate_certs:
     description:

@@ -38,7 +38,7 @@ ARGS = dict(
     auth=dict(type='dict', no_log=True),
     auth_type=dict(type='str'),
     region_name=dict(type='str'),
-    interface=dict(type='str', default='public', choices=['admin', 'internal', 'public'], aliases=['endpoint_type']),
+    interface=dict(type='str', choices=['admin', 'internal', 'public'], aliases=['endpoint_type']),
     validate_certs=dict(type='bool', aliases=['verify']),
     ca_cert=dict(type='str', aliases=['cacert']),
     api_timeout=dict(type='int'),

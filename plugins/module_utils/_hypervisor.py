@@ -375,6 +375,41 @@ def volume_path(conn, pool, volume):
         raise HypervisorError('volume %s in pool %s: %s' % (volume, pool, exc.get_error_message()))
 
 
+def volume_path_offline(conn, pool, volume):
+    """Where a volume of a pool lives even while the pool is inactive: the pool's target directory and the volume's
+    name (dir-like pools name a volume's file after it). HypervisorError when even that cannot be read."""
+    try:
+        return volume_path(conn, pool, volume)
+    except HypervisorError:
+        pass
+    try:
+        target = ET.fromstring(conn.storagePoolLookupByName(pool).XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)).findtext(
+            'target/path')
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('volume %s in pool %s: %s' % (volume, pool, exc.get_error_message()))
+    if not target:
+        raise HypervisorError('volume %s in pool %s: the pool has no target directory' % (volume, pool))
+    return os.path.join(target, volume)
+
+
+def live_domain(dom):
+    """The running definition of an active domain (it may hold disks hot-plugged without --config), else None."""
+    try:
+        if not dom.isActive():
+            return None
+        return Domain(dom, dom.XMLDesc(0), 'running')
+    except libvirt.libvirtError:
+        return None
+
+
+def listed_uuids(conn):
+    """The UUIDs of every domain libvirt knows now."""
+    try:
+        return set(d.UUIDString() for d in conn.listAllDomains(0))
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('cannot list domains: %s' % exc.get_error_message())
+
+
 def volume_by_path(conn, real):
     """The storage volume at ``real`` (a real path), or None when no pool holds it."""
     try:
@@ -384,13 +419,17 @@ def volume_by_path(conn, real):
 
 
 def delete_volume(conn, real):
-    """Delete the pool volume at ``real`` through its pool; a pool that refuses leaves the file to the caller."""
+    """Delete the pool volume at ``real`` through its pool; returns why the pool refused, or None.
+
+    A refusal leaves the file to the caller; the pool is refreshed on its next use.
+    """
     vol = volume_by_path(conn, real)
     if vol is not None:
         try:
             vol.delete(0)
-        except libvirt.libvirtError:
-            pass  # the caller falls back to the file; the pool is refreshed on its next use
+        except libvirt.libvirtError as exc:
+            return exc.get_error_message()
+    return None
 
 
 def undefine_flags(domain):

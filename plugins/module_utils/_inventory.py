@@ -163,8 +163,19 @@ def run_query(views, query):
     return chosen
 
 
+# Power states in which a guest uses its vCPUs and memory.
+RUNNING_STATES = ('running', 'blocked', 'paused', 'pmsuspended', 'shutdown')
+
+
+def started_after_soft_delete(view):
+    """A soft-deleted domain that someone started by hand: it runs outside the trash's rules."""
+    return view.get('vm_state') == 'soft_deleted' and view.get('power_state') in RUNNING_STATES
+
+
 def counts_for_quota(view):
-    """Soft-deleted (and terminated) domains do not use quota."""
+    """Soft-deleted (and terminated) domains do not use quota, unless someone started one by hand: it runs, so it counts."""
+    if started_after_soft_delete(view):
+        return True
     return view.get('vm_state') not in ('soft_deleted', 'deleted') and view.get('task_state') != 'deleting'
 
 

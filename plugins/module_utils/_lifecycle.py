@@ -277,6 +277,8 @@ def run_each(ctx, items, work, label=lambda item: item[0].name):
             result = work(item)
         except Exception as exc:  # one domain's failure must not stop the others
             result = {'changed': False, 'failed': True, 'msg': str(exc) or exc.__class__.__name__}
+            if isinstance(exc, DeferredError):
+                result.update(exc.result)  # for example changed: true when something irreversible happened first
             if not _expected(exc):
                 result['msg'] = 'unexpected %s: %s (a bug in deferred.libvirt; see exception)' % (
                     exc.__class__.__name__, exc)

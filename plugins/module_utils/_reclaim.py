@@ -19,13 +19,31 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LockTimeout
 
+DEFAULT_CLOCK_TOLERANCE = 300
+DEFAULT_MAX_OVERDUE = '30d'
 ARGS = dict(
     project=dict(type='str'),
     limit=dict(type='int'),
+    clock_tolerance=dict(type='raw', default=DEFAULT_CLOCK_TOLERANCE),
+    max_overdue=dict(type='raw', default=DEFAULT_MAX_OVERDUE),
 )
+
+
+class Clock(object):
+    """What the sweep trusts of its own clock (spec rule 11): now, how far a deleted_at may lie ahead of it (another
+    host's clock, or ours set back), and how long past its reclaim_at a record may plausibly be (beyond that our
+    clock has probably jumped forward). ``max_overdue`` 0 turns that second check off."""
+
+    def __init__(self, now, tolerance=DEFAULT_CLOCK_TOLERANCE, max_overdue=30 * 86400):
+        self.now = now
+        self.tolerance = tolerance
+        self.max_overdue = max_overdue
+
+
 # No name or query: a sweep looks at every domain of the host (of one project, with project).
 ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, ARGS)
 
@@ -33,7 +51,7 @@ ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, ARGS)
 DUE, KEPT, RESUME, SKIP, OUT = 'due', 'kept', 'resume', 'skip', 'out'
 
 
-def eligibility(view, now):
+def eligibility(view, clock):
     """(verdict, reason) for reclaiming the domain that ``view`` (vm_info's) describes, at ``now``.
 
     DUE: expired and safe to reclaim. KEPT: not expired yet. RESUME: an
@@ -60,12 +78,29 @@ def eligibility(view, now):
         return RESUME, None
     if view.get('task_state') is not None:
         return SKIP, 'task %s is in progress or was interrupted; run that operation again' % view['task_state']
-    if _record.parse_time(view['reclaim_at']) <= now:
+    if inv.started_after_soft_delete(view):
+        # Never destroyed without warning: someone may be using it. It counts against quota while it runs.
+        return SKIP, ('it was started after its soft delete (power state %s); a running guest is not reclaimed: shut it '
+                      'down to leave it to the sweep, or restore it' % view['power_state'])
+    if not isinstance(clock, Clock):
+        clock = Clock(clock)
+    now = clock.now
+    deleted_at, reclaim_at = _record.parse_time(view['deleted_at']), _record.parse_time(view['reclaim_at'])
+    ahead = (deleted_at - now).total_seconds()
+    if ahead > clock.tolerance:
+        return SKIP, ('its deleted_at %s lies %ds in the future of this host\'s clock (tolerance %ds): one of the '
+                      'clocks is wrong; never reclaimed until they agree' % (view['deleted_at'], ahead, clock.tolerance))
+    overdue = (now - reclaim_at).total_seconds()
+    if clock.max_overdue and overdue > clock.max_overdue:
+        return SKIP, ('its reclaim_at %s passed %dd ago, more than max_overdue (%dd): this host\'s clock may have '
+                      'jumped forward; never reclaimed until the clock is checked (then run vm_reclaim with a larger '
+                      'max_overdue, or 0)' % (view['reclaim_at'], overdue // 86400, clock.max_overdue // 86400))
+    if reclaim_at <= now:
         return DUE, None
     return KEPT, None
 
 
-def classify(pairs, now, project=None):
+def classify(pairs, clock, project=None):
     """Sort soft-deleted domains into (due, kept, skipped, resumable) without touching anything.
 
     skipped items are (domain, view, reason); the others (domain, view). due
@@ -75,7 +110,7 @@ def classify(pairs, now, project=None):
     for domain, view in pairs:
         if domain is None or (project is not None and view.get('project') != project):
             continue
-        verdict, reason = eligibility(view, now)
+        verdict, reason = eligibility(view, clock)
         if verdict == SKIP:
             skipped.append((domain, view, reason))
         elif verdict == RESUME:
@@ -88,10 +123,10 @@ def classify(pairs, now, project=None):
     return due, kept, skipped, resumable
 
 
-def still_due(now):
+def still_due(clock):
     """The precondition a reclaim checks under the domain's lock: eligibility() again, on the state of now."""
     def check(domain):
-        verdict, reason = eligibility(inv.describe(domain), now)
+        verdict, reason = eligibility(inv.describe(domain), clock)
         if verdict in (DUE, RESUME):
             return
         if verdict == OUT:
@@ -103,7 +138,7 @@ def still_due(now):
     return check
 
 
-def reclaim_one(ctx, domain, opts, index, now):
+def reclaim_one(ctx, domain, opts, index, clock):
     """Terminate one expired domain through the same path as vm_terminate, with an instance.reclaim event.
 
     A domain that no longer qualifies under its lock (restored meanwhile), or
@@ -113,7 +148,7 @@ def reclaim_one(ctx, domain, opts, index, now):
     # Between the sweep's snapshot and the domain's lock: where a restore can get in first (tests pause here).
     lc.failpoint('reclaim.before_lock')
     try:
-        result = term.terminate(ctx, domain, opts, index, action='reclaim', precondition=still_due(now),
+        result = term.terminate(ctx, domain, opts, index, action='reclaim', precondition=still_due(clock),
                                 operation='reclaim')
     except (lc.Skip, LockTimeout) as exc:
         reason = str(exc)
@@ -132,7 +167,10 @@ def options(params, no_log_values=None):
     limit = params.get('limit')
     if limit is not None and limit < 0:
         raise DeferredError('limit must be 0 or more, got %d; nothing was changed' % limit)
-    return term.options(params, no_log_values)
+    opts = term.options(params, no_log_values)
+    opts.clock_tolerance = parse_duration(lc.param(params, 'clock_tolerance', DEFAULT_CLOCK_TOLERANCE), 'clock_tolerance')
+    opts.max_overdue = parse_duration(lc.param(params, 'max_overdue', DEFAULT_MAX_OVERDUE), 'max_overdue')
+    return opts
 
 
 def run(ctx, opts):
@@ -140,28 +178,32 @@ def run(ctx, opts):
     limit = ctx.params.get('limit')
     pairs = lc.snapshot(ctx)
     now = _record.utcnow()
+    clock = Clock(now, opts.clock_tolerance, opts.max_overdue)
     project = ctx.project
-    due, kept, skipped, resumable = classify(pairs, now, project)
+    due, kept, skipped, resumable = classify(pairs, clock, project)
     # Interrupted reclaims first (their disks may be half gone), then the longest expired.
     todo = resumable + due
     over_limit = []
     if limit is not None and len(todo) > limit:
         todo, over_limit = todo[:limit], todo[limit:]
     index = storage.Index(ctx.conn, [d for d, dummy in pairs])
-    tombs, bad_tombs = tombstones.for_sweep(ctx.state, set(v['uuid'] for dummy, v in pairs), project)
+    tombs, waiting, bad_tombs = tombstones.for_sweep(ctx.state, set(v['uuid'] for dummy, v in pairs), opts.cinder, project)
 
     def work(item):
         kind, payload = item
         if kind == 'domain':
-            return reclaim_one(ctx, payload, opts, index, now)
+            return reclaim_one(ctx, payload, opts, index, clock)
         return tombstones.finish_pending(ctx, payload, opts.cinder)
 
     items = [('tombstone', t) for t in tombs] + [('domain', d) for d, dummy in todo]
     views = dict((v['uuid'], v) for dummy, v in pairs)
     instances = lc.run_each(ctx, items, work,
                             label=lambda item: item[1].name if item[0] == 'domain' else item[1].get('name'))
-    return lc.outcome(instances, 'vm_reclaim', **summarize(ctx, items, instances, views, skipped, bad_tombs,
-                                                           over_limit, kept, now, limit))
+    report = summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit)
+    # Terminated without Cinder and never checked since: reported, finished by the first sweep that has Cinder.
+    report['cinder_unchecked'] = [{'name': t.get('name'), 'uuid': t.get('uuid'), 'terminated_at': t.get('terminated_at')}
+                                  for t in waiting]
+    return lc.outcome(instances, 'vm_reclaim', **report)
 
 
 def summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit):

@@ -74,7 +74,8 @@ def check_quota(ctx, opts, pairs, chosen):
     wanted = []
     for domain, view in chosen:
         try:
-            if lc.decision(domain, OPERATION) != NOOP:
+            # A soft-deleted guest started by hand already counts in the usage: not asked for twice.
+            if lc.decision(domain, OPERATION) != NOOP and not inv.counts_for_quota(view):
                 wanted.append(view)
         except lc.OperationError:
             pass  # reported per domain by the restore itself

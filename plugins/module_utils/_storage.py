@@ -13,7 +13,10 @@ handed to every terminate of that run.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
+import json
 import os
+import stat
 import struct
 import threading
 
@@ -28,13 +31,25 @@ QCOW2_MAGIC = b'QFI\xfb'
 MAX_CHAIN = 16
 
 
+# Directories that would make far too much "owned": a terminate could delete any file below them.
+SYSTEM_DIRS = frozenset(['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/media', '/mnt',
+                         '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/usr/lib',
+                         '/usr/local', '/usr/share', '/var', '/var/lib', '/var/lib/libvirt', '/var/log', '/var/tmp'])
+
+
 def instance_dirs(paths):
-    """The instance directories as real paths; DeferredError (HypervisorError) for a relative one."""
+    """The instance directories as real paths; HypervisorError (nothing changed) for a relative or system one."""
     dirs = []
     for path in paths or DEFAULT_INSTANCE_DIRS:
         if not path.startswith('/'):
             raise hv.HypervisorError('instance_dirs: %r is not an absolute path; nothing was changed' % path)
-        dirs.append(os.path.realpath(path))
+        real = os.path.realpath(path)
+        if real in SYSTEM_DIRS:
+            raise hv.HypervisorError('instance_dirs: %s is a system directory%s: every file below it would count as '
+                                     'owned by the domains and could be deleted; name the directory that holds the '
+                                     'instances\' disks instead; nothing was changed'
+                                     % (path, '' if real == path else ' (%s)' % real))
+        dirs.append(real)
     return dirs
 
 
@@ -51,12 +66,37 @@ def _backing_name(handle):
     return handle.read(size).decode('utf-8', 'replace')
 
 
+class ChainUnreadable(hv.HypervisorError):
+    """A backing chain that cannot be followed: what it reaches is unknown."""
+
+
+def _json_filename(name):
+    """The file a json: backing name opens (QEMU's pseudo-protocol), or None; ChainUnreadable when it cannot be read."""
+    try:
+        spec = json.loads(name[len('json:'):])
+    except ValueError:
+        raise ChainUnreadable('backing name %r cannot be parsed' % name[:200])
+    while isinstance(spec, dict):
+        for key in ('file.filename', 'filename'):
+            if isinstance(spec.get(key), str):
+                return spec[key]
+        spec = spec.get('file') or spec.get('backing')
+    if isinstance(spec, str):
+        return spec
+    raise ChainUnreadable('backing name %r names no file' % name[:200])
+
+
 def backing_chain(path, strict=False):
     """The backing files below ``path`` (not itself), as (name as QEMU opens it, real path) pairs.
 
     A relative backing name is resolved against the directory of the name the
-    image was opened by, as QEMU does. With ``strict``, a missing image in the
-    chain raises HypervisorError naming it; otherwise the chain stops there.
+    image was opened by, as QEMU does (not against where a symbolic link
+    leads). A ``json:`` backing name is followed to the file it opens; other
+    protocols (nbd:, rbd:) reach no local file. With ``strict``, a missing
+    image in the chain raises HypervisorError naming it; otherwise the chain
+    stops there. An image that exists but whose chain cannot be read raises
+    ChainUnreadable unless ``strict`` is False and ``fail_open`` is wanted by
+    the caller (Index treats it as "may reach anything").
     """
     chain = []
     current = path
@@ -66,16 +106,20 @@ def backing_chain(path, strict=False):
             with open(current, 'rb') as handle:
                 name = _backing_name(handle)
         except (IOError, OSError) as exc:
+            if exc.errno == errno.ENOENT and not strict:
+                break
             if strict:
                 if current == path:
                     raise hv.HypervisorError('disk file %s does not exist' % path)
                 raise hv.HypervisorError('disk file %s: backing file %s cannot be opened: %s'
                                          % (path, current, exc.strerror or exc))
-            break
+            raise ChainUnreadable('%s cannot be read: %s' % (current, exc.strerror or exc))
         if not name:
             break
-        if ':' in name.split('/', 1)[0]:
-            break  # a protocol (nbd:, rbd:, json:), not a file
+        if name.startswith('json:'):
+            name = _json_filename(name)
+        elif ':' in name.split('/', 1)[0]:
+            break  # a protocol (nbd:, rbd:), not a local file
         opened = name if name.startswith('/') else os.path.join(os.path.dirname(current), name)
         real = os.path.realpath(opened)
         if real in seen:
@@ -83,12 +127,24 @@ def backing_chain(path, strict=False):
         seen.add(real)
         chain.append((opened, real))
         current = opened
+    else:
+        raise ChainUnreadable('the backing chain of %s is deeper than %d images' % (path, MAX_CHAIN))
     return chain
 
 
 def backing_files(path):
-    """Real paths of the qcow2 backing chain below ``path``, read from the image headers."""
+    """Real paths of the qcow2 backing chain below ``path``, read from the image headers (ChainUnreadable if it cannot be)."""
     return [real for dummy, real in backing_chain(path)]
+
+
+def identity(path):
+    """What makes a file that file: (device, inode), whatever path leads to it (bind mounts, second mounts, links);
+    the real path for a file that does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (st.st_dev, st.st_ino)
 
 
 def disk_paths(conn, domain):
@@ -128,9 +184,15 @@ def check_disks(conn, domain):
 class Index(object):
     """What every domain of the host uses as a disk or a backing file, built once per run on first use.
 
+    Keyed by file identity (device and inode), so a bind mount, a second mount
+    or a symbolic link cannot make another domain's disk look unused. Running
+    domains count with their live definition too (a disk hot-plugged without
+    --config). What cannot be resolved (a pool volume whose pool is gone, a
+    definition that cannot be read, a backing chain that cannot be followed)
+    is kept in ``unresolved``: it makes the disks it might be count as used.
+
     A sweep that terminates many domains asks it once per domain; building it
-    per domain would walk every other domain's disks again each time, and the
-    cost would grow with the square of the number of domains.
+    per domain would walk every other domain's disks again each time.
     """
 
     def __init__(self, conn, domains):
@@ -139,39 +201,69 @@ class Index(object):
         self._lock = threading.Lock()
         self._built = None
 
+    def _add_domain(self, domain, disks, backing, unresolved):
+        for disk in domain.disks():
+            path = disk['path']
+            if disk['type'] == 'volume':
+                try:
+                    path = hv.volume_path_offline(self._conn, disk['pool'], disk['volume'])
+                except hv.HypervisorError as exc:
+                    unresolved.append((domain.uuid, domain.name, disk['volume'], str(exc)))
+                    continue
+            if not path or disk['type'] not in ('file', 'volume', 'block'):
+                continue
+            disks.setdefault(identity(path), []).append((domain.uuid, domain.name))
+            try:
+                chain = backing_chain(path)
+            except ChainUnreadable as exc:
+                unresolved.append((domain.uuid, domain.name, None, str(exc)))
+                continue
+            for opened, dummy in chain:
+                backing.setdefault(identity(opened), []).append((domain.uuid, domain.name))
+
     def _build(self):
         # Locked: a run's threads all start at once, and each would otherwise build the index itself.
         with self._lock:
             if self._built is None:
-                disks, backing = {}, {}
+                disks, backing, unresolved = {}, {}, []
                 for other in self._domains:
-                    for path in disk_paths(self._conn, other):
-                        disks.setdefault(path, []).append((other.uuid, other.name))
-                        for below in backing_files(path):
-                            backing.setdefault(below, []).append((other.uuid, other.name))
-                self._built = (disks, backing)
+                    self._add_domain(other, disks, backing, unresolved)
+                    live = hv.live_domain(other.dom) if other.power_state != 'shutoff' else None
+                    if live is not None:
+                        self._add_domain(live, disks, backing, unresolved)
+                listed = set(d.uuid for d in self._domains)
+                for uuid in hv.listed_uuids(self._conn) - listed:
+                    # Defined now but not read by this run (its definition could not be read, or it is new):
+                    # its disks are unknown.
+                    unresolved.append((uuid, uuid, None, 'its definition was not read by this run'))
+                self._built = (disks, backing, unresolved)
         return self._built
 
     def others(self, me):
-        """({real path: [names]} of the other domains' disks, the same of their backing files), leaving ``me`` out."""
-        disks, backing = self._build()
-        return _Others(disks, me.uuid), _Others(backing, me.uuid)
+        """(other domains' disks, their backing files, what of theirs cannot be resolved), leaving ``me`` out.
+
+        The first two answer ``identity in ...`` and ``[identity]`` -> names;
+        the third is a list of (name, volume or None, why).
+        """
+        disks, backing, unresolved = self._build()
+        return (_Others(disks, me.uuid), _Others(backing, me.uuid),
+                [(name, volume, why) for uuid, name, volume, why in unresolved if uuid != me.uuid])
 
 
 class _Others(object):
-    """{real path: [names]} of a host-wide index, leaving one domain (the one being terminated) out."""
+    """{identity: [names]} of a host-wide index, leaving one domain (the one being terminated) out."""
 
     def __init__(self, index, uuid):
         self._index = index
         self._uuid = uuid
 
-    def __contains__(self, path):
-        return any(uuid != self._uuid for uuid, dummy in self._index.get(path, ()))
+    def __contains__(self, key):
+        return any(uuid != self._uuid for uuid, dummy in self._index.get(key, ()))
 
-    def __getitem__(self, path):
-        names = [name for uuid, name in self._index.get(path, ()) if uuid != self._uuid]
+    def __getitem__(self, key):
+        names = [name for uuid, name in self._index.get(key, ()) if uuid != self._uuid]
         if not names:
-            raise KeyError(path)
+            raise KeyError(key)
         return names
 
 
@@ -185,9 +277,11 @@ def classify_disks(conn, domain, dirs, index):
 
     Owned: volumes of libvirt storage pools and files whose real path (links
     and ``..`` resolved) lies under the instance directories ``dirs``, unless
-    another domain uses them as a disk or a backing file. Everything else is kept.
+    another domain uses the same file (by identity) as a disk or a backing
+    file, or something of another domain cannot be resolved that might be it.
+    Everything else is kept.
     """
-    disks_of_others, backing_of_others = index.others(domain)
+    disks_of_others, backing_of_others, unresolved = index.others(domain)
     owned, kept = [], []
     for disk in domain.disks():
         entry = {'target': disk['target'], 'path': disk['path'], 'pool': disk['pool'], 'volume': disk['volume']}
@@ -207,36 +301,82 @@ def classify_disks(conn, domain, dirs, index):
                              % (disk['type'], disk['path'] or '')))
             continue
         real = os.path.realpath(path)
+        ident = identity(path)
         entry['real_path'] = real
-        if real in disks_of_others:
-            kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(disks_of_others[real]))))
+        if ident in disks_of_others:
+            kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(disks_of_others[ident]))))
             continue
-        if real in backing_of_others:
+        if ident in backing_of_others:
             kept.append(dict(entry, reason='backing file of a disk of domain(s) %s'
-                             % ', '.join(sorted(set(backing_of_others[real])))))
+                             % ', '.join(sorted(set(backing_of_others[ident])))))
+            continue
+        unknown = [(name, why) for name, volume, why in unresolved
+                   if volume is None or volume == os.path.basename(real)]
+        if unknown:
+            # Fail safe (rule 6): what cannot be told apart from another domain's disk is kept.
+            kept.append(dict(entry, reason='not deleted: it may be in use by %s' % '; '.join(
+                'domain %s (%s)' % (name, why) for name, why in unknown[:5])))
             continue
         if hv.volume_by_path(conn, real) is not None:
-            owned.append(dict(entry, kind='pool_volume'))
+            owned.append(dict(entry, kind='pool_volume', identity=ident))
         elif disk['type'] == 'block':
             kept.append(dict(entry, reason='block device %s is not a volume of a libvirt storage pool' % real))
         elif under(real, dirs):
-            owned.append(dict(entry, kind='file'))
+            owned.append(dict(entry, kind='file', identity=ident))
         else:
             kept.append(dict(entry, reason='%s is outside the instance directories (%s)' % (real, ', '.join(dirs))))
     return owned, kept
 
 
 def delete_disk(conn, item, dirs):
-    """Delete one owned disk; a disk already gone is fine.
+    """Delete one owned disk, the very file that was classified; a disk already gone is fine.
 
-    A symbolic link that led to it is removed too, but only when the link
-    itself lies in an instance directory.
+    The file is unlinked through its opened directory, after checking that the
+    name there still leads to the same file (device and inode) that was
+    classified: a file put in its place meanwhile is not deleted. A symbolic
+    link that led to it is removed too, but only when the link itself lies in
+    an instance directory. Raises HypervisorError when the disk is still there
+    afterwards (a pool that refused, a busy device, an immutable file), so a
+    disk is never reported deleted that was not.
     """
     real = item['real_path']
+    refused = None
     if item['kind'] == 'pool_volume':
-        hv.delete_volume(conn, real)
-    if os.path.islink(real) or os.path.isfile(real):  # never a device node or a directory
-        os.unlink(real)
+        if identity(real) != item.get('identity', identity(real)):
+            raise hv.HypervisorError('disk %s is no longer the file that was checked; not deleted' % real)
+        refused = hv.delete_volume(conn, real)
+    _unlink_checked(real, item.get('identity'))
+    if os.path.lexists(real):
+        raise hv.HypervisorError('disk %s was not deleted%s' % (real, ': the pool refused: %s' % refused if refused else ''))
     link = item.get('path')
-    if link and os.path.islink(link) and under(os.path.realpath(os.path.dirname(link)), dirs):
+    if link and link != real and os.path.islink(link) and under(os.path.realpath(os.path.dirname(link)), dirs):
         os.unlink(link)
+
+
+def _unlink_checked(real, expected):
+    """Unlink the regular file ``real`` relative to its opened directory, if it is still ``expected``."""
+    directory, base = os.path.split(real)
+    try:
+        dfd = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return
+        raise hv.HypervisorError('disk %s: its directory cannot be opened: %s' % (real, exc.strerror or exc))
+    try:
+        try:
+            st = os.stat(base, dir_fd=dfd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return  # already gone (a pool deleted it)
+            raise
+        if not stat.S_ISREG(st.st_mode):
+            return  # never a device node, a directory or a link planted in its place
+        if expected is not None and (st.st_dev, st.st_ino) != expected:
+            raise hv.HypervisorError('disk %s is no longer the file that was checked (it was replaced); not deleted'
+                                     % real)
+        try:
+            os.unlink(base, dir_fd=dfd)
+        except OSError as exc:
+            raise hv.HypervisorError('disk %s cannot be deleted: %s' % (real, exc.strerror or exc))
+    finally:
+        os.close(dfd)

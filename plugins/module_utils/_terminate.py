@@ -107,6 +107,23 @@ class Plan(object):
                              undefine_flags=self.flags, warnings=warnings)
 
 
+def power_off(ctx, domain, opts):
+    """Destroy (or, with a shutdown_timeout, shut down cleanly first), between shutdown events as Nova's delete writes them."""
+    state = hv.power_state(domain.dom)
+    if state in ('shutoff', 'gone'):  # nothing to power off, so no shutdown events
+        return {'clean_shutdown': bool(opts.shutdown_timeout), 'attempts': 0, 'seconds': 0.0, 'was': state}
+    ctx.event('instance.shutdown.start', domain, power_state=state, shutdown_timeout=opts.shutdown_timeout or 0)
+    if opts.shutdown_timeout:
+        stopped = hv.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval)
+    else:
+        began = time.monotonic()
+        hv.destroy(domain.dom)
+        stopped = {'clean_shutdown': False, 'attempts': 0, 'seconds': round(time.monotonic() - began, 2), 'was': state}
+    ctx.event('instance.shutdown.end', domain, result='success', clean_shutdown=stopped['clean_shutdown'],
+              attempts=stopped.get('attempts'), seconds=stopped.get('seconds'))
+    return stopped
+
+
 def terminate(ctx, domain, opts, index, action='terminate', precondition=None, operation='terminate'):
     """Terminate one domain; returns its result dict. ``precondition(domain)`` may raise Skip under the lock."""
     started = time.monotonic()
@@ -125,20 +142,19 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
         ctx.compare_and_set(domain, (previous_task,), {'task_state': states.holds(operation)})
         ctx.event('instance.delete.start', domain, action=action, previous_task_state=previous_task)
         lc.failpoint('terminate.after_start')
+        irreversible = False
+        deleted = []
         try:
-            tomb = ctx.state.read_tombstone(domain.uuid) or tombstones.new(ctx, domain, plan.record)
+            tomb = tombstones.for_terminate(ctx, domain, plan.record)
             tomb['status'] = 'deleting'
             ctx.state.write_tombstone(tomb)
             lc.failpoint('terminate.after_tombstone')
-            if opts.shutdown_timeout:
-                stopped = hv.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval)
-            else:
-                hv.destroy(domain.dom)
-                stopped = {'clean_shutdown': False}
+            stopped = power_off(ctx, domain, opts)
+            irreversible = irreversible or stopped.get('was') not in ('shutoff', 'gone')
             lc.failpoint('terminate.after_destroy')
             domain = ctx.fresh(domain)
-            deleted = []
             for item in plan.owned:
+                irreversible = True  # even a delete that fails half-way may have removed something
                 storage.delete_disk(ctx.conn, item, opts.instance_dirs)
                 deleted.append(item['real_path'])
             tomb.update(disks_deleted=sorted(set(tomb.get('disks_deleted', []) + deleted)), disks_kept=plan.kept)
@@ -156,8 +172,11 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
                 ctx.event('instance.delete.end', domain, result='error', action=action, message=str(exc))
             except Exception:
                 pass  # a full or read-only state_dir must not hide the error itself
+            # changed: true once the guest was powered off or a disk deleted: the operator must not read "nothing
+            # happened" from a failed result.
             raise lc.OperationError('domain %s: terminate failed: %s; it is left in task_state deleting, run '
-                                    'vm_terminate again to finish it' % (domain.name, exc))
+                                    'vm_terminate again to finish it' % (domain.name, exc), changed=irreversible,
+                                    disks_deleted=deleted)
     # The domain is gone; Cinder may take a while and must not hold the domain's lock.
     began = time.monotonic()
     cinder_result = tombstones.settle(ctx, tomb, opts.cinder)

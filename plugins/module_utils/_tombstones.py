@@ -39,15 +39,50 @@ def join(state, pairs):
     return list(pairs) + [(None, inv.describe_tombstone(t)) for t in tombs.values()], tombs
 
 
-def for_sweep(state, live, project=None):
-    """(tombstones with work left whose domain is gone, tombstones that cannot be read), for one reclaim sweep."""
-    work, bad = [], []
+def waits_for_cinder(tomb, cinder_opts):
+    """Nothing recorded is pending, but Cinder was never asked (no cloud given then) and cannot be asked now either.
+
+    Only a real answer from Cinder marks a tombstone checked (spec rule 5): a
+    volume attached in Cinder but missing from the record is found by the
+    first run that has Cinder.
+    """
+    return not tomb.get('volumes_pending') and not tomb.get('cinder_checked') and not cinder_opts.configured
+
+
+def for_sweep(state, live, cinder_opts, project=None):
+    """For one reclaim sweep: (tombstones with work left whose domain is gone, those waiting for a run with Cinder,
+    tombstones that cannot be read)."""
+    work, waiting, bad = [], [], []
     for tomb in state.tombstones_list():
         if tomb.get('error'):
             bad.append(tomb)
         elif tomb.get('uuid') not in live and not finished(tomb) and (project is None or tomb.get('project') == project):
-            work.append(tomb)
-    return work, bad
+            (waiting if waits_for_cinder(tomb, cinder_opts) else work).append(tomb)
+    return work, waiting, bad
+
+
+def for_terminate(ctx, domain, record):
+    """The tombstone a terminate of the live ``domain`` writes before it destroys anything.
+
+    Its own interrupted terminate (task_state deleting, tombstone still
+    deleting) is picked up again (rule 7). Any other tombstone of the same
+    UUID is an earlier domain (the same XML defined again, a template with a
+    fixed <uuid>, a definition restored from backup): the new tombstone
+    describes this domain, keeps the earlier one as history in ``previous``,
+    and takes over whatever Cinder work the earlier one still had, so no
+    volume of either is forgotten (rule 5).
+    """
+    existing = ctx.state.read_tombstone(domain.uuid)
+    if existing and record.get('task_state') == 'deleting' and existing.get('status') == 'deleting':
+        return existing
+    tomb = new(ctx, domain, record)
+    if existing:
+        earlier = dict(existing)
+        tomb['previous'] = (earlier.pop('previous', None) or []) + [earlier]
+        if not finished(existing):
+            known = set(v['id'] for v in tomb['volumes_pending'])
+            tomb['volumes_pending'] += [dict(v) for v in existing.get('volumes_pending') or [] if v.get('id') not in known]
+    return tomb
 
 
 def new(ctx, domain, record):
@@ -69,6 +104,10 @@ def named(ctx, tomb, cinder_opts):
     ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
     if finished(tomb):
         return dict(ident, changed=False, action='none', msg='already terminated at %s' % tomb.get('terminated_at'))
+    if waits_for_cinder(tomb, cinder_opts):
+        return dict(ident, changed=False, action='none', cinder_checked=False,
+                    msg='already terminated at %s; Cinder has not been asked about its volumes yet (no cloud was given): '
+                        'the next vm_reclaim or vm_terminate with Cinder options does that' % tomb.get('terminated_at'))
     return finish_pending(ctx, tomb, cinder_opts)
 
 
@@ -99,10 +138,11 @@ def settle(ctx, tomb, cinder_opts):
                 tomb['status'] = 'terminated'
         pending = tomb.get('volumes_pending') or []
         if not cinder_opts.configured:
+            # Only a real answer from Cinder marks the tombstone checked: a volume attached in Cinder but missing
+            # from the record is found by the first run that has Cinder.
             for vol in pending:
                 vol['error'] = 'Cinder is not configured for this run (no cloud or auth)'
-            # Nothing recorded and no Cinder to ask: there is no volume work we could know of.
-            tomb['cinder_checked'] = tomb.get('cinder_checked') or not pending
+            tomb['cinder_checked'] = bool(tomb.get('cinder_checked'))
         elif pending or not tomb.get('cinder_checked'):
             try:
                 done, left = cinder.settle(cinder_opts.connection(), tomb['uuid'], pending, cinder_opts.wait_timeout)
@@ -117,7 +157,9 @@ def settle(ctx, tomb, cinder_opts):
                 for flag, key in (('detached', 'volumes_detached'), ('deleted', 'volumes_deleted'), ('kept', 'volumes_kept')):
                     if item.get(flag):
                         summary[key].append(item['id'])
-        if not tomb.get('volumes_pending') and tomb.get('cinder_checked') and tomb.get('status') == 'undefined':
+        # terminated: the domain and its disks are gone and no recorded volume is pending (finished() also needs
+        # cinder_checked: Cinder's own list of attachments seen).
+        if not tomb.get('volumes_pending') and tomb.get('status') == 'undefined':
             tomb['status'] = 'terminated'
         ctx.state.write_tombstone(tomb)
     summary['volumes_pending'] = [dict((k, v[k]) for k in ('id', 'delete_on_termination', 'error') if k in v)

@@ -21,7 +21,13 @@ description:
     reclaimed (serialised with M(deferred.libvirt.vm_restore)). A domain whose lock another operation holds for longer
     than O(lock_timeout) is skipped until the next sweep.
   - A soft-deleted domain left in task_state V(deleting) by an interrupted or failed terminate or reclaim is finished
-    first, whatever its C(reclaim_at), since its deletion was already decided and its disks may be half gone.
+    first, whatever its C(reclaim_at), since its deletion was already decided and its disks may be half gone; unless it
+    is locked or protected, which the sweep (it has no C(force)) leaves to M(deferred.libvirt.vm_terminate).
+  - A soft-deleted domain that someone started by hand is never destroyed by the sweep; it is skipped and reported
+    (and counts against quota while it runs). Shut it down and the next sweep reclaims it when due, or restore it.
+  - A tombstone of a domain terminated without Cinder options has never been checked against Cinder's own list of
+    attachments. A sweep with Cinder options does that (and detaches what it finds); one without lists it in
+    RV(cinder_unchecked).
   - One domain's failure never stops the sweep; the task fails after the sweep if any domain failed. Each domain
     the sweep acts on gets an C(instance.reclaim) event (result C(success), C(pending), C(error) or C(skipped)).
   - Usually run by the C(deferred.libvirt.reclaim) role or C(playbooks/reclaim.yml) on a timer.
@@ -37,7 +43,8 @@ attributes:
     support: full
     details: A dry run listing what would be reclaimed, and when every other soft-deleted domain expires.
   diff_mode:
-    support: none
+    support: full
+    details: Each reclaimed domain's lifecycle record before, and nothing after (it is gone).
 options:
   project:
     description:
@@ -47,6 +54,23 @@ options:
     description:
       - Reclaim at most this many domains in this run, the longest expired first. The rest wait for the next run.
     type: int
+  clock_tolerance:
+    description:
+      - How far a record's C(deleted_at) may lie in the future of this host's clock (another host's clock running
+        ahead, or this one set back) before the sweep distrusts it. Such a domain is never reclaimed, only reported in
+        RV(skipped_domains).
+      - Seconds or a duration string such as V(5m).
+    type: raw
+    default: 300
+  max_overdue:
+    description:
+      - How long past its C(reclaim_at) a soft-deleted domain may plausibly be. A domain further overdue is taken as a
+        sign that this host's clock jumped forward (a wrong RTC at boot, an NTP step) and is never reclaimed, only
+        reported in RV(skipped_domains), since reclaim cannot be undone. After checking the clock, run once with a
+        larger value, or V(0) to turn the check off.
+      - Seconds or a duration string such as V(30d).
+    type: raw
+    default: 30d
   force:
     description:
       - Not used by the sweep; locked domains are always skipped.
@@ -109,6 +133,13 @@ pending:
   elements: dict
 finished:
   description: Tombstones of domains terminated earlier whose pending work this sweep finished (name, uuid).
+  returned: always
+  type: list
+  elements: dict
+cinder_unchecked:
+  description:
+    - Tombstones of domains terminated without Cinder options that Cinder has not been asked about yet (name, uuid,
+      terminated_at). A sweep with Cinder options checks them.
   returned: always
   type: list
   elements: dict

@@ -209,3 +209,21 @@ def make_guest(hypervisor, prefix):
         dom = guests.define_guest(hypervisor, name, kind=kind, start=start, **kw)
         return name, dom.UUIDString()
     return make
+
+
+@pytest.fixture
+def scratch(prefix):
+    """scratch(directory, suffix) -> a path for a file made by the test; every one is removed afterwards."""
+    made = []
+
+    def path(directory, suffix):
+        item = os.path.join(directory, prefix + suffix)
+        made.append(item)
+        return item
+    yield path
+    for item in made:
+        if os.path.lexists(item):
+            if os.path.isdir(item) and not os.path.islink(item):
+                shutil.rmtree(item, ignore_errors=True)
+            else:
+                os.unlink(item)

@@ -8,7 +8,6 @@ restore-versus-reclaim tests boot one.
 
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -19,7 +18,7 @@ import pytest
 
 import guests
 from fleet_support import wait_past
-from results import NS, info
+from results import NS, Paused, info
 
 RECLAIM = 'deferred.libvirt.vm_reclaim'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -104,32 +103,6 @@ def immutable(prefix):
         if os.path.exists(path):
             subprocess.run(['chattr', '-i', path], check=False)
             os.unlink(path)
-
-
-class Paused(object):
-    """Run a task in a thread with a fail point that pauses (SIGSTOP) the module at a named step."""
-
-    def __init__(self, ansible, tmp_path, point, module, **args):
-        self.pause_file = str(tmp_path / ('pause-%s' % uuidlib.uuid4().hex[:6]))
-        self.result = None
-        env = {FAILPOINT: point, FAILPOINT_PAUSE: self.pause_file}
-        self.thread = threading.Thread(target=self._run, args=(ansible, module, env, args))
-        self.thread.start()
-        deadline = time.monotonic() + 300
-        while not (os.path.exists(self.pause_file) and open(self.pause_file).read().strip()):
-            assert self.thread.is_alive(), 'the task ended before reaching fail point %s: %s' % (point, self.result)
-            assert time.monotonic() < deadline, 'the task never reached fail point %s' % point
-            time.sleep(0.1)
-        self.pid = int(open(self.pause_file).read().split()[0])
-
-    def _run(self, ansible, module, env, args):
-        self.result = ansible.task(module, env=env, **args)
-
-    def resume(self):
-        os.kill(self.pid, signal.SIGCONT)
-        self.thread.join(600)
-        assert not self.thread.is_alive()
-        return self.result
 
 
 # -- what expires goes, the rest stays ------------------------------------------------------------------------------

@@ -43,21 +43,6 @@ def set_record_field(conn, name, field, value):
 
 
 @pytest.fixture
-def scratch(prefix):
-    """Paths for disk files made by a test; every one is removed afterwards, whatever the test left."""
-    made = []
-
-    def path(directory, suffix):
-        item = os.path.join(directory, prefix + suffix)
-        made.append(item)
-        return item
-    yield path
-    for item in made:
-        if os.path.lexists(item):
-            os.unlink(item)
-
-
-@pytest.fixture
 def pool_volumes(hypervisor, prefix):
     """Names for volumes in the default pool; any left behind is deleted afterwards."""
     names = []

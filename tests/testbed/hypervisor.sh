@@ -15,6 +15,8 @@ PACKAGES=(
   # libvirt's network driver adds iptables rules even for an isolated
   # network with no <ip>; without the binary net-start fails.
   iptables
+  # The clock tests run a sweep whose clock has jumped forward (LD_PRELOAD libfaketime).
+  faketime
 )
 
 log() { echo "hypervisor: $*" >&2; }

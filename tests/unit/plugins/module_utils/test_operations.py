@@ -33,7 +33,6 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
 
 
-
 def context(conn, tmp_path, check_mode=False, **params):
     state = StateDir(str(tmp_path / 'state'), create=not check_mode)
     params.setdefault('instance_dirs', [str(tmp_path / 'images')])
@@ -60,7 +59,7 @@ def soft_deleted_record(reclaim_at, project='web', **extra):
     """A soft-deleted record written by hand, as a sweep long after the soft delete finds it."""
     record = _record.empty()
     record.update(vm_state='soft_deleted', project=project, soft_delete_mode='shutdown',
-                  deleted_at=_record.format_time(reclaim_at - datetime.timedelta(days=1)),
+                  deleted_at=_record.format_time(min(reclaim_at, NOW) - datetime.timedelta(days=1)),
                   reclaim_at=_record.format_time(reclaim_at), **extra)
     return record
 
@@ -175,7 +174,18 @@ def test_terminate_deletes_owned_disks_undefines_and_leaves_a_finished_tombstone
     assert not os.path.exists(owned)
     assert 'web01' not in [d.name() for d in conn.listAllDomains(0)]
     tomb = StateDir(str(tmp_path / 'state')).read_tombstone(instance['uuid'])
-    assert tomb['status'] == 'terminated' and tombstones.finished(tomb)
+    # Gone with its disks, but without Cinder options nobody asked Cinder about attachments: not finished yet.
+    assert tomb['status'] == 'terminated' and not tomb['cinder_checked'] and not tombstones.finished(tomb)
+
+
+def test_a_terminate_without_cinder_leaves_the_check_to_the_next_run_with_cinder(conn, define, tmp_path):
+    define('web01')
+    run(terminate, conn, tmp_path, name=['web01'])
+    again = only(run(terminate, conn, tmp_path, name=['web01'])[0])
+    assert (again['changed'], again['action'], again['cinder_checked']) == (False, 'none', False)
+    assert 'Cinder has not been asked' in again['msg']
+    sweep, dummy = run(reclaim, conn, tmp_path)
+    assert sweep['instances'] == [] and [t['name'] for t in sweep['extra']['cinder_unchecked']] == ['web01']
 
 
 def test_terminate_keeps_a_disk_outside_the_instance_directories(conn, define, tmp_path):
@@ -299,3 +309,28 @@ def test_a_refusal_is_reported_with_its_message_only(conn, tmp_path):
         raise lc.OperationError('domain x is locked')
     [result] = lc.run_each(context(conn, tmp_path), [('x', None)], refused, label=lambda item: item[0])
     assert result['msg'] == 'domain x is locked' and 'exception' not in result
+
+
+# -- rule 11: no clock trusted blindly --------------------------------------------------------------------------------
+
+def test_a_deleted_at_in_the_future_of_this_host_is_never_reclaimed(conn, define, tmp_path):
+    define('ahead')
+    record = soft_deleted_record(PAST)
+    # Another host's clock, or ours set back: written two hours from now, due a minute after that.
+    record['deleted_at'] = _record.format_time(NOW + datetime.timedelta(hours=2))
+    record['reclaim_at'] = _record.format_time(NOW + datetime.timedelta(hours=2, minutes=1))
+    put(conn, 'ahead', record)
+    outcome, dummy = run(reclaim, conn, tmp_path)
+    [skipped] = outcome['extra']['skipped_domains']
+    assert skipped['name'] == 'ahead' and 'in the future of this host' in skipped['reason']
+    assert 'ahead' in [d.name() for d in conn.listAllDomains(0)]
+
+
+def test_a_reclaim_at_implausibly_far_behind_is_never_reclaimed_until_the_operator_says_so(conn, define, tmp_path):
+    define('ancient')
+    put(conn, 'ancient', soft_deleted_record(NOW - datetime.timedelta(days=400)))
+    outcome, dummy = run(reclaim, conn, tmp_path)
+    [skipped] = outcome['extra']['skipped_domains']
+    assert 'clock may have jumped forward' in skipped['reason']
+    outcome, dummy = run(reclaim, conn, tmp_path, max_overdue=0)
+    assert [r['name'] for r in outcome['extra']['reclaimed']] == ['ancient']
