@@ -143,6 +143,15 @@ usage:
   returned: always
   type: dict
   sample: {web: {instances: 2, cores: 2, ram_mb: 256}}
+hypervisor:
+  description:
+    - The hypervisor that answered, as a record's RV(instances[].host) names it, so the fleet index can tell a copy whose
+      record names its own host from one whose record names another.
+  returned: always
+  type: dict
+  contains:
+    uuid: {description: "libvirt's host UUID; null where libvirt knows none.", type: str}
+    hostname: {description: "The hypervisor's hostname as libvirt reports it.", type: str}
 ansible_facts:
   description: The same data as facts.
   returned: always
@@ -152,6 +161,7 @@ ansible_facts:
     deferred_libvirt_usage: {description: Same as RV(usage)., type: dict, returned: always}
 '''
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
@@ -166,7 +176,11 @@ def main():
                 pairs.append((None, inv.describe_tombstone(tomb)))
     instances = [v for dummy, v in base.select(pairs)]
     usage = inv.usage(instances)
-    base.module.exit_json(changed=False, instances=instances, usage=usage,
+    try:
+        hypervisor = hv.host_identity(base.connect())
+    except hv.HypervisorError as exc:
+        base.fail(str(exc))
+    base.module.exit_json(changed=False, instances=instances, usage=usage, hypervisor=hypervisor,
                           ansible_facts=dict(deferred_libvirt_instances=instances, deferred_libvirt_usage=usage))
 
 
