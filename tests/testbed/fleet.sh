@@ -94,6 +94,8 @@ PACKAGES=(
   # For the reclaim_timer tests on this control node: cron runs the sweep for real, and systemd-analyze verifies
   # the units. The systemd package installs without becoming the init (systemd-sysv would, and is not needed).
   cron systemd
+  # For the fleet tests: a clock stepped forward for one process (libfaketime), as a wrong RTC or an NTP step would.
+  faketime
 )
 
 # running PID: alive and not a zombie.
