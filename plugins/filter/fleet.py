@@ -371,8 +371,8 @@ def _named_host(record_host, identities):
 
 
 def _copy_text(copy_):
-    return '%s/%s (%s, power %s, generation %s)' % (copy_['host'], copy_['name'], copy_.get('vm_state'),
-                                                  copy_.get('power_state'), copy_.get('generation'))
+    return '%s/%s (%s, power %s, generation %s)' % (
+        copy_['host'], copy_['name'], copy_.get('vm_state'), copy_.get('power_state'), copy_.get('generation'))
 
 
 def _decide(copies):

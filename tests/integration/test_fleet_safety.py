@@ -231,8 +231,8 @@ def test_live_migration_of_a_running_guest_needs_unsafe_and_keeps_it_running(hv2
     assert not running(hv3, name)
 
 
-def test_fleet_index_from_state_facts_finds_the_stale_copy_a_migration_left(ansible, inventory, hv2, hv3, shared,
-                                                                           project):
+def test_fleet_index_from_state_facts_finds_the_stale_copy_a_migration_left(
+        ansible, inventory, hv2, hv3, shared, project):
     path = shared('web')
     name, uuid = hv2.make('web', start=False, disks=[disk(path)])
     owned(ansible, inventory, 'hv2', name, project)
@@ -328,8 +328,8 @@ def test_one_uuid_soft_deleted_and_expired_on_two_hosts_is_reclaimed_once(
 # -- rule 10: shared storage ------------------------------------------------------------------------------------------
 
 @fleet_rules
-def test_a_disk_shared_by_domains_on_two_hosts_survives_the_terminate_of_either(ansible, inventory, hv2, hv3, shared,
-                                                                               project):
+def test_a_disk_shared_by_domains_on_two_hosts_survives_the_terminate_of_either(
+        ansible, inventory, hv2, hv3, shared, project):
     path = shared('data')
     a, a_uuid = hv2.make('a', start=False, disks=[disk(path)])
     b, b_uuid = hv3.make('b', start=False, disks=[disk(path)])

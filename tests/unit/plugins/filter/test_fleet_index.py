@@ -62,8 +62,8 @@ def test_the_copy_left_behind_by_a_migration_without_undefinesource_is_stale_on_
 
 def test_after_a_restore_on_the_new_host_the_old_copy_is_the_stale_one():
     # Restored on hv3: its record now names hv3, one generation on, and it runs.
-    index = index_of(hv2=[copy_()], hv3=[copy_(vm_state='active', power_state='running', generation=4,
-                                                written_by='hv3')])
+    restored = copy_(vm_state='active', power_state='running', generation=4, written_by='hv3')
+    index = index_of(hv2=[copy_()], hv3=[restored])
     assert index['domains'][UUID]['authoritative'] == 'hv3'
     assert UUID in index['hosts']['hv2']['stale']
     assert index['hosts']['hv3']['stale'] == {}
@@ -123,8 +123,8 @@ def test_identities_given_by_the_play_are_used_when_vm_info_carries_none():
 
 def test_a_disk_two_hosts_reference_is_shared_and_each_host_sees_the_other():
     other = '0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33'
-    index = index_of(hv2=[copy_(vm_state='active')], hv3=[copy_(name='db', uuid=other, vm_state='active',
-                                                                  written_by='hv3', disks=(SHARED, '/var/lib/db.qcow2'))])
+    db = copy_(name='db', uuid=other, vm_state='active', written_by='hv3', disks=(SHARED, '/var/lib/db.qcow2'))
+    index = index_of(hv2=[copy_(vm_state='active')], hv3=[db])
     assert [d['disk'] for d in index['shared_disks']] == ['path:' + SHARED]
     assert [(r['host'], r['name']) for r in index['hosts']['hv2']['shared_disks']['path:' + SHARED]] == [('hv3', 'db')]
     assert [(r['host'], r['name']) for r in index['hosts']['hv3']['shared_disks']['path:' + SHARED]] == [('hv2', 'web')]
