@@ -39,6 +39,8 @@ SHARED_DIR=${FLEET_SHARED_DIR:-/srv/shared-images}
 HOSTS=("hv2:$FLEET_SSH_PORT:49152:127.0.0.2" "hv3:$((FLEET_SSH_PORT + 1)):49168:127.0.0.3")
 KEY=$FLEET_DIR/id_ed25519
 KNOWN_HOSTS=$FLEET_DIR/known_hosts
+# Every host's key. known_hosts has them too, but fleet.sh of before hv3 rewrote it with hv2's alone.
+KNOWN_ALL=$FLEET_DIR/fleet_known_hosts
 SSH_CONFIG=$FLEET_DIR/ssh_config
 START_TIMEOUT=${FLEET_START_TIMEOUT:-90}
 
@@ -157,13 +159,14 @@ write_common() {
     config+=$(printf 'Host %s\n  HostName 127.0.0.1\n  Port %s' "$H" "$PORT")$'\n'
   done
   printf '%s' "$known" | put "$KNOWN_HOSTS"
+  printf '%s' "$known" | put "$KNOWN_ALL"
   put "$SSH_CONFIG" <<EOF
 # ssh client config of every fleet test host (bind-mounted at /etc/ssh/ssh_config in each): the others by name.
 ${config}
 Host *
   User root
   IdentityFile $KEY
-  UserKnownHostsFile $KNOWN_HOSTS
+  UserKnownHostsFile $KNOWN_ALL
   StrictHostKeyChecking yes
   BatchMode yes
   ConnectTimeout 10
@@ -362,7 +365,7 @@ ensure_pool() {
 
 ssh_ok() {
   ssh -q -i "$KEY" -p "$PORT" -o BatchMode=yes -o ConnectTimeout=5 \
-    -o UserKnownHostsFile="$KNOWN_HOSTS" -o StrictHostKeyChecking=yes root@127.0.0.1 \
+    -o UserKnownHostsFile="$KNOWN_ALL" -o StrictHostKeyChecking=yes root@127.0.0.1 \
     virsh -c qemu:///system uri >/dev/null 2>&1
 }
 
@@ -381,13 +384,15 @@ start_sshd() {
 }
 
 describe_host() {
+  local known=$KNOWN_ALL
+  [[ $H != hv2 ]] || known=$KNOWN_HOSTS  # as hv2 was always described
   cat <<EOF
   "$H": {
     "ansible_host": "127.0.0.1",
     "ansible_port": $PORT,
     "ansible_user": "root",
     "ansible_ssh_private_key_file": "$KEY",
-    "ansible_ssh_common_args": "-o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes",
+    "ansible_ssh_common_args": "-o UserKnownHostsFile=$known -o StrictHostKeyChecking=yes",
     "uri": "qemu:///system",
     "hostname": "$H",
     "host_uuid": "$(host_uuid)",
