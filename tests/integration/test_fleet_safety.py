@@ -402,8 +402,7 @@ def test_two_hosts_sharing_a_state_dir_lose_no_journal_line_and_finish_no_foreig
     # hv2's terminate stops (SIGSTOP) right after writing its tombstone, its domain still defined and the volume
     # still attached; hv3's sweep of the same state_dir runs meanwhile.
     cinder = ch.connect()
-    victim = names['hv2'][0]
-    victim_uuid = hv2.conn.lookupByName(victim).UUIDString()
+    victim, victim_uuid = hv2.make('victim', start=False)
     volume = ch.create_volume(prefix + 'vol', 1, conn=cinder).id
     try:
         ch.attach_like_nova(volume, victim_uuid, conn=cinder, connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
@@ -428,12 +427,15 @@ def test_two_hosts_sharing_a_state_dir_lose_no_journal_line_and_finish_no_foreig
         assert os.path.exists(pause), 'the terminate on hv2 never reached its tombstone'
         paused_pid = int(open(pause).read().split()[0])
         try:
-            hv3_sweep = ok(task_on(ansible, inventory, 'hv3', 'deferred.libvirt.vm_reclaim', project=project,
-                                   cloud=cloud))
+            hv3_sweep = task_on(ansible, inventory, 'hv3', 'deferred.libvirt.vm_reclaim', project=project, cloud=cloud,
+                                lock_timeout=10)
             assert hv2.exists(victim)
             assert ch.volume_status(volume, conn=cinder) == 'in-use'
             assert len(ch.attachments_for(victim_uuid, conn=cinder)) == 1
             assert victim_uuid not in [f.get('uuid') for f in hv3_sweep.get('finished') or []]
+            # hv2's work is none of hv3's business: not finished, and not failed either (waiting for hv2's lock).
+            assert not hv3_sweep.get('failed'), hv3_sweep
+            assert victim not in json.dumps(hv3_sweep.get('instances') or []), hv3_sweep
         finally:
             os.kill(paused_pid, signal.SIGCONT)
             out, err = terminate.communicate(timeout=300)
