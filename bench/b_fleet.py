@@ -13,6 +13,15 @@ result (so it includes the wait for a free fork).
 
 Time per host is the whole ansible-playbook wall time over H; growth is the
 cost of each added host between the smallest and the largest fleet.
+
+The fleet index (rules 9 and 10: which copy of a domain is authoritative,
+which disks another domain uses) needs every host's vm_info and one
+deferred.libvirt.fleet_index pass on the control node before the sweep. Each
+size also runs the sweep behind that: the state_facts role (vm_info on every
+host, scoped to the host's project so each bench host reports only its own
+domains, as separate hypervisors would) plus the index, once per play. Its
+cost per host is (with index - without) / H, and the ratio is with / without;
+the index task alone is the controller's share.
 """
 
 import datetime
@@ -66,6 +75,22 @@ def _play():
     return [play], 'one vm_reclaim task (playbooks/reclaim.yml not there yet)'
 
 
+def _indexed_play():
+    """state_facts + the fleet index, then the same sweep: what the roles do once rule 9 and 10 are wired."""
+    return [{'hosts': 'hypervisors', 'gather_facts': False,
+             'roles': [{'role': 'deferred.libvirt.state_facts',
+                        'vars': {'state_facts_project': '{{ reclaim_project }}', 'state_facts_show': False}}],
+             'post_tasks': [{'name': 'Index the fleet', 'run_once': True, 'ansible.builtin.set_fact': {
+                 'fleet_index': '{{ hostvars | deferred.libvirt.fleet_index(ansible_play_hosts_all) }}'}}]},
+            {'hosts': 'hypervisors', 'gather_facts': False, 'roles': ['deferred.libvirt.reclaim']}]
+
+
+def _sweep_index(result):
+    # The vm_reclaim task is the one whose results carry a sweep summary.
+    return next(i for i, task in enumerate(result.tasks())
+                if any('summary' in res and 'reclaimed' in res for res in task['hosts'].values()))
+
+
 def run(sizes, reps=1):
     base = 'bench-fleet-%s-' % lib.RUN_ID
     measured = {}
@@ -85,15 +110,32 @@ def run(sizes, reps=1):
                 play, used = _play()
                 lib.log('fleet: reclaim over %d hosts' % size)
                 result = lib.playbook(play, None, inventory=path).check()
-                # The vm_reclaim task is the one whose results carry a sweep summary.
-                index = next(i for i, task in enumerate(result.tasks())
-                             if any('summary' in res and 'reclaimed' in res for res in task['hosts'].values()))
+                index = _sweep_index(result)
                 reclaimed = sum(len(res.get('reclaimed') or []) for res in result.tasks()[index]['hosts'].values())
                 if reclaimed != size:
                     raise RuntimeError('fleet of %d hosts reclaimed %d domains, expected one per host' % (size, reclaimed))
                 per_host = [result.task_seconds(index, host) for host, _ in hosts]
                 runs.append({'wall': result.seconds, 'slowest': max(per_host), 'fastest': min(per_host),
                              'rss': result.maxrss_mb})
+                lib.cleanup('%sh%d-r%d-' % (base, size, rep))
+                # The same fleet again (fresh domains, fresh state_dirs), swept behind state_facts + the fleet index.
+                for host, project in hosts:
+                    _define('%sh%d-r%d-%s-i-' % (base, size, rep, host), project)
+                path = _inventory(os.path.join(lib.BUILD, 'fleet-%d-%d-indexed.json' % (size, rep)), hosts,
+                                  lib.state_dir('fleet-%d-%d-indexed' % (size, rep)))
+                lib.log('fleet: state_facts + fleet index + reclaim over %d hosts' % size)
+                indexed = lib.playbook(_indexed_play(), None, inventory=path).check()
+                tasks = indexed.tasks()
+                built = next(i for i, task in enumerate(tasks) if task['name'] == 'Index the fleet')
+                fleet_index = next(iter(tasks[built]['hosts'].values()))['ansible_facts']['fleet_index']
+                if len(fleet_index['hosts']) != size or fleet_index['stale']:
+                    raise RuntimeError('fleet index of %d hosts is wrong: %d hosts, %d stale'
+                                       % (size, len(fleet_index['hosts']), len(fleet_index['stale'])))
+                reclaimed = sum(len(res.get('reclaimed') or []) for res in tasks[_sweep_index(indexed)]['hosts'].values())
+                if reclaimed != size:
+                    raise RuntimeError('indexed fleet of %d hosts reclaimed %d domains, expected one per host'
+                                       % (size, reclaimed))
+                runs[-1].update(indexed=indexed.seconds, index_task=indexed.task_seconds(built))
                 lib.cleanup('%sh%d-r%d-' % (base, size, rep))
             measured[size] = dict((k, lib.median([r[k] for r in runs])) for k in runs[0])
     finally:
@@ -115,4 +157,16 @@ def rows(measured, sizes, reps, used):
             '%s wall, %.2f s per host' % (lib.fmt_s(m['wall']), m['wall'] / size),
             'task on one host: %s-%s' % (lib.fmt_s(m['fastest']), lib.fmt_s(m['slowest'])),
             growth, '', 'info', note if size == first else ''))
+    for size in sizes:
+        m = measured[size]
+        if m.get('indexed') is None:
+            continue
+        out.append(lib.Row(
+            NAME, 'fleet index, %d hosts' % size,
+            '%s wall with state_facts + index, +%.0f ms per host' % (lib.fmt_s(m['indexed']),
+                                                                    1000 * (m['indexed'] - m['wall']) / size),
+            'sweep alone %s; index task %.0f ms (%.1f ms per host)' % (lib.fmt_s(m['wall']), 1000 * m['index_task'],
+                                                                      1000 * m['index_task'] / size),
+            'x%.2f' % (m['indexed'] / m['wall']), '', 'info',
+            'vm_info on every host + one fleet_index pass, once per play' if size == first else ''))
     return out

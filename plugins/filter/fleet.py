@@ -8,7 +8,9 @@ fleet_state builds the state_facts role's fact from every host's vm_info;
 fleet_locate finds named domains across the fleet; quota_check checks a batch
 of restores against per-project limits with the same code vm_restore uses
 (module_utils/_quota.py); reclaim_summary folds every host's vm_reclaim result
-into one summary. Each raises AnsibleFilterError with a message for the
+into one summary; fleet_index tells, per domain, which copy is authoritative
+(rule 9) and, per disk, every domain of the play using it (rule 10), and
+fleet_index_for gives one host its part of it. Each raises AnsibleFilterError with a message for the
 operator, so a role fails before anything changes.
 """
 
@@ -332,6 +334,209 @@ def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=Fal
     return summary
 
 
+# -- the fleet index: rule 9 (one authoritative copy) and rule 10 (shared storage) -----------------------------
+
+# Power states in which a QEMU process holds the guest: such a copy is the one that runs, whatever its record says.
+LIVE_POWER_STATES = ('running', 'paused', 'blocked', 'pmsuspended', 'shutdown')
+
+
+def _identity_of(result, host, identities):
+    """The libvirt identity ({uuid, hostname}) of inventory host ``host``: from its vm_info result, else from
+    ``identities``, else None (then a record naming it is matched by hostname against the inventory name)."""
+    ident = result.get('hypervisor') or (identities or {}).get(host)
+    if not ident:
+        return None
+    return {'uuid': (ident.get('uuid') or '').lower() or None, 'hostname': ident.get('hostname')}
+
+
+def _same_host(record_host, ident, inventory_name):
+    """Whether a record's ``host`` names the hypervisor ``ident`` (inventory host ``inventory_name``)."""
+    if not record_host:
+        return None  # a record written before hosts were named: it names nobody
+    if ident and ident.get('uuid') and record_host.get('uuid'):
+        return ident['uuid'] == record_host['uuid'].lower()
+    name = record_host.get('hostname')
+    candidates = set([inventory_name, inventory_name.split('.')[0]])
+    if ident and ident.get('hostname'):
+        candidates.update([ident['hostname'], ident['hostname'].split('.')[0]])
+    return name in candidates or (name or '').split('.')[0] in candidates
+
+
+def _named_host(record_host, identities):
+    """The inventory host a record's ``host`` names, None when it is no host of the play."""
+    for inv_host, ident in identities:
+        if _same_host(record_host, ident, inv_host):
+            return inv_host
+    return None
+
+
+def _copy_text(copy_):
+    return '%s/%s (%s, power %s, generation %s)' % (
+        copy_['host'], copy_['name'], copy_.get('vm_state'), copy_.get('power_state'), copy_.get('generation'))
+
+
+def _decide(copies):
+    """(authoritative copy or None, why) for the copies of one UUID, by rule 9.
+
+    A copy that runs wins; two that run are a conflict with no winner. Otherwise the copies whose record names
+    their own host, newest generation first; if none does, the newest generation. A tie is no winner: every
+    copy is then stale, so nothing of that domain is reclaimed until an operator settles it.
+    """
+    live = [c for c in copies if c.get('power_state') in LIVE_POWER_STATES]
+    if len(live) == 1:
+        return live[0], 'it runs'
+    if len(live) > 1:
+        return None, 'it runs on more than one host: %s' % ', '.join(sorted(c['host'] for c in live))
+    own = [c for c in copies if c['names_own_host']]
+    pool, why = (own, 'its record names its own host') if own else (copies, 'no copy\'s record names its own host')
+    if len(copies) == 1:
+        only = copies[0]
+        if only['names_own_host'] is False and only['record_host_in_play'] is None:
+            return None, ('its record names %s, which is no host of this play: the copy there cannot be ruled out'
+                          % ((only.get('record_host') or {}).get('hostname') or 'an unknown host'))
+        return only, 'it is the only copy in the play'
+    best = max(c.get('generation') or 0 for c in pool)
+    newest = [c for c in pool if (c.get('generation') or 0) == best]
+    if len(newest) > 1:
+        return None, '%s and the copies tie at generation %d: %s' % (why, best, ', '.join(_copy_text(c) for c in newest))
+    if len(pool) == 1 and own:
+        return newest[0], why
+    return newest[0], '%s; it has the newest record (generation %d)' % (why, best)
+
+
+def _disk_keys(disk):
+    """The identities under which a disk is indexed: its path, its pool volume, its file (device and inode)."""
+    keys = []
+    if disk.get('path'):
+        keys.append('path:%s' % disk['path'])
+    if disk.get('pool') and disk.get('volume'):
+        keys.append('volume:%s/%s' % (disk['pool'], disk['volume']))
+    if disk.get('st_dev') is not None and disk.get('st_ino') is not None:
+        keys.append('file:%s:%s' % (disk['st_dev'], disk['st_ino']))
+    return keys
+
+
+def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=None):
+    """The fleet index of one play, from every host's vm_info result: who holds each domain, who uses each disk.
+
+    Per UUID its copies, the authoritative one by rule 9 and the stale ones with where the other copies live;
+    per disk identity (path, pool volume, and device + inode where vm_info reports them) every host and domain
+    referencing it (rule 10); and per host the slice an operation there needs (``hosts[HOST]``: its stale copies
+    and its disks that another domain references). Built once per play, in one pass over every record.
+    """
+    index = {'hosts': {}, 'missing': {}, 'complete': True, 'domains': {}, 'stale': [], 'conflicts': [],
+             'disks': {}, 'shared_disks': [], 'lines': []}
+    reported = []
+    copies_by_uuid = {}
+    for host in hosts or []:
+        host = to_text(host)
+        result = _host_vars(hostvars, host).get(result_var)
+        if not result or result.get('failed') or result.get('unreachable') or 'instances' not in result:
+            why = 'did not report'
+            if result and result.get('msg'):
+                why = to_text(result.get('msg'))
+            elif result and result.get('unreachable'):
+                why = 'unreachable'
+            index['missing'][host] = why
+            continue
+        ident = _identity_of(result, host, identities)
+        reported.append((host, ident, result['instances']))
+        index['hosts'][host] = {'hypervisor': ident, 'stale': {}, 'shared_disks': {}, 'complete': True}
+    identities_list = [(h, i) for h, i, dummy in reported]
+    for host, ident, views in reported:
+        for view in views:
+            uuid = (view.get('uuid') or '').lower()
+            if not uuid or view.get('vm_state') == 'deleted':
+                continue  # a tombstone holds no definition and no disk
+            record_host = view.get('host')
+            copy_ = {'host': host, 'name': view.get('name'), 'uuid': uuid, 'vm_state': view.get('vm_state'),
+                     'task_state': view.get('task_state'), 'power_state': view.get('power_state'),
+                     'generation': view.get('generation'), 'record_host': record_host,
+                     'names_own_host': _same_host(record_host, ident, host) if view.get('managed') else None,
+                     'record_host_in_play': _named_host(record_host, identities_list) if record_host else None}
+            copies_by_uuid.setdefault(uuid, []).append(copy_)
+            for disk in view.get('disks') or []:
+                ref = {'host': host, 'name': view.get('name'), 'uuid': uuid, 'target': disk.get('target'),
+                       'path': disk.get('path')}
+                for key in _disk_keys(disk):
+                    index['disks'].setdefault(key, []).append(ref)
+    for uuid, copies in copies_by_uuid.items():
+        copies.sort(key=lambda c: c['host'])
+        winner, why = _decide(copies)
+        entry = {'copies': copies, 'authoritative': winner['host'] if winner else None, 'why': why, 'stale': []}
+        index['domains'][uuid] = entry
+        if len(copies) == 1 and winner is not None:
+            continue
+        for copy_ in copies:
+            if copy_ is winner:
+                continue
+            others = [dict((k, o[k]) for k in ('host', 'name', 'vm_state', 'power_state', 'generation'))
+                      for o in copies if o is not copy_]
+            if winner is not None:
+                reason = 'stale copy: the authoritative copy is %s (%s)' % (_copy_text(winner), why)
+            else:
+                reason = 'no authoritative copy (%s)' % why
+            stale = {'host': copy_['host'], 'name': copy_['name'], 'uuid': uuid, 'reason': reason,
+                     'authoritative': winner['host'] if winner else None, 'others': others,
+                     'record_host': copy_['record_host']}
+            entry['stale'].append(stale)
+            index['stale'].append(stale)
+            index['hosts'][copy_['host']]['stale'][uuid] = stale
+        if winner is None:
+            index['conflicts'].append({'uuid': uuid, 'why': why, 'hosts': [c['host'] for c in copies]})
+    for key, refs in index['disks'].items():
+        holders = set((r['host'], r['uuid']) for r in refs)
+        if len(holders) < 2:
+            continue
+        index['shared_disks'].append({'disk': key, 'references': refs})
+        for ref in refs:
+            others = [r for r in refs if (r['host'], r['uuid']) != (ref['host'], ref['uuid'])]
+            slot = index['hosts'][ref['host']]['shared_disks'].setdefault(key, [])
+            for other in others:
+                if other not in slot:
+                    slot.append(other)
+    if index['missing']:
+        index['complete'] = False
+        for entry in index['hosts'].values():
+            entry['complete'] = False
+    index['shared_disks'].sort(key=lambda d: d['disk'])
+    index['stale'].sort(key=lambda s: (s['host'], s['name'] or ''))
+    index['lines'] = _index_lines(index)
+    return index
+
+
+def _index_lines(index):
+    lines = ['fleet index: %d domain(s) on %d host(s), %d stale copy(ies), %d conflict(s), %d shared disk(s)' % (
+        len(index['domains']), len(index['hosts']), len(index['stale']), len(index['conflicts']),
+        len(index['shared_disks']))]
+    for host in sorted(index['missing']):
+        lines.append('host %s: DID NOT REPORT (%s): a copy or a disk user there cannot be ruled out'
+                     % (host, index['missing'][host]))
+    for item in index['stale']:
+        lines.append('STALE %s/%s (%s): %s' % (item['host'], item['name'], item['uuid'], item['reason']))
+    for item in index['conflicts']:
+        lines.append('CONFLICT %s on %s: %s' % (item['uuid'], ', '.join(item['hosts']), item['why']))
+    for item in index['shared_disks']:
+        lines.append('shared disk %s: %s' % (item['disk'], ', '.join(
+            '%s/%s' % (r['host'], r['name']) for r in item['references'])))
+    return lines
+
+
+def fleet_index_for(index, host):
+    """The slice of the fleet index an operation on ``host`` needs (its stale copies, its shared disks, and whether
+    every host of the play reported), small enough to pass as a module option."""
+    if not isinstance(index, dict) or 'hosts' not in index:
+        raise AnsibleFilterError('the fleet index is missing: build it with deferred.libvirt.fleet_index first')
+    host = to_text(host)
+    entry = index['hosts'].get(host)
+    if entry is None:
+        raise AnsibleFilterError('host %s is not in the fleet index (%s)' % (
+            host, 'it did not report: %s' % index['missing'][host] if host in index.get('missing', {})
+            else 'it is not one of the hosts it was built from'))
+    return {'host': host, 'hypervisor': entry['hypervisor'], 'complete': entry['complete'],
+            'missing': sorted(index.get('missing') or {}), 'stale': entry['stale'], 'shared_disks': entry['shared_disks']}
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -339,4 +544,6 @@ class FilterModule(object):
             'fleet_locate': fleet_locate,
             'quota_check': quota_check,
             'reclaim_summary': reclaim_summary,
+            'fleet_index': fleet_index,
+            'fleet_index_for': fleet_index_for,
         }

@@ -103,9 +103,17 @@ class Plan(object):
         self.changed = self.after != self.before or domain.record is None
         self.fields = sorted(k for k in opts.changes if self.before.get(k) != self.after.get(k))
         self.before_view = inv.describe(domain)
-        shown = copy.copy(domain)
-        shown.record = self.after
-        self.after_view = inv.describe(shown)
+        self.after_view = self._view_of(self.after)
+
+    def _view_of(self, record):
+        shown = copy.copy(self.domain)
+        shown.record = record
+        return inv.describe(shown)
+
+    def write(self):
+        """Write the record; the view after then shows the host and generation the write stamped."""
+        hv.write_record(self.domain, self.after)
+        self.after_view = self._view_of(self.after)
 
     def result(self):
         return lc.result_for(self.domain, self.changed, before=self.before_view if self.changed else None,
@@ -118,6 +126,6 @@ def change(ctx, domain, opts):
     with ctx.lock(domain):
         plan = Plan(ctx.fresh(domain), opts)
         if plan.changed:
-            hv.write_record(plan.domain, plan.after)
+            plan.write()
             ctx.event('instance.update', plan.domain, result='success', changed=plan.fields)
         return plan.result()

@@ -192,8 +192,42 @@ def lookup(conn, uuid):
         raise HypervisorError('cannot look up domain %s: %s' % (uuid, exc.get_error_message()))
 
 
+# Host identity per connection URI: it does not change while a module runs.
+_HOSTS = {}
+
+
+def host_identity(conn):
+    """{'uuid', 'hostname'} of the hypervisor behind ``conn``: the host UUID of its capabilities (libvirtd.conf's
+    host_uuid, else the SMBIOS one), else the system UUID of its sysinfo, else None; and its hostname."""
+    key = conn.getURI()
+    if key in _HOSTS:
+        return dict(_HOSTS[key])
+    uuid = None
+    try:
+        uuid = ET.fromstring(conn.getCapabilities()).findtext('host/uuid')
+    except (libvirt.libvirtError, ET.ParseError):
+        pass
+    if not uuid:
+        try:
+            uuid = ET.fromstring(conn.getSysinfo(0)).findtext("system/entry[@name='uuid']")
+        except (libvirt.libvirtError, ET.ParseError):
+            pass
+    try:
+        hostname = conn.getHostname()
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('cannot read the hypervisor\'s hostname: %s' % exc.get_error_message())
+    _HOSTS[key] = {'uuid': uuid.strip().lower() if uuid and uuid.strip() else None, 'hostname': hostname}
+    return dict(_HOSTS[key])
+
+
 def write_record(domain, record):
-    """Store ``record`` in the persistent definition (and the live one while it runs)."""
+    """Store ``record`` in the persistent definition (and the live one while it runs).
+
+    Every write names this hypervisor in ``host`` and moves ``generation`` one
+    past the stored record's (both set in ``record`` itself), so two copies of
+    one domain on two hosts can be told apart.
+    """
+    _record.stamp(record, domain.record, host_identity(domain.dom.connect()))
     text = _record.serialize(record)
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
     try:

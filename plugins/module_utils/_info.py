@@ -7,6 +7,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
@@ -26,5 +27,6 @@ def run(ctx, include_deleted):
         pairs, dummy = tombstones.join(ctx.open_state(create=False), pairs)
     instances = [v for dummy, v in lc.select_from_task(ctx, pairs)]
     usage = inv.usage(instances)
-    return {'changed': False, 'instances': instances, 'usage': usage,
+    # Which hypervisor answered: the fleet index matches records' host against it (rule 9).
+    return {'changed': False, 'instances': instances, 'usage': usage, 'hypervisor': hv.host_identity(ctx.conn),
             'ansible_facts': dict(deferred_libvirt_instances=instances, deferred_libvirt_usage=usage)}

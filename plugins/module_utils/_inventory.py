@@ -45,6 +45,7 @@ def describe(domain, owned=None):
     for name, _kind in _record.FIELDS:
         view[name] = record.get(name)
     view['vm_state'] = 'error' if domain.metadata_error else effective_vm_state(record.get('vm_state'), domain.power_state)
+    view['host'] = copy.deepcopy(record.get('host'))
     view['volumes'] = copy.deepcopy(record.get('volumes') or [])
     view['history'] = copy.deepcopy(record.get('history') or [])
     disks = []
@@ -70,7 +71,7 @@ def describe_tombstone(tombstone):
         'terminated_at': tombstone.get('terminated_at'),
         'volumes': tombstone.get('volumes') or [], 'volumes_pending': tombstone.get('volumes_pending') or [],
         'disks': tombstone.get('disks') or [], 'history': tombstone.get('history') or [], 'anomalies': [],
-        'locked': False, 'protected': False,
+        'locked': False, 'protected': False, 'host': tombstone.get('host'),
     })
     return view
 

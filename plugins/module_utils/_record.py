@@ -42,11 +42,17 @@ FIELDS = (
     ('protected', 'bool'),
     ('reclaim_interval', 'int'),
     ('shutdown_timeout', 'int'),
+    ('generation', 'int'),
 )
 SOFT_DELETE_MODES = ('shutdown', 'managed_save')
 VOLUME_ATTRS = ('id', 'target', 'delete_on_termination')
 HISTORY_ATTRS = ('action', 'request_id', 'start', 'finish', 'result', 'message')
 UUIDISH = re.compile(r'^[0-9a-fA-F-]{1,64}$')
+# The hypervisor that last wrote the record: libvirt's host UUID (absent where libvirt knows none) and hostname.
+HOST_ATTRS = ('uuid', 'hostname')
+_HOST_UUID = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
+_HOSTNAME = re.compile(r'^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252}[A-Za-z0-9_])?$')
+INT_MEANING = {'generation': 'a whole number (the count of writes)'}
 
 
 class RecordError(DeferredError, ValueError):
@@ -78,7 +84,7 @@ def parse_time(text):
 def empty():
     """A fresh record for a domain that was never managed."""
     record = dict((name, None) for name, dummy in FIELDS)
-    record.update(locked=False, protected=False, volumes=[], history=[])
+    record.update(locked=False, protected=False, volumes=[], history=[], host=None)
     return record
 
 
@@ -113,7 +119,7 @@ def parse(domain, text):
         if name in children:
             raise RecordError('domain %s: lifecycle metadata field %s appears twice' % (domain, name))
         children[name] = child
-    known = set(name for name, dummy in FIELDS) | set(['volumes', 'history'])
+    known = set(name for name, dummy in FIELDS) | set(['volumes', 'history', 'host'])
     unknown = sorted(set(children) - known)
     if unknown:
         raise RecordError('domain %s: lifecycle metadata has unknown field(s) %s' % (domain, ', '.join(unknown)))
@@ -127,9 +133,9 @@ def parse(domain, text):
         if kind == 'bool':
             record[name] = _bool(domain, name, value)
         elif kind == 'int':
-            if not re.match(r'^\d+$', value):
-                raise RecordError('domain %s: lifecycle metadata field %s is %r, not a whole number of seconds'
-                                  % (domain, name, value))
+            if not re.match(r'^\d{1,18}$', value):
+                raise RecordError('domain %s: lifecycle metadata field %s is %r, not %s'
+                                  % (domain, name, value, INT_MEANING.get(name, 'a whole number of seconds')))
             record[name] = int(value)
         elif kind == 'time':
             try:
@@ -160,9 +166,38 @@ def parse(domain, text):
                 'delete_on_termination': _bool(domain, 'volumes/delete_on_termination',
                                                item.get('delete_on_termination', 'false')),
             })
+    if 'host' in children:
+        record['host'] = _parse_host(domain, children['host'])
     if 'history' in children:
         for item in children['history']:
             record['history'].append(dict((attr, item.get(attr)) for attr in HISTORY_ATTRS))
+    return record
+
+
+def _parse_host(domain, element):
+    unknown = sorted(set(element.keys()) - set(HOST_ATTRS))
+    if unknown or len(element):
+        raise RecordError('domain %s: lifecycle metadata field host has unknown part(s) %s'
+                          % (domain, ', '.join(unknown + [c.tag for c in element])))
+    uuid = element.get('uuid') or None
+    hostname = element.get('hostname')
+    if uuid is not None and not _HOST_UUID.match(uuid):
+        raise RecordError('domain %s: lifecycle metadata field host/uuid is %r, not a host UUID' % (domain, uuid))
+    if not hostname or not _HOSTNAME.match(hostname):
+        raise RecordError('domain %s: lifecycle metadata field host/hostname is %r, not a hostname' % (domain, hostname))
+    return {'uuid': uuid.lower() if uuid else None, 'hostname': hostname}
+
+
+def stamp(record, previous, host):
+    """Mark ``record`` (in place) as written now by ``host``: generation one past the stored one's.
+
+    ``previous`` is the record as stored before this write (None for the first);
+    the larger of its generation and ``record``'s own counts, so a caller that
+    writes twice from one copy still moves the generation forward each time.
+    """
+    before = max((previous or {}).get('generation') or 0, record.get('generation') or 0)
+    record['generation'] = before + 1
+    record['host'] = dict(host) if host else None
     return record
 
 
@@ -218,6 +253,9 @@ def serialize(record):
             'target': vol.get('target') or '',
             'delete_on_termination': 'true' if vol.get('delete_on_termination') else 'false',
         })
+    host = record.get('host')
+    if host:
+        ET.SubElement(root, 'host', dict((k, host[k]) for k in HOST_ATTRS if host.get(k)))
     history = ET.SubElement(root, 'history')
     for item in (record.get('history') or [])[-HISTORY_KEEP:]:
         ET.SubElement(history, 'action', dict((k, str(v)) for k, v in item.items() if v is not None))

@@ -93,6 +93,20 @@ instances:
     protected: {description: Whether the domain is protected; nothing deletes it., type: bool, returned: always}
     reclaim_interval: {description: "The domain's own retention in seconds, when set.", type: int, returned: always}
     shutdown_timeout: {description: "The domain's own shutdown timeout in seconds, when set.", type: int, returned: always}
+    generation:
+      description:
+        - How many times the record was written (one more with every write); null for a domain never managed.
+        - Of two copies of one domain on two hosts (a migration with C(--persistent) but no C(--undefinesource)),
+          the one with the larger generation was changed last.
+      type: int
+      returned: always
+    host:
+      description: The hypervisor that last wrote the record; null for a domain never managed.
+      type: dict
+      returned: always
+      contains:
+        uuid: {description: "libvirt's host UUID (C(host_uuid) of libvirtd.conf, else the SMBIOS one); null where libvirt knows none.", type: str}
+        hostname: {description: "The hypervisor's hostname as libvirt reports it.", type: str}
     volumes:
       description: Cinder volumes of the domain.
       type: list
@@ -129,6 +143,15 @@ usage:
   returned: always
   type: dict
   sample: {web: {instances: 2, cores: 2, ram_mb: 256}}
+hypervisor:
+  description:
+    - The hypervisor that answered, as a record's RV(instances[].host) names it, so the fleet index can tell a copy whose
+      record names its own host from one whose record names another.
+  returned: always
+  type: dict
+  contains:
+    uuid: {description: "libvirt's host UUID; null where libvirt knows none.", type: str}
+    hostname: {description: "The hypervisor's hostname as libvirt reports it.", type: str}
 ansible_facts:
   description: The same data as facts.
   returned: always

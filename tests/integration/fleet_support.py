@@ -1,6 +1,7 @@
-"""A fleet of two hypervisors for the fleet and timer tests: hv1 is the main test hypervisor (qemu:///system,
-reached with the local connection), hv2 the second, independent libvirtd of tests/testbed/fleet.sh, reached over
-SSH on loopback as production playbooks reach their hosts."""
+"""A fleet of hypervisors for the fleet and timer tests: hv1 is the main test hypervisor (qemu:///system,
+reached with the local connection), hv2 and hv3 further, independent libvirtds of tests/testbed/fleet.sh, each with
+its own hostname and host UUID, reached over SSH on loopback as production playbooks reach their hosts. hv2 and hv3
+(and hv1) see one shared images directory at the same path (SHARED_DIR), and guests migrate between hv2 and hv3."""
 
 import datetime
 import json
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid as uuidlib
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -18,7 +20,11 @@ PYTHON = sys.executable
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 FLEET_SH = os.path.join(ROOT, 'tests', 'testbed', 'fleet.sh')
-FLEET_JSON = '/var/lib/deferred-libvirt-testbed/fleet/fleet.json'
+FLEET_DIR = '/var/lib/deferred-libvirt-testbed/fleet'
+FLEET_JSON = os.path.join(FLEET_DIR, 'fleet-hosts.json')
+SSH_CONFIG = os.path.join(FLEET_DIR, 'ssh_config')
+SHARED_DIR = '/srv/shared-images'
+HOSTS = ('hv2', 'hv3')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(PYTHON), 'ansible-playbook')
 
 
@@ -60,19 +66,25 @@ def new_project():
     return 'fl%s' % uuidlib.uuid4().hex[:10]
 
 
-def write_inventory(path, fleet, state_dir, extra_hosts=None, group_vars=None):
-    """An inventory of the group ``hypervisors``: hv1 local, hv2 over SSH, each with its own state_dir."""
-    hv2 = fleet['hv2']
-    hosts = {
-        'hv1': {'ansible_connection': 'local', 'ansible_python_interpreter': PYTHON,
-                'deferred_libvirt_uri': 'qemu:///system',
-                'deferred_libvirt_state_dir': os.path.join(state_dir, 'hv1')},
-        'hv2': dict(((k, hv2[k]) for k in ('ansible_host', 'ansible_port', 'ansible_user',
-                                           'ansible_ssh_private_key_file', 'ansible_ssh_common_args')),
-                    ansible_connection='ssh', ansible_python_interpreter=PYTHON,
-                    deferred_libvirt_uri=hv2['uri'],
-                    deferred_libvirt_state_dir=os.path.join(state_dir, 'hv2')),
-    }
+def ssh_host_vars(fleet, host, state_dir):
+    """Inventory variables that reach fleet host ``host`` over SSH, with ``state_dir`` as its state_dir."""
+    entry = fleet[host]
+    return dict(((k, entry[k]) for k in ('ansible_host', 'ansible_port', 'ansible_user',
+                                         'ansible_ssh_private_key_file', 'ansible_ssh_common_args')),
+                ansible_connection='ssh', ansible_python_interpreter=PYTHON,
+                deferred_libvirt_uri=entry['uri'], deferred_libvirt_state_dir=state_dir)
+
+
+def write_inventory(path, fleet, state_dir, extra_hosts=None, group_vars=None, hosts_over_ssh=('hv2',), local=True):
+    """An inventory of the group ``hypervisors``: hv1 local (unless ``local`` is false), the fleet hosts named in
+    ``hosts_over_ssh`` over SSH, each with its own state_dir under ``state_dir``."""
+    hosts = {}
+    if local:
+        hosts['hv1'] = {'ansible_connection': 'local', 'ansible_python_interpreter': PYTHON,
+                        'deferred_libvirt_uri': 'qemu:///system',
+                        'deferred_libvirt_state_dir': os.path.join(state_dir, 'hv1')}
+    for host in hosts_over_ssh:
+        hosts[host] = ssh_host_vars(fleet, host, os.path.join(state_dir, host))
     hosts.update(extra_hosts or {})
     inventory = {'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': dict(group_vars or {})}}}}
     with open(path, 'w') as handle:
@@ -118,11 +130,37 @@ def named_task(result, name, host):
         name, host, [t['name'] for p in result.data['plays'] for t in p['tasks']]))
 
 
-class Hv2Guests(object):
-    """Guests on hv2, defined through its libvirt socket; every one with the prefix is removed afterwards."""
+def ssh(host, command, check=True, timeout=120):
+    """Run ``command`` on fleet host ``host`` over SSH, as an operator logged in there would."""
+    proc = subprocess.run(['ssh', '-F', SSH_CONFIG, host, command], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError('ssh %s %r failed (rc %s): %s' % (host, command, proc.returncode, proc.stderr[-2000:]))
+    return proc
 
-    def __init__(self, fleet, prefix):
-        self.conn = guests.connect(fleet['hv2']['uri_from_main_namespace'])
+
+def migrate(source, target, name, *flags):
+    """``virsh migrate FLAGS NAME qemu+ssh://TARGET/system``, run on ``source``: the hosts reach each other by name."""
+    return ssh(source, 'virsh migrate %s %s qemu+ssh://%s/system' % (' '.join(flags), name, target), timeout=300)
+
+
+def host_identity(fleet, host):
+    """(host UUID, hostname) of a fleet host as its own libvirtd reports them."""
+    conn = guests.connect(fleet[host]['uri_from_main_namespace'])
+    try:
+        caps = conn.getCapabilities()
+        hostname = conn.getHostname()
+    finally:
+        conn.close()
+    return ET.fromstring(caps).findtext('host/uuid'), hostname
+
+
+class HostGuests(object):
+    """Guests on one fleet host, defined through its libvirt socket; every one with the prefix is removed afterwards."""
+
+    def __init__(self, fleet, prefix, host='hv2'):
+        self.host = host
+        self.conn = guests.connect(fleet[host]['uri_from_main_namespace'])
         self.prefix = prefix
 
     def make(self, suffix, kind='acpi', start=False, **kw):
@@ -136,3 +174,10 @@ class Hv2Guests(object):
     def close(self):
         guests.destroy_all(self.conn, self.prefix)
         self.conn.close()
+
+
+class Hv2Guests(HostGuests):
+    """Guests on hv2 (the fleet tests written before hv3 existed)."""
+
+    def __init__(self, fleet, prefix):
+        super(Hv2Guests, self).__init__(fleet, prefix, 'hv2')

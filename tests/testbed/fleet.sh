@@ -2,25 +2,27 @@
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# A second, independent hypervisor on this machine, reached over SSH, for the
-# fleet tests (quota across hosts, the reclaim playbook over several hosts).
+# A fleet on this machine: further, independent hypervisors (hv2, hv3), each reached over SSH, sharing one
+# images directory, able to migrate guests between them. For the fleet tests (quota across hosts, the reclaim
+# playbook over several hosts, stale copies after a migration, shared disks).
 #
-#   fleet.sh [up]    set it up and start it (idempotent, quick when up)
-#   fleet.sh down    stop its sshd, libvirtd and virtlogd
-#   fleet.sh status  say what runs; exit 0 only when everything does
+#   fleet.sh [up [HOST]]   set them (or one) up and start them (idempotent, quick when up)
+#   fleet.sh down [HOST]   stop a host's (default: every host's) sshd, libvirtd and virtlogd
+#   fleet.sh status        say what runs; exit 0 only when everything does
 #
-# "hv2" is a private mount namespace in which /etc/libvirt, /var/lib/libvirt,
-# /run/libvirt, /var/cache/libvirt, /var/log/libvirt and /var/lib/deferred-libvirt
-# are its own directories (bind mounts of $FLEET_DIR/hv2/*). In it run its own
-# virtlogd, libvirtd (qemu:///system as seen from inside, with its own default
-# pool) and an sshd on 127.0.0.1:$FLEET_SSH_PORT, so a playbook reaching it over
-# SSH uses the default uri and state_dir, exactly as on a real second host.
-# Root's qemu:///session is no second daemon here: libvirt answers it from
-# the system daemon.
+# Each host HV is a private mount namespace AND a private UTS namespace (its hostname is HV) in which
+# /etc/libvirt, /var/lib/libvirt, /run/libvirt, /var/cache/libvirt, /var/log/libvirt and
+# /var/lib/deferred-libvirt are its own directories (bind mounts of $FLEET_DIR/HV/*), /etc/hosts and
+# /etc/ssh/ssh_config its own files, and $SHARED_DIR (default /srv/shared-images) the one shared directory
+# ($FLEET_SHARED, bind-mounted at the same path in every host and in the main namespace, as an NFS export
+# would be). In it run its own virtlogd, libvirtd (with its own host_uuid, so libvirt tells the hosts apart and
+# accepts a migration between them) and an sshd on 127.0.0.1:PORT (hv2 2222, hv3 2223), so a playbook reaching it
+# over SSH uses the default uri and state_dir, exactly as on a real host. Inside, `ssh hv3` and
+# qemu+ssh://hv3/system reach the other host by name.
 #
-# From the main namespace the daemon answers on
-#   qemu+unix:///system?socket=$FLEET_DIR/hv2/run/libvirt-sock
-# and $FLEET_DIR/fleet.json says how to reach it (the tests read it).
+# From the main namespace a host's daemon answers on
+#   qemu+unix:///system?socket=$FLEET_DIR/HV/run/libvirt-sock
+# and $FLEET_DIR/fleet-hosts.json says how to reach every host (the tests read it; fleet.json has the same).
 # It also installs what the reclaim_timer tests need on this control node: cron, and
 # systemd-analyze (the systemd package, installed but never booted).
 # Needs root on Debian 12; no systemd (the daemons are started here).
@@ -29,34 +31,74 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FLEET_DIR=${FLEET_DIR:-/var/lib/deferred-libvirt-testbed/fleet}
 FLEET_SSH_PORT=${FLEET_SSH_PORT:-2222}
-HV2=$FLEET_DIR/hv2
-HOLDER_PID=$FLEET_DIR/namespace.pid
-SSHD_PID=$FLEET_DIR/sshd.pid
-SSHD_CONFIG=$FLEET_DIR/sshd_config
+FLEET_SHARED=${FLEET_SHARED:-$(dirname "$FLEET_DIR")/shared}
+SHARED_DIR=${FLEET_SHARED_DIR:-/srv/shared-images}
+# name:ssh port:first migration port:loopback address. hv2 keeps the port and files it always had (tests reach it
+# as before). Each host has a loopback address of its own for migrations: libvirt refuses 127.0.0.1 as a
+# migration_address ("the address of the local machine"), and the name in a migration URI must lead to the host.
+HOSTS=("hv2:$FLEET_SSH_PORT:49152:127.0.0.2" "hv3:$((FLEET_SSH_PORT + 1)):49168:127.0.0.3")
 KEY=$FLEET_DIR/id_ed25519
-HOST_KEY=$FLEET_DIR/ssh_host_ed25519_key
 KNOWN_HOSTS=$FLEET_DIR/known_hosts
-SOCKET=$HV2/run/libvirt-sock
-URI_OUTSIDE="qemu+unix:///system?socket=$SOCKET"
+# Every host's key. known_hosts has them too, but fleet.sh of before hv3 rewrote it with hv2's alone.
+KNOWN_ALL=$FLEET_DIR/fleet_known_hosts
+SSH_CONFIG=$FLEET_DIR/ssh_config
 START_TIMEOUT=${FLEET_START_TIMEOUT:-90}
-# directory inside the namespace -> its private copy
-MOUNTS=(
-  "/etc/libvirt:$HV2/etc"
-  "/var/lib/libvirt:$HV2/lib"
-  "/run/libvirt:$HV2/run"
-  "/var/cache/libvirt:$HV2/cache"
-  "/var/log/libvirt:$HV2/log"
-  "/var/lib/deferred-libvirt:$HV2/state"
-)
+
+log() { echo "fleet: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# select HOST: set the per-host variables.
+select_host() {
+  local item
+  H=""
+  for item in "${HOSTS[@]}"; do
+    IFS=: read -r name port mig addr <<<"$item"
+    [[ $name == "$1" ]] || continue
+    H=$name
+    PORT=$port
+    MIG_PORT=$mig
+    ADDR=$addr
+  done
+  [[ -n $H ]] || die "no fleet host named $1 (hosts: ${HOSTS[*]%%:*})"
+  D=$FLEET_DIR/$H
+  if [[ $H == hv2 ]]; then
+    # Where hv2 always kept them.
+    HOLDER_PID=$FLEET_DIR/namespace.pid
+    SSHD_PID=$FLEET_DIR/sshd.pid
+    SSHD_CONFIG=$FLEET_DIR/sshd_config
+    HOST_KEY=$FLEET_DIR/ssh_host_ed25519_key
+  else
+    HOLDER_PID=$D/namespace.pid
+    SSHD_PID=$D/sshd.pid
+    SSHD_CONFIG=$D/sshd_config
+    HOST_KEY=$D/ssh_host_ed25519_key
+  fi
+  SOCKET=$D/run/libvirt-sock
+  URI_OUTSIDE="qemu+unix:///system?socket=$SOCKET"
+  # directory (or file) inside the namespace -> its private copy
+  MOUNTS=(
+    "/etc/libvirt:$D/etc"
+    "/var/lib/libvirt:$D/lib"
+    "/run/libvirt:$D/run"
+    "/var/cache/libvirt:$D/cache"
+    "/var/log/libvirt:$D/log"
+    "/var/lib/deferred-libvirt:$D/state"
+    "/etc/hosts:$D/hosts"
+    "/etc/ssh/ssh_config:$SSH_CONFIG"
+    "$SHARED_DIR:$FLEET_SHARED"
+  )
+}
+HOST_NAMES=()
+for _item in "${HOSTS[@]}"; do HOST_NAMES+=("${_item%%:*}"); done
+
 PACKAGES=(
   openssh-server openssh-client util-linux
   # For the reclaim_timer tests on this control node: cron runs the sweep for real, and systemd-analyze verifies
   # the units. The systemd package installs without becoming the init (systemd-sysv would, and is not needed).
   cron systemd
+  # For the fleet tests: a clock stepped forward for one process (libfaketime), as a wrong RTC or an NTP step would.
+  faketime
 )
-
-log() { echo "fleet: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 
 # running PID: alive and not a zombie.
 running() {
@@ -78,8 +120,8 @@ pid_in() {
 }
 
 holder() { pid_in "$HOLDER_PID" sleep; }
-in_ns() { nsenter --mount --target "$(holder)" -- "$@"; }
-virsh2() { virsh -c "$URI_OUTSIDE" "$@"; }
+in_ns() { nsenter --mount --uts --target "$(holder)" -- "$@"; }
+virsh_h() { virsh -c "$URI_OUTSIDE" "$@"; }
 
 install_packages() {
   local missing=() p
@@ -93,40 +135,95 @@ install_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# put FILE: write stdin to FILE when it differs, in place (a file bind-mounted into a namespace must keep its
+# inode: a new one would leave the namespace with the deleted old file).
+put() {
+  local text
+  text=$(cat)$'\n'
+  [[ -f $1 && $(cat "$1")$'\n' == "$text" ]] && return 0
+  printf '%s' "$text" >"$1"
+}
+
+# Files every host shares: the client key, known host keys, the ssh client config, the shared directory.
+write_common() {
+  mkdir -p "$FLEET_DIR" "$FLEET_SHARED"
+  chmod 0755 "$FLEET_DIR" "$FLEET_SHARED"
+  [[ -f $KEY ]] || ssh-keygen -q -t ed25519 -N '' -C deferred-libvirt-fleet -f "$KEY"
+  install -m 0600 "$KEY.pub" "$FLEET_DIR/authorized_keys"
+  local name known="" config=""
+  for name in "${HOST_NAMES[@]}"; do
+    select_host "$name"
+    mkdir -p "$D"
+    [[ -f $HOST_KEY ]] || ssh-keygen -q -t ed25519 -N '' -C "deferred-libvirt-fleet-$H" -f "$HOST_KEY"
+    known+=$(printf '[127.0.0.1]:%s %s' "$PORT" "$(cut -d' ' -f1,2 "$HOST_KEY.pub")")$'\n'
+    config+=$(printf 'Host %s\n  HostName 127.0.0.1\n  Port %s' "$H" "$PORT")$'\n'
+  done
+  printf '%s' "$known" | put "$KNOWN_HOSTS"
+  printf '%s' "$known" | put "$KNOWN_ALL"
+  put "$SSH_CONFIG" <<EOF
+# ssh client config of every fleet test host (bind-mounted at /etc/ssh/ssh_config in each): the others by name.
+${config}
+Host *
+  User root
+  IdentityFile $KEY
+  UserKnownHostsFile $KNOWN_ALL
+  StrictHostKeyChecking yes
+  BatchMode yes
+  ConnectTimeout 10
+EOF
+  # The shared directory at the same path on the control node (hv1) too, as an NFS mount would be.
+  mkdir -p "$SHARED_DIR"
+  if [[ $(findmnt -n -o SOURCE --target "$SHARED_DIR" 2>/dev/null || true) != *"[$FLEET_SHARED]" ]]; then
+    mount --bind "$FLEET_SHARED" "$SHARED_DIR"
+  fi
+}
+
+host_uuid() {
+  [[ -s $D/host_uuid ]] || cat /proc/sys/kernel/random/uuid >"$D/host_uuid"
+  cat "$D/host_uuid"
+}
+
 write_files() {
-  mkdir -p "$FLEET_DIR"
-  chmod 0755 "$FLEET_DIR"
   local pair dir
   for pair in "${MOUNTS[@]}"; do
     dir=${pair#*:}
+    [[ $dir == "$D/hosts" || $dir == "$SSH_CONFIG" ]] && continue
     mkdir -p "$dir"
     # The mount point must exist in the main namespace too (an empty directory, private by default).
-    if [[ ! -d ${pair%%:*} ]]; then
+    if [[ ! -e ${pair%%:*} ]]; then
       mkdir -p "${pair%%:*}"
       chmod 0700 "${pair%%:*}"
     fi
   done
-  mkdir -p "$HV2/etc/qemu" "$HV2/lib/qemu" "$HV2/lib/images" "$HV2/cache/qemu" "$HV2/log/qemu"
-  chmod 0700 "$HV2/state"
-  cat >"$HV2/etc/qemu.conf" <<'EOF'
-# hv2 of the fleet test bed: QEMU runs as root, as on the main test hypervisor.
+  mkdir -p "$D/etc/qemu" "$D/lib/qemu" "$D/lib/images" "$D/cache/qemu" "$D/log/qemu"
+  chmod 0700 "$D/state"
+  cat >"$D/etc/qemu.conf" <<EOF
+# $H of the fleet test bed: QEMU runs as root, as on the main test hypervisor.
 user = "root"
 group = "root"
-# Both daemons share the machine's cgroup tree; hv2 stays out of it so its
+# All daemons share the machine's cgroup tree; the fleet hosts stay out of it so their
 # machine names can never collide with the main daemon's.
 cgroup_controllers = [ ]
+# Incoming live migrations listen on this host's own loopback address only, on ports no other host of the fleet uses.
+migration_address = "$ADDR"
+migration_port_min = $MIG_PORT
+migration_port_max = $((MIG_PORT + 15))
 EOF
-  cat >"$HV2/etc/libvirtd.conf" <<'EOF'
-# hv2 of the fleet test bed: defaults, local unix socket only.
+  cat >"$D/etc/libvirtd.conf" <<EOF
+# $H of the fleet test bed: local unix socket only, and a host UUID of its own (libvirt refuses a migration
+# between two daemons with the same hostname and host UUID).
+host_uuid = "$(host_uuid)"
 EOF
-  : >"$HV2/etc/virtlogd.conf"
-  [[ -f $KEY ]] || ssh-keygen -q -t ed25519 -N '' -C deferred-libvirt-fleet -f "$KEY"
-  [[ -f $HOST_KEY ]] || ssh-keygen -q -t ed25519 -N '' -C deferred-libvirt-fleet-hv2 -f "$HOST_KEY"
-  install -m 0600 "$KEY.pub" "$FLEET_DIR/authorized_keys"
-  printf '[127.0.0.1]:%s %s\n' "$FLEET_SSH_PORT" "$(cut -d' ' -f1,2 "$HOST_KEY.pub")" >"$KNOWN_HOSTS"
+  : >"$D/etc/virtlogd.conf"
+  put "$D/hosts" <<EOF
+# /etc/hosts of $H (fleet test bed): every host of the fleet is on loopback.
+127.0.0.1 localhost
+::1 localhost ip6-localhost ip6-loopback
+$(for item in "${HOSTS[@]}"; do IFS=: read -r name _ _ addr <<<"$item"; printf '%s %s\n' "$addr" "$name"; done)
+EOF
   cat >"$SSHD_CONFIG" <<EOF
-# sshd of hv2 (fleet test bed): loopback only, key only, root allowed.
-Port $FLEET_SSH_PORT
+# sshd of $H (fleet test bed): loopback only, key only, root allowed.
+Port $PORT
 ListenAddress 127.0.0.1
 HostKey $HOST_KEY
 PidFile $SSHD_PID
@@ -142,18 +239,21 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 EOF
 }
 
-# Processes of an earlier hv2 whose files are gone (the test bed directory was removed while it ran): every
-# process in a mount namespace of ours other than the current one. All of them were started by this script and
-# its daemons, and the orphaned sshd would keep the port.
+# Processes of an earlier fleet host whose files are gone (the test bed directory was removed while it ran):
+# every process in a mount namespace of ours that is no current host's. All of them were started by this script
+# and its daemons, and an orphaned sshd would keep its port.
 stop_orphans() {
-  local current="" main pid ns found=()
+  local main pid ns found=() name
   main=$(readlink /proc/self/ns/mnt)
-  if pid=$(holder); then current=$(readlink "/proc/$pid/ns/mnt"); fi
-  declare -A orphan=()
-  for pid in $(pgrep -f '^(libvirtd|virtlogd) -d -p /run/libvirt/(libvirtd|virtlogd)[.]pid$' || true) \
-             $(pgrep -f "sshd -f $SSHD_CONFIG" || true); do
+  declare -A current=() orphan=()
+  for name in "${HOST_NAMES[@]}"; do
+    select_host "$name"
+    if pid=$(holder); then current[$(readlink "/proc/$pid/ns/mnt")]=1; fi
+  done
+  for pid in $(pgrep -f '^(libvirtd|virtlogd) -d (-p|--pid-file) /run/libvirt/(libvirtd|virtlogd)[.]pid$' || true) \
+             $(pgrep -f "sshd -f $FLEET_DIR/" || true); do
     ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null) || continue
-    [[ $ns == "$main" || $ns == "$current" ]] && continue
+    [[ $ns == "$main" || -n ${current[$ns]:-} ]] && continue
     orphan[$ns]=1
   done
   ((${#orphan[@]})) || return 0
@@ -163,7 +263,7 @@ stop_orphans() {
     [[ -n ${orphan[$ns]:-} ]] && found+=("$pid")
   done
   ((${#found[@]})) || return 0
-  log "stopping ${#found[@]} process(es) of an earlier hv2 whose files were removed: ${found[*]}"
+  log "stopping ${#found[@]} process(es) of an earlier fleet host whose files were removed: ${found[*]}"
   kill "${found[@]}" 2>/dev/null || true
   local i
   for ((i = 0; i < 100; i++)); do
@@ -175,22 +275,36 @@ stop_orphans() {
   kill -KILL "${found[@]}" 2>/dev/null || true
 }
 
+# A host made before hosts had their own hostname (one UTS namespace with the machine) is made again, once.
+needs_new_namespace() {
+  local pid
+  pid=$(holder) || return 1
+  [[ $(readlink "/proc/$pid/ns/uts") == "$(readlink /proc/self/ns/uts)" ]]
+}
+
 ensure_namespace() {
-  if holder >/dev/null; then
-    return 0
+  if needs_new_namespace; then
+    log "$H shares the machine's hostname: making it again with a UTS namespace of its own (guests stay defined)"
+    stop_host
   fi
-  log "creating hv2's mount namespace"
-  # unshare execs sleep in place: its pid is the namespace's anchor.
-  setsid unshare --mount --propagation private sleep infinity </dev/null >/dev/null 2>&1 8>&- &
-  echo $! >"$HOLDER_PID"
-  local i
-  for ((i = 0; i < 50; i++)); do
-    if holder >/dev/null && [[ $(readlink "/proc/$(holder)/ns/mnt") != $(readlink /proc/self/ns/mnt) ]]; then
-      break
-    fi
-    sleep 0.1
-  done
-  holder >/dev/null || die "the namespace holder did not start"
+  if ! holder >/dev/null; then
+    log "creating $H's mount and UTS namespaces"
+    # unshare execs sleep in place: its pid is the namespaces' anchor.
+    setsid unshare --mount --uts --propagation private sleep infinity </dev/null >/dev/null 2>&1 8>&- &
+    echo $! >"$HOLDER_PID"
+    local i
+    for ((i = 0; i < 50; i++)); do
+      if holder >/dev/null && [[ $(readlink "/proc/$(holder)/ns/uts") != "$(readlink /proc/self/ns/uts)" ]]; then
+        break
+      fi
+      sleep 0.1
+    done
+    holder >/dev/null || die "the namespace holder of $H did not start"
+  fi
+  # Never name the machine itself: only a namespace of its own gets the host's name.
+  [[ $(readlink "/proc/$(holder)/ns/uts") != "$(readlink /proc/self/ns/uts)" ]] ||
+    die "$H has no UTS namespace of its own; not setting its hostname"
+  [[ $(in_ns hostname) == "$H" ]] || in_ns hostname "$H"
 }
 
 ensure_mounts() {
@@ -201,89 +315,128 @@ ensure_mounts() {
     current=$(in_ns findmnt -n -o SOURCE --target "$target" 2>/dev/null || true)
     # A bind mount shows as DEVICE[/path]: ours when it ends with [$source].
     if [[ $current != *"[$source]" ]]; then
+      # A bind of an earlier copy of ours (a file replaced since): take it away first.
+      [[ $current != *"[$source"* ]] || in_ns umount "$target"
       in_ns mount --bind "$source" "$target"
     fi
   done
 }
 
+# The host UUID the running daemon reports (empty when it does not answer).
+running_host_uuid() {
+  virsh_h capabilities 2>/dev/null | sed -n 's:^ *<uuid>\(.*\)</uuid>.*:\1:p' | head -1
+}
+
 start_daemons() {
-  if ! pid_in "$HV2/run/virtlogd.pid" virtlogd >/dev/null; then
-    log "starting hv2's virtlogd"
-    in_ns virtlogd -d -p /run/libvirt/virtlogd.pid 8>&-
+  local pid
+  # A daemon started before the host had its own host_uuid (or hostname) restarts once to take it.
+  if pid=$(pid_in "$D/run/libvirtd.pid" libvirtd) && [[ $(running_host_uuid) != "$(host_uuid)" ]]; then
+    log "restarting $H's libvirtd to take its own host_uuid"
+    stop_pid "$H's libvirtd" "$pid"
   fi
-  if ! pid_in "$HV2/run/libvirtd.pid" libvirtd >/dev/null; then
-    log "starting hv2's libvirtd (the first start probes QEMU, ~10 s)"
-    in_ns libvirtd -d -p /run/libvirt/libvirtd.pid 8>&-
+  # Long options: fleet.sh of before the second host took every libvirtd started with -p in a namespace
+  # other than hv2's for an orphan.
+  if ! pid_in "$D/run/virtlogd.pid" virtlogd >/dev/null; then
+    log "starting $H's virtlogd"
+    in_ns virtlogd -d --pid-file /run/libvirt/virtlogd.pid 8>&-
+  fi
+  if ! pid_in "$D/run/libvirtd.pid" libvirtd >/dev/null; then
+    log "starting $H's libvirtd (the first start probes QEMU, ~10 s)"
+    in_ns libvirtd -d --pid-file /run/libvirt/libvirtd.pid 8>&-
   fi
   local deadline=$((SECONDS + START_TIMEOUT))
-  until virsh2 version >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || die "hv2's libvirtd did not answer on $URI_OUTSIDE within ${START_TIMEOUT}s (see $HV2/log)"
+  until virsh_h version >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "$H's libvirtd did not answer on $URI_OUTSIDE within ${START_TIMEOUT}s (see $D/log)"
     sleep 0.2
   done
 }
 
 ensure_pool() {
   local state
-  state=$(virsh2 pool-info default 2>/dev/null | awk '$1=="State:"{print $2}') || true
+  state=$(virsh_h pool-info default 2>/dev/null | awk '$1=="State:"{print $2}') || true
   if [[ -z $state ]]; then
-    # The pool's path as hv2 sees it.
-    virsh2 pool-define-as default dir --target /var/lib/libvirt/images >/dev/null
+    # The pool's path as the host sees it.
+    virsh_h pool-define-as default dir --target /var/lib/libvirt/images >/dev/null
     state=inactive
   fi
-  [[ $state == running ]] || virsh2 pool-start default >/dev/null
-  virsh2 pool-autostart default >/dev/null 2>&1 || true
+  [[ $state == running ]] || virsh_h pool-start default >/dev/null
+  virsh_h pool-autostart default >/dev/null 2>&1 || true
 }
 
 ssh_ok() {
-  ssh -q -i "$KEY" -p "$FLEET_SSH_PORT" -o BatchMode=yes -o ConnectTimeout=5 \
-    -o UserKnownHostsFile="$KNOWN_HOSTS" -o StrictHostKeyChecking=yes root@127.0.0.1 \
+  ssh -q -i "$KEY" -p "$PORT" -o BatchMode=yes -o ConnectTimeout=5 \
+    -o UserKnownHostsFile="$KNOWN_ALL" -o StrictHostKeyChecking=yes root@127.0.0.1 \
     virsh -c qemu:///system uri >/dev/null 2>&1
 }
 
 start_sshd() {
   if ! pid_in "$SSHD_PID" sshd >/dev/null; then
-    log "starting hv2's sshd on 127.0.0.1:$FLEET_SSH_PORT"
+    log "starting $H's sshd on 127.0.0.1:$PORT"
     mkdir -p /run/sshd
     chmod 0755 /run/sshd
     in_ns /usr/sbin/sshd -f "$SSHD_CONFIG" 8>&-
   fi
   local deadline=$((SECONDS + 30))
   until ssh_ok; do
-    ((SECONDS < deadline)) || die "ssh to hv2 (root@127.0.0.1:$FLEET_SSH_PORT) does not work: try ssh -v -i $KEY -p $FLEET_SSH_PORT root@127.0.0.1"
+    ((SECONDS < deadline)) || die "ssh to $H (root@127.0.0.1:$PORT) does not work: try ssh -v -i $KEY -p $PORT root@127.0.0.1"
     sleep 0.2
   done
 }
 
-write_description() {
-  cat >"$FLEET_DIR/fleet.json" <<EOF
-{
-  "hv2": {
+describe_host() {
+  local known=$KNOWN_ALL
+  [[ $H != hv2 ]] || known=$KNOWN_HOSTS  # as hv2 was always described
+  cat <<EOF
+  "$H": {
     "ansible_host": "127.0.0.1",
-    "ansible_port": $FLEET_SSH_PORT,
+    "ansible_port": $PORT,
     "ansible_user": "root",
     "ansible_ssh_private_key_file": "$KEY",
-    "ansible_ssh_common_args": "-o UserKnownHostsFile=$KNOWN_HOSTS -o StrictHostKeyChecking=yes",
+    "ansible_ssh_common_args": "-o UserKnownHostsFile=$known -o StrictHostKeyChecking=yes",
     "uri": "qemu:///system",
+    "hostname": "$H",
+    "host_uuid": "$(host_uuid)",
+    "holder_pid": $(holder || echo null),
+    "shared_dir": "$SHARED_DIR",
     "uri_from_main_namespace": "$URI_OUTSIDE",
-    "images_from_main_namespace": "$HV2/lib/images",
-    "state_dir_from_main_namespace": "$HV2/state"
+    "images_from_main_namespace": "$D/lib/images",
+    "state_dir_from_main_namespace": "$D/state"
   }
-}
 EOF
 }
 
-cmd_up() {
-  bash "$HERE/hypervisor.sh" up 8>&-  # the packages (and the main hypervisor) hv2 needs
-  install_packages
+write_description() {
+  local name sep="" text="{"$'\n'
+  for name in "${HOST_NAMES[@]}"; do
+    select_host "$name"
+    text+=$sep$(describe_host)
+    sep=$',\n'
+  done
+  text+=$'\n}\n'
+  # fleet-hosts.json is written by this script only; fleet.json is where the tests used to look.
+  printf '%s' "$text" >"$FLEET_DIR/fleet-hosts.json.new" && mv "$FLEET_DIR/fleet-hosts.json.new" "$FLEET_DIR/fleet-hosts.json"
+  printf '%s' "$text" >"$FLEET_DIR/fleet.json.new" && mv "$FLEET_DIR/fleet.json.new" "$FLEET_DIR/fleet.json"
+}
+
+up_host() {
+  select_host "$1"
   write_files
-  stop_orphans
   ensure_namespace
   ensure_mounts
   start_daemons
   ensure_pool
   start_sshd
+}
+
+cmd_up() {
+  bash "$HERE/hypervisor.sh" up 8>&-  # the packages (and the main hypervisor) the hosts need
+  install_packages
+  write_common
+  stop_orphans
+  local name
+  for name in "${@:-${HOST_NAMES[@]}}"; do up_host "$name"; done
   write_description
-  log "hv2 is up: ssh -i $KEY -p $FLEET_SSH_PORT root@127.0.0.1, libvirt $URI_OUTSIDE"
+  log "up: ${HOST_NAMES[*]} (ssh -F $SSH_CONFIG HOST; libvirt qemu+unix:///system?socket=$FLEET_DIR/HOST/run/libvirt-sock)"
 }
 
 stop_pid() {
@@ -296,23 +449,35 @@ stop_pid() {
   die "$what (pid $pid) did not stop within 10s"
 }
 
-cmd_down() {
+stop_host() {
   local pid
-  if pid=$(pid_in "$SSHD_PID" sshd); then stop_pid "hv2's sshd" "$pid"; fi
-  if pid=$(pid_in "$HV2/run/libvirtd.pid" libvirtd); then stop_pid "hv2's libvirtd" "$pid"; fi
-  if pid=$(pid_in "$HV2/run/virtlogd.pid" virtlogd); then stop_pid "hv2's virtlogd" "$pid"; fi
-  if pid=$(holder); then stop_pid "hv2's namespace holder" "$pid"; fi
+  if pid=$(pid_in "$SSHD_PID" sshd); then stop_pid "$H's sshd" "$pid"; fi
+  if pid=$(pid_in "$D/run/libvirtd.pid" libvirtd); then stop_pid "$H's libvirtd" "$pid"; fi
+  if pid=$(pid_in "$D/run/virtlogd.pid" virtlogd); then stop_pid "$H's virtlogd" "$pid"; fi
+  if pid=$(holder); then stop_pid "$H's namespace holder" "$pid"; fi
   return 0
 }
 
-cmd_status() {
-  local rc=0 pid
-  for item in "sshd:$SSHD_PID:sshd" "libvirtd:$HV2/run/libvirtd.pid:libvirtd" "virtlogd:$HV2/run/virtlogd.pid:virtlogd" \
-              "namespace:$HOLDER_PID:sleep"; do
-    IFS=: read -r what file comm <<<"$item"
-    if pid=$(pid_in "$file" "$comm"); then echo "hv2 $what: running (pid $pid)"; else echo "hv2 $what: stopped"; rc=1; fi
+cmd_down() {
+  local name
+  for name in "${@:-${HOST_NAMES[@]}}"; do
+    select_host "$name"
+    stop_host
   done
-  if ssh_ok; then echo "hv2 over ssh: answering"; else echo "hv2 over ssh: not answering"; rc=1; fi
+}
+
+cmd_status() {
+  local rc=0 pid name item what file comm
+  for name in "${HOST_NAMES[@]}"; do
+    select_host "$name"
+    for item in "sshd:$SSHD_PID:sshd" "libvirtd:$D/run/libvirtd.pid:libvirtd" "virtlogd:$D/run/virtlogd.pid:virtlogd" \
+                "namespace:$HOLDER_PID:sleep"; do
+      IFS=: read -r what file comm <<<"$item"
+      if pid=$(pid_in "$file" "$comm"); then echo "$H $what: running (pid $pid)"; else echo "$H $what: stopped"; rc=1; fi
+    done
+    if holder >/dev/null && [[ $(in_ns hostname) == "$H" ]]; then echo "$H hostname: $H"; else echo "$H hostname: not its own"; rc=1; fi
+    if ssh_ok; then echo "$H over ssh: answering"; else echo "$H over ssh: not answering"; rc=1; fi
+  done
   return $rc
 }
 
@@ -323,8 +488,8 @@ exec 8>>"$(dirname "$FLEET_DIR")/.fleet.lock"
 flock 8
 
 case ${1:-up} in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) shift || true; cmd_up "$@" ;;
+  down) shift; cmd_down "$@" ;;
   status) cmd_status ;;
-  *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;
+  *) echo "usage: $0 [up|down [HOST]|status]" >&2; exit 2 ;;
 esac

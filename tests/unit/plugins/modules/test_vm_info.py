@@ -20,6 +20,7 @@ RECORD_KEYS = set([
     'name', 'uuid', 'managed', 'persistent', 'power_state', 'managed_save', 'vcpus', 'memory_mb', 'metadata_error',
     'vm_state', 'task_state', 'deleted_at', 'reclaim_at', 'soft_delete_mode', 'project', 'user', 'locked',
     'lock_reason', 'protected', 'reclaim_interval', 'shutdown_timeout', 'volumes', 'disks', 'history', 'anomalies',
+    'generation', 'host',
 ])
 
 

@@ -1,0 +1,202 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fleet index (rules 9 and 10) on vm_info results as the module returns them.
+
+A pure function of registered results: a dict stands in for hostvars. The scenarios are the ones a fleet
+produces: a migration with --persistent and no --undefinesource, a definition copied by hand from a dead host,
+a restore on the new host, a live migration, a disk two hosts use.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.deferred.libvirt.plugins.filter.fleet import fleet_index, fleet_index_for
+
+UUID = '6f1c3c8e-7a4e-4a53-9d6e-3f4b2c1d0a11'
+IDS = {'hv2': {'uuid': '88dc30c7-1bec-456d-b194-7254d74f571d', 'hostname': 'hv2'},
+       'hv3': {'uuid': 'f578e1a5-63eb-4883-8148-5b0a1ca5f6e2', 'hostname': 'hv3'}}
+SHARED = '/srv/shared-images/web.qcow2'
+
+
+def copy_(name='web', uuid=UUID, vm_state='soft_deleted', power_state='shutoff', generation=3, written_by='hv2',
+          disks=(SHARED,), **more):
+    item = {'name': name, 'uuid': uuid, 'managed': True, 'vm_state': vm_state, 'task_state': None,
+            'power_state': power_state, 'generation': generation,
+            'host': dict(IDS[written_by]) if written_by else None,
+            'disks': [{'target': 'vd%s' % chr(ord('a') + i), 'device': 'disk', 'type': 'file', 'path': p,
+                       'pool': None, 'volume': None} for i, p in enumerate(disks)]}
+    item.update(more)
+    return item
+
+
+def hostvars(with_identity=True, **hosts):
+    out = {}
+    for host, views in hosts.items():
+        result = {'instances': views, 'failed': False}
+        if with_identity:
+            result['hypervisor'] = dict(IDS[host])
+        out[host] = {'state_facts_vm_info': result}
+    return out
+
+
+def index_of(**hosts):
+    return fleet_index(hostvars(**hosts), sorted(hosts))
+
+
+def test_the_copy_left_behind_by_a_migration_without_undefinesource_is_stale_on_the_new_host():
+    # virsh migrate --offline --persistent hv2 -> hv3: the record (written on hv2) travels unchanged.
+    index = index_of(hv2=[copy_()], hv3=[copy_()])
+    assert index['domains'][UUID]['authoritative'] == 'hv2'
+    stale = index['hosts']['hv3']['stale'][UUID]
+    assert stale['authoritative'] == 'hv2'
+    assert [o['host'] for o in stale['others']] == ['hv2']
+    assert 'hv2/web' in stale['reason']
+    assert index['hosts']['hv2']['stale'] == {}
+
+
+def test_after_a_restore_on_the_new_host_the_old_copy_is_the_stale_one():
+    # Restored on hv3: its record now names hv3, one generation on, and it runs.
+    restored = copy_(vm_state='active', power_state='running', generation=4, written_by='hv3')
+    index = index_of(hv2=[copy_()], hv3=[restored])
+    assert index['domains'][UUID]['authoritative'] == 'hv3'
+    assert UUID in index['hosts']['hv2']['stale']
+    assert index['hosts']['hv3']['stale'] == {}
+    assert any(line.startswith('STALE hv2/web') for line in index['lines'])
+
+
+def test_a_running_copy_wins_even_over_a_newer_record_naming_its_own_host():
+    index = index_of(hv2=[copy_(generation=9)], hv3=[copy_(vm_state='active', power_state='running', generation=2)])
+    assert index['domains'][UUID]['authoritative'] == 'hv3'
+    assert index['domains'][UUID]['why'] == 'it runs'
+
+
+def test_when_both_records_name_their_own_host_the_newest_generation_wins():
+    index = index_of(hv2=[copy_(generation=3)], hv3=[copy_(generation=5, written_by='hv3')])
+    assert index['domains'][UUID]['authoritative'] == 'hv3'
+    assert UUID in index['hosts']['hv2']['stale']
+
+
+def test_two_running_copies_are_a_conflict_and_neither_is_authoritative():
+    index = index_of(hv2=[copy_(power_state='running', vm_state='active')],
+                     hv3=[copy_(power_state='running', vm_state='active', written_by='hv3')])
+    assert index['domains'][UUID]['authoritative'] is None
+    assert set(index['hosts']['hv2']['stale']) == set(index['hosts']['hv3']['stale']) == set([UUID])
+    assert index['conflicts'][0]['hosts'] == ['hv2', 'hv3']
+
+
+def test_a_tie_has_no_winner_so_nothing_of_that_domain_is_reclaimed():
+    # Both records were written before hosts were named, at the same generation.
+    index = index_of(hv2=[copy_(written_by=None)], hv3=[copy_(written_by=None)])
+    assert index['domains'][UUID]['authoritative'] is None
+    assert UUID in index['hosts']['hv2']['stale'] and UUID in index['hosts']['hv3']['stale']
+
+
+def test_a_single_copy_moved_with_undefinesource_is_authoritative():
+    index = index_of(hv2=[], hv3=[copy_()])
+    assert index['domains'][UUID]['authoritative'] == 'hv3'
+    assert index['stale'] == []
+
+
+def test_a_single_copy_whose_record_names_a_host_outside_the_play_is_stale():
+    index = fleet_index(hostvars(hv3=[copy_()]), ['hv3'])
+    assert index['domains'][UUID]['authoritative'] is None
+    assert 'hv2, which is no host of this play' in index['hosts']['hv3']['stale'][UUID]['reason']
+
+
+def test_without_a_hypervisor_identity_the_record_host_is_matched_by_inventory_name():
+    index = fleet_index(hostvars(with_identity=False, hv2=[copy_()], hv3=[copy_()]), ['hv2', 'hv3'])
+    assert index['domains'][UUID]['authoritative'] == 'hv2'
+
+
+def test_identities_given_by_the_play_are_used_when_vm_info_carries_none():
+    hv = hostvars(with_identity=False, hv2=[copy_()], hv3=[copy_()])
+    index = fleet_index(hv, ['hv2', 'hv3'], identities={'hv2': IDS['hv3'], 'hv3': IDS['hv2']})
+    # The identities say the inventory names are swapped: the record (written by hv2's daemon) names inventory hv3.
+    assert index['domains'][UUID]['authoritative'] == 'hv3'
+
+
+def test_a_disk_two_hosts_reference_is_shared_and_each_host_sees_the_other():
+    other = '0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33'
+    db = copy_(name='db', uuid=other, vm_state='active', written_by='hv3', disks=(SHARED, '/var/lib/db.qcow2'))
+    index = index_of(hv2=[copy_(vm_state='active')], hv3=[db])
+    assert [d['disk'] for d in index['shared_disks']] == ['path:' + SHARED]
+    assert [(r['host'], r['name']) for r in index['hosts']['hv2']['shared_disks']['path:' + SHARED]] == [('hv3', 'db')]
+    assert [(r['host'], r['name']) for r in index['hosts']['hv3']['shared_disks']['path:' + SHARED]] == [('hv2', 'web')]
+    assert 'path:/var/lib/db.qcow2' not in index['hosts']['hv3']['shared_disks']
+
+
+def test_the_same_file_under_two_paths_is_one_disk_when_vm_info_reports_device_and_inode():
+    a = copy_(vm_state='active', disks=('/mnt/a/web.qcow2',))
+    b = copy_(name='db', uuid='0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33', vm_state='active', written_by='hv3',
+              disks=('/srv/a/web.qcow2',))
+    a['disks'][0].update(st_dev=64768, st_ino=1234)
+    b['disks'][0].update(st_dev=64768, st_ino=1234)
+    index = index_of(hv2=[a], hv3=[b])
+    assert [d['disk'] for d in index['shared_disks']] == ['file:64768:1234']
+
+
+def test_pool_volumes_are_indexed_by_pool_and_volume():
+    a = copy_(vm_state='active', disks=())
+    a['disks'] = [{'target': 'vda', 'type': 'volume', 'path': None, 'pool': 'shared', 'volume': 'web.qcow2'}]
+    b = copy_(name='db', uuid='0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33', vm_state='active', written_by='hv3', disks=())
+    b['disks'] = [dict(a['disks'][0])]
+    index = index_of(hv2=[a], hv3=[b])
+    assert [d['disk'] for d in index['shared_disks']] == ['volume:shared/web.qcow2']
+
+
+def test_the_two_copies_of_one_domain_sharing_their_disk_are_listed_as_sharing_it():
+    index = index_of(hv2=[copy_()], hv3=[copy_()])
+    refs = index['hosts']['hv2']['shared_disks']['path:' + SHARED]
+    assert [(r['host'], r['uuid']) for r in refs] == [('hv3', UUID)]
+
+
+def test_tombstones_hold_no_definition_and_no_disk():
+    index = index_of(hv2=[copy_(vm_state='deleted', power_state='gone')], hv3=[copy_()])
+    assert index['domains'][UUID]['copies'][0]['host'] == 'hv3'
+    assert index['shared_disks'] == []
+
+
+def test_a_host_that_did_not_report_makes_the_index_incomplete():
+    hv = hostvars(hv2=[copy_()])
+    hv['hv3'] = {'state_facts_vm_info': {'failed': True, 'msg': 'cannot connect to the hypervisor'}}
+    index = fleet_index(hv, ['hv2', 'hv3'])
+    assert index['complete'] is False
+    assert index['missing'] == {'hv3': 'cannot connect to the hypervisor'}
+    assert fleet_index_for(index, 'hv2')['complete'] is False
+    assert any('DID NOT REPORT' in line for line in index['lines'])
+
+
+def test_one_hosts_slice_carries_only_what_an_operation_there_needs():
+    index = index_of(hv2=[copy_()], hv3=[copy_()])
+    part = fleet_index_for(index, 'hv3')
+    assert sorted(part) == ['complete', 'host', 'hypervisor', 'missing', 'shared_disks', 'stale']
+    assert part['hypervisor'] == IDS['hv3'] and list(part['stale']) == [UUID]
+
+
+def test_a_slice_for_a_host_outside_the_index_says_why():
+    index = index_of(hv2=[copy_()])
+    with pytest.raises(AnsibleFilterError, match='hv9 is not in the fleet index'):
+        fleet_index_for(index, 'hv9')
+    with pytest.raises(AnsibleFilterError, match='build it with deferred.libvirt.fleet_index'):
+        fleet_index_for({}, 'hv2')
+
+
+def test_an_index_of_64_hosts_holds_every_domain_once():
+    # 64 hosts x 50 domains, each host sharing one disk with the next: every domain indexed once.
+    hosts = {}
+    for h in range(64):
+        views = []
+        for d in range(50):
+            views.append({'name': 'd%d' % d, 'uuid': '%08x-0000-4000-8000-%012x' % (h, d), 'managed': True,
+                          'vm_state': 'active', 'power_state': 'shutoff', 'generation': 1,
+                          'host': {'uuid': None, 'hostname': 'h%d' % h},
+                          'disks': [{'path': '/srv/shared/%d.qcow2' % ((h + d) % 3200), 'target': 'vda'}]})
+        hosts['h%d' % h] = {'state_facts_vm_info': {'instances': views, 'failed': False}}
+    index = fleet_index(hosts, sorted(hosts))
+    assert len(index['domains']) == 3200 and index['stale'] == []
