@@ -60,9 +60,20 @@ def eligibility(view, now):
         return RESUME, None
     if view.get('task_state') is not None:
         return SKIP, 'task %s is in progress or was interrupted; run that operation again' % view['task_state']
-    if _record.parse_time(view['reclaim_at']) <= now:
+    reclaim_at = _time_or_none(view.get('reclaim_at'))
+    if reclaim_at is None:
+        # parse() and anomalies() already refuse this; a view from elsewhere must still not stop the sweep.
+        return SKIP, 'its reclaim_at %r is not a time; never reclaimed until it is fixed' % (view.get('reclaim_at'),)
+    if reclaim_at <= now:
         return DUE, None
     return KEPT, None
+
+
+def _time_or_none(text):
+    try:
+        return _record.parse_time(text)
+    except ValueError:
+        return None
 
 
 def classify(pairs, now, project=None):
@@ -201,6 +212,7 @@ def summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept
     kept_out = [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'deleted_at': v.get('deleted_at'),
                  'reclaim_at': v['reclaim_at'],
                  'expires_in': int((_record.parse_time(v['reclaim_at']) - now).total_seconds())} for dummy, v in kept]
+    # (kept holds only views whose reclaim_at eligibility() read as a time, so parse_time cannot fail here.)
     summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
                    pending=len(pending), finished=len(finished))
     return dict(reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out, kept=kept_out,
