@@ -22,7 +22,7 @@ JUNIT = '''<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" tests="3" skipped="1">
 <testcase classname="tests.integration.test_bad_input" name="test_bad_input_is_refused[xml_name]" time="1.0"/>
 <testcase classname="tests.integration.test_bad_input" name="test_wrong_cinder_credentials" time="0.1">
-<skipped type="pytest.skip" message="the Cinder test service is not running">skipped</skipped></testcase>
+<skipped type="skip" message="the Cinder test service is not running">skipped</skipped></testcase>
 <testcase classname="tests.reliability.test_state_dir" name="test_full" time="0.1"/>
 </testsuite></testsuites>
 '''
@@ -56,6 +56,6 @@ def test_without_a_report_of_the_run_the_headline_says_skips_are_unknown(records
 
 def test_a_run_with_no_skip_says_so(records, tmp_path):
     (tmp_path / 'clean.xml').write_text(JUNIT.replace(
-        '<skipped type="pytest.skip" message="the Cinder test service is not running">skipped</skipped>', ''))
+        '<skipped type="skip" message="the Cinder test service is not running">skipped</skipped>', ''))
     text = report.table(skipped=report.skipped_tests(str(tmp_path / 'clean.xml')))
     assert '2 of 2 cases as expected, 0 skipped (did not run);' in text
