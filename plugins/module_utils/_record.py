@@ -66,8 +66,8 @@ def format_time(value):
         return None
     value = value.astimezone(datetime.timezone.utc)
     # Not strftime('%Y'): it writes year 1 as '1', which is not ISO 8601 and does not read back.
-    return '%04d-%02d-%02dT%02d:%02d:%02dZ' % (value.year, value.month, value.day, value.hour, value.minute,
-                                              value.second)
+    return '%04d-%02d-%02dT%02d:%02d:%02dZ' % (
+        value.year, value.month, value.day, value.hour, value.minute, value.second)
 
 
 def parse_time(text):

@@ -18,7 +18,6 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _storage a
 from ansible_collections.deferred.libvirt.plugins.module_utils._hypervisor import HypervisorError
 
 
-
 class FakeClock(object):
     """A monotonic clock that moves only when the code under test sleeps."""
 

@@ -16,7 +16,6 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._inventory import SelectionError
 
 
-
 def owned(project, **fields):
     record = _record.empty()
     record['project'] = project

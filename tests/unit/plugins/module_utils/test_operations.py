@@ -33,7 +33,6 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
 
 
-
 def context(conn, tmp_path, check_mode=False, **params):
     state = StateDir(str(tmp_path / 'state'), create=not check_mode)
     params.setdefault('instance_dirs', [str(tmp_path / 'images')])
