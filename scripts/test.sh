@@ -31,12 +31,13 @@ step "python environment"
 bash scripts/venv.sh
 export PATH=$root/.venv/bin:$PATH
 
-# pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+# pytest exits 5 when it collected nothing: that is a failure here, not a pass. Every call has -rs: it prints
+# every skipped test with its reason at the end of the stage, so a skip is never silent.
 run_pytest() { python -m pytest "$@"; }
 
 if want unit; then
   step "unit tests"
-  run_pytest -q tests/unit
+  run_pytest -q -rs tests/unit
 fi
 if want sanity; then
   step "ansible-test sanity"
@@ -56,15 +57,15 @@ fi
 if want integration; then
   step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
   # The fleet_rules scenarios (test_fleet_safety.py) join the default run once the operations follow rules 9-11.
-  run_pytest -q -p no:cacheprovider -m 'not fleet_rules' tests/integration
+  run_pytest -q -rs -p no:cacheprovider -m 'not fleet_rules' tests/integration
 fi
 if want reliability; then
   # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else may run meanwhile.
   step "reliability trials (fail points, daemon restarts, state_dir faults)"
-  run_pytest -q -p no:cacheprovider tests/reliability -m 'not slow_trials'
+  run_pytest -q -rs -p no:cacheprovider tests/reliability -m 'not slow_trials'
 fi
 if want races; then
   step "race trials (two playbooks at once, 3 x 20 trials)"
-  run_pytest -q -p no:cacheprovider tests/reliability -m slow_trials
+  run_pytest -q -rs -p no:cacheprovider tests/reliability -m slow_trials
 fi
 step "all tests passed in $(( $(date +%s) - started )) s"

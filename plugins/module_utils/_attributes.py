@@ -98,6 +98,12 @@ class Plan(object):
         if 'project' in opts.changes and owner and owner != wanted and not opts.force:
             raise lc.OperationError('domain %s belongs to project %s; moving it to %s needs force=true'
                                     % (domain.name, owner, wanted))
+        for guard, cleared in (('locked', 'unlocking it'), ('protected', 'removing its protection')):
+            # Setting a guard needs nothing; dropping one is an admin override, like moving a domain.
+            if opts.changes.get(guard) is False and self.before.get(guard) and not opts.force:
+                reason = ' (%s)' % self.before['lock_reason'] if guard == 'locked' and self.before.get('lock_reason') else ''
+                raise lc.OperationError('domain %s is %s%s; %s needs force=true; nothing was changed'
+                                        % (domain.name, guard, reason, cleared))
         self.after = copy.deepcopy(self.before)
         self.after.update(opts.changes)
         self.changed = self.after != self.before or domain.record is None

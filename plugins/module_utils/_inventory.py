@@ -28,8 +28,24 @@ class SelectionError(DeferredError):
     """The selection names something that is not there or not the caller's; nothing was changed."""
 
 
+def _size(domain, attribute):
+    """vcpus or memory_mb of a domain: a whole number of 0 or more, or None when its definition does not say."""
+    try:
+        value = getattr(domain, attribute)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return None
+    return _count(value)
+
+
+def _count(value):
+    """A count read from somewhere a hand edit reaches: an int of 0 or more, else None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
 def describe(domain, owned=None):
-    """The lifecycle record of ``domain`` as vm_info returns it."""
+    """The lifecycle record of ``domain`` as vm_info returns it; never raises on what the record holds."""
     record = domain.record or _record.empty()
     view = {
         'name': domain.name,
@@ -38,8 +54,8 @@ def describe(domain, owned=None):
         'persistent': domain.persistent,
         'power_state': domain.power_state,
         'managed_save': domain.managed_save,
-        'vcpus': domain.vcpus,
-        'memory_mb': domain.memory_mb,
+        'vcpus': _size(domain, 'vcpus'),
+        'memory_mb': _size(domain, 'memory_mb'),
         'metadata_error': domain.metadata_error,
     }
     for name, _kind in _record.FIELDS:
@@ -64,8 +80,8 @@ def describe_tombstone(tombstone):
     view = dict((name, None) for name, _kind in _record.FIELDS)
     view.update({
         'name': tombstone.get('name'), 'uuid': tombstone.get('uuid'), 'managed': True, 'persistent': False,
-        'power_state': 'gone', 'managed_save': False, 'vcpus': tombstone.get('vcpus'),
-        'memory_mb': tombstone.get('memory_mb'), 'metadata_error': tombstone.get('error'),
+        'power_state': 'gone', 'managed_save': False, 'vcpus': _count(tombstone.get('vcpus')),
+        'memory_mb': _count(tombstone.get('memory_mb')), 'metadata_error': tombstone.get('error'),
         'project': tombstone.get('project'), 'user': tombstone.get('user'),
         'vm_state': 'deleted', 'task_state': None, 'deleted_at': tombstone.get('deleted_at'),
         'terminated_at': tombstone.get('terminated_at'),
@@ -97,10 +113,13 @@ def select(views, names=None, query=None, project=None, what='domain'):
             by_name.setdefault(view['name'], view)
             if view.get('uuid'):
                 by_uuid.setdefault(view['uuid'].lower(), view)
-        chosen, missing, foreign, seen = [], [], [], set()
+        chosen, missing, foreign, ambiguous, seen = [], [], [], [], set()
         for raw in names:
             key = str(raw).strip()
-            view = by_name.get(key) or by_uuid.get(key.lower())
+            view, doubt = _resolve(key, by_name, by_uuid)
+            if doubt:
+                ambiguous.append(doubt)
+                continue
             if view is None:
                 missing.append(key)
                 continue
@@ -111,6 +130,9 @@ def select(views, names=None, query=None, project=None, what='domain'):
                 seen.add(view['uuid'])
                 chosen.append(view)
         problems = []
+        if ambiguous:
+            problems.append('ambiguous: %s; name the domain by its exact UUID instead'
+                            % '; '.join(_shown(ambiguous, quote=False)))
         if missing:
             problems.append('no %s named %s on this hypervisor' % (what, ', '.join(_shown(missing))))
         if foreign:
@@ -124,9 +146,28 @@ def select(views, names=None, query=None, project=None, what='domain'):
     return run_query(scoped, query)
 
 
-def _shown(items, most=10):
+def _resolve(key, by_name, by_uuid):
+    """(view, None) for the domain ``key`` names, (None, why) when it names two, (None, None) when none.
+
+    A key that is a domain's UUID exactly as libvirt writes it selects that
+    domain, even when another domain is named that text: a name never takes a
+    UUID over. A key that is one domain's name and, only when letter case is
+    ignored, another's UUID names either: it is refused.
+    """
+    named = by_name.get(key)
+    owner = by_uuid.get(key.lower())
+    if named is None or owner is None or named is owner:
+        return named or owner, None
+    if key == owner['uuid']:
+        return owner, None
+    return None, ('%s is the name of one domain (UUID %s) and the UUID of another (named %s)'
+                  % (_shown([key])[0], named['uuid'], _shown([owner['name']])[0]))
+
+
+def _shown(items, most=10, quote=True):
     # Quoted when it would otherwise read wrong: empty, or with characters a shell or an XML reader would eat.
-    items = [repr(i) if not i or any(c in i for c in '\n\r\t<>&;|$`') else i for i in items]
+    if quote:
+        items = [repr(i) if not i or any(c in i for c in '\n\r\t<>&;|$`') else i for i in items]
     if len(items) > most:
         return items[:most] + ['and %d more' % (len(items) - most)]
     return items
@@ -188,6 +229,7 @@ def usage(views):
             continue
         entry = result.setdefault(view['project'], {'instances': 0, 'cores': 0, 'ram_mb': 0})
         entry['instances'] += 1
-        entry['cores'] += view.get('vcpus') or 0
-        entry['ram_mb'] += view.get('memory_mb') or 0
+        # A size that is not a count (a hand-edited tombstone, say) adds nothing rather than stopping the run.
+        entry['cores'] += _count(view.get('vcpus')) or 0
+        entry['ram_mb'] += _count(view.get('memory_mb')) or 0
     return result

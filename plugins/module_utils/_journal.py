@@ -143,6 +143,7 @@ class StateDir(object):
             'event_type': event_type,
             'request_id': request_id,
             'actor': actor(),
+            'os_user': os_user(),
             'host': socket.gethostname(),
             'domain': domain,
             'uuid': uuid,
@@ -225,3 +226,12 @@ def actor():
     except (ImportError, KeyError):
         user = str(os.geteuid())
     return os.environ.get('DEFERRED_LIBVIRT_ACTOR') or user
+
+
+def os_user():
+    """The user name of the real uid running the module, whatever actor the caller claims."""
+    try:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())

@@ -85,7 +85,13 @@ def eligibility(view, clock):
     if not isinstance(clock, Clock):
         clock = Clock(clock)
     now = clock.now
-    deleted_at, reclaim_at = _record.parse_time(view['deleted_at']), _record.parse_time(view['reclaim_at'])
+    reclaim_at = _time_or_none(view.get('reclaim_at'))
+    if reclaim_at is None:
+        # parse() and anomalies() already refuse this; a view from elsewhere must still not stop the sweep.
+        return SKIP, 'its reclaim_at %r is not a time; never reclaimed until it is fixed' % (view.get('reclaim_at'),)
+    deleted_at = _time_or_none(view.get('deleted_at'))
+    if deleted_at is None:
+        return SKIP, 'its deleted_at %r is not a time; never reclaimed until it is fixed' % (view.get('deleted_at'),)
     ahead = (deleted_at - now).total_seconds()
     if ahead > clock.tolerance:
         return SKIP, ('its deleted_at %s lies %ds in the future of this host\'s clock (tolerance %ds): one of the '
@@ -98,6 +104,13 @@ def eligibility(view, clock):
     if reclaim_at <= now:
         return DUE, None
     return KEPT, None
+
+
+def _time_or_none(text):
+    try:
+        return _record.parse_time(text)
+    except ValueError:
+        return None
 
 
 def classify(pairs, clock, project=None):
@@ -243,6 +256,7 @@ def summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept
     kept_out = [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'deleted_at': v.get('deleted_at'),
                  'reclaim_at': v['reclaim_at'],
                  'expires_in': int((_record.parse_time(v['reclaim_at']) - now).total_seconds())} for dummy, v in kept]
+    # (kept holds only views whose reclaim_at eligibility() read as a time, so parse_time cannot fail here.)
     summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
                    pending=len(pending), finished=len(finished))
     return dict(reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out, kept=kept_out,

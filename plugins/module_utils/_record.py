@@ -19,6 +19,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import VM_STATES, TASK_STATES
+from ansible_collections.deferred.libvirt.plugins.module_utils._duration import MAX_SECONDS
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 NAMESPACE_BASE = 'urn:deferred-libvirt:lifecycle:'
@@ -53,6 +54,8 @@ HOST_ATTRS = ('uuid', 'hostname')
 _HOST_UUID = re.compile(r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
 _HOSTNAME = re.compile(r'^[A-Za-z0-9_]([A-Za-z0-9._-]{0,252}[A-Za-z0-9_])?$')
 INT_MEANING = {'generation': 'a whole number (the count of writes)'}
+# A whole number of seconds as the record stores it: ASCII digits only, never more than a duration may be.
+SECONDS = re.compile(r'^[0-9]{1,12}$')
 
 
 class RecordError(DeferredError, ValueError):
@@ -64,21 +67,34 @@ def utcnow():
 
 
 def format_time(value):
-    """UTC ISO 8601 with a Z, to the second."""
+    """UTC ISO 8601 with a Z, to the second; always four year digits, so parse_time reads it back."""
     if value is None:
         return None
-    return value.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    value = value.astimezone(datetime.timezone.utc)
+    # Not strftime('%Y'): it writes year 1 as '1', which is not ISO 8601 and does not read back.
+    return '%04d-%02d-%02dT%02d:%02d:%02dZ' % (
+        value.year, value.month, value.day, value.hour, value.minute, value.second)
 
 
 def parse_time(text):
-    """Parse ISO 8601 into an aware UTC datetime; raise ValueError on anything else."""
+    """Parse ISO 8601 into an aware UTC datetime; raise ValueError on anything else.
+
+    A time whose UTC value falls outside years 1-9999 (year 1 with a positive
+    offset, year 9999 with a negative one) is a ValueError too, not an
+    OverflowError.
+    """
+    if not isinstance(text, str):
+        raise ValueError('%r is not a time' % (text,))
     text = text.strip()
     if text.endswith('Z') or text.endswith('z'):
         text = text[:-1] + '+00:00'
-    value = datetime.datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise ValueError('%r has no time zone' % text)
-    return value.astimezone(datetime.timezone.utc)
+    try:
+        value = datetime.datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            raise ValueError('%r has no time zone' % text)
+        return value.astimezone(datetime.timezone.utc)
+    except OverflowError:
+        raise ValueError('%r is outside the years 1 to 9999 in UTC' % text)
 
 
 def empty():
@@ -97,7 +113,29 @@ def _bool(domain, field, text):
 
 
 def parse(domain, text):
-    """Parse the metadata element (text or an ElementTree element) of ``domain`` into a record dict."""
+    """Parse the metadata element (text or an ElementTree element) of ``domain`` into a record dict.
+
+    Raises RecordError and nothing else, whatever the element holds: one
+    domain's broken record must never stop the listing of the host.
+    """
+    try:
+        return _parse(domain, text)
+    except RecordError:
+        raise
+    except Exception as exc:  # a case the checks below do not name: still this domain's error, not the host's
+        raise RecordError('domain %s: lifecycle metadata cannot be read (%s: %s)'
+                          % (domain, exc.__class__.__name__, exc))
+
+
+def _text_of(domain, name, child):
+    """The text of a field element; one with child elements is not a value."""
+    if len(child):
+        raise RecordError('domain %s: lifecycle metadata field %s holds element <%s>, not a value'
+                          % (domain, name, child[0].tag.split('}', 1)[-1]))
+    return (child.text or '').strip()
+
+
+def _parse(domain, text):
     if isinstance(text, ET.Element):
         root = text
     else:
@@ -126,23 +164,26 @@ def parse(domain, text):
     for name, kind in FIELDS:
         if name not in children:
             continue
-        value = (children[name].text or '').strip()
+        value = _text_of(domain, name, children[name])
         if value == '':
             record[name] = False if kind == 'bool' else None
             continue
         if kind == 'bool':
             record[name] = _bool(domain, name, value)
         elif kind == 'int':
-            if not re.match(r'^\d{1,18}$', value):
-                raise RecordError('domain %s: lifecycle metadata field %s is %r, not %s'
-                                  % (domain, name, value, INT_MEANING.get(name, 'a whole number of seconds')))
+            # Digits only (int() takes '+1', ' 1', Arabic-Indic digits, and refuses more than 4300 digits with
+            # ValueError); never more than the longest duration the options take.
+            if not SECONDS.match(value) or int(value) > MAX_SECONDS:
+                raise RecordError('domain %s: lifecycle metadata field %s is %s, not %s from 0 to %d'
+                                  % (domain, name, _short(value), INT_MEANING.get(name, 'a whole number of seconds'),
+                                     MAX_SECONDS))
             record[name] = int(value)
         elif kind == 'time':
             try:
                 record[name] = format_time(parse_time(value))
             except ValueError:
-                raise RecordError('domain %s: lifecycle metadata field %s is %r, not a UTC ISO 8601 time'
-                                  % (domain, name, value))
+                raise RecordError('domain %s: lifecycle metadata field %s is %s, not a UTC ISO 8601 time '
+                                  'between the years 1 and 9999' % (domain, name, _short(value)))
         else:
             record[name] = value
     if record['vm_state'] is not None and record['vm_state'] not in VM_STATES:
@@ -155,10 +196,18 @@ def parse(domain, text):
         raise RecordError('domain %s: lifecycle metadata soft_delete_mode %r is not one of %s'
                           % (domain, record['soft_delete_mode'], ', '.join(SOFT_DELETE_MODES)))
     if 'volumes' in children:
+        seen = set()
         for item in children['volumes']:
+            tag = item.tag.split('}', 1)[-1]
+            if tag != 'volume':
+                raise RecordError('domain %s: lifecycle metadata field volumes holds <%s>, not <volume>' % (domain, tag))
             vid = item.get('id')
             if not vid or not UUIDISH.match(vid):
-                raise RecordError('domain %s: lifecycle metadata has a volume without a valid id (%r)' % (domain, vid))
+                raise RecordError('domain %s: lifecycle metadata has a volume without a valid id (%s)'
+                                  % (domain, _short(vid)))
+            if vid.lower() in seen:
+                raise RecordError('domain %s: lifecycle metadata field volumes lists volume %s twice' % (domain, vid))
+            seen.add(vid.lower())
             record['volumes'].append({
                 'id': vid,
                 # serialize() writes a missing target as target='': read it back as none.
@@ -170,6 +219,9 @@ def parse(domain, text):
         record['host'] = _parse_host(domain, children['host'])
     if 'history' in children:
         for item in children['history']:
+            tag = item.tag.split('}', 1)[-1]
+            if tag != 'action':
+                raise RecordError('domain %s: lifecycle metadata field history holds <%s>, not <action>' % (domain, tag))
             record['history'].append(dict((attr, item.get(attr)) for attr in HISTORY_ATTRS))
     return record
 
@@ -201,6 +253,14 @@ def stamp(record, previous, host):
     return record
 
 
+def _short(value, most=40):
+    """A value as a message shows it: quoted, and cut when a hand edit made it thousands of characters long."""
+    shown = repr(value)
+    if len(shown) > most:
+        shown = '%s... (%d characters)' % (shown[:most], len(value))
+    return shown
+
+
 def find_in_domain_xml(domain, domain_root):
     """Return the record element inside a parsed domain XML, None when there is none.
 
@@ -228,9 +288,15 @@ def anomalies(record):
         for field in ('deleted_at', 'reclaim_at'):
             if not record.get(field):
                 found.append('%s is missing' % field)
-        if record.get('deleted_at') and record.get('reclaim_at'):
-            if parse_time(record['reclaim_at']) < parse_time(record['deleted_at']):
-                found.append('reclaim_at is before deleted_at')
+        times = {}
+        for field in ('deleted_at', 'reclaim_at'):
+            if record.get(field):
+                try:
+                    times[field] = parse_time(record[field])
+                except ValueError:
+                    found.append('%s is not a time' % field)
+        if len(times) == 2 and times['reclaim_at'] < times['deleted_at']:
+            found.append('reclaim_at is before deleted_at')
     return found
 
 

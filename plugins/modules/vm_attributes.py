@@ -17,6 +17,10 @@ description:
   - Only the options given are changed; the others keep their values.
   - Unlike the other modules, O(project) here B(sets) the owning project rather than limiting the selection. Moving a
     domain that already belongs to another project needs O(force=true).
+  - Setting O(locked) or O(protected) needs nothing; clearing either one on a domain that has it needs O(force=true),
+    so a guard is never dropped by a task that only meant to change something else.
+  - The event journal records the OS user that ran the task (C(os_user)) beside the actor the caller claims
+    (C(actor), from the E(DEFERRED_LIBVIRT_ACTOR) environment variable, for example an AWX user).
 extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
@@ -46,11 +50,13 @@ options:
   lock_reason:
     description:
       - Why the domain is locked, shown in errors. Unlocking with O(locked=false) clears it unless it is given too.
+      - Unlocking a locked domain needs O(force=true).
     type: str
   protected:
     description:
       - Protect the domain from deletion. Nothing soft-deletes, terminates or reclaims a protected domain, not even with
         C(force).
+      - Removing the protection (O(protected=false) on a protected domain) needs O(force=true).
     type: bool
   reclaim_interval:
     description:
@@ -82,7 +88,9 @@ options:
         default: false
   force:
     description:
-      - Allow moving a domain from one project to another.
+      - Allow moving a domain from one project to another, unlocking a locked domain (O(locked=false)) and removing
+        a domain's protection (O(protected=false)). Without it those are refused for that domain and nothing is
+        changed.
     type: bool
     default: false
 author:
@@ -102,6 +110,12 @@ EXAMPLES = r'''
     name: web01
     locked: true
     lock_reason: INC-1234 under investigation
+
+- name: Unlock it again when the incident is closed (clearing a guard needs force)
+  deferred.libvirt.vm_attributes:
+    name: web01
+    locked: false
+    force: true
 
 - name: Record the Cinder volumes Nova-style
   deferred.libvirt.vm_attributes:

@@ -321,8 +321,7 @@ def _shown(module, msg, world):
 def test_wrong_cinder_credentials_terminate_the_domain_and_keep_the_volume_work_pending(
         ansible, make_guest, hypervisor, state_dir, prefix):
     """Spec rule 5 decides this one: the domain goes, its volume work waits in the tombstone with the error."""
-    if not support.cinder_answers():
-        pytest.skip('the Cinder test service is not running (tests/testbed/cinder.sh up)')
+    support.require_cinder()
     cinder = support.Cinder()
     try:
         with trials.case('bad_input', 'Cinder credentials that are wrong (vm_terminate)', order=300) as case:

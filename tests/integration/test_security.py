@@ -221,8 +221,7 @@ def _options(cred_id, secret):
 @pytest.mark.parametrize('cred_id,how,works', CREDENTIALS, ids=[c[0] for c in CREDENTIALS])
 def test_no_secret_is_written_anywhere(ansible, make_guest, hypervisor, state_dir, prefix, tmp_path, cred_id, how,
                                        works):
-    if not support.cinder_answers():
-        pytest.skip('the Cinder test service is not running (tests/testbed/cinder.sh up)')
+    support.require_cinder()
     cinder = support.Cinder()
     try:
         with trials.case('security', 'secret in results, events, tombstones, logs at -vvvv: %s' % how,

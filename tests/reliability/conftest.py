@@ -64,8 +64,7 @@ def no_paused_module_left():
 @pytest.fixture
 def cinder():
     """The real Cinder; every volume a test creates is removed afterwards."""
-    if not support.cinder_answers():
-        pytest.skip('the Cinder test service is not running (tests/testbed/cinder.sh up)')
+    support.require_cinder()
     client = support.Cinder()
     yield client
     if support.cinder_answers():

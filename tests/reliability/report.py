@@ -6,7 +6,10 @@
 
 Each test records what it tried and what it saw (build/reliability/<suite>.jsonl,
 see trials.py); this script only runs them and turns those records into the
-table. The run needs the test bed (tests/testbed/hypervisor.sh up, cinder.sh up)
+table. A test that was skipped recorded nothing, so the script also reads
+pytest's own JUnit report of the run (build/reliability/junit.xml): every
+skipped test is counted as a case that did not run and listed with its reason,
+and the headline never says "N of N" over cases that did not run. The run needs the test bed (tests/testbed/hypervisor.sh up, cinder.sh up)
 and root; it restarts libvirtd and stops Cinder for a few seconds at the end.
 """
 
@@ -16,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -24,6 +28,7 @@ sys.path.insert(0, HERE)
 import trials  # noqa: E402
 
 DOC = os.path.join(ROOT, 'docs', 'reliability.md')
+JUNIT = os.path.join(trials.OUT, 'junit.xml')
 START, END = '<!-- reliability-table:start -->', '<!-- reliability-table:end -->'
 TESTS = ['tests/reliability', 'tests/integration/test_bad_input.py', 'tests/integration/test_security.py']
 TITLES = [
@@ -41,8 +46,11 @@ def run(pytest_args):
         path = os.path.join(trials.OUT, '%s.jsonl' % suite)
         if os.path.exists(path):
             os.unlink(path)
+    if os.path.exists(JUNIT):
+        os.unlink(JUNIT)
     began = time.monotonic()
-    cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-p', 'no:warnings'] + TESTS + pytest_args
+    cmd = [sys.executable, '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', '-p', 'no:warnings',
+           '--junitxml', JUNIT] + TESTS + pytest_args
     print('+ ' + ' '.join(cmd), flush=True)
     rc = subprocess.call(cmd, cwd=ROOT)
     return rc, time.monotonic() - began
@@ -52,7 +60,22 @@ def _cell(text):
     return str(text).replace('|', '\\|').replace('\n', ' ')
 
 
-def table(seconds=None, rc=None):
+def skipped_tests(path=None):
+    """[(test id, reason)] of the tests pytest skipped in the last run; None when there is no report of it."""
+    path = path or JUNIT
+    if not os.path.exists(path):
+        return None
+    found = []
+    for case in ET.parse(path).getroot().iter('testcase'):
+        skip = case.find('skipped')
+        if skip is not None:
+            name = '%s::%s' % (case.get('classname'), case.get('name'))
+            found.append((name, (skip.get('message') or skip.text or '').strip()))
+    return found
+
+
+def table(seconds=None, rc=None, skipped=None):
+    """The markdown table; ``skipped`` is skipped_tests() of the run (None: unknown, said so in the headline)."""
     lines = []
     total = passed = 0
     for suite, title in TITLES:
@@ -65,9 +88,18 @@ def table(seconds=None, rc=None):
             passed += bool(row['passed'])
             mark = '' if row['passed'] else '**FAILED** '
             lines.append('| %s | %s | %s%s |' % (_cell(row['fault']), row['trials'], mark, _cell(row['outcome'])))
+    # A skipped test recorded no row: it is a case that did not run, counted in the total and never as expected.
+    total += len(skipped or [])
+    if skipped:
+        lines += ['', '### Skipped: did not run', '', '| test | reason |', '|---|---|']
+        lines += ['| %s | %s |' % (_cell(name), _cell(why)) for name, why in skipped]
     when = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-    head = ['', '%d of %d cases as expected; generated %s by `tests/reliability/report.py`%s.' % (
-        passed, total, when, ' after a %d min run' % round(seconds / 60.0) if seconds else '')]
+    if skipped is None:
+        ran = 'skipped tests unknown (no JUnit report of the run)'
+    else:
+        ran = '%d skipped (did not run)' % len(skipped)
+    head = ['', '%d of %d cases as expected, %s; generated %s by `tests/reliability/report.py`%s.' % (
+        passed, total, ran, when, ' after a %d min run' % round(seconds / 60.0) if seconds else '')]
     if rc not in (None, 0):
         head.append('')
         head.append('The test run exited with status %s: see the FAILED rows.' % rc)
@@ -93,7 +125,7 @@ def main():
     rc = seconds = None
     if not args.table_only:
         rc, seconds = run(args.pytest_args)
-    write(table(seconds, rc))
+    write(table(seconds, rc, skipped_tests()))
     print('rewrote the table in %s' % os.path.relpath(DOC, ROOT))
     return rc or 0
 

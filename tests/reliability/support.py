@@ -19,6 +19,7 @@ import uuid as uuidlib
 import xml.etree.ElementTree as ET
 
 import libvirt
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTBED = os.path.join(ROOT, 'tests', 'testbed')
@@ -276,6 +277,15 @@ def cinder_down():
 def cinder_answers():
     return subprocess.run(['bash', os.path.join(TESTBED, 'cinder.sh'), 'status'], capture_output=True,
                           check=False).returncode == 0
+
+
+def require_cinder():
+    """Fail (never skip) a test that needs the test bed's Cinder when it does not answer: CI always has it."""
+    status = subprocess.run(['bash', os.path.join(TESTBED, 'cinder.sh'), 'status'], capture_output=True, text=True,
+                            check=False)
+    if status.returncode != 0:
+        pytest.fail('the test bed Cinder is not running, and this test needs it (start it with '
+                    'tests/testbed/cinder.sh up): %s' % (status.stdout + status.stderr).strip()[-500:], pytrace=False)
 
 
 # -- libvirtd ----------------------------------------------------------------------------------------------------------

@@ -8,16 +8,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import shutil
 import subprocess
 
+import libvirt
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils._hypervisor import HypervisorError
-
-libvirt = pytest.importorskip('libvirt')
 
 
 class FakeClock(object):
@@ -287,7 +285,7 @@ def test_an_unreachable_hypervisor_is_reported_with_its_uri():
 
 # -- backing files ------------------------------------------------------------------
 
-needs_qemu_img = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='qemu-img is not installed')
+needs_qemu_img = pytest.mark.usefixtures('qemu_img')  # fails, never skips, without qemu-img (tests/unit/conftest.py)
 
 
 def qemu_img(*args):

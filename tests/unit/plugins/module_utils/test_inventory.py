@@ -7,14 +7,13 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import libvirt  # noqa: F401 (the unit stage runs in the test bed's venv: no libvirt is a failure, not a skip)
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._inventory import SelectionError
-
-libvirt = pytest.importorskip('libvirt')
 
 
 def owned(project, **fields):
@@ -112,6 +111,24 @@ def test_select_by_uuid_in_any_case(fleet):
     uuid = by_name(fleet, 'db01')['uuid']
     assert names(inv.select(fleet, names=[uuid])) == ['db01']
     assert names(inv.select(fleet, names=[uuid.upper()])) == ['db01']
+
+
+def test_a_uuid_selects_its_domain_over_a_domain_named_like_that_uuid(conn, define):
+    victim = define('db01').UUIDString()
+    define(victim)  # a domain whose name is db01's UUID
+    views = [inv.describe(d) for d in hv.list_domains(conn)]
+    [chosen] = inv.select(views, names=[victim])
+    assert (chosen['name'], chosen['uuid']) == ('db01', victim)
+
+
+def test_a_key_that_is_one_domains_name_and_another_domains_uuid_is_refused_as_ambiguous(conn, define):
+    victim = define('db01').UUIDString()
+    impostor = define(victim.upper()).UUIDString()  # named like db01's UUID, in capitals
+    views = [inv.describe(d) for d in hv.list_domains(conn)]
+    with pytest.raises(SelectionError) as err:
+        inv.select(views, names=['db01', victim.upper()])
+    assert str(err.value) == ('ambiguous: %s is the name of one domain (UUID %s) and the UUID of another (named db01); '
+                              'name the domain by its exact UUID instead' % (victim.upper(), impostor))
 
 
 def test_select_a_list_keeps_the_order_named_and_drops_repeats(fleet):
@@ -240,3 +257,15 @@ def test_usage_leaves_out_domains_without_a_project(fleet):
 
 def test_usage_of_tombstones_is_nothing():
     assert inv.usage([inv.describe_tombstone({'name': 'old01', 'uuid': 'u-1', 'project': 'web', 'vcpus': 2})]) == {}
+
+
+def test_usage_counts_nothing_for_sizes_that_are_not_counts():
+    # Views from hand-edited tombstones or odd definitions: usage neither raises nor counts them negative.
+    views = [{'project': 'web', 'vm_state': 'active', 'vcpus': vcpus, 'memory_mb': memory}
+             for vcpus, memory in ((-4, -1024), ('lots', None), (True, 1.5), (2, 512))]
+    assert inv.usage(views) == {'web': {'instances': 4, 'cores': 2, 'ram_mb': 512}}
+
+
+def test_a_tombstone_with_sizes_that_are_not_counts_is_described_without_them():
+    view = inv.describe_tombstone({'name': 'old01', 'uuid': 'u-1', 'project': 'web', 'vcpus': '-2', 'memory_mb': -5})
+    assert (view['vcpus'], view['memory_mb']) == (None, None)

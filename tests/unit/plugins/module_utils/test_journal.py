@@ -80,8 +80,9 @@ def test_a_symlinked_locks_dir_is_refused(tmp_path):
     assert 'is a symbolic link' in str(err.value)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason='giving a directory to another uid needs root')
 def test_a_state_dir_owned_by_another_user_is_refused(tmp_path):
+    # The test bed runs as root (docs/testing.md): without root this cannot be tried, which is a failure, not a skip.
+    assert os.geteuid() == 0, 'giving a directory to another uid needs root, as the test bed runs'
     state = tmp_path / 'state'
     state.mkdir(mode=0o700)
     os.chown(str(state), 4242, 4242)
@@ -133,7 +134,7 @@ def test_a_read_only_state_dir_is_refused(tmp_path, collections_path):
     # so nothing outlives the check.
     unshare, mount = shutil.which('unshare'), shutil.which('mount')
     if not unshare or not mount:
-        pytest.skip('as root a read-only directory needs a read-only mount: unshare/mount not installed')
+        pytest.fail('as root a read-only directory needs a read-only mount: unshare/mount not installed', pytrace=False)
     script = tmp_path / 'probe.py'
     script.write_text(READONLY_PROBE)
     proc = subprocess.run([unshare, '--mount', '--propagation', 'private', 'sh', '-c',
@@ -141,7 +142,8 @@ def test_a_read_only_state_dir_is_refused(tmp_path, collections_path):
                            str(state), sys.executable, str(script), str(state), collections_path],
                           capture_output=True, text=True, timeout=60, check=False)
     if proc.returncode == 99:
-        pytest.skip('as root a read-only directory needs a read-only mount, not permitted here: %s' % proc.stderr.strip())
+        pytest.fail('as root a read-only directory needs a read-only mount, not permitted here: %s' % proc.stderr.strip(),
+                    pytrace=False)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert proc.stdout.strip() == 'state_dir %s cannot be used: Read-only file system' % state
 

@@ -277,7 +277,66 @@ def test_eligibility_under_the_lock_is_the_sweeps_own(conn, define, tmp_path):
     assert 'no longer soft-deleted' in str(err.value)
 
 
+def set_text(conn, name, text):
+    """A record as a hand edit leaves it, written straight into the definition."""
+    conn.lookupByName(name).setMetadata(hv.libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, _record.PREFIX, _record.NAMESPACE,
+                                        hv.libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+
+def test_a_record_python_cannot_hold_stops_only_its_own_domain(conn, define, tmp_path):
+    for name in ('bad', 'old', 'new', 'live'):
+        define(name)
+    set_text(conn, 'bad', '<lifecycle version="1"><vm_state>soft_deleted</vm_state>'
+                          '<deleted_at>0001-01-01T00:00:00+05:00</deleted_at><reclaim_at>2024-01-01T00:00:00Z</reclaim_at>'
+                          '<project>web</project></lifecycle>')
+    put(conn, 'old', soft_deleted_record(PAST))
+    put(conn, 'new', soft_deleted_record(FUTURE))
+    put(conn, 'live', dict(_record.empty(), vm_state='stopped', project='web'))
+    only(run(soft_delete, conn, tmp_path, name=['live'])[0])
+    only(run(restore, conn, tmp_path, name=['new'])[0])
+    outcome, ctx = run(reclaim, conn, tmp_path)
+    assert [r['name'] for r in outcome['extra']['reclaimed']] == ['old']
+    [skipped] = [s for s in outcome['extra']['skipped_domains'] if s['name'] == 'bad']
+    assert 'domain bad: lifecycle metadata field deleted_at' in skipped['reason']
+    assert any('bad skipped' in w for w in ctx.warnings)
+    assert 'bad' in [d.name() for d in conn.listAllDomains(0)]
+
+
+def test_eligibility_of_a_view_whose_reclaim_at_is_not_a_time_is_skip_not_an_exception():
+    view = {'vm_state': 'soft_deleted', 'reclaim_at': '0001-01-01T00:00:00+05:00', 'anomalies': []}
+    verdict, reason = reclaim.eligibility(view, NOW)
+    assert verdict == reclaim.SKIP and 'not a time' in reason
+
+
 # -- attributes, info, errors ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('guard', ['locked', 'protected'])
+def test_attributes_clears_a_guard_only_with_force(conn, define, tmp_path, guard):
+    define('web01')
+    put(conn, 'web01', dict(_record.empty(), project='web', **{guard: True}))
+    before = conn.lookupByName('web01').XMLDesc(0)
+    [refused] = run(attributes, conn, tmp_path, name=['web01'], **{guard: False})[0]['instances']
+    assert refused['failed'] and 'domain web01 is %s' % guard in refused['msg'] and 'needs force=true' in refused['msg']
+    assert conn.lookupByName('web01').XMLDesc(0) == before
+    done = only(run(attributes, conn, tmp_path, name=['web01'], force=True, **{guard: False})[0])
+    assert done['changed'] and record_of(conn, 'web01')[guard] is False
+
+
+@pytest.mark.parametrize('guard', ['locked', 'protected'])
+def test_attributes_sets_a_guard_without_force(conn, define, tmp_path, guard):
+    define('web01')
+    only(run(attributes, conn, tmp_path, name=['web01'], **{guard: True})[0])
+    assert record_of(conn, 'web01')[guard] is True
+
+
+def test_the_journal_records_the_os_user_beside_the_claimed_actor(conn, define, tmp_path, monkeypatch):
+    import pwd
+    monkeypatch.setenv('DEFERRED_LIBVIRT_ACTOR', 'awx:mallory')
+    define('web01')
+    dummy, ctx = run(attributes, conn, tmp_path, name=['web01'], project='web')
+    [event] = [e for e in ctx.state.read_events() if e['event_type'] == 'instance.update']
+    assert (event['actor'], event['os_user']) == ('awx:mallory', pwd.getpwuid(os.getuid()).pw_name)
+
 
 def test_attributes_check_mode_reports_the_change_and_writes_nothing(conn, define, tmp_path):
     define('web01')

@@ -10,13 +10,12 @@ __metaclass__ = type
 import copy
 import xml.etree.ElementTree as ET
 
+import libvirt
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import RecordError
-
-libvirt = pytest.importorskip('libvirt')
 
 
 def full_record():
@@ -176,6 +175,33 @@ MALFORMED = [
      "field volumes/delete_on_termination is 'perhaps'"),
     ('duplicate-field', '<lifecycle version="1"><vm_state>active</vm_state><vm_state>soft_deleted</vm_state></lifecycle>',
      'field vm_state appears twice'),
+    # Values a hand edit produces that Python itself cannot hold (issue 12, item 14): each is this domain's error.
+    ('year-1-with-positive-offset', '<lifecycle version="1"><deleted_at>0001-01-01T00:00:00+05:00</deleted_at></lifecycle>',
+     "field deleted_at is '0001-01-01T00:00:00+05:00', not a UTC ISO 8601 time between the years 1 and 9999"),
+    ('year-9999-with-negative-offset',
+     '<lifecycle version="1"><reclaim_at>9999-12-31T23:00:00-05:00</reclaim_at></lifecycle>',
+     "field reclaim_at is '9999-12-31T23:00:00-05:00', not a UTC ISO 8601 time"),
+    ('interval-of-5000-digits', '<lifecycle version="1"><reclaim_interval>%s</reclaim_interval></lifecycle>' % ('9' * 5000),
+     "field reclaim_interval is '%s... (5000 characters), not a whole number" % ('9' * 39)),
+    ('timeout-longer-than-any-duration', '<lifecycle version="1"><shutdown_timeout>999999999999</shutdown_timeout></lifecycle>',
+     'field shutdown_timeout is \'999999999999\', not a whole number of seconds from 0 to 315360000'),
+    ('interval-in-other-digits', '<lifecycle version="1"><reclaim_interval>\u0663\u0666</reclaim_interval></lifecycle>',
+     'field reclaim_interval is'),
+    ('interval-with-sign', '<lifecycle version="1"><reclaim_interval>+60</reclaim_interval></lifecycle>',
+     "field reclaim_interval is '+60'"),
+    ('negative-interval', '<lifecycle version="1"><reclaim_interval>-60</reclaim_interval></lifecycle>',
+     "field reclaim_interval is '-60'"),
+    ('field-holding-an-element', '<lifecycle version="1"><project><name>web</name></project></lifecycle>',
+     'field project holds element <name>, not a value'),
+    ('time-holding-an-element', '<lifecycle version="1"><deleted_at><now/></deleted_at></lifecycle>',
+     'field deleted_at holds element <now>'),
+    ('volumes-holding-something-else', '<lifecycle version="1"><volumes><disk id="%s"/></volumes></lifecycle>' % VOL,
+     'field volumes holds <disk>, not <volume>'),
+    ('volume-listed-twice',
+     '<lifecycle version="1"><volumes><volume id="%s"/><volume id="%s"/></volumes></lifecycle>' % (VOL, VOL.upper()),
+     'field volumes lists volume %s twice' % VOL.upper()),
+    ('history-holding-something-else', '<lifecycle version="1"><history><note>hi</note></history></lifecycle>',
+     'field history holds <note>, not <action>'),
 ]
 
 
@@ -209,6 +235,33 @@ def test_a_record_under_another_version_of_the_namespace_is_an_error_not_unmanag
     assert domain.record is None
     assert domain.metadata_error == ('domain test: lifecycle metadata is in namespace urn:deferred-libvirt:lifecycle:2; '
                                      'this collection reads urn:deferred-libvirt:lifecycle:1')
+
+
+def test_a_record_with_times_at_the_ends_of_the_calendar_reads_back_as_written():
+    text = ('<lifecycle version="1"><vm_state>soft_deleted</vm_state><deleted_at>0001-01-01T05:00:00+05:00</deleted_at>'
+            '<reclaim_at>9999-12-31T23:59:59Z</reclaim_at></lifecycle>')
+    record = _record.parse('web01', text)
+    # Four year digits: strftime('%Y') would write year 1 as '1', which does not read back.
+    assert (record['deleted_at'], record['reclaim_at']) == ('0001-01-01T00:00:00Z', '9999-12-31T23:59:59Z')
+    assert _record.parse('web01', _record.serialize(record)) == record
+    assert _record.anomalies(record) == []
+
+
+def test_parse_time_refuses_what_it_cannot_hold_with_a_value_error():
+    for text in ('0001-01-01T00:00:00+05:00', '9999-12-31T23:00:00-05:00', None, 17):
+        with pytest.raises(ValueError):
+            _record.parse_time(text)
+
+
+def test_parse_raises_only_record_errors_whatever_the_element_holds():
+    # A case no check names still comes out as this domain's RecordError, never as another exception.
+    class Odd(ET.Element):
+        def get(self, *args):
+            raise OverflowError('odd')
+    element = Odd('lifecycle', {'version': '1'})
+    with pytest.raises(RecordError) as err:
+        _record.parse('web01', element)
+    assert str(err.value).startswith('domain web01: lifecycle metadata cannot be read (OverflowError: odd)')
 
 
 def test_a_bad_record_on_one_domain_does_not_hide_the_others(conn, define):

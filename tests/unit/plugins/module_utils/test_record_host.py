@@ -14,8 +14,6 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import RecordError
 
-libvirt = pytest.importorskip('libvirt')
-
 HOST = {'uuid': '88dc30c7-1bec-456d-b194-7254d74f571d', 'hostname': 'hv2'}
 
 

@@ -8,7 +8,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 
-needs_qemu_img = pytest.mark.skipif(shutil.which('qemu-img') is None, reason='qemu-img is not installed')
+needs_qemu_img = pytest.mark.usefixtures('qemu_img')  # fails, never skips, without qemu-img (tests/unit/conftest.py)
 
 
 def qcow2(path, backing=None):

@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""No test hides: on the test bed a test that cannot have what it needs fails, and any skip shows in the log."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Every way a pytest test can step aside instead of failing.
+HIDING = re.compile(r'pytest\.skip\b|\.skipif\b|mark\.skip\b|importorskip|xfail')
+
+
+def python_files(top):
+    for base, dirs, files in os.walk(top):
+        dirs[:] = [d for d in dirs if d not in ('__pycache__', 'output')]
+        for name in files:
+            if name.endswith('.py'):
+                yield os.path.join(base, name)
+
+
+def test_no_test_skips_or_expects_to_fail():
+    # CI is the test bed and has every part (Cinder, tmpfs, qemu-img, libvirt-python): what is missing must fail.
+    here = os.path.abspath(__file__)
+    found = []
+    for path in python_files(os.path.join(ROOT, 'tests')):
+        if os.path.abspath(path) == here:
+            continue
+        with open(path) as handle:
+            for number, line in enumerate(handle, 1):
+                if HIDING.search(line):
+                    found.append('%s:%d: %s' % (os.path.relpath(path, ROOT), number, line.strip()))
+    assert not found, 'tests that skip instead of failing:\n' + '\n'.join(found)
+
+
+def test_every_pytest_run_of_the_suite_lists_its_skips():
+    with open(os.path.join(ROOT, 'scripts', 'test.sh')) as handle:
+        calls = [line.strip() for line in handle if re.match(r'\s*run_pytest\s', line)]
+    assert calls, 'scripts/test.sh runs no pytest stage'
+    assert [c for c in calls if ' -rs ' not in c + ' '] == []
+    with open(os.path.join(ROOT, 'tests', 'reliability', 'report.py')) as handle:
+        assert "'-rs'" in handle.read()
