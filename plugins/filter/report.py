@@ -77,6 +77,12 @@ def reclaim_sweep_line(record, host=None):
 
 
 @_checked
+def reclaim_warning_line(item, window):
+    """One line for a domain due within the window."""
+    return _report.due_line(item, window)
+
+
+@_checked
 def reclaim_warning(hostvars, hosts, record_var='reclaim_sweep', window=None, now=None):
     """The webhook body: the domains due within the window, over every host's sweep record."""
     sweeps = {}
@@ -100,4 +106,5 @@ class FilterModule(object):
             'reclaim_sweep_metrics': reclaim_sweep_metrics,
             'reclaim_sweep_line': reclaim_sweep_line,
             'reclaim_warning': reclaim_warning,
+            'reclaim_warning_line': reclaim_warning_line,
         }

@@ -126,7 +126,21 @@ request_id:
   description: The id of this sweep, as in the event journal.
   returned: always
   type: str
+started_at:
+  description: When this sweep started on the host (UTC ISO 8601); the deferred.libvirt.reclaim role records it.
+  returned: always
+  type: str
+finished_at:
+  description: When this sweep finished on the host (UTC ISO 8601).
+  returned: always
+  type: str
+duration_seconds:
+  description: How long this sweep took on the host, in seconds.
+  returned: always
+  type: float
 '''
+
+import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as rc
@@ -136,6 +150,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._module import Li
 
 
 def main():
+    began = time.monotonic()
     base = LifecycleModule(dict(
         project=dict(type='str'),
         limit=dict(type='int'),
@@ -224,7 +239,9 @@ def main():
     for tomb in bad_tombs:
         base.module.warn('vm_reclaim: tombstone %s cannot be read: %s' % (tomb.get('uuid'), tomb['error']))
     base.finish(instances, 'vm_reclaim', reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out,
-                kept=kept_out, pending=pending, finished=finished, summary=summary)
+                kept=kept_out, pending=pending, finished=finished, summary=summary,
+                started_at=_record.format_time(now), finished_at=_record.format_time(_record.utcnow()),
+                duration_seconds=round(time.monotonic() - began, 3))
 
 
 if __name__ == '__main__':

@@ -410,9 +410,7 @@ def _lines(report):
     for host in sorted(report['hosts']):
         entry = report['hosts'][host]
         lines.append(host_line(host, entry.get('last_sweep'), entry))
-    lines += ['due within %s: %s/%s (project %s) at %s' % (report['warning_window'], i['host'], i['name'],
-                                                          i['project'] or 'none', i['reclaim_at'])
-              for i in report['due_soon']]
+    lines += [due_line(i, report['warning_window_seconds']) for i in report['due_soon']]
     lines += ['PROBLEM %s' % p for p in report['problems']]
     return lines
 
@@ -444,6 +442,13 @@ def host_line(host, sweep, entry=None):
             parts.append('%d due within %s' % (len(sweep['due_soon']),
                                                _duration.format_duration(sweep.get('warning_window_seconds'))))
     return 'host %s: %s' % (host, '; '.join(parts))
+
+
+def due_line(item, window):
+    """One domain due within the warning window, the same in the sweep's summary and the report."""
+    return 'due within %s: %s/%s (project %s) at %s' % (
+        _duration.format_duration(window_seconds(window)), item.get('host'), item.get('name'),
+        item.get('project') or 'none', item.get('reclaim_at'))
 
 
 def warning_payload(sweeps, generated_at=None, window=None):
