@@ -434,7 +434,7 @@ def host_line(host, sweep, entry=None):
             counts.get('failed', 0), counts.get('skipped', 0), sweep.get('skipped_anomalies') or 0,
             counts.get('kept', 0), counts.get('pending', 0), counts.get('finished', 0))
         if sweep.get('duration_seconds') is not None:
-            text += ' in %.1f s' % sweep['duration_seconds']
+            text += ' in %.2f s' % sweep['duration_seconds']
         if not sweep.get('ok'):
             text += ' - FAILED'
         parts.append(text)

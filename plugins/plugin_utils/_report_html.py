@@ -170,7 +170,7 @@ def _sweep_cells(sweep):
             _cell(_e(counts.get('reclaimed', 0)), counts.get('reclaimed', 0), 'num'),
             _cell(_e(counts.get('failed', 0)), counts.get('failed', 0), 'num'),
             _cell(_e(counts.get('skipped', 0)), counts.get('skipped', 0), 'num'),
-            _cell('%.1f s' % duration if duration is not None else '?', duration or 0, 'num'),
+            _cell('%.2f s' % duration if duration is not None else '?', duration or 0, 'num'),
             _cell(status, 'ok' if sweep.get('ok') else 'failed')]
 
 
