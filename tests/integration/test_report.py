@@ -16,7 +16,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid as uuidlib
@@ -324,3 +326,46 @@ def test_webhook_gets_nothing_when_no_domain_is_due_within_the_window(ansible, i
     post = named_task(result, 'Post the domains due within the warning window to the webhook', 'hv1')
     assert post.get('skipped') is True
     assert not [line for line in named_task(result, 'Show the summary', 'hv1')['msg'] if line.startswith('due within')]
+
+
+def test_sweep_prints_each_hosts_line_as_soon_as_that_host_is_done(ansible, inventory, make_guest, hv2, project,
+                                                                   tmp_path):
+    """hv1's sweep is held at a fail point (the pause of DEFERRED_LIBVIRT_FAILPOINT_PAUSE, which reaches only the
+    local host's modules); hv2's line must be printed while hv1 is still sweeping, and the summary only after."""
+    name, dummy = make_guest('a', start=False)
+    wait_past(soft_delete(ansible, inventory, 'hv1', name, project, '2s'))
+    pause = str(tmp_path / 'paused')
+    env = ansible.env(ANSIBLE_STDOUT_CALLBACK='default', PYTHONUNBUFFERED='1', ANSIBLE_FORCE_COLOR='0',
+                      DEFERRED_LIBVIRT_FAILPOINT='reclaim.before_lock', DEFERRED_LIBVIRT_FAILPOINT_PAUSE=pause)
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
+                             'deferred.libvirt.reclaim', '-e', json.dumps({'reclaim_project': project})],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, paused_pid = [], None
+
+    def resume_anyway():
+        # Were hv2's line held back until hv1 is done, nothing would ever be printed: let hv1 go, and fail below.
+        if os.path.exists(pause):
+            with open(pause) as handle:
+                os.kill(int(handle.read().split()[0]), signal.SIGCONT)
+    watchdog = threading.Timer(150, resume_anyway)
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if '"msg": "host hv2: swept' in line:
+                break
+        with open(pause) as handle:
+            paused_pid = int(handle.read().split()[0])
+        assert os.path.exists('/proc/%d' % paused_pid) and not any('host hv1: swept' in line for line in lines)
+    finally:
+        if paused_pid is None and os.path.exists(pause):
+            with open(pause) as handle:
+                paused_pid = int(handle.read().split()[0])
+        if paused_pid is not None:
+            os.kill(paused_pid, signal.SIGCONT)
+        watchdog.cancel()
+        rest, dummy = proc.communicate(timeout=300)
+    output = ''.join(lines) + rest
+    assert proc.returncode == 0, output[-3000:]
+    hv1_at = output.index('"msg": "host hv1: swept: reclaimed 1,')
+    assert output.index('"msg": "host hv2: swept') < hv1_at < output.index('TASK [deferred.libvirt.reclaim : Show the summary]')
