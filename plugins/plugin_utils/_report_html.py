@@ -295,9 +295,9 @@ def render(report, title='Trash report'):
         '<h3>Records the next sweep will skip (never reclaimed until fixed)</h3><ul id="anomalies">%s</ul>' % anomalies
         if anomalies else ''))
 
-    return (u'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+    page = (u'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             u'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            u'<link rel="icon" href="data:,"><title>%s</title><style>%s</style></head><body><header><h1>%s</h1><p>deferred.libvirt, generated '
-            u'%s over %d host(s); times are UTC, time left is as of generation.</p></header><main>%s</main>'
-            u'<script>%s</script></body></html>\n' % (_e(title), CSS, _e(title), _e(report['generated_at']),
-                                                       len(report['hosts']), ''.join(parts), JS))
+            u'<link rel="icon" href="data:,"><title>%s</title><style>%s</style></head><body><header><h1>%s</h1>'
+            u'<p>deferred.libvirt, generated %s over %d host(s); times are UTC, time left is as of generation.</p>'
+            u'</header><main>%s</main><script>%s</script></body></html>\n')
+    return page % (_e(title), CSS, _e(title), _e(report['generated_at']), len(report['hosts']), ''.join(parts), JS)

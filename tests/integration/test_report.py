@@ -312,8 +312,7 @@ def test_sweep_and_report_show_the_fleets_trash_in_a_browser_and_in_metrics(
     assert os.path.getsize(screenshot) > 10000
 
 
-def test_webhook_gets_nothing_when_no_domain_is_due_within_the_window(ansible, inventory, make_guest, project,
-                                                                    webhook):
+def test_webhook_gets_nothing_when_no_domain_is_due_within_the_window(ansible, inventory, make_guest, project, webhook):
     name, dummy = make_guest('later', start=False)
     soft_delete(ansible, inventory, 'hv1', name, project, '3d')
     url = 'http://127.0.0.1:%d/hook' % webhook.server_address[1]
