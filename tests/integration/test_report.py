@@ -98,11 +98,13 @@ def soft_delete(ansible, inventory, host, name, project, interval):
 
 def drop_reclaim_at(name):
     """Break the record by hand (spec rule 1), as an operator editing it with virsh metadata would."""
-    xml = subprocess.run(['virsh', '-c', 'qemu:///system', 'metadata', name, '--uri', NS, '--config'],
-                         check=True, capture_output=True, text=True).stdout
-    subprocess.run(['virsh', '-c', 'qemu:///system', 'metadata', name, '--uri', NS, '--key', 'deferred', '--set',
-                    re.sub(r'\s*<reclaim_at>[^<]*</reclaim_at>', '', xml), '--config'], check=True,
-                   capture_output=True, text=True)
+    read = subprocess.run(['virsh', '-c', 'qemu:///system', 'metadata', name, '--uri', NS, '--config'],
+                          capture_output=True, text=True, check=False)
+    assert read.returncode == 0, 'virsh metadata %s: %s' % (name, read.stderr)
+    write = subprocess.run(['virsh', '-c', 'qemu:///system', 'metadata', name, '--uri', NS, '--key', 'deferred',
+                            '--set', re.sub(r'\s*<reclaim_at>[^<]*</reclaim_at>', '', read.stdout), '--config'],
+                           capture_output=True, text=True, check=False)
+    assert write.returncode == 0, 'virsh metadata --set %s: %s' % (name, write.stderr)
 
 
 def closed_port():
