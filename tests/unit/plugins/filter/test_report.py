@@ -228,3 +228,26 @@ def test_bad_window_is_refused():
         trash_report({}, [], warning_window='soon')
     with pytest.raises(AnsibleFilterError, match='not a trash report'):
         trash_report_html({'hosts': {}})
+
+
+def test_hand_started_soft_deleted_guest_is_flagged():
+    data = trash_report(fleet(hv1=([view('woke', power_state='running')], None)), ['hv1'], now=NOW)
+    [item] = data['trash']
+    assert item['warnings'] == ['running although soft-deleted (started by hand?); the sweep destroys it when it is due']
+    assert 'running although soft-deleted' in trash_report_html(data)
+
+
+@pytest.mark.parametrize('reason, kind', [
+    ('its lifecycle record cannot be read (bad XML); never reclaimed until it is fixed', 'anomaly'),
+    ('tombstone: unreadable tombstone', 'anomaly'),
+    ('locked (legal hold)', 'locked'),
+    ('protected', 'protected'),
+    ("over this run's limit of 5; left for the next sweep", 'limit'),
+    ('domain x: another operation has held its lock for more than 120s (/x.lock); not reclaimed in this sweep',
+     'lock_held'),
+    ('domain x is no longer soft-deleted (restored meanwhile); not reclaimed', 'restored'),
+    ('task restoring is in progress or was interrupted; run that operation again', 'task_in_progress'),
+])
+def test_skip_reasons_are_sorted_into_kinds(reason, kind):
+    result = dict(SWEEP_RESULT, skipped_domains=[{'name': 'x', 'uuid': 'u', 'reason': reason}])
+    assert sweep(result)['skipped'][0]['kind'] == kind
