@@ -5,7 +5,7 @@
 # Every test of the collection, on a fresh machine or an old one:
 #   1. installs and starts what the tests need (libvirtd + QEMU, the test
 #      guests' boot files, the Python environment, Cinder + RabbitMQ, a second
-#      hypervisor reached over SSH),
+#      hypervisor reached over SSH, chromium and promtool for the report),
 #   2. runs the unit tests, ansible-test sanity, ansible-lint, the
 #      integration tests against the real hypervisor and the real Cinder, and
 #      the reliability trials (fail points, libvirtd restarts, Cinder outages,
@@ -53,6 +53,8 @@ if want integration || want reliability || want races; then
   bash tests/testbed/cinder.sh up
   trap 'bash tests/testbed/cinder.sh down || true' EXIT
   [ ! -f tests/testbed/fleet.sh ] || bash tests/testbed/fleet.sh up
+  # Debian's chromium (the report page is opened in it) and promtool (checks the metrics files).
+  bash tests/testbed/report_tools.sh
 fi
 if want integration; then
   step "integration tests (real libvirtd, real QEMU guests, real Cinder)"

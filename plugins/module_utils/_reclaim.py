@@ -12,6 +12,8 @@ the domain's fresh view under its lock (spec rule 4).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import time
+
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
@@ -189,6 +191,7 @@ def options(params, no_log_values=None):
 def run(ctx, opts):
     """vm_reclaim: one sweep of the host, with its summary."""
     limit = ctx.params.get('limit')
+    began = time.monotonic()
     pairs = lc.snapshot(ctx)
     now = _record.utcnow()
     clock = Clock(now, opts.clock_tolerance, opts.max_overdue)
@@ -216,6 +219,9 @@ def run(ctx, opts):
     # Terminated without Cinder and never checked since: reported, finished by the first sweep that has Cinder.
     report['cinder_unchecked'] = [{'name': t.get('name'), 'uuid': t.get('uuid'), 'terminated_at': t.get('terminated_at')}
                                   for t in waiting]
+    # When the sweep ran and how long it took: the reclaim role keeps them as the host's last sweep (report, metrics).
+    report.update(started_at=_record.format_time(now), finished_at=_record.format_time(_record.utcnow()),
+                  duration_seconds=round(time.monotonic() - began, 3))
     return lc.outcome(instances, 'vm_reclaim', **report)
 
 

@@ -157,6 +157,18 @@ request_id:
   description: The id of this sweep, as in the event journal.
   returned: always
   type: str
+started_at:
+  description: When this sweep started on the host (UTC ISO 8601); the deferred.libvirt.reclaim role records it.
+  returned: always
+  type: str
+finished_at:
+  description: When this sweep finished on the host (UTC ISO 8601).
+  returned: always
+  type: str
+duration_seconds:
+  description: How long this sweep took on the host, in seconds.
+  returned: always
+  type: float
 '''
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as reclaim

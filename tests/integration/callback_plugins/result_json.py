@@ -35,12 +35,20 @@ class CallbackModule(CallbackBase):
         self.plays.append({'name': play.get_name(), 'tasks': []})
 
     def v2_playbook_on_task_start(self, task, is_conditional):
-        self.plays[-1]['tasks'].append({'name': task.get_name(), 'hosts': {}})
+        # Under the free strategy a task starts once per host, and results arrive while other tasks run:
+        # results go to their own task's entry, found by its uuid.
+        if not any(t['uuid'] == task._uuid for t in self.plays[-1]['tasks']):
+            self.plays[-1]['tasks'].append({'name': task.get_name(), 'uuid': task._uuid, 'hosts': {}})
 
     def _record(self, result, **extra):
         data = dict(result._result)
         data.update(extra)
-        self.plays[-1]['tasks'][-1]['hosts'][result._host.get_name()] = data
+        tasks = self.plays[-1]['tasks']
+        entry = next((t for t in reversed(tasks) if t['uuid'] == result._task._uuid), None)
+        if entry is None:
+            entry = {'name': result._task.get_name(), 'uuid': result._task._uuid, 'hosts': {}}
+            tasks.append(entry)
+        entry['hosts'][result._host.get_name()] = data
 
     def v2_runner_on_ok(self, result):
         self._record(result)
