@@ -50,6 +50,31 @@ options:
   force:
     description:
       - Not used by the sweep; locked domains are always skipped.
+  tombstone_retention:
+    description:
+      - How long a finished tombstone (domain undefined, every Cinder action done) is kept after it finished; the sweep
+        then removes it and journals an C(instance.purge) event. Seconds or a duration (V(90d)); V(0) removes finished
+        tombstones at the next sweep; null keeps them for ever.
+      - A tombstone with work left (not undefined yet, Cinder work pending or never checked) is never removed.
+      - With O(project), only that project's tombstones are removed.
+    type: raw
+    default: 90d
+  journal_rotate_size:
+    description:
+      - Rotate C(events.jsonl) (rename it to C(events-<UTC time>.jsonl) in O(state_dir)) when it is bigger than this.
+        Bytes or a size such as V(64M), V(1G); null never rotates by size.
+    type: raw
+    default: 64M
+  journal_rotate_age:
+    description:
+      - Rotate C(events.jsonl) when its first event is older than this. Seconds or a duration; null never rotates by age.
+    type: raw
+    default: 30d
+  journal_retention:
+    description:
+      - Remove rotated journal files rotated longer ago than this. Seconds or a duration; null keeps them for ever.
+    type: raw
+    default: 365d
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''
@@ -117,6 +142,14 @@ instances:
   returned: always
   type: list
   elements: dict
+retention:
+  description:
+    - What the state_dir's retention removed in this sweep (in check mode, would remove) - C(tombstones_removed)
+      (name, uuid, project, terminated_at, finished_at), C(locks_removed) (paths), C(journal_rotated) (the rotated
+      file, or null), C(journal_removed) (rotated files past O(journal_retention)), C(temp_files_removed) and
+      C(errors) (what could not be removed, and why).
+  returned: always
+  type: dict
 summary:
   description: Counts of reclaimed, failed, skipped, kept, pending and finished.
   returned: always
@@ -131,6 +164,7 @@ request_id:
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as rc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _retention
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
@@ -139,7 +173,12 @@ def main():
     base = LifecycleModule(dict(
         project=dict(type='str'),
         limit=dict(type='int'),
+        **_retention.RETENTION_ARGS
     ), selection=False, lifecycle=True, terminate=True)
+    try:
+        retention = _retention.RetentionOptions.from_params(base.params)
+    except _retention.RetentionError as exc:
+        base.fail('%s; nothing was changed' % exc)
     limit = base.params['limit']
     if limit is not None and limit < 0:
         base.fail('limit must be 0 or more, got %d; nothing was changed' % limit)
@@ -161,7 +200,7 @@ def main():
 
     live = set(v['uuid'] for dummy, v in pairs)
     tombs, bad_tombs = [], []
-    for tomb in state.tombstones_list():
+    for tomb in state.pending_tombstones():
         if tomb.get('error'):
             bad_tombs.append(tomb)
         elif (tomb.get('uuid') not in live and (tomb.get('volumes_pending') or not tomb.get('cinder_checked', True))
@@ -223,7 +262,11 @@ def main():
         ctx.event('instance.reclaim', domain, result='skipped', reason=why)
     for tomb in bad_tombs:
         base.module.warn('vm_reclaim: tombstone %s cannot be read: %s' % (tomb.get('uuid'), tomb['error']))
-    base.finish(instances, 'vm_reclaim', reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out,
+    pruned = _retention.prune(state, live, retention, project=project, check_mode=base.check_mode,
+                              request_id=base.request_id)
+    for error in pruned['errors']:
+        base.module.warn('vm_reclaim: state_dir retention: %s' % error)
+    base.finish(instances, 'vm_reclaim', retention=pruned, reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out,
                 kept=kept_out, pending=pending, finished=finished, summary=summary)
 
 

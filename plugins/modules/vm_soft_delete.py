@@ -160,7 +160,7 @@ def main():
     if base.params['name'] is not None:
         # A terminated domain named again is reported, not "unknown": a re-run with reclaim_interval 0 is a no-op.
         live = set(v['uuid'] for dummy, v in pairs)
-        tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
+        tombs = dict((t.get('uuid'), t) for t in state.tombstones_for(base.params['name']) if t.get('uuid') not in live)
         pairs = pairs + [(None, inv.describe_tombstone(t)) for t in tombs.values()]
     chosen = base.select(pairs)
     ctx = lc.Context(base, state, lock_timeout=lock_timeout)

@@ -142,7 +142,7 @@ def main():
     state = base.state_dir()
     pairs = base.snapshot()
     live = set(v['uuid'] for dummy, v in pairs)
-    tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
+    tombs = dict((t.get('uuid'), t) for t in state.tombstones_for(base.params['name']) if t.get('uuid') not in live)
     # Names of terminated domains select their tombstone, so a re-run is a no-op (or finishes pending work).
     for tomb in tombs.values():
         pairs.append((None, inv.describe_tombstone(tomb)))
