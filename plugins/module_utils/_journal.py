@@ -223,7 +223,7 @@ FIELD_CHECKS = (
     ('status', lambda v: v is None or v in STATUSES, 'one of %s' % ', '.join(STATUSES)),
     ('vcpus', lambda v: v is None or _is_int(v), 'a count'),
     ('memory_mb', lambda v: v is None or _is_int(v), 'a size in MiB'),
-    ('undefine_flags', lambda v: v is None or _is_int(v), 'an integer'),
+    ('undefine_flags', lambda v: v is None or _is_int(v) or _list_of(str)(v), 'a list of flag names'),
     ('revision', lambda v: v is None or _is_int(v), 'an integer'),
     ('cinder_checked', _opt(bool), 'true or false'),
     ('deleted_at', _valid_time, 'a UTC ISO 8601 time'),
