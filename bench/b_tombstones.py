@@ -50,7 +50,7 @@ def make_state_dir(path, n_finished, flat=False):
     shutil.rmtree(path, ignore_errors=True)
     tomb_dir = os.path.join(path, 'tombstones')
     for sub in ('', 'locks', 'tombstones', 'tombstones/pending', 'tombstones/finished', 'tombstones/history',
-                'tombstones/by-day', 'tombstones/names'):
+                'tombstones/by-day', 'tombstones/names', 'tombstones/tmp'):
         os.makedirs(os.path.join(path, sub), 0o700, exist_ok=True)
     os.chmod(path, 0o700)
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)

@@ -17,6 +17,7 @@ world-writable or owned by someone else is refused):
   tombstones/by-day/<YYYY-MM-DD>/<uuid>[.<stamp>]  empty markers: which finished tombstones finished on that day,
                                     so the retention sweep reads only the days past the retention
   tombstones/names/<sha256(name)[:32]>/<uuid>  empty markers: finished tombstones by domain name
+  tombstones/tmp/              temporary files of writes in progress (renamed into place when whole)
   tombstones/<uuid>.json       the flat layout of earlier versions: still read, moved into the layout above
                                by the first run that can write
 
@@ -278,6 +279,7 @@ class StateDir(object):
         self.history = os.path.join(self.tombstones, 'history')
         self.by_day = os.path.join(self.tombstones, 'by-day')
         self.names = os.path.join(self.tombstones, 'names')
+        self.temp = os.path.join(self.tombstones, 'tmp')
         self.events = os.path.join(self.path, JOURNAL)
         self.journal_lock = os.path.join(self.locks, 'journal.lock')
         self.readonly = not create
@@ -291,7 +293,8 @@ class StateDir(object):
                 raise StateDirError('state_dir %s cannot be read: %s' % (self.path, exc.strerror or exc))
 
     def _subdirs(self):
-        return (self.locks, self.tombstones, self.pending, self.finished, self.history, self.by_day, self.names)
+        return (self.locks, self.tombstones, self.pending, self.finished, self.history, self.by_day, self.names,
+                self.temp)
 
     def _check_tree(self):
         _check_dir(self.path, 'state_dir')
@@ -814,9 +817,9 @@ class StateDir(object):
     # -- tombstones: writing -------------------------------------------------
 
     def _write_file(self, directory, filename, data):
-        """Write ``data`` to directory/filename atomically: a private temp file (O_EXCL|O_NOFOLLOW, a name nobody can
-        guess), every byte written and checked, fsync, rename, fsync of the directory."""
-        tmp = os.path.join(directory, _temp_name(filename))
+        """Write ``data`` to directory/filename atomically: a private temp file in tombstones/tmp/ (O_EXCL|O_NOFOLLOW, a
+        name nobody can guess), every byte written and checked, fsync, rename, fsync of the directory."""
+        tmp = os.path.join(self.temp, _temp_name(filename))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             try:
@@ -993,7 +996,8 @@ class StateDir(object):
         """Remove temporary files a killed run left (older than an hour); returns their paths."""
         now_seconds = now_seconds or time.time()
         removed = []
-        for directory in (self.pending, self.finished, self.history, self.tombstones):
+        # Only tombstones/tmp/ (and the flat directory of earlier versions): never a listing of the finished ones.
+        for directory in (self.temp, self.tombstones):
             try:
                 entries = os.listdir(directory)
             except OSError:

@@ -43,7 +43,7 @@ def test_state_dir_is_created_private(tmp_path):
     assert mode(state.path) == 0o700
     assert mode(state.locks) == 0o700
     assert mode(state.tombstones) == 0o700
-    for sub in (state.pending, state.finished, state.history, state.by_day, state.names):
+    for sub in (state.pending, state.finished, state.history, state.by_day, state.names, state.temp):
         assert mode(sub) == 0o700, sub
 
 
@@ -365,7 +365,7 @@ def test_a_link_planted_at_a_tombstone_temp_name_is_never_written_through(tmp_pa
     state.write_tombstone(dict(TOMBSTONE))
     assert canary.read_text() == 'precious\n'
     monkeypatch.setattr(_journal.os, 'urandom', lambda n: b'\x02' * n)
-    os.symlink(str(canary), os.path.join(state.pending, '.%s.json.%s.tmp' % (UUID, '02' * 6)))
+    os.symlink(str(canary), os.path.join(state.temp, '.%s.json.%s.tmp' % (UUID, '02' * 6)))
     with pytest.raises(StateDirError):
         state.write_tombstone(dict(TOMBSTONE))
     assert canary.read_text() == 'precious\n'
@@ -394,7 +394,7 @@ def test_nothing_but_a_uuid_becomes_a_lock_or_tombstone_path(tmp_path, bad):
         state.write_tombstone({'name': 'web01', 'uuid': bad})
     with pytest.raises(StateDirError):
         state.read_tombstone(bad)
-    assert sorted(os.listdir(state.tombstones)) == ['by-day', 'finished', 'history', 'names', 'pending']
+    assert sorted(os.listdir(state.tombstones)) == ['by-day', 'finished', 'history', 'names', 'pending', 'tmp']
 
 
 # -- issue 12 #13: the per-domain lock does not depend on the state_dir ------------------------------------------------
@@ -769,7 +769,7 @@ def test_the_flat_layout_of_earlier_versions_is_read_and_moved_on_the_first_writ
     assert [t['uuid'] for t in readonly.pending_tombstones()] == [UUID]
     assert readonly.read_tombstone(OTHER)['name'] == 'web02'
     StateDir(state.path)
-    assert sorted(os.listdir(state.tombstones)) == ['by-day', 'finished', 'history', 'names', 'pending']
+    assert sorted(os.listdir(state.tombstones)) == ['by-day', 'finished', 'history', 'names', 'pending', 'tmp']
     assert os.listdir(state.pending) == [UUID + '.json'] and os.listdir(state.finished) == [OTHER + '.json']
     assert state.read_tombstone(OTHER)['finished_at'] == FINISHED['terminated_at']
     assert state.finished_on('2026-11-30') == [OTHER]

@@ -197,11 +197,11 @@ def test_the_sweep_rotates_the_journal_and_drops_old_rotated_files(state):
 
 
 def test_stale_temporary_files_of_a_killed_run_are_removed(state):
-    path = os.path.join(state.pending, '.%s.json.0123456789ab.tmp' % uid(1))
+    path = os.path.join(state.temp, '.%s.json.0123456789ab.tmp' % uid(1))
     with open(path, 'w') as handle:
         handle.write('{"na')
     os.utime(path, (1, 1))
-    fresh = os.path.join(state.pending, '.%s.json.ba9876543210.tmp' % uid(2))
+    fresh = os.path.join(state.temp, '.%s.json.ba9876543210.tmp' % uid(2))
     with open(fresh, 'w'):
         pass
     out = rt.prune(state, set(), OPTS, now=NOW)
