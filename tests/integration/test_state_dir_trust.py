@@ -247,7 +247,7 @@ def test_a_journal_line_is_written_whole_or_the_operation_fails(ansible, make_gu
 
 
 def test_a_truncated_tombstone_never_replaces_a_good_one(ansible, make_guest, tiny_fs):
-    state = os.path.join(tiny_fs, 'state')
+    state = tiny_fs  # the mount point itself: the runner's play files (<state_dir>-plays) then live elsewhere
     runner = Runner(ansible.collections, state)
     name, uuid = make_guest('a', kind='bios', start=False)
     volumes = [{'id': str(uuidlib.uuid4()), 'delete_on_termination': True} for dummy in range(30)]
@@ -260,6 +260,7 @@ def test_a_truncated_tombstone_never_replaces_a_good_one(ansible, make_guest, ti
     _fill(tiny_fs, leave_pages=1)
     sweep = runner.task(RC)
     assert sweep.get('failed'), sweep
+    assert 'instances' in sweep, sweep['msg']
     [inst] = sweep['instances']
     assert inst['failed'] and 'No space left on device' in inst['msg'], inst
     assert open(path, 'rb').read() == good
