@@ -96,9 +96,10 @@ def default_host_lock_dir():
 
 
 def _mode_problem(st):
-    if st.st_mode & 0o022:
-        return 'is %s-writable (mode %04o)' % ('group- and world' if st.st_mode & 0o022 == 0o022 else
-                                              'group' if st.st_mode & 0o020 else 'world', stat.S_IMODE(st.st_mode))
+    bits = st.st_mode & 0o022
+    if bits:
+        who = 'group- and world' if bits == 0o022 else 'group' if bits & 0o020 else 'world'
+        return 'is %s-writable (mode %04o)' % (who, stat.S_IMODE(st.st_mode))
     return None
 
 

@@ -126,8 +126,8 @@ def _namespaced_playbook(runner, tasks, setup):
     ('mkdir -m 0700 /run/lock/deferred-libvirt && chown nobody /run/lock/deferred-libvirt', 'is owned by uid'),
     ('mkdir -m 0700 /tmp/elsewhere-$$ && ln -s /tmp/elsewhere-$$ /run/lock/deferred-libvirt', 'is a symbolic link'),
 ], ids=['world_writable', 'foreign', 'symlink'])
-def test_an_unsafe_host_lock_directory_is_refused_before_the_domain_changes(ansible, make_guest, hypervisor, setup,
-                                                                           words):
+def test_an_unsafe_host_lock_directory_is_refused_before_the_domain_changes(
+        ansible, make_guest, hypervisor, setup, words):
     name, uuid = make_guest('a', kind='bios')
     before = _definition(hypervisor, uuid)
     [result] = _namespaced_playbook(ansible, [{'name': 'sd', SD: {'name': name, 'shutdown_timeout': 0}}], setup)

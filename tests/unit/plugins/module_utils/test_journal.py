@@ -576,8 +576,8 @@ APPENDER = textwrap.dedent('''
 ''')
 
 
-def test_the_journal_rotated_while_two_processes_append_loses_and_splits_no_line(tmp_path, collections_path,
-                                                                                  host_locks):
+def test_the_journal_rotated_while_two_processes_append_loses_and_splits_no_line(
+        tmp_path, collections_path, host_locks):
     state = StateDir(str(tmp_path / 'state'))
     script = tmp_path / 'append.py'
     script.write_text(APPENDER)
