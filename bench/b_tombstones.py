@@ -16,7 +16,7 @@ cache of a shared host):
   vm_terminate does for names it is given), and apply the retention
   (nothing expired): median of the repetitions;
 - the whole vm_reclaim module as AnsiballZ runs it (interpreter start to its
-  JSON) against the real hypervisor, scoped to a project with no domains so
+  JSON) against the real hypervisor, the two sizes measured in turns, scoped to a project with no domains so
   that the hypervisor's own domains do not enter the figure;
 - for reference, how earlier versions read tombstones: every file of a flat
   tombstones/ directory, at 10,000.
@@ -122,21 +122,25 @@ def module_run(path):
 
 
 def run(sizes, reps=REPS):
-    measured = {}
+    """Both state_dirs are made first and measured in turns, so a busy host weighs on both sizes alike."""
     base = os.path.join(lib.BUILD, 'tombstones-%s' % lib.RUN_ID)
+    paths, runs = {}, dict((n, {'inproc': [], 'module': []}) for n in sizes)
     try:
         for n in sizes:
-            path = os.path.join(base, 'n%d' % n)
+            paths[n] = os.path.join(base, 'n%d' % n)
             lib.log('tombstones: making a state_dir with %d finished tombstones' % n)
             t0 = time.monotonic()
-            make_state_dir(path, n)
+            make_state_dir(paths[n], n)
             lib.log('tombstones: made in %.1f s' % (time.monotonic() - t0))
-            lookup = 'bench-gone-%d' % (n // 2)
-            sweep_in_process(path, lookup)  # warm the cache, and migrate nothing (there is nothing flat)
-            inproc = [sweep_in_process(path, lookup) for dummy in range(reps)]
-            modules = [module_run(path) for dummy in range(max(1, reps // 2 + 1))]
-            measured[n] = {'inproc': lib.median(inproc), 'module': lib.median(modules)}
-            shutil.rmtree(path, ignore_errors=True)
+            sweep_in_process(paths[n], 'bench-gone-%d' % (n // 2))  # warm the cache
+        for dummy in range(reps):
+            for n in sizes:
+                runs[n]['inproc'].append(sweep_in_process(paths[n], 'bench-gone-%d' % (n // 2)))
+                runs[n]['module'].append(module_run(paths[n]))
+        measured = dict((n, {'inproc': lib.median(runs[n]['inproc']), 'module': lib.median(runs[n]['module'])})
+                        for n in sizes)
+        for n in sizes:
+            shutil.rmtree(paths[n], ignore_errors=True)
         flat_path = os.path.join(base, 'flat')
         make_state_dir(flat_path, FLAT_REFERENCE, flat=True)
         flat_read(flat_path)
