@@ -24,8 +24,10 @@ import b_cinder
 import b_fleet
 import b_overhead
 import b_scale
+import b_tombstones
 
-BENCHMARKS = [('bulk', b_bulk), ('overhead', b_overhead), ('scale', b_scale), ('cinder', b_cinder), ('fleet', b_fleet)]
+BENCHMARKS = [('bulk', b_bulk), ('overhead', b_overhead), ('scale', b_scale), ('cinder', b_cinder), ('fleet', b_fleet),
+              ('tombstones', b_tombstones)]
 
 
 def machine():
@@ -97,7 +99,7 @@ def parse_sizes(items):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='small sizes, for a quick look')
-    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet (or 1-5)')
+    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet, tombstones (or 1-6)')
     parser.add_argument('--sizes', action='append', help='NAME=a,b,c: the sizes of one benchmark')
     parser.add_argument('--reps', type=int, default=None,
                         help='repetitions of each timed case (median); default 3 (7 for overhead), 1 with --quick')
@@ -109,7 +111,7 @@ def main(argv=None):
     for index, (name, mod) in enumerate(BENCHMARKS, 1):
         if not wanted or name in wanted or str(index) in wanted:
             chosen.append((name, mod))
-    unknown = set(wanted) - set(n for n, _ in BENCHMARKS) - set(str(i) for i in range(1, 6))
+    unknown = set(wanted) - set(n for n, _ in BENCHMARKS) - set(str(i) for i in range(1, len(BENCHMARKS) + 1))
     if unknown:
         parser.error('unknown benchmark(s): %s' % ', '.join(sorted(unknown)))
     sizes = parse_sizes(args.sizes)

@@ -20,6 +20,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _hyperviso
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as retention
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
@@ -49,7 +50,7 @@ class Clock(object):
 
 
 # No name or query: a sweep looks at every domain of the host (of one project, with project).
-ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, fleet.ARGS, ARGS)
+ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, fleet.ARGS, retention.RETENTION_ARGS, ARGS)
 
 # What eligibility() says of a domain.
 DUE, KEPT, RESUME, SKIP, OUT, UNDEFINE = 'due', 'kept', 'resume', 'skip', 'out', 'undefine'
@@ -219,6 +220,10 @@ def options(params, no_log_values=None):
     opts = term.options(params, no_log_values)
     opts.clock_tolerance = parse_duration(lc.param(params, 'clock_tolerance', DEFAULT_CLOCK_TOLERANCE), 'clock_tolerance')
     opts.max_overdue = parse_duration(lc.param(params, 'max_overdue', DEFAULT_MAX_OVERDUE), 'max_overdue')
+    try:
+        opts.retention = retention.RetentionOptions.from_params(params)
+    except retention.RetentionError as exc:
+        raise DeferredError('%s; nothing was changed' % exc)
     return opts
 
 
@@ -255,6 +260,11 @@ def run(ctx, opts):
     instances = lc.run_each(ctx, items, work,
                             label=lambda item: item[1].get('name') if item[0] == 'tombstone' else item[1].name)
     report = summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit)
+    # The state_dir's own retention: finished tombstones, lock files of gone domains, the journal (docs/lifecycle.md).
+    live = set(v['uuid'] for dummy, v in pairs)
+    report['retention'] = retention.prune(ctx.state, live, opts.retention, project=project, check_mode=ctx.check_mode,
+                                          request_id=ctx.request_id)
+    ctx.warnings.extend('vm_reclaim: %s' % error for error in report['retention'].get('errors') or [])
     # Terminated without Cinder and never checked since: reported, finished by the first sweep that has Cinder.
     report['cinder_unchecked'] = [{'name': t.get('name'), 'uuid': t.get('uuid'), 'terminated_at': t.get('terminated_at')}
                                   for t in waiting]

@@ -159,11 +159,13 @@ class Runner(object):
         return [e for e in items if request_id is None or e.get('request_id') == request_id]
 
     def tombstone(self, domain_uuid):
-        path = os.path.join(self.state_dir, 'tombstones', '%s.json' % domain_uuid)
-        if not os.path.exists(path):
-            return None
-        with open(path) as handle:
-            return json.load(handle)
+        """The current tombstone (tombstones/pending/ or tombstones/finished/), or None."""
+        for sub in ('pending', 'finished'):
+            path = os.path.join(self.state_dir, 'tombstones', sub, '%s.json' % domain_uuid)
+            if os.path.exists(path):
+                with open(path) as handle:
+                    return json.load(handle)
+        return None
 
 
 class PlayResult(object):

@@ -214,9 +214,10 @@ def test_naming_a_terminated_domain_again_is_a_noop(conn, define, tmp_path):
 
 def test_a_tombstone_that_never_says_it_asked_cinder_is_not_finished():
     # vm_reclaim used to read a missing cinder_checked as checked, vm_terminate as unchecked: unchecked wins.
-    assert not tombstones.finished({'uuid': 'x', 'volumes_pending': []})
-    assert tombstones.finished({'uuid': 'x', 'volumes_pending': [], 'cinder_checked': True})
-    assert not tombstones.finished({'uuid': 'x', 'volumes_pending': [{'id': 'v'}], 'cinder_checked': True})
+    assert not tombstones.finished({'uuid': 'x', 'status': 'terminated', 'volumes_pending': []})
+    assert tombstones.finished({'uuid': 'x', 'status': 'terminated', 'volumes_pending': [], 'cinder_checked': True})
+    assert not tombstones.finished({'uuid': 'x', 'status': 'terminated', 'volumes_pending': [{'id': 'v'}],
+                                    'cinder_checked': True})
 
 
 def test_pending_volume_work_stays_in_the_tombstone_without_cinder(conn, define, tmp_path):
