@@ -209,8 +209,8 @@ def _held_elsewhere(bs, vol, attachment_ids, foreign_hosts):
         raise
     for legacy in volume.attachments or []:
         host = legacy.get('host_name')
-        if legacy.get('attachment_id') in attachment_ids and host and (host in foreign_hosts or
-                                                                        host.split('.')[0] in foreign_hosts):
+        ours = legacy.get('attachment_id') in attachment_ids
+        if ours and host and (host in foreign_hosts or host.split('.')[0] in foreign_hosts):
             return host
     return None
 

@@ -48,6 +48,26 @@ class Clock(object):
         self.tolerance = tolerance
         self.max_overdue = max_overdue
 
+    def plausible_overdue(self, interval):
+        """How long past reclaim_at a sweep may plausibly come for a domain kept ``interval`` seconds: 24 of its
+        retention intervals (but at least a day), and never more than max_overdue. None: the check is off."""
+        if not self.max_overdue:
+            return None
+        return min(self.max_overdue, max(OVERDUE_INTERVALS * max(interval, 0), OVERDUE_FLOOR))
+
+
+# A sweep later than this many retention intervals (or a day, whichever is longer) is taken for a clock jump.
+OVERDUE_INTERVALS = 24
+OVERDUE_FLOOR = 86400
+
+
+def _span(seconds):
+    seconds = int(seconds)
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
+        if seconds >= size:
+            return '%d%s' % (seconds // size, unit)
+    return '%ds' % seconds
+
 
 # No name or query: a sweep looks at every domain of the host (of one project, with project).
 ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, fleet.ARGS, retention.RETENTION_ARGS, ARGS)
@@ -108,10 +128,13 @@ def eligibility(view, clock, fleet_view=None):
         return SKIP, ('its deleted_at %s lies %ds in the future of this host\'s clock (tolerance %ds): one of the '
                       'clocks is wrong; never reclaimed until they agree' % (view['deleted_at'], ahead, clock.tolerance))
     overdue = (now - reclaim_at).total_seconds()
-    if clock.max_overdue and overdue > clock.max_overdue:
-        return SKIP, ('its reclaim_at %s passed %dd ago, more than max_overdue (%dd): this host\'s clock may have '
-                      'jumped forward; never reclaimed until the clock is checked (then run vm_reclaim with a larger '
-                      'max_overdue, or 0)' % (view['reclaim_at'], overdue // 86400, clock.max_overdue // 86400))
+    plausible = clock.plausible_overdue((reclaim_at - deleted_at).total_seconds())
+    if plausible is not None and overdue > plausible:
+        return SKIP, ('its reclaim_at %s passed %s ago, more than a sweep can plausibly be late for a retention of %s '
+                      '(at most %s): this host\'s clock may have jumped forward; never reclaimed until the clock is '
+                      'checked (then run vm_reclaim once with max_overdue 0)'
+                      % (view['reclaim_at'], _span(overdue), _span((reclaim_at - deleted_at).total_seconds()),
+                         _span(plausible)))
     if reclaim_at <= now:
         return DUE, None
     return KEPT, None

@@ -65,10 +65,11 @@ options:
     default: 300
   max_overdue:
     description:
-      - How long past its C(reclaim_at) a soft-deleted domain may plausibly be. A domain further overdue is taken as a
+      - The most a sweep may plausibly come after a domain's C(reclaim_at). A domain further overdue is taken as a
         sign that this host's clock jumped forward (a wrong RTC at boot, an NTP step) and is never reclaimed, only
-        reported in RV(skipped_domains), since reclaim cannot be undone. After checking the clock, run once with a
-        larger value, or V(0) to turn the check off.
+        reported in RV(skipped_domains), since reclaim cannot be undone.
+      - The limit for a domain is 24 of its own retention intervals (C(reclaim_at) minus C(deleted_at)), at least one
+        day, and never more than this option. After checking the clock, run once with V(0) to turn the check off.
       - Seconds or a duration string such as V(30d).
     type: raw
     default: 30d

@@ -397,3 +397,13 @@ def test_a_reclaim_at_implausibly_far_behind_is_never_reclaimed_until_the_operat
     assert 'clock may have jumped forward' in skipped['reason']
     outcome, dummy = run(reclaim, conn, tmp_path, max_overdue=0)
     assert [r['name'] for r in outcome['extra']['reclaimed']] == ['ancient']
+
+
+def test_a_sweep_two_days_late_for_an_hourly_retention_is_a_clock_jump_but_not_for_a_weekly_one():
+    clock = reclaim.Clock(NOW)
+    hourly = {'vm_state': 'soft_deleted', 'anomalies': [], 'task_state': None,
+              'deleted_at': _record.format_time(NOW - datetime.timedelta(hours=49)),
+              'reclaim_at': _record.format_time(NOW - datetime.timedelta(hours=48))}
+    assert reclaim.eligibility(hourly, clock)[0] == reclaim.SKIP
+    weekly = dict(hourly, deleted_at=_record.format_time(NOW - datetime.timedelta(days=9)))
+    assert reclaim.eligibility(weekly, clock)[0] == reclaim.DUE
