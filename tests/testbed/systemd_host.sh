@@ -96,12 +96,19 @@ copy_checkout() {
 install_collection() {
   local root=$1 runner=$2
   # /var/tmp: systemd-nspawn mounts a tmpfs over the host's /tmp.
-  copy_checkout "$root/var/tmp/deferred-libvirt-src"
+  local src=$root/var/tmp/deferred-libvirt-src sum
+  copy_checkout "$src"
+  sum=$(cd "$src" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  # Unchanged since the last install: a sweep running at boot keeps its files.
+  if [[ -f $root/opt/deferred-libvirt/source.sha256 && $(<"$root/opt/deferred-libvirt/source.sha256") == "$sum" ]]; then
+    rm -rf "$src"
+    return 0
+  fi
   $runner sh -c "cd /var/tmp && rm -f deferred-libvirt-*.tar.gz /opt/deferred-libvirt/deferred-libvirt-*.tar.gz &&
     $VENV/bin/ansible-galaxy collection build deferred-libvirt-src --output-path /var/tmp --force >/dev/null &&
     $VENV/bin/ansible-galaxy collection install deferred-libvirt-*.tar.gz -p /usr/share/ansible/collections --force >/dev/null &&
     mkdir -p /opt/deferred-libvirt && mv deferred-libvirt-*.tar.gz /opt/deferred-libvirt/ &&
-    rm -rf deferred-libvirt-src"
+    rm -rf deferred-libvirt-src && echo $sum >/opt/deferred-libvirt/source.sha256"
 }
 
 in_chroot() { chroot "$IMAGE.tmp" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
