@@ -47,8 +47,11 @@ HOST_PACKAGES=(debootstrap systemd-container)
 log() { echo "systemd_host: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# What the cached image depends on: this script and the Python requirements.
-recipe_hash() { cat "${BASH_SOURCE[0]}" "$ROOT/requirements.txt" | sha256sum | cut -d' ' -f1; }
+# What the cached image depends on: how it is built and the Python requirements.
+recipe_hash() {
+  { echo "$SUITE $IMAGE_PACKAGES $VENV"; declare -f configure_image seed_domains; cat "$ROOT/requirements.txt"; } |
+    sha256sum | cut -d' ' -f1
+}
 
 install_host_packages() {
   local missing=() p
@@ -153,6 +156,10 @@ configure_image() {
     ln -sf "$VENV/bin/$tool" "$root/usr/local/bin/$tool"
   done
   in_chroot "$VENV/bin/python" -c 'import ansible, jmespath, libvirt'
+
+  # Modules run on the host itself: no need to copy each one to a file first.
+  mkdir -p "$root/etc/ansible"
+  printf '[defaults]\nnocolor = True\n\n[connection]\npipelining = True\n' >"$root/etc/ansible/ansible.cfg"
 
   # The inventory of the host itself, as an operator's control node that is its own hypervisor.
   mkdir -p "$root/etc/deferred-libvirt"
