@@ -132,12 +132,14 @@ configure_image() {
   # A getty on the console is of no use to the tests.
   in_chroot systemctl mask console-getty.service >/dev/null 2>&1
   local bad
+  # shellcheck disable=SC2016 # dpkg-query's format, not the shell's
   bad=$(in_chroot dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 != "ii" {print $2}')
   [[ -z $bad ]] || die "packages left unconfigured in the image: $bad"
 
   # ansible-core and jmespath as requirements.txt pins them; libvirt from Debian (system site packages).
   local reqs
   reqs=$(grep -E '^(ansible-core|jmespath)' "$ROOT/requirements.txt")
+  # shellcheck disable=SC2116,SC2086 # one line
   log "installing into the image: $(echo $reqs)"
   # Wheels fetched by this machine's pip (its index and CA settings), installed offline in the image.
   local pip=$ROOT/.venv/bin/pip
