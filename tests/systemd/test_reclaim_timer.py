@@ -190,3 +190,29 @@ def test_absent_removes_everything_the_role_installed(host, timer, project):
     assert 'with exit code 2' in timer.log()
     again = timer.install(state='absent')
     assert recap_changed(again.stdout) == 0, again.stdout[-3000:]
+
+
+def test_a_sweep_longer_than_run_timeout_is_killed_and_fails_the_service(host, timer, project):
+    name = project + '-a'
+    uuids = host.soft_deleted(project, [name], '1s')
+    holder = 'hold-%s' % project
+    host.run('systemd-run --quiet --unit=%s flock /var/lib/deferred-libvirt/locks/%s.lock sleep 600'
+             % (holder, uuids[name]))
+    try:
+        timer.install(extra_vars={'reclaim_project': project, 'reclaim_lock_timeout': 300}, run_timeout=8,
+                      on_calendar=NEVER)
+        started = time.monotonic()
+        run = host.run('systemctl start %s' % timer.service, check=False)
+        took = time.monotonic() - started
+    finally:
+        host.run('systemctl stop %s' % holder)
+
+    assert run.returncode != 0 and took < 120, (took, run.stdout)
+    assert host.show(timer.service, 'Result') == 'exit-code'
+    assert host.show(timer.service, 'ExecMainStatus') == '124'
+    killed = '%s: the sweep ran longer than 8 s (reclaim_timer_run_timeout) and was killed' % timer.name
+    assert killed in timer.journal() and killed in timer.log()
+    assert 'with exit code 124' in timer.log()
+    # Its lock is free again: the next run is not turned away.
+    assert host.run('flock -n %s true' % timer.lock_file, check=False).returncode == 0
+    assert name in host.domains()
