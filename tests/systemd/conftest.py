@@ -138,4 +138,3 @@ def timer(host):
 @pytest.fixture
 def project():
     return 'p%s' % uuid.uuid4().hex[:8]
-
