@@ -56,18 +56,27 @@ class Host(object):
     def domains(self):
         return self.out('virsh -q -c qemu:///system list --all --name').split()
 
-    def soft_deleted(self, project, names, reclaim_interval):
-        """Define shut-off domains and soft-delete them with the collection's modules; returns their UUIDs."""
+    def define(self, names):
+        """Define shut-off domains (no disk); returns their UUIDs."""
         for name in names:
             xml = ("<domain type='qemu'><name>%s</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>"
                    "<os><type arch='x86_64'>hvm</type></os><features><acpi/></features></domain>" % name)
             self.write('/var/tmp/%s.xml' % name, xml)
             self.run('virsh -q -c qemu:///system define /var/tmp/%s.xml >/dev/null' % name)
-        self.playbook([{'hosts': 'hypervisors', 'gather_facts': False, 'tasks': [
+        return dict((n, self.out('virsh -q -c qemu:///system domuuid %s' % n)) for n in names)
+
+    def soft_delete_play(self, project, names, reclaim_interval):
+        """A play that gives the domains an owner and soft-deletes them with the collection's modules."""
+        return {'name': 'Soft delete %s' % ', '.join(names), 'hosts': 'hypervisors', 'gather_facts': False, 'tasks': [
             {'deferred.libvirt.vm_attributes': {'name': names, 'project': project}},
             {'deferred.libvirt.vm_soft_delete': {'name': names, 'reclaim_interval': reclaim_interval}},
-        ]}])
-        return dict((n, self.out('virsh -q -c qemu:///system domuuid %s' % n)) for n in names)
+        ]}
+
+    def soft_deleted(self, project, names, reclaim_interval):
+        """Define shut-off domains and soft-delete them; returns their UUIDs."""
+        uuids = self.define(names)
+        self.playbook([self.soft_delete_play(project, names, reclaim_interval)])
+        return uuids
 
     def show(self, unit, prop):
         return self.out('systemctl show --value -p %s %s' % (prop, unit))
@@ -107,12 +116,16 @@ class Timer(object):
         self.log_file = '/var/log/deferred-libvirt/%s.log' % name
         self.lock_file = '/run/lock/%s.lock' % name
 
-    def install(self, check=True, **role_vars):
+    def install(self, check=True, soft_delete=None, **role_vars):
+        """Apply the role; with soft_delete=(project, names, reclaim_interval) a play before it soft-deletes
+        those domains (one ansible-playbook run for both: each run costs seconds on a busy machine)."""
         role_vars = dict(('reclaim_timer_' + k, v) for k, v in role_vars.items())
         role_vars['reclaim_timer_name'] = self.name
-        play = {'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
-                'roles': [{'role': 'deferred.libvirt.reclaim_timer', 'vars': role_vars}]}
-        return self.host.playbook([play], check=check)
+        plays = [{'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
+                  'roles': [{'role': 'deferred.libvirt.reclaim_timer', 'vars': role_vars}]}]
+        if soft_delete:
+            plays.insert(0, self.host.soft_delete_play(*soft_delete))
+        return self.host.playbook(plays, check=check)
 
     def journal(self, boot=None):
         """What ``journalctl -u NAME.service`` shows (of one boot with ``boot``: 0 this one, -1 the one before)."""

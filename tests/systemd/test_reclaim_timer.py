@@ -62,9 +62,9 @@ def test_the_timer_fires_on_its_own_and_reclaims_only_expired_domains(host, time
 
 
 def test_the_output_of_a_run_is_in_the_journal_and_in_the_log_file(host, timer, project):
-    uuids = host.soft_deleted(project, [project + '-a'], '1s')
-    timer.install(extra_vars={'reclaim_project': project}, on_calendar=NEVER)
-    time.sleep(1.5)
+    uuids = host.define([project + '-a'])
+    timer.install(extra_vars={'reclaim_project': project}, on_calendar=NEVER,
+                  soft_delete=(project, [project + '-a'], '1s'))
 
     host.run('systemctl start %s' % timer.service)
 
@@ -123,11 +123,11 @@ def test_a_second_trigger_during_a_long_sweep_starts_no_second_run(host, timer, 
 
 
 def test_a_failed_sweep_leaves_the_service_failed_for_systemctl_failed(host, timer, project):
-    host.soft_deleted(project, [project + '-a'], '1s')
+    host.define([project + '-a'])
     # A hypervisor that does not answer: the sweep fails, as with libvirtd down.
     broken = 'qemu+unix:///system?socket=/run/libvirt/no-such-socket'
     timer.install(extra_vars={'reclaim_project': project, 'reclaim_uri': broken}, on_calendar='*:*:0/10',
-                  randomized_delay=0)
+                  randomized_delay=0, soft_delete=(project, [project + '-a'], '1s'))
 
     host.wait_for('the failed run', lambda: host.show(timer.service, 'Result') == 'exit-code', timeout=120)
 
