@@ -6,12 +6,13 @@
 #   1. installs and starts what the tests need (libvirtd + QEMU, the test
 #      guests' boot files, the Python environment, Cinder + RabbitMQ, a second
 #      hypervisor reached over SSH, chromium and promtool for the report),
-#   2. runs the unit tests, ansible-test sanity, ansible-lint, the
-#      integration tests against the real hypervisor and the real Cinder, and
-#      the reliability trials (fail points, libvirtd restarts, Cinder outages,
-#      a state_dir that cannot be written),
+#   2. runs the unit tests, ansible-test sanity, ansible-lint, the reclaim
+#      timer on a host with a real systemd as PID 1 (a systemd-nspawn container
+#      built with debootstrap, cached), the integration tests against the real
+#      hypervisor and the real Cinder, and the reliability trials (fail points,
+#      libvirtd restarts, Cinder outages, a state_dir that cannot be written),
 #   3. stops Cinder again.
-# Usage: scripts/test.sh [unit|sanity|lint|integration|reliability|races]...
+# Usage: scripts/test.sh [unit|sanity|lint|systemd|integration|reliability|races]...
 # The default is every stage but races: the 3 x 20 race trials take ~6 min
 # more (run them with "scripts/test.sh races", or all of it and the table in
 # docs/reliability.md with tests/reliability/report.py).
@@ -20,7 +21,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint integration reliability)
+[ ${#stages[@]} -gt 0 ] || stages=(unit sanity lint systemd integration reliability)
 want() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
@@ -46,6 +47,12 @@ fi
 if want lint; then
   step "ansible-lint (roles and playbooks)"
   ansible-lint roles playbooks
+fi
+if want systemd; then
+  # Builds the host's image on the first run (~4 min), boots it (~5 s); powered off again at the end.
+  step "reclaim timer under a real systemd (tests/testbed/systemd_host.sh)"
+  bash tests/testbed/systemd_host.sh up
+  run_pytest -q -rs -p no:cacheprovider tests/systemd
 fi
 if want integration || want reliability || want races; then
   step "test guests, Cinder, second hypervisor"

@@ -5,7 +5,8 @@ This machine has no systemd as PID 1, so the systemd units are checked with
 the cron path runs for real: the command of the cron entry is run exactly as
 cron runs it, and once the system's own cron daemon runs the sweep on its
 schedule. Every sweep is scoped to the test's project (an extra var baked into
-the timer's command) and uses the two-host fleet of fleet_support.py.
+the timer's command) and uses the two-host fleet of fleet_support.py. The
+systemd units running under a real systemd are tested in tests/systemd/.
 """
 
 import fcntl
