@@ -3,7 +3,7 @@
 Usage (through bench/run.sh, which sets up the hypervisor first):
   run.sh                      every benchmark, full sizes
   run.sh --quick              every benchmark, small sizes (a few minutes)
-  run.sh --only scale,fleet   some of them (names or numbers 1-5)
+  run.sh --only scale,fleet   some of them (names or numbers 1-7)
   run.sh --sizes scale=100,200 --sizes bulk=1,8
   run.sh --reps 3             repeat each timed case, report the median
   run.sh --json out.json      also write the rows and the machine description
@@ -21,11 +21,14 @@ import traceback
 import lib
 import b_bulk
 import b_cinder
+import b_control
 import b_fleet
 import b_overhead
+import b_peer
 import b_scale
 
-BENCHMARKS = [('bulk', b_bulk), ('overhead', b_overhead), ('scale', b_scale), ('cinder', b_cinder), ('fleet', b_fleet)]
+BENCHMARKS = [('bulk', b_bulk), ('overhead', b_overhead), ('scale', b_scale), ('cinder', b_cinder), ('fleet', b_fleet),
+              ('peer', b_peer), ('control', b_control)]
 
 
 def machine():
@@ -97,7 +100,7 @@ def parse_sizes(items):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='small sizes, for a quick look')
-    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet (or 1-5)')
+    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet, peer, control (or 1-7)')
     parser.add_argument('--sizes', action='append', help='NAME=a,b,c: the sizes of one benchmark')
     parser.add_argument('--reps', type=int, default=None,
                         help='repetitions of each timed case (median); default 3 (7 for overhead), 1 with --quick')
@@ -109,7 +112,7 @@ def main(argv=None):
     for index, (name, mod) in enumerate(BENCHMARKS, 1):
         if not wanted or name in wanted or str(index) in wanted:
             chosen.append((name, mod))
-    unknown = set(wanted) - set(n for n, _ in BENCHMARKS) - set(str(i) for i in range(1, 6))
+    unknown = set(wanted) - set(n for n, _ in BENCHMARKS) - set(str(i) for i in range(1, len(BENCHMARKS) + 1))
     if unknown:
         parser.error('unknown benchmark(s): %s' % ', '.join(sorted(unknown)))
     sizes = parse_sizes(args.sizes)
