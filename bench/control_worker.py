@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One controller-side filter over a synthetic fleet, in a process of its own (for benchmark 7, b_control.py).
 
-Usage: python control_worker.py FILTER HOSTS DOMAINS TEMPLATES.json COLLECTIONS REPS
+Usage: python control_worker.py FILTER[,FILTER...] HOSTS DOMAINS TEMPLATES.json COLLECTIONS REPS
 
 Builds HOSTS hosts' results from the real vm_info and vm_reclaim results in
 TEMPLATES.json (each host's result goes through json.loads, as Ansible
 receives a module's result, so no two hosts share objects), then times REPS
-calls of FILTER and prints one JSON line: the median seconds, the resident
-set before the first call (the inputs), and the process's peak (VmHWM).
+calls of each FILTER, printing a JSON line for each: the median seconds,
+the resident set before its first call (the inputs), and the process's
+peak during its calls (VmHWM, reset before them through clear_refs).
 """
 
 import copy
@@ -83,45 +84,45 @@ def reclaim_result(template, host_index, domains, now):
 
 
 def main():
-    name, hosts, domains, templates, collections, reps = sys.argv[1:7]
+    names_arg, hosts, domains, templates, collections, reps = sys.argv[1:7]
     hosts, domains, reps = int(hosts), int(domains), int(reps)
     sys.path.insert(0, collections)
     from ansible_collections.deferred.libvirt.plugins.filter import fleet
     with open(templates) as handle:
         template = json.load(handle)
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    names = ['hv%04d' % h for h in range(hosts)]
-    if name == 'reclaim_summary':
-        hostvars = dict((h, {'reclaim_result': reclaim_result(template, i, domains, now)}) for i, h in enumerate(names))
-        call = lambda: fleet.reclaim_summary(hostvars, names)  # noqa: E731
-    else:
+    hostnames = ['hv%04d' % h for h in range(hosts)]
+    calls = []
+    wanted = names_arg.split(',')
+    if 'reclaim_summary' in wanted:
+        results = dict((h, {'reclaim_result': reclaim_result(template, i, domains, now)})
+                       for i, h in enumerate(hostnames))
+        calls.append(('reclaim_summary', lambda: fleet.reclaim_summary(results, hostnames)))
+    if set(wanted) & set(('fleet_state', 'fleet_locate', 'quota_check')):
         hostvars = dict((h, {'state_facts_vm_info': vm_info_result(template, i, domains, now)})
-                        for i, h in enumerate(names))
-        if name == 'fleet_state':
-            call = lambda: fleet.fleet_state(hostvars, names)  # noqa: E731
-        else:
-            fact = fleet.fleet_state(hostvars, names)
-            # A restore batch of 100 soft-deleted domains spread over the fleet, named as an operator names them.
-            batch = [t['name'] for t in fact['trash'][::max(1, len(fact['trash']) // 100)]][:100]
-            limits = {'default': {'instances': -1, 'cores': -1, 'ram_mb': -1}}
-            if name == 'fleet_locate':
-                call = lambda: fleet.fleet_locate(fact, batch)  # noqa: E731
-            elif name == 'quota_check':
-                call = lambda: fleet.quota_check(fact, limits, batch)  # noqa: E731
-            else:
-                raise SystemExit('unknown filter %s' % name)
-    # The peak so far is the inputs' (and, for the quota role's filters, the fleet fact's): start it again.
-    with open('/proc/self/clear_refs', 'w') as handle:
-        handle.write('5')
-    inputs = _status('VmRSS')
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        out = call()
-        times.append(time.perf_counter() - t0)
-        del out
-    print(json.dumps({'filter': name, 'hosts': hosts, 'records': hosts * domains, 'seconds': statistics.median(times),
-                      'inputs_mb': inputs, 'peak_mb': _status('VmHWM')}))
+                        for i, h in enumerate(hostnames))
+        fact = fleet.fleet_state(hostvars, hostnames)
+        # A restore batch of 100 soft-deleted domains spread over the fleet, named as an operator names them.
+        batch = [t['name'] for t in fact['trash'][::max(1, len(fact['trash']) // 100)]][:100]
+        limits = {'default': {'instances': -1, 'cores': -1, 'ram_mb': -1}}
+        calls += [('fleet_state', lambda: fleet.fleet_state(hostvars, hostnames)),
+                  ('fleet_locate', lambda: fleet.fleet_locate(fact, batch)),
+                  ('quota_check', lambda: fleet.quota_check(fact, limits, batch))]
+    for name, call in calls:
+        if name not in wanted:
+            continue
+        # The peak so far is the inputs' (and the fleet fact's, which the quota role's filters read): start it again.
+        with open('/proc/self/clear_refs', 'w') as handle:
+            handle.write('5')
+        inputs = _status('VmRSS')
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            out = call()
+            times.append(time.perf_counter() - t0)
+            del out
+        print(json.dumps({'filter': name, 'hosts': hosts, 'records': hosts * domains,
+                          'seconds': statistics.median(times), 'inputs_mb': inputs, 'peak_mb': _status('VmHWM')}))
 
 
 if __name__ == '__main__':
