@@ -17,9 +17,9 @@ default pool's directory, and runs the three jobs on them with one tool;
 the two tools alternate (ours first in even repetitions, the peer first in
 odd ones), so both see the same host load. A job's time is the whole
 playbook from its first task's start to its last result (ansible-playbook's
-start-up, the same for both, left out). After the timed repetitions of the
-largest N, one more cycle per tool runs with bench/counting on PYTHONPATH to
-count the libvirt calls of every module process.
+start-up, the same for both, left out). The last repetition runs with
+bench/counting on PYTHONPATH, which counts the libvirt calls of every module
+process (about a microsecond a call, on both sides alike).
 """
 
 import json
@@ -92,7 +92,7 @@ def _check_state(names, wanted):
 
 
 def _cycle(tool, names, state_dir, counting=None):
-    """Boot the guests, then soft delete, restore, terminate them with ``tool``; {job: seconds or counts}."""
+    """Boot the guests, then soft delete, restore, terminate them with ``tool``: {job: seconds, 'counts': ...}."""
     _boot(names)
     out = {}
     for job, after in zip(JOBS, (5, 1, None)):
@@ -103,15 +103,14 @@ def _cycle(tool, names, state_dir, counting=None):
         else:
             _check_state(names, after)
         if counting:
-            out[job] = lib.read_counts(os.path.join(counting, tool, job))
-        else:
-            out[job] = play.play_seconds()
-            if tool == 'ours' and job == 'soft_delete':
-                inst = play.result(0)['instances']
-                out['clean'] = all(i.get('clean_shutdown') for i in inst)
-            if tool == 'peer' and job == 'soft_delete':
-                out['clean'] = not any(r.get('changed') for t in play.tasks()[2:] for r in t['hosts'].values()
-                                       if not r.get('skipped'))
+            out.setdefault('counts', {})[job] = lib.read_counts(os.path.join(counting, tool, job))
+        out[job] = play.play_seconds()
+        if tool == 'ours' and job == 'soft_delete':
+            inst = play.result(0)['instances']
+            out['clean'] = all(i.get('clean_shutdown') for i in inst)
+        if tool == 'peer' and job == 'soft_delete':
+            out['clean'] = not any(r.get('changed') for t in play.tasks()[2:] for r in t['hosts'].values()
+                                   if not r.get('skipped'))
     return out
 
 
@@ -124,17 +123,16 @@ def run(sizes, reps=2):
         for n in sizes:
             for rep in range(reps):
                 order = ('ours', 'peer') if rep % 2 == 0 else ('peer', 'ours')
+                # The last repetition also counts the libvirt calls (a microsecond a call, on both sides alike).
+                counting = os.path.join(lib.BUILD, 'counts-peer') if rep == reps - 1 else None
                 for tool in order:
                     names = ['%s%s%d-%d-%d' % (prefix, tool[0], n, rep, i) for i in range(n)]
                     lib.log('peer: %s, N=%d, repetition %d' % (tool, n, rep + 1))
-                    timed.setdefault((tool, n), []).append(_cycle(tool, names, state_dir))
+                    cycle = _cycle(tool, names, state_dir, counting)
+                    timed.setdefault((tool, n), []).append(cycle)
+                    if counting:
+                        counted[(tool, n)] = cycle['counts']
                     lib.cleanup(prefix)
-            # Counted at the largest N only: per guest, the fixed calls of a run weigh least there.
-            for tool in ('ours', 'peer') if n == max(sizes) else ():
-                names = ['%s%s%d-c-%d' % (prefix, tool[0], n, i) for i in range(n)]
-                lib.log('peer: %s, N=%d, counting libvirt calls' % (tool, n))
-                counted[(tool, n)] = _cycle(tool, names, state_dir, counting=os.path.join(lib.BUILD, 'counts-peer'))
-                lib.cleanup(prefix)
     finally:
         lib.cleanup(prefix)
         for name in os.listdir(IMAGES):
@@ -161,7 +159,7 @@ def rows(timed, counted, sizes, reps):
                 clean = [c['clean'] for t in ('ours', 'peer') for c in timed[(t, n)]]
                 if not all(clean):
                     note.append('a guest needed destroy')
-            if ('ours', n) in counted:
+            if ('ours', n) in counted and ('peer', n) in counted:
                 o_rpc, _, o_calls = counted[('ours', n)][job]
                 p_rpc, _, p_calls = counted[('peer', n)][job]
                 note.append('libvirt RPCs per guest: ours %.1f (%s), peer %.1f (%s)' % (
