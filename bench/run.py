@@ -1,9 +1,9 @@
-"""Run the benchmarks of issue 8 on the local hypervisor and print one table.
+"""Run the benchmarks on the local hypervisor and print one table.
 
 Usage (through bench/run.sh, which sets up the hypervisor first):
   run.sh                      every benchmark, full sizes
   run.sh --quick              every benchmark, small sizes (a few minutes)
-  run.sh --only scale,fleet   some of them (names or numbers 1-7)
+  run.sh --only scale,peer    some of them (names or numbers 1-7)
   run.sh --sizes scale=100,200 --sizes bulk=1,8
   run.sh --reps 3             repeat each timed case, report the median
   run.sh --json out.json      also write the rows and the machine description
@@ -103,7 +103,8 @@ def main(argv=None):
     parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet, peer, control (or 1-7)')
     parser.add_argument('--sizes', action='append', help='NAME=a,b,c: the sizes of one benchmark')
     parser.add_argument('--reps', type=int, default=None,
-                        help='repetitions of each timed case (median); default 3 (7 for overhead), 1 with --quick')
+                        help='repetitions of each timed case (median); default 3 (5 for overhead, 2 for bulk, '
+                             'fleet and peer), 1 with --quick')
     parser.add_argument('--json', help='also write the results here')
     args = parser.parse_args(argv)
 
