@@ -32,6 +32,8 @@ PROJECT = 'be4c0000be4c4000800000000000be4c'
 CONNECTOR = {'host': 'bench', 'initiator': 'iqn.2024-01.bench:x', 'ip': '127.0.0.1', 'platform': 'x86_64',
              'os_type': 'linux', 'multipath': False}
 POLL = 0.05
+# Settling 16 volumes of one domain within this many times one (issued together, then waited for together).
+TARGET_SETTLE = 2.0
 
 
 def cinder_ready():
@@ -206,4 +208,14 @@ def rows(measured, sizes, reps):
                 lib.fmt_s(m['module']), lib.fmt_s(m['task']), per),
             'Cinder: detach %.2f + delete %.2f = %.2f s per volume' % (m['detach'], m['delete'], own),
             '%.1fx Cinder' % (per / own), '', 'info', note))
+    first, last = min(sizes), max(sizes)
+    if last > first:
+        settle = dict((k, measured[k]['module'] - base['module']) for k in (first, last))
+        ratio = settle[last] / settle[first]
+        out.append(lib.Row(
+            NAME, 'settling %d volumes against %d' % (last, first),
+            '%d: %s' % (last, lib.fmt_s(settle[last])), '%d: %s' % (first, lib.fmt_s(settle[first])),
+            '%.1fx' % ratio, '<= %.0fx' % TARGET_SETTLE, lib.verdict(ratio <= TARGET_SETTLE),
+            'settling = terminate with K volumes - terminate with none, in module' +
+            ('; the volumes of one domain are settled one after the other' if ratio > last / 2.0 else '')))
     return out

@@ -33,6 +33,7 @@ import lib
 NAME = '5 fleet'
 SIZES = {'full': [2, 8, 32], 'quick': [2, 8]}
 DOMAINS_PER_HOST = 3
+REPS = 2
 PLAYBOOK = os.path.join(lib.ROOT, 'playbooks', 'reclaim.yml')
 
 

@@ -21,7 +21,7 @@ import lib
 NAME = '2 overhead vs limit'
 SIZES = {'full': [1], 'quick': [1]}
 # The guest's own shutdown varies by +-0.3 s from one time to the next under TCG: a median needs a few samples.
-REPS = 7
+REPS = 5
 TARGET = 0.5
 POLL = 0.05
 # Seconds a guest idles after its ready line before each measured shutdown (the boot's tail settles).

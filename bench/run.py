@@ -1,9 +1,9 @@
-"""Run the benchmarks of issue 8 on the local hypervisor and print one table.
+"""Run the benchmarks on the local hypervisor and print one table.
 
 Usage (through bench/run.sh, which sets up the hypervisor first):
   run.sh                      every benchmark, full sizes
   run.sh --quick              every benchmark, small sizes (a few minutes)
-  run.sh --only scale,fleet   some of them (names or numbers 1-5)
+  run.sh --only scale,peer    some of them (names or numbers 1-7)
   run.sh --sizes scale=100,200 --sizes bulk=1,8
   run.sh --reps 3             repeat each timed case, report the median
   run.sh --json out.json      also write the rows and the machine description
@@ -21,13 +21,15 @@ import traceback
 import lib
 import b_bulk
 import b_cinder
+import b_control
 import b_fleet
 import b_overhead
+import b_peer
 import b_scale
 import b_tombstones
 
 BENCHMARKS = [('bulk', b_bulk), ('overhead', b_overhead), ('scale', b_scale), ('cinder', b_cinder), ('fleet', b_fleet),
-              ('tombstones', b_tombstones)]
+              ('peer', b_peer), ('control', b_control), ('tombstones', b_tombstones)]
 
 
 def machine():
@@ -99,10 +101,11 @@ def parse_sizes(items):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='small sizes, for a quick look')
-    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet, tombstones (or 1-6)')
+    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet, peer, control, tombstones (or 1-8)')
     parser.add_argument('--sizes', action='append', help='NAME=a,b,c: the sizes of one benchmark')
     parser.add_argument('--reps', type=int, default=None,
-                        help='repetitions of each timed case (median); default 3 (7 for overhead), 1 with --quick')
+                        help='repetitions of each timed case (median); default 3 (5 for overhead, 2 for bulk, '
+                             'fleet and peer), 1 with --quick')
     parser.add_argument('--json', help='also write the results here')
     args = parser.parse_args(argv)
 

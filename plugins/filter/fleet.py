@@ -18,6 +18,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import functools
+import gc
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -32,6 +34,27 @@ INSTANCE_KEYS = ('name', 'uuid', 'project', 'user', 'vm_state', 'task_state', 'p
                  'deleted_at', 'reclaim_at', 'terminated_at', 'locked', 'protected', 'managed', 'anomalies',
                  'metadata_error')
 RESOURCES = _quota.RESOURCES
+
+
+def _without_gc_pauses(fn):
+    """Run ``fn`` with the cyclic garbage collector paused (and restored after, as it was).
+
+    Over a large fleet the inputs are millions of objects, and each full
+    collection that the filter's own allocations trigger walks all of them:
+    at 1,000 hosts x 50 domains that was 60% of fleet_state's time and 90% of
+    fleet_locate's (bench/, control node). The filters make no reference
+    cycles; what they drop is freed by reference counting as usual.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+    return wrapper
 
 
 def _now(now=None):
@@ -67,6 +90,7 @@ def _expires_in(reclaim_at, now):
         return None
 
 
+@_without_gc_pauses
 def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None):
     """The fleet fact: per host and per project, instances, usage and trash, from each host's vm_info result.
 
@@ -77,6 +101,7 @@ def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None):
     now = _now(now)
     fleet = {'gathered_at': _record.format_time(now), 'hosts': {}, 'projects': {}, 'usage': {}, 'trash': [],
              'instances': [], 'anomalies': [], 'missing': {}}
+    project_hosts = {}
     for host in hosts or []:
         host = to_text(host)
         result = _host_vars(hostvars, host).get(result_var)
@@ -118,7 +143,10 @@ def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None):
                     'instances': 0, 'vm_states': {}, 'usage': dict((r, 0) for r in RESOURCES), 'trash': [], 'hosts': []})
                 proj['instances'] += 1
                 proj['vm_states'][state] = proj['vm_states'].get(state, 0) + 1
-                if host not in proj['hosts']:
+                # A set beside the list: a project on many hosts made this a scan per domain.
+                seen = project_hosts.setdefault(project, set())
+                if host not in seen:
+                    seen.add(host)
                     proj['hosts'].append(host)
                 if state == 'soft_deleted':
                     proj['trash'].append(trash)
@@ -197,6 +225,7 @@ def _trash_order(item):
     return (item.get('reclaim_at') or '', item.get('host') or '', item.get('name') or '')
 
 
+@_without_gc_pauses
 def fleet_locate(fleet, names, project=None):
     """Find each named domain (name or UUID) in the fleet; returns {'by_host': {host: [uuid]}, 'instances': [...]}.
 
@@ -208,10 +237,17 @@ def fleet_locate(fleet, names, project=None):
     if not wanted:
         raise AnsibleFilterError('no domain named: give names (a list, or a comma-separated string) of domains or UUIDs')
     instances = fleet.get('instances') or []
+    # One pass over the fleet, then a look-up per name: a scan per name grows with names x domains.
+    by_name, by_uuid = {}, {}
+    for index, item in enumerate(instances):
+        by_name.setdefault(item.get('name'), []).append(index)
+        by_uuid.setdefault((item.get('uuid') or '').lower(), []).append(index)
     found, missing, ambiguous, foreign = [], [], [], []
     seen = set()
     for key in wanted:
-        matches = [i for i in instances if i.get('name') == key or (i.get('uuid') or '').lower() == key.lower()]
+        # In fleet order, each domain once (its name may also be another's UUID).
+        hits = sorted(set(by_name.get(key, ())) | set(by_uuid.get(key.lower(), ())))
+        matches = [instances[i] for i in hits]
         if not matches:
             missing.append(key)
             continue
@@ -250,6 +286,7 @@ def _complete(fleet):
                                  'changed' % '; '.join('%s: %s' % (h, missing[h]) for h in sorted(missing)))
 
 
+@_without_gc_pauses
 def quota_check(fleet, limits, names, project=None):
     """Check restoring the named domains against per-project ``limits`` with fleet usage (soft-deleted excluded).
 
@@ -288,6 +325,7 @@ def quota_check(fleet, limits, names, project=None):
     }
 
 
+@_without_gc_pauses
 def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=False):
     """One summary of a reclaim run over many hosts from each host's vm_reclaim result."""
     summary = {'totals': dict((k, 0) for k in ('reclaimed', 'failed', 'skipped', 'kept', 'pending', 'finished')),
