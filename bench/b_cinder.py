@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """4. Terminate with Cinder volumes: K volumes on one domain, cost per volume against Cinder's own delete time.
 
 For each K (and K=0, the fixed cost), a shut-off domain gets K real Cinder

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """5. Fleet: the reclaim sweep over H inventory hosts with Ansible's default forks (5).
 
 The hosts all reach the local hypervisor (ansible_connection=local), each

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """2. Overhead against the physical limit: the module's soft delete and restore of one ACPI guest,
 against the same guest's own shutdown and start done with plain libvirt.
 

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Run the benchmarks of issue 8 on the local hypervisor and print one table.
 
 Usage (through bench/run.sh, which sets up the hypervisor first):

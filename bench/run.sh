@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Benchmarks of the collection on the local hypervisor; prints one table.
 #   bash bench/run.sh            all five, full sizes (about half an hour on 2 cores)
 #   bash bench/run.sh --quick    all five, small sizes

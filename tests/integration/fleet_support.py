@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A fleet of two hypervisors for the fleet and timer tests: hv1 is the main test hypervisor (qemu:///system,
 reached with the local connection), hv2 the second, independent libvirtd of tests/testbed/fleet.sh, reached over
 SSH on loopback as production playbooks reach their hosts."""

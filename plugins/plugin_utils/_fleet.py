@@ -330,13 +330,3 @@ def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=Fal
     summary['lines'] = lines
     summary['ok'] = not summary['failed'] and not summary['not_swept']
     return summary
-
-
-class FilterModule(object):
-    def filters(self):
-        return {
-            'fleet_state': fleet_state,
-            'fleet_locate': fleet_locate,
-            'quota_check': quota_check,
-            'reclaim_summary': reclaim_summary,
-        }
