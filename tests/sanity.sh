@@ -126,6 +126,8 @@ PY
 # ansible-test lists content with git from the collection root upwards; a
 # repository of its own keeps the outer one (whose .gitignore hides build/) out.
 git -C "$dest" init --quiet
+# ansible-test writes its own virtual environments under tests/output: not part of the collection.
+echo 'tests/output/' >> "$dest/.git/info/exclude"
 
 cd "$dest"
 exec "$venv/bin/ansible-test" sanity --venv --requirements --python "$pyver" --color no "$@"
