@@ -93,7 +93,7 @@ def run(sizes, reps=1):
                 reclaimed = sum(len(res.get('reclaimed') or []) for res in result.tasks()[index]['hosts'].values())
                 if reclaimed != size:
                     raise RuntimeError('fleet of %d hosts reclaimed %d domains, expected one per host' % (size, reclaimed))
-                per_host = [result.task_seconds(index, host) for host, _ in hosts]
+                per_host = [result.task_seconds(index, host) for host, dummy in hosts]
                 runs.append({'wall': result.seconds, 'slowest': max(per_host), 'fastest': min(per_host),
                              'rss': result.maxrss_mb})
                 lib.cleanup('%sh%d-r%d-' % (base, size, rep))

@@ -113,11 +113,11 @@ def run(sizes, reps=3):
             args = {'uri': lib.URI, 'state_dir': state_dir}
             r = {}
             _module('vm_info', args)  # warm-up: byte-compiles the installed collection
-            runs = [_module('vm_info', args) for _ in range(reps)]
-            r['info'] = lib.median([p.seconds for p, _ in runs])
-            r['info_rss'] = max(p.maxrss_mb for p, _ in runs)
+            runs = [_module('vm_info', args) for dummy in range(reps)]
+            r['info'] = lib.median([p.seconds for p, dummy in runs])
+            r['info_rss'] = max(p.maxrss_mb for p, dummy in runs)
             r['info_count'] = len(runs[0][1]['instances'])
-            adhoc = [_adhoc_info(state_dir) for _ in range(reps)]
+            adhoc = [_adhoc_info(state_dir) for dummy in range(reps)]
             r['adhoc'] = lib.median([p.seconds for p in adhoc])
             r['adhoc_rss'] = max(p.maxrss_mb for p in adhoc)
             lib.log('scale: N=%d vm_info %.2f s, ad hoc %.2f s; virsh loop' % (n, r['info'], r['adhoc']))
@@ -126,17 +126,17 @@ def run(sizes, reps=3):
             r['virsh_check'], r['virsh_check_rss'] = sweep.seconds, sweep.maxrss_mb
             define(prefix, project, soft, soft, expired=True)
             reclaim_args = dict(args, project=project)
-            runs = [_module('vm_reclaim', reclaim_args, check=True) for _ in range(reps)]
-            r['check'] = lib.median([p.seconds for p, _ in runs])
-            r['check_rss'] = max(p.maxrss_mb for p, _ in runs)
+            runs = [_module('vm_reclaim', reclaim_args, check=True) for dummy in range(reps)]
+            r['check'] = lib.median([p.seconds for p, dummy in runs])
+            r['check_rss'] = max(p.maxrss_mb for p, dummy in runs)
             r['check_due'] = len(runs[0][1]['reclaimed'])
             real = []
             for rep in range(reps):
                 if rep:
                     define(prefix, project, soft, soft, expired=True)  # the ones the last run reclaimed
                 real.append(_module('vm_reclaim', reclaim_args))
-            r['real'] = lib.median([p.seconds for p, _ in real])
-            r['real_rss'] = max(p.maxrss_mb for p, _ in real)
+            r['real'] = lib.median([p.seconds for p, dummy in real])
+            r['real_rss'] = max(p.maxrss_mb for p, dummy in real)
             r['real_done'] = len(real[-1][1]['reclaimed'])
             define(prefix, project, soft, soft, expired=True)
             sweep = _sweep('real', prefix)

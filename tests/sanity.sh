@@ -27,7 +27,9 @@ esac
 python=${PYTHON:-}
 if [ -z "$python" ]; then
   # pyenv's own binary rather than its shim: ansible-test builds virtual environments from it.
-  python=$(ls "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$pyver".*/bin/"python$pyver" 2>/dev/null | tail -1 || true)
+  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$pyver".*/bin/"python$pyver"; do
+    if [ -x "$candidate" ]; then python=$candidate; fi
+  done
   [ -n "$python" ] || python=$(command -v "python$pyver" || true)
 fi
 [ -x "$python" ] || { echo "python$pyver not found (on PATH or under pyenv's versions)" >&2; exit 1; }
