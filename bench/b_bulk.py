@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """1. Bulk soft delete: N ACPI guests in one vm_soft_delete call, against one task per guest in a loop.
 
 Each case boots N fresh guests (they are running and their acpid listens),

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """3. Scale: vm_info and vm_reclaim on a host with N defined, shut-off domains, against a virsh shell loop.
 
 The domains are defined from Python with minimal XML (no disks, never

@@ -87,7 +87,7 @@ def main():
     names_arg, hosts, domains, templates, collections, reps = sys.argv[1:7]
     hosts, domains, reps = int(hosts), int(domains), int(reps)
     sys.path.insert(0, collections)
-    from ansible_collections.deferred.libvirt.plugins.filter import fleet
+    from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet as fleet
     with open(templates) as handle:
         template = json.load(handle)
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """What every benchmark shares: the installed collection, ansible runs with timings, guests, measurements, rows.
 
 Times are wall-clock seconds from time.monotonic() (or the callback's

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Run the benchmarks on the local hypervisor and print one table.
 
 Usage (through bench/run.sh, which sets up the hypervisor first):
@@ -42,7 +44,7 @@ def machine():
         info['cpu'] = 'unknown'
     with open('/proc/meminfo') as handle:
         info['memory_gib'] = round(int(handle.readline().split()[1]) / 1048576.0, 1)
-    out = subprocess.run(['virsh', '-c', lib.URI, 'version'], capture_output=True, text=True).stdout
+    out = subprocess.run(['virsh', '-c', lib.URI, 'version'], capture_output=True, text=True, check=False).stdout
     for line in out.splitlines():
         if 'library' in line:
             info['libvirt'] = line.split(':', 1)[1].split()[-1]
@@ -52,7 +54,7 @@ def machine():
     info['load_before'] = os.getloadavg()
     # The host may be shared: say how busy it was (other users' running guests, load average).
     try:
-        names = subprocess.run(['virsh', '-c', lib.URI, 'list', '--name'], capture_output=True, text=True).stdout.split()
+        names = subprocess.run(['virsh', '-c', lib.URI, 'list', '--name'], capture_output=True, text=True, check=False).stdout.split()
         info['other_running_domains'] = len([n for n in names if not n.startswith('bench-')])
     except OSError:
         info['other_running_domains'] = None
@@ -63,9 +65,9 @@ def wait_for_services(cinder_too, timeout=300):
     """Other users of the host restart libvirtd and Cinder in their tests: wait until they answer again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        hv = subprocess.run(['virsh', '-c', lib.URI, 'version'], capture_output=True).returncode == 0
+        hv = subprocess.run(['virsh', '-c', lib.URI, 'version'], capture_output=True, check=False).returncode == 0
         cinder = not cinder_too or subprocess.run(
-            ['bash', os.path.join(lib.ROOT, 'tests', 'testbed', 'cinder.sh'), 'status'], capture_output=True).returncode == 0
+            ['bash', os.path.join(lib.ROOT, 'tests', 'testbed', 'cinder.sh'), 'status'], capture_output=True, check=False).returncode == 0
         if hv and cinder:
             time.sleep(15)  # a restart often comes in a series (fault tests): let it settle
             return
@@ -93,7 +95,7 @@ def run_one(mod, sizes, reps, tries=3):
 def parse_sizes(items):
     sizes = {}
     for item in items or []:
-        name, _, values = item.partition('=')
+        name, dummy, values = item.partition('=')
         sizes[name.strip()] = [int(v) for v in values.split(',') if v.strip()]
     return sizes
 
@@ -114,7 +116,7 @@ def main(argv=None):
     for index, (name, mod) in enumerate(BENCHMARKS, 1):
         if not wanted or name in wanted or str(index) in wanted:
             chosen.append((name, mod))
-    unknown = set(wanted) - set(n for n, _ in BENCHMARKS) - set(str(i) for i in range(1, len(BENCHMARKS) + 1))
+    unknown = set(wanted) - set(n for n, dummy in BENCHMARKS) - set(str(i) for i in range(1, len(BENCHMARKS) + 1))
     if unknown:
         parser.error('unknown benchmark(s): %s' % ', '.join(sorted(unknown)))
     sizes = parse_sizes(args.sizes)

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Integration tests: real ansible-playbook against the real libvirtd with real QEMU guests.
 
 The collection is built with ``ansible-galaxy collection build`` and installed

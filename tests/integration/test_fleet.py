@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The roles and playbooks over a fleet of two independent hypervisors, one reached over SSH.
 
 hv1 is the main test hypervisor (local connection), hv2 the second libvirtd of

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The reclaim_timer role: what it installs, and that what it installs really sweeps the fleet.
 
 This machine has no systemd as PID 1, so the systemd units are checked with

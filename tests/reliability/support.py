@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """What the reliability, security and bad-input tests share.
 
 - an independent reader of the lifecycle record (plain ElementTree over the

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A state_dir that cannot be written: every operation refuses before it changes any domain.
 
 The full and read-only cases use a tiny tmpfs mounted for the test (the

@@ -2,7 +2,9 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The trash report, its page and its metrics, and the sweep's record, metrics and warning, on the control node.
+"""The report filters' code: the trash report, its page and its metrics, and the sweep's record, metrics and warning.
+
+Each filter has its own file in plugins/filter/ (its documentation and entry point).
 
 trash_report builds the report data from every host's vm_info (with
 include_deleted) and last_sweep.json; trash_report_html and trash_report_metrics
@@ -94,17 +96,3 @@ def reclaim_warning(hostvars, hosts, record_var='reclaim_sweep', window=None, no
         if record:
             sweeps[str(host)] = record
     return _report.warning_payload(sweeps, generated_at=now, window=window)
-
-
-class FilterModule(object):
-    def filters(self):
-        return {
-            'trash_report': trash_report,
-            'trash_report_html': trash_report_html,
-            'trash_report_metrics': trash_report_metrics,
-            'reclaim_sweep_record': reclaim_sweep_record,
-            'reclaim_sweep_metrics': reclaim_sweep_metrics,
-            'reclaim_sweep_line': reclaim_sweep_line,
-            'reclaim_warning': reclaim_warning,
-            'reclaim_warning_line': reclaim_warning_line,
-        }

@@ -576,15 +576,3 @@ def fleet_index_for(index, host):
     return {'host': host, 'hypervisor': entry['hypervisor'], 'complete': entry['complete'],
             'missing': sorted(index.get('missing') or {}), 'stale': entry['stale'], 'shared_disks': entry['shared_disks'],
             'hypervisors': hypervisors}
-
-
-class FilterModule(object):
-    def filters(self):
-        return {
-            'fleet_state': fleet_state,
-            'fleet_locate': fleet_locate,
-            'quota_check': quota_check,
-            'reclaim_summary': reclaim_summary,
-            'fleet_index': fleet_index,
-            'fleet_index_for': fleet_index_for,
-        }
