@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Rule 11 on the real hypervisor: a sweep whose clock has jumped forward (libfaketime under the whole
 ansible-playbook run, as a wrong RTC at boot or an NTP step would) reclaims nothing early."""
 

@@ -12,7 +12,7 @@ import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPDX = 'SPDX-License-Identifier: GPL-3.0-or-later'
-# Files that cannot carry a comment (JSON, the licence itself) or that a tool writes (antsibull-changelog).
+# Files that cannot carry a comment (JSON, images, the licence itself) or that a tool writes (antsibull-changelog).
 EXEMPT = {'COPYING', 'CHANGELOG.rst', 'changelogs/changelog.yaml', 'changelogs/.plugin-cache.yaml'}
 
 
@@ -31,7 +31,7 @@ def repository_files():
 def test_every_file_has_an_spdx_header():
     missing = []
     for path in repository_files():
-        if path in EXEMPT or path.endswith('.json') or os.path.getsize(os.path.join(ROOT, path)) == 0:
+        if path in EXEMPT or path.endswith(('.json', '.png')) or os.path.getsize(os.path.join(ROOT, path)) == 0:
             continue
         with open(os.path.join(ROOT, path), 'rb') as handle:
             head = handle.read(2048).decode('utf-8', 'replace')
