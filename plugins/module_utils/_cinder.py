@@ -180,6 +180,7 @@ def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT, foreign_hosts=
     known = set(v['id'] for v in volumes)
     volumes = list(volumes) + [{'id': vid, 'target': None, 'delete_on_termination': False, 'discovered': True}
                                for vid in sorted(attached) if vid not in known]
+
     def one(vol):
         began = time.monotonic()
         try:
