@@ -319,7 +319,7 @@ def test_one_uuid_soft_deleted_and_expired_on_two_hosts_is_reclaimed_once(
         assert not os.path.exists(path)
         assert ch.volume_status(volume, conn=cinder) is None
         assert ch.attachments_for(uuid, conn=cinder) == []
-        tombstones = glob.glob(os.path.join(state_dir, '*', 'tombstones', '%s.json' % uuid))
+        tombstones = glob.glob(os.path.join(state_dir, '*', 'tombstones', '*', '%s.json' % uuid))
         assert len(tombstones) == 1
     finally:
         ch.cleanup(prefix, conn=cinder)
