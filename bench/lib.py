@@ -38,6 +38,7 @@ PEER_LIB = os.path.join(PEER_CACHE, 'lib')
 
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 import guests  # noqa: E402
+from ansible_env import ansible_env as testbed_ansible_env  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:6]
 
@@ -179,22 +180,10 @@ def run(cmd, env=None, input_text=None, timeout=1800, shell=False):
 
 
 def ansible_env(**more):
-    env = dict(os.environ)
-    env.update({
-        'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS,
-        'ANSIBLE_STDOUT_CALLBACK': 'bench_json',
-        'ANSIBLE_CALLBACK_PLUGINS': os.path.join(BENCH, 'callback_plugins'),
-        'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
-        'ANSIBLE_HOST_KEY_CHECKING': 'False',
-        'ANSIBLE_RETRY_FILES_ENABLED': 'False',
-        'ANSIBLE_DEPRECATION_WARNINGS': 'False',
-        'ANSIBLE_LOCALHOST_WARNING': 'False',
-        'ANSIBLE_INVENTORY_UNPARSED_WARNING': 'False',
-        'ANSIBLE_PYTHON_INTERPRETER': PYTHON,
-        'ANSIBLE_NOCOLOR': '1',
-        'PATH': VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
-        'OS_CLIENT_CONFIG_FILE': os.path.join(guests.TESTBED_DIR, 'clouds.yaml'),
-    })
+    """The tests' ansible environment (tests/testbed/ansible_env.py) with the bench's callback and Cinder."""
+    env = testbed_ansible_env(COLLECTIONS, PYTHON, 'bench_json', os.path.join(BENCH, 'callback_plugins'),
+                              ANSIBLE_NOCOLOR='1', PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
+                              OS_CLIENT_CONFIG_FILE=os.path.join(guests.TESTBED_DIR, 'clouds.yaml'))
     env.update(more)
     return env
 

@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 
 import guests  # noqa: E402
+from ansible_env import ansible_env  # noqa: E402
 
 BUILD = os.path.join(ROOT, 'build', 'integration')
 PYTHON = sys.executable
@@ -95,19 +96,8 @@ class Runner(object):
         self.extra_env = dict(env or {})
 
     def env(self, **more):
-        env = dict(os.environ)
-        env.update({
-            'ANSIBLE_COLLECTIONS_PATH': self.collections,
-            'ANSIBLE_STDOUT_CALLBACK': 'result_json',
-            'ANSIBLE_CALLBACK_PLUGINS': os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins'),
-            'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
-            'ANSIBLE_HOST_KEY_CHECKING': 'False',
-            'ANSIBLE_RETRY_FILES_ENABLED': 'False',
-            'ANSIBLE_DEPRECATION_WARNINGS': 'False',
-            'ANSIBLE_LOCALHOST_WARNING': 'False',
-            'ANSIBLE_INVENTORY_UNPARSED_WARNING': 'False',
-            'ANSIBLE_PYTHON_INTERPRETER': PYTHON,
-        })
+        env = ansible_env(self.collections, PYTHON, 'result_json',
+                          os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins'))
         env.update(self.extra_env)
         env.update(more)
         return env
