@@ -267,8 +267,8 @@ def validate_tombstone(data, file_uuid, path):
 def is_finished(tomb):
     """Undefined and every Cinder action done: nothing left for any run to do."""
     # A tombstone that never says it asked Cinder has not: only a real answer from Cinder marks it checked (rule 5).
-    return (tomb.get('status') == 'terminated' and not tomb.get('volumes_pending')
-            and tomb.get('cinder_checked') is True)
+    done = tomb.get('status') == 'terminated' and not tomb.get('volumes_pending')
+    return done and tomb.get('cinder_checked') is True
 
 
 # -- the state dir ------------------------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def collections(tmp_path_factory):
     subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', ROOT, '--output-path', str(out)],
                    check=True, capture_output=True)
     tarball = glob.glob(str(out / 'deferred-libvirt-*.tar.gz'))[0]
-    subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', tarball, '-p', str(out / 'c')],
+    # --force: without it, a copy found in another collections path (ansible-lint's, ~/.ansible) means "nothing to do".
+    subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', tarball, '-p', str(out / 'c'), '--force'],
                    check=True, capture_output=True)
     return str(out / 'c')
 
