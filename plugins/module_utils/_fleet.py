@@ -63,8 +63,11 @@ class FleetView(object):
                 'authoritative': where, 'others': [], 'record_host': record_host}
 
     def _names_me(self, record_host):
-        if record_host.get('uuid') and self.me.get('uuid'):
-            return record_host['uuid'].lower() == self.me['uuid'].lower()
+        """Whether a record's host is this one: the same host UUID, or the same hostname. libvirt makes up a new host
+        UUID at every start where the machine has no SMBIOS UUID (and no host_uuid in libvirtd.conf), so the UUID
+        alone would make every record of such a host look stale; hypervisors of a fleet have distinct hostnames."""
+        if record_host.get('uuid') and self.me.get('uuid') and record_host['uuid'].lower() == self.me['uuid'].lower():
+            return True
         return bool(_names(record_host) & _names(self.me))
 
     def undefine_only(self, view, stale):

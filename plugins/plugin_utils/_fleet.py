@@ -391,9 +391,14 @@ def _same_host(record_host, ident, inventory_name):
     """Whether a record's ``host`` names the hypervisor ``ident`` (inventory host ``inventory_name``)."""
     if not record_host:
         return None  # a record written before hosts were named: it names nobody
-    if ident and ident.get('uuid') and record_host.get('uuid'):
-        return ident['uuid'] == record_host['uuid'].lower()
+    # The same host UUID, or else the same hostname: libvirt makes up a new host UUID at every start where there is
+    # no SMBIOS UUID (nor host_uuid in libvirtd.conf), and the hypervisors of a fleet have distinct hostnames.
     name = record_host.get('hostname')
+    if ident and ident.get('uuid') and record_host.get('uuid'):
+        if ident['uuid'] == record_host['uuid'].lower():
+            return True
+        own = ident.get('hostname')
+        return bool(own and name) and (name == own or name.split('.')[0] == own.split('.')[0])
     candidates = set([inventory_name, inventory_name.split('.')[0]])
     if ident and ident.get('hostname'):
         candidates.update([ident['hostname'], ident['hostname'].split('.')[0]])

@@ -64,7 +64,7 @@ def test_vm_attributes_then_vm_info_shows_owner_and_guards(ansible, make_guest):
 def test_unlocking_clears_the_lock_reason(ansible, make_guest):
     name, dummy = make_guest('l', start=False)
     set_attributes(ansible, name, locked=True, lock_reason='INC-42')
-    set_attributes(ansible, name, locked=False)
+    set_attributes(ansible, name, locked=False, force=True)  # clearing a guard needs force (issue 12, item 17)
     inst = info(ansible, name)
     assert (inst['locked'], inst['lock_reason']) == (False, None)
 

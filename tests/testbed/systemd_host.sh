@@ -128,6 +128,11 @@ configure_image() {
   grep -qx 'user = "root"' "$root/etc/libvirt/qemu.conf" ||
     printf 'user = "root"\ngroup = "root"\n' >>"$root/etc/libvirt/qemu.conf"
   rm -f "$root/etc/libvirt/qemu/networks/autostart/default.xml"
+  # A container has no SMBIOS UUID of its own, so libvirt would make up a host UUID at every start, and every record
+  # would name a host that is gone (rule 9 then keeps the domains as stale copies). A real host keeps its UUID; so
+  # does this one: libvirt takes it from the image's machine id.
+  grep -qx 'host_uuid_source = "machine-id"' "$root/etc/libvirt/libvirtd.conf" ||
+    printf 'host_uuid_source = "machine-id"\n' >>"$root/etc/libvirt/libvirtd.conf"
   in_chroot systemctl enable libvirtd.service >/dev/null 2>&1
   # A getty on the console is of no use to the tests.
   in_chroot systemctl mask console-getty.service >/dev/null 2>&1
