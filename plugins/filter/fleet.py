@@ -538,8 +538,11 @@ def fleet_index_for(index, host):
         raise AnsibleFilterError('host %s is not in the fleet index (%s)' % (
             host, 'it did not report: %s' % index['missing'][host] if host in index.get('missing', {})
             else 'it is not one of the hosts it was built from'))
+    # Every hypervisor of the play: a Cinder attachment one of the others holds is never detached by this host.
+    hypervisors = [dict(e['hypervisor'], host=h) for h, e in sorted(index['hosts'].items()) if e.get('hypervisor')]
     return {'host': host, 'hypervisor': entry['hypervisor'], 'complete': entry['complete'],
-            'missing': sorted(index.get('missing') or {}), 'stale': entry['stale'], 'shared_disks': entry['shared_disks']}
+            'missing': sorted(index.get('missing') or {}), 'stale': entry['stale'], 'shared_disks': entry['shared_disks'],
+            'hypervisors': hypervisors}
 
 
 # -- the restore onto another host: does the target see every disk, as the same file? ------------------------------

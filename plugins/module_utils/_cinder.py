@@ -163,7 +163,7 @@ def server_attachments(conn, server_uuid):
         raise CinderUnavailable('cannot list Cinder attachments of %s: %s' % (server_uuid, _safe(exc)))
 
 
-def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT):
+def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT, foreign_hosts=()):
     """Detach ``volumes`` from ``server_uuid`` and delete those marked delete_on_termination.
 
     ``volumes`` are dicts with id and delete_on_termination (the record's list);
@@ -181,7 +181,7 @@ def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT):
     for vol in volumes:
         began = time.monotonic()
         try:
-            outcome = _settle_one(conn, server_uuid, vol, attached.get(vol['id'], []), wait_timeout)
+            outcome = _settle_one(conn, server_uuid, vol, attached.get(vol['id'], []), wait_timeout, foreign_hosts)
             done.append(dict(vol, seconds=round(time.monotonic() - began, 3), **outcome))
         except Exception as exc:
             pending.append(dict(vol, error='volume %s: %s' % (vol['id'], _safe(exc))))
@@ -197,9 +197,32 @@ def plan(conn, server_uuid, volumes):
     return every
 
 
-def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout):
+def _held_elsewhere(bs, vol, attachment_ids, foreign_hosts):
+    """The other hypervisor of the fleet that holds one of the attachments (Cinder's host_name of it), else None."""
+    if not foreign_hosts or not attachment_ids:
+        return None
+    try:
+        volume = bs.get_volume(vol['id'])
+    except Exception as exc:
+        if _not_found(exc):
+            return None
+        raise
+    for legacy in volume.attachments or []:
+        host = legacy.get('host_name')
+        if legacy.get('attachment_id') in attachment_ids and host and (host in foreign_hosts or
+                                                                        host.split('.')[0] in foreign_hosts):
+            return host
+    return None
+
+
+def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout, foreign_hosts=()):
     bs = conn.block_storage
     outcome = {'detached': False, 'deleted': False, 'kept': False, 'missing': False}
+    holder = _held_elsewhere(bs, vol, attachment_ids, foreign_hosts)
+    if holder:
+        # Rule 10: another hypervisor of the fleet has this volume attached (the same server UUID running there).
+        outcome.update(kept=True, note='attached on hypervisor %s; neither detached nor deleted' % holder)
+        return outcome
     for att_id in attachment_ids:
         # ignore_missing: an attachment another run already deleted is fine.
         bs.delete_attachment(att_id, ignore_missing=True)

@@ -444,6 +444,29 @@ def listed_uuids(conn):
         raise HypervisorError('cannot list domains: %s' % exc.get_error_message())
 
 
+def definition(domain):
+    """The persistent definition of ``domain`` with everything in it (secrets, metadata), to define it elsewhere."""
+    try:
+        return domain.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('domain %s: cannot read its definition: %s' % (domain.name, exc.get_error_message()))
+
+
+def define(conn, xml):
+    try:
+        return conn.defineXML(xml)
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('cannot define the domain here: %s' % exc.get_error_message())
+
+
+def undefine_moved(domain):
+    """Undefine a domain that was defined on another host: its NVRAM file stays (the file may be shared)."""
+    flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | getattr(libvirt, 'VIR_DOMAIN_UNDEFINE_KEEP_NVRAM', 0)
+    if domain.managed_save:
+        flags |= libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    _call('undefine after the move', domain.name, domain.dom.undefineFlags, flags)
+
+
 def volume_by_path(conn, real):
     """The storage volume at ``real`` (a real path), or None when no pool holds it."""
     try:

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import os
 
 try:
     import jmespath
@@ -67,6 +68,14 @@ def describe(domain, owned=None):
     disks = []
     for disk in domain.disks():
         item = dict((k, disk[k]) for k in ('target', 'device', 'type', 'path', 'pool', 'volume'))
+        # The file itself (device and inode): the fleet index tells one file under two paths apart by them (rule 10).
+        item['st_dev'] = item['st_ino'] = None
+        if disk['type'] in ('file', 'block') and disk['path']:
+            try:
+                st = os.stat(disk['path'])
+                item['st_dev'], item['st_ino'] = st.st_dev, st.st_ino
+            except OSError:
+                pass
         if owned is not None:
             item['delete_on_termination'] = owned.get(disk['target'], False)
         disks.append(item)

@@ -138,6 +138,13 @@ class Context(object):
         self.warnings = []
         self.state_dir = state.path if state is not None else self.params.get('state_dir')
 
+    @property
+    def host(self):
+        """This hypervisor's identity ({uuid, hostname}), read once per run."""
+        if getattr(self, '_host', None) is None:
+            self._host = hv.host_identity(self.conn)
+        return self._host
+
     def open_state(self, create=False):
         """The run's StateDir, opened now for an operation that needs it only sometimes (vm_info include_deleted)."""
         if self.state is None:

@@ -15,6 +15,8 @@ __metaclass__ = type
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
@@ -47,13 +49,13 @@ class Clock(object):
 
 
 # No name or query: a sweep looks at every domain of the host (of one project, with project).
-ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, ARGS)
+ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, fleet.ARGS, ARGS)
 
 # What eligibility() says of a domain.
-DUE, KEPT, RESUME, SKIP, OUT = 'due', 'kept', 'resume', 'skip', 'out'
+DUE, KEPT, RESUME, SKIP, OUT, UNDEFINE = 'due', 'kept', 'resume', 'skip', 'out', 'undefine'
 
 
-def eligibility(view, clock):
+def eligibility(view, clock, fleet_view=None):
     """(verdict, reason) for reclaiming the domain that ``view`` (vm_info's) describes, at ``now``.
 
     DUE: expired and safe to reclaim. KEPT: not expired yet. RESUME: an
@@ -67,6 +69,12 @@ def eligibility(view, clock):
                       % view['metadata_error'])
     if view.get('vm_state') != 'soft_deleted':
         return OUT, 'it is not soft-deleted'
+    stale = fleet_view.stale(view) if fleet_view is not None else None
+    if stale is not None:
+        # Rule 9: never reclaimed. Only its definition may go, once every copy of the domain is in the trash.
+        if fleet_view.undefine_only(view, stale) and view.get('task_state') is None and _expired(view, clock):
+            return UNDEFINE, stale['reason']
+        return SKIP, stale['reason']
     if view.get('anomalies'):
         return SKIP, ('its lifecycle record is incomplete (%s); never reclaimed until it is fixed'
                       % '; '.join(view['anomalies']))
@@ -115,18 +123,26 @@ def _time_or_none(text):
         return None
 
 
-def classify(pairs, clock, project=None):
+def _expired(view, clock):
+    reclaim_at = _time_or_none(view.get('reclaim_at'))
+    now = clock.now if isinstance(clock, Clock) else clock
+    return reclaim_at is not None and reclaim_at <= now
+
+
+def classify(pairs, clock, project=None, fleet_view=None):
     """Sort soft-deleted domains into (due, kept, skipped, resumable) without touching anything.
 
     skipped items are (domain, view, reason); the others (domain, view). due
     comes longest expired first.
     """
-    due, kept, skipped, resumable = [], [], [], []
+    due, kept, skipped, resumable, undefine = [], [], [], [], []
     for domain, view in pairs:
         if domain is None or (project is not None and view.get('project') != project):
             continue
-        verdict, reason = eligibility(view, clock)
-        if verdict == SKIP:
+        verdict, reason = eligibility(view, clock, fleet_view)
+        if verdict == UNDEFINE:
+            undefine.append((domain, view, reason))
+        elif verdict == SKIP:
             skipped.append((domain, view, reason))
         elif verdict == RESUME:
             resumable.append((domain, view))
@@ -135,13 +151,15 @@ def classify(pairs, clock, project=None):
         elif verdict == KEPT:
             kept.append((domain, view))
     due.sort(key=lambda pair: pair[1]['reclaim_at'])
+    if fleet_view is not None:
+        return due, kept, skipped, resumable, undefine
     return due, kept, skipped, resumable
 
 
-def still_due(clock):
+def still_due(clock, fleet_view=None):
     """The precondition a reclaim checks under the domain's lock: eligibility() again, on the state of now."""
     def check(domain):
-        verdict, reason = eligibility(inv.describe(domain), clock)
+        verdict, reason = eligibility(inv.describe(domain), clock, fleet_view)
         if verdict in (DUE, RESUME):
             return
         if verdict == OUT:
@@ -163,7 +181,7 @@ def reclaim_one(ctx, domain, opts, index, clock):
     # Between the sweep's snapshot and the domain's lock: where a restore can get in first (tests pause here).
     lc.failpoint('reclaim.before_lock')
     try:
-        result = term.terminate(ctx, domain, opts, index, action='reclaim', precondition=still_due(clock),
+        result = term.terminate(ctx, domain, opts, index, action='reclaim', precondition=still_due(clock, index.fleet),
                                 operation='reclaim')
     except (lc.Skip, LockTimeout) as exc:
         reason = str(exc)
@@ -176,6 +194,22 @@ def reclaim_one(ctx, domain, opts, index, clock):
                   deleted_at=(domain.record or {}).get('deleted_at'), reclaim_at=(domain.record or {}).get('reclaim_at'),
                   volumes_pending=[v['id'] for v in result.get('volumes_pending') or []])
     return result
+
+
+def undefine_stale_copy(ctx, domain, fleet_view, clock):
+    """Rule 9 in the sweep: a stale copy of a domain whose every copy is in the trash loses its definition only; its
+    disks, volumes and attachments are the authoritative copy's, reclaimed there."""
+    with ctx.lock(domain):
+        current = hv.refresh(ctx.conn, domain.dom)
+        if current is None:
+            return lc.result_for(domain, False, action='none', msg='already gone')
+        view = inv.describe(current)
+        verdict, reason = eligibility(view, clock, fleet_view)
+        if verdict != UNDEFINE:
+            return {'name': domain.name, 'uuid': domain.uuid, 'changed': False, 'action': 'skipped',
+                    'reason': reason or 'no longer a stale copy in the trash; left for the next sweep'}
+        stale = fleet_view.stale(view)
+        return term.undefine_stale(ctx, current, stale, 'reclaim', stale.get('authoritative'))
 
 
 def options(params, no_log_values=None):
@@ -196,25 +230,30 @@ def run(ctx, opts):
     now = _record.utcnow()
     clock = Clock(now, opts.clock_tolerance, opts.max_overdue)
     project = ctx.project
-    due, kept, skipped, resumable = classify(pairs, clock, project)
+    fleet_view = term.fleet_view(ctx, opts)
+    due, kept, skipped, resumable, stale_undefine = classify(pairs, clock, project, fleet_view)
     # Interrupted reclaims first (their disks may be half gone), then the longest expired.
     todo = resumable + due
     over_limit = []
     if limit is not None and len(todo) > limit:
         todo, over_limit = todo[:limit], todo[limit:]
-    index = storage.Index(ctx.conn, [d for d, dummy in pairs])
-    tombs, waiting, bad_tombs = tombstones.for_sweep(ctx.state, set(v['uuid'] for dummy, v in pairs), opts.cinder, project)
+    index = storage.Index(ctx.conn, [d for d, dummy in pairs], fleet_view)
+    tombs, waiting, bad_tombs = tombstones.for_sweep(ctx.state, set(v['uuid'] for dummy, v in pairs), opts.cinder, project,
+                                                     ctx.host)
 
     def work(item):
         kind, payload = item
         if kind == 'domain':
             return reclaim_one(ctx, payload, opts, index, clock)
+        if kind == 'stale':
+            return undefine_stale_copy(ctx, payload, fleet_view, clock)
         return tombstones.finish_pending(ctx, payload, opts.cinder)
 
-    items = [('tombstone', t) for t in tombs] + [('domain', d) for d, dummy in todo]
+    items = [('tombstone', t) for t in tombs] + [('domain', d) for d, dummy in todo] + \
+        [('stale', d) for d, dummy, dummy2 in stale_undefine]
     views = dict((v['uuid'], v) for dummy, v in pairs)
     instances = lc.run_each(ctx, items, work,
-                            label=lambda item: item[1].name if item[0] == 'domain' else item[1].get('name'))
+                            label=lambda item: item[1].get('name') if item[0] == 'tombstone' else item[1].name)
     report = summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit)
     # Terminated without Cinder and never checked since: reported, finished by the first sweep that has Cinder.
     report['cinder_unchecked'] = [{'name': t.get('name'), 'uuid': t.get('uuid'), 'terminated_at': t.get('terminated_at')}
@@ -227,9 +266,13 @@ def run(ctx, opts):
 
 def summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit):
     """The sweep's report: reclaimed, failed_domains, skipped_domains, kept, pending, finished and their counts."""
-    reclaimed, failed, finished, pending, skipped_out = [], [], [], [], []
+    reclaimed, failed, finished, pending, skipped_out, undefined = [], [], [], [], [], []
     for (kind, payload), result in zip(items, instances):
-        result.setdefault('uuid', payload.uuid if kind == 'domain' else payload.get('uuid'))
+        result.setdefault('uuid', payload.get('uuid') if kind == 'tombstone' else payload.uuid)
+        if kind == 'stale' and result.get('action') in ('undefined_stale_copy', 'would_undefine_stale_copy'):
+            undefined.append({'name': result['name'], 'uuid': result.get('uuid'), 'reason': result.get('stale'),
+                              'authoritative': result.get('authoritative')})
+            continue
         if result.get('failed'):
             failed.append({'name': result['name'], 'uuid': result.get('uuid'), 'msg': result['msg']})
             if kind == 'domain':
@@ -265,5 +308,6 @@ def summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept
     # (kept holds only views whose reclaim_at eligibility() read as a time, so parse_time cannot fail here.)
     summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
                    pending=len(pending), finished=len(finished))
+    # Stale copies whose definition alone was removed (rule 9): not reclaimed, so not counted as such.
     return dict(reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out, kept=kept_out,
-                pending=pending, finished=finished, summary=summary)
+                pending=pending, finished=finished, stale_undefined=undefined, summary=summary)

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import os
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
@@ -19,6 +20,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, RESUME, START
 
 DEFAULT_START_TIMEOUT = 300
@@ -28,6 +30,7 @@ ARGS = dict(
     usage=dict(type='dict'),
     start_timeout=dict(type='raw', default=DEFAULT_START_TIMEOUT),
     hard_reboot=dict(type='bool', default=False),
+    move_from=dict(type='str'),
 )
 ARGUMENT_SPEC = lc.spec(lc.SELECTION_ARGS, lc.LIFECYCLE_ARGS, ARGS)
 
@@ -47,6 +50,9 @@ def options(params, no_log_values=None):
                                                        'start_timeout', allow_zero=False),
                           hard_reboot=bool(params.get('hard_reboot')), force=bool(params.get('force')),
                           quota=params.get('quota'), usage=params.get('usage'))
+    opts.move_from = params.get('move_from')
+    if opts.move_from is not None and params.get('name') is None:
+        raise DeferredError('move_from needs name: say which domains to bring here; nothing was changed')
     if opts.quota is not None:
         try:
             quota.validate_limits(opts.quota)
@@ -59,6 +65,8 @@ def options(params, no_log_values=None):
 
 def run(ctx, opts):
     """vm_restore: the batch quota check before anything, then one restore per selected domain."""
+    if opts.move_from:
+        return move_here(ctx, opts)
     pairs = lc.snapshot(ctx)
     chosen = lc.select_from_task(ctx, pairs)
     extra = {}
@@ -89,6 +97,88 @@ def check_quota(ctx, opts, pairs, chosen):
                                instances=[dict(name=d.name, uuid=d.uuid, changed=False, failed=True, msg='over quota')
                                           for d, dummy in chosen])
     return figures
+
+
+def move_here(ctx, opts):
+    """Restore onto this host soft-deleted domains another host holds (``move_from``, its libvirt URI as seen here).
+
+    Every disk must already be visible here at the same path (shared storage; that it is the same file is the
+    restore role's check, which sees both hosts): otherwise nothing changes. The domain is defined here with its
+    record (stamped with this host, so this copy is the authoritative one), undefined there, then restored here:
+    at no moment is there no definition, and the one left there is gone before the guest runs here.
+    """
+    source = hv.open_connection(opts.move_from)
+    try:
+        there = lc.snapshot(lc.Context(source, uri=opts.move_from, project=ctx.project))
+        chosen = lc.select(ctx, there, names=ctx.params.get('name'), project=ctx.project)
+        here = set(v['uuid'] for dummy, v in lc.snapshot(ctx))
+        for domain, view in chosen:
+            _check_movable(ctx, domain, view, opts, here)
+        extra = {}
+        if opts.quota is not None:
+            extra['quota'] = check_quota(ctx, opts, lc.snapshot(ctx), chosen)
+        results = []
+        for domain, view in chosen:
+            moved = _define_here(ctx, domain, opts)
+            results.append(dict(restore(ctx, moved, opts), moved_from=opts.move_from))
+        return lc.outcome(results, 'vm_restore', **extra)
+    finally:
+        try:
+            source.close()
+        except Exception:  # the source going away after the move changes nothing here
+            pass
+
+
+def _check_movable(ctx, domain, view, opts, here):
+    """Refuse (nothing changed) a domain that cannot move here: guards, state, a UUID already here, disks not seen."""
+    lc.guard(domain, 'restore', ctx.project, opts.force, check_protected=False)
+    if view['vm_state'] != 'soft_deleted' or view.get('task_state'):
+        raise lc.OperationError('domain %s is %s%s on %s; only an idle soft-deleted domain moves; nothing was changed'
+                                % (domain.name, view['vm_state'], ' (task %s)' % view['task_state']
+                                   if view.get('task_state') else '', opts.move_from))
+    if domain.uuid in here:
+        raise lc.OperationError('domain %s (%s) is already defined on this host; nothing was changed'
+                                % (domain.name, domain.uuid))
+    if domain.managed_save and not opts.hard_reboot:
+        raise lc.OperationError('domain %s has saved memory on %s, which cannot come along: restore it there, or here '
+                                'with hard_reboot=true to boot it fresh; nothing was changed' % (domain.name, opts.move_from))
+    unseen = []
+    for disk in domain.disks():
+        if disk['device'] in ('cdrom', 'floppy') and not disk['path']:
+            continue
+        if disk['type'] == 'volume':
+            try:
+                path = hv.volume_path_offline(ctx.conn, disk['pool'], disk['volume'])
+            except hv.HypervisorError:
+                unseen.append('%s/%s' % (disk['pool'], disk['volume']))
+                continue
+        elif disk['type'] in ('file', 'block'):
+            path = disk['path']
+        else:
+            continue
+        if path and not os.path.exists(path):
+            unseen.append(path)
+    for path in domain.boot_files():
+        if not os.path.exists(path):
+            unseen.append(path)
+    if unseen:
+        raise lc.OperationError('domain %s cannot be restored onto %s: this host cannot see %s; nothing was changed'
+                                % (domain.name, ctx.host.get('hostname'), ', '.join(unseen)))
+
+
+def _define_here(ctx, domain, opts):
+    """Define the domain here from its definition there (record included), then undefine it there."""
+    xml = hv.definition(domain)
+    with ctx.lock(domain):
+        dom = hv.define(ctx.conn, xml)
+        moved = ctx.fresh(hv.Domain(dom, xml, 'shutoff'))
+        record = dict(moved.record or _record.empty())
+        record = _record.add_history(record, 'move', ctx.request_id, _record.format_time(_record.utcnow()), 'success',
+                                     'from %s' % opts.move_from)
+        ctx.save(moved, record)  # stamped with this host: this copy is now the authoritative one (rule 9)
+        ctx.event('instance.move', moved, result='success', source=opts.move_from)
+        hv.undefine_moved(domain)
+    return ctx.fresh(moved)
 
 
 class Plan(object):

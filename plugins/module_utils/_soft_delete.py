@@ -18,6 +18,7 @@ import copy
 import datetime
 import time
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
@@ -86,11 +87,11 @@ def effective_timeout(record, opts):
 def run(ctx, opts):
     """vm_soft_delete: one soft delete (or, with reclaim_interval 0, a terminate) per selected domain."""
     pairs = lc.snapshot(ctx)
-    index = storage.Index(ctx.conn, [d for d, dummy in pairs])
+    index = storage.Index(ctx.conn, [d for d, dummy in pairs], fleet.FleetView(None, ctx.host))
     tombs = {}
     if ctx.params.get('name') is not None:
         # A terminated domain named again is reported, not "unknown": a re-run with reclaim_interval 0 is a no-op.
-        pairs, tombs = tombstones.join(ctx.state, pairs)
+        pairs, tombs = tombstones.join(ctx.state, pairs, ctx.host)
     chosen = lc.select_from_task(ctx, pairs)
 
     def work(item):

@@ -20,6 +20,7 @@ import stat
 import struct
 import threading
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 
 DEFAULT_INSTANCE_DIRS = ['/var/lib/libvirt/images']
@@ -195,9 +196,11 @@ class Index(object):
     per domain would walk every other domain's disks again each time.
     """
 
-    def __init__(self, conn, domains):
+    def __init__(self, conn, domains, fleet_view=None):
         self._conn = conn
         self._domains = [d for d in domains if d is not None]
+        # What the other hosts of the play use (rule 10); without a fleet view, only this host is known.
+        self.fleet = fleet_view if fleet_view is not None else fleet.FleetView(None, None)
         self._lock = threading.Lock()
         self._built = None
 
@@ -309,6 +312,15 @@ def classify_disks(conn, domain, dirs, index):
         if ident in backing_of_others:
             kept.append(dict(entry, reason='backing file of a disk of domain(s) %s'
                              % ', '.join(sorted(set(backing_of_others[ident])))))
+            continue
+        if not index.fleet.complete:
+            kept.append(dict(entry, reason='not deleted: the fleet view is incomplete (%s did not report), so another '
+                             'host\'s use of it cannot be ruled out' % ', '.join(index.fleet.missing) or 'a host'))
+            continue
+        users = index.fleet.disk_users(disk, path, domain.uuid)
+        if users:
+            kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(
+                '%s on %s' % (u.get('name'), u.get('host')) for u in users))))
             continue
         unknown = [(name, why) for name, volume, why in unresolved
                    if volume is None or volume == os.path.basename(real)]

@@ -18,6 +18,7 @@ __metaclass__ = type
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
@@ -35,8 +36,9 @@ ARGS = dict(
 
 
 def spec_with_storage(own):
-    """The argument spec of a module that may terminate: selection, lifecycle, storage and Cinder options, and its own."""
-    return lc.spec(lc.SELECTION_ARGS, lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, own)
+    """The argument spec of a module that may terminate: selection, lifecycle, storage, Cinder and fleet options, and
+    its own."""
+    return lc.spec(lc.SELECTION_ARGS, lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, fleet.ARGS, own)
 
 
 ARGUMENT_SPEC = spec_with_storage(ARGS)
@@ -44,7 +46,8 @@ ARGUMENT_SPEC = spec_with_storage(ARGS)
 
 class TerminateOptions(object):
     def __init__(self, instance_dirs=None, shutdown_timeout=None, shutdown_retry_interval=DEFAULT_RETRY_INTERVAL,
-                 force=False, cinder_opts=None):
+                 force=False, cinder_opts=None, fleet_view=None):
+        self.fleet = fleet_view  # the fleet option as given (fleet_index_for's output), or None
         self.instance_dirs = storage.instance_dirs(instance_dirs)
         self.shutdown_timeout = shutdown_timeout
         self.shutdown_retry_interval = shutdown_retry_interval
@@ -59,17 +62,24 @@ def options(params, no_log_values=None):
         shutdown_timeout=parse_duration(params.get('shutdown_timeout'), 'shutdown_timeout'),
         shutdown_retry_interval=parse_duration(lc.param(params, 'shutdown_retry_interval', DEFAULT_RETRY_INTERVAL),
                                                'shutdown_retry_interval', allow_zero=False),
-        force=bool(params.get('force')),
+        force=bool(params.get('force')), fleet_view=params.get('fleet'),
         cinder_opts=cinder.Options(params, parse_duration(lc.param(params, 'volume_wait_timeout', cinder.DEFAULT_WAIT),
                                                           'volume_wait_timeout', allow_zero=False), no_log_values))
+
+
+def fleet_view(ctx, opts):
+    """The run's FleetView (rules 9 and 10); also tells Cinder settling which hypervisors' attachments are not ours."""
+    view = fleet.FleetView(opts.fleet, ctx.host)
+    ctx.fleet_foreign_hosts = view.foreign_hosts()
+    return view
 
 
 def run(ctx, opts):
     """vm_terminate: terminate every selected domain; a named terminated domain is a no-op or finishes its pending work."""
     pairs = lc.snapshot(ctx)
-    index = storage.Index(ctx.conn, [d for d, dummy in pairs])
+    index = storage.Index(ctx.conn, [d for d, dummy in pairs], fleet_view(ctx, opts))
     # Names of terminated domains select their tombstone, so a re-run is a no-op (or finishes pending work).
-    pairs, tombs = tombstones.join(ctx.state, pairs)
+    pairs, tombs = tombstones.join(ctx.state, pairs, ctx.host)
     chosen = lc.select_from_task(ctx, pairs)
 
     def work(item):
@@ -79,6 +89,32 @@ def run(ctx, opts):
         return terminate(ctx, domain, opts, index)
 
     return lc.outcome(lc.run_each(ctx, chosen, work, label=lambda item: item[1]['name']), 'vm_terminate')
+
+
+def stale_copy(ctx, domain, opts, stale, action):
+    """Rule 9: a stale copy is refused without force; with force only this definition is undefined (no disk, volume or
+    attachment is touched: they belong to the authoritative copy)."""
+    where = stale.get('authoritative') or 'another host'
+    if not opts.force:
+        raise lc.OperationError('domain %s is a %s; %s refuses it (force=true only undefines this definition: no disk, '
+                                'volume or attachment is touched)' % (domain.name, stale['reason'], action))
+    lc.guard(domain, action, ctx.project, force=True)
+    return undefine_stale(ctx, domain, stale, action, where)
+
+
+def undefine_stale(ctx, domain, stale, action, where):
+    """Undefine a stale copy's definition only (after destroying it should it run, which a stale copy should not)."""
+    before_view = inv.describe(domain)
+    if ctx.check_mode:
+        return lc.result_for(domain, True, before=before_view, after={}, action='would_undefine_stale_copy',
+                             stale=stale['reason'], authoritative=where, disks_deleted=[], disks_kept=[])
+    ctx.event('instance.delete.start', domain, action='%s (stale copy)' % action, stale=stale['reason'])
+    hv.destroy(domain.dom)
+    flags = hv.undefine(ctx.fresh(domain))
+    ctx.event('instance.delete.end', domain, result='success', action='undefined_stale_copy', authoritative=where)
+    return lc.result_for(domain, True, before=before_view, after={}, action='undefined_stale_copy', stale=stale['reason'],
+                         authoritative=where, undefine_flags=flags, disks_deleted=[], disks_kept=[],
+                         volumes_detached=[], volumes_deleted=[], volumes_pending=[])
 
 
 class Plan(object):
@@ -131,12 +167,18 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
         current = hv.refresh(ctx.conn, domain.dom)
         if current is None:
             return lc.result_for(domain, False, action='none', msg='already gone')
+        stale = index.fleet.stale(inv.describe(current))
+        if stale is not None:
+            return stale_copy(ctx, current, opts, stale, action)
         return Plan(ctx, current, opts, index, action, operation, precondition).check_mode_result(opts)
     with ctx.lock(domain):
         current = hv.refresh(ctx.conn, domain.dom)
         if current is None:
             return lc.result_for(domain, False, action='none', msg='already gone')
         domain = current
+        stale = index.fleet.stale(inv.describe(domain))
+        if stale is not None:
+            return stale_copy(ctx, domain, opts, stale, action)
         plan = Plan(ctx, domain, opts, index, action, operation, precondition)
         previous_task = plan.record.get('task_state')
         ctx.compare_and_set(domain, (previous_task,), {'task_state': states.holds(operation)})

@@ -28,14 +28,28 @@ def finished(tomb):
     return not tomb.get('volumes_pending') and bool(tomb.get('cinder_checked'))
 
 
-def join(state, pairs):
+def foreign(tomb, host):
+    """Whether another hypervisor wrote ``tomb`` (a state_dir shared by several hosts): only it finishes its work.
+
+    A tombstone without a host is from before tombstones named one: this host's.
+    """
+    theirs = tomb.get('host')
+    if not theirs or not host:
+        return False
+    if theirs.get('uuid') and host.get('uuid'):
+        return theirs['uuid'].lower() != host['uuid'].lower()
+    return theirs.get('hostname') != host.get('hostname')
+
+
+def join(state, pairs, host=None):
     """``pairs`` plus a (None, view) pair for each tombstone whose UUID is not defined; and the tombstones by UUID.
 
     So a terminated domain can be named: a re-run of a terminate finds it
     instead of "unknown domain".
     """
     live = set(v['uuid'] for dummy, v in pairs)
-    tombs = dict((t.get('uuid'), t) for t in state.tombstones_list() if t.get('uuid') not in live)
+    tombs = dict((t.get('uuid'), t) for t in state.tombstones_list()
+                 if t.get('uuid') not in live and not foreign(t, host))
     return list(pairs) + [(None, inv.describe_tombstone(t)) for t in tombs.values()], tombs
 
 
@@ -49,13 +63,15 @@ def waits_for_cinder(tomb, cinder_opts):
     return not tomb.get('volumes_pending') and not tomb.get('cinder_checked') and not cinder_opts.configured
 
 
-def for_sweep(state, live, cinder_opts, project=None):
+def for_sweep(state, live, cinder_opts, project=None, host=None):
     """For one reclaim sweep: (tombstones with work left whose domain is gone, those waiting for a run with Cinder,
-    tombstones that cannot be read)."""
+    tombstones that cannot be read). Another host's tombstones in a shared state_dir are left to that host."""
     work, waiting, bad = [], [], []
     for tomb in state.tombstones_list():
         if tomb.get('error'):
             bad.append(tomb)
+        elif foreign(tomb, host):
+            continue
         elif tomb.get('uuid') not in live and not finished(tomb) and (project is None or tomb.get('project') == project):
             (waiting if waits_for_cinder(tomb, cinder_opts) else work).append(tomb)
     return work, waiting, bad
@@ -94,7 +110,7 @@ def new(ctx, domain, record):
         'started_at': _record.format_time(_record.utcnow()), 'terminated_at': None, 'host_uri': ctx.uri,
         'volumes': copy.deepcopy(record.get('volumes') or []),
         'volumes_pending': [dict(v) for v in record.get('volumes') or []],
-        'cinder_checked': False, 'volumes_done': [], 'disks_deleted': [], 'disks_kept': [],
+        'cinder_checked': False, 'volumes_done': [], 'disks_deleted': [], 'disks_kept': [], 'host': ctx.host,
         'history': copy.deepcopy(record.get('history') or []),
     }
 
@@ -145,7 +161,8 @@ def settle(ctx, tomb, cinder_opts):
             tomb['cinder_checked'] = bool(tomb.get('cinder_checked'))
         elif pending or not tomb.get('cinder_checked'):
             try:
-                done, left = cinder.settle(cinder_opts.connection(), tomb['uuid'], pending, cinder_opts.wait_timeout)
+                done, left = cinder.settle(cinder_opts.connection(), tomb['uuid'], pending, cinder_opts.wait_timeout,
+                                           foreign_hosts=getattr(ctx, 'fleet_foreign_hosts', ()))
                 lc.failpoint('terminate.after_cinder')
                 tomb['cinder_checked'] = True
             except cinder.CinderUnavailable as exc:

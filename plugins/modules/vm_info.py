@@ -117,7 +117,9 @@ instances:
         target: {description: Target device in the guest., type: str}
         delete_on_termination: {description: Whether terminate deletes the volume., type: bool}
     disks:
-      description: Local disks from the domain definition (target, device, type, path, pool, volume).
+      description:
+        - Local disks from the domain definition (target, device, type, path, pool, volume).
+        - C(st_dev) and C(st_ino), the device and inode of a file or block disk that exists on this host (null otherwise), let the fleet index tell one file under two paths apart (rule 10).
       type: list
       elements: dict
       returned: always

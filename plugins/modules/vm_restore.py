@@ -63,6 +63,17 @@ options:
       - Discard a managed-save image and boot the guest fresh instead of resuming it.
     type: bool
     default: false
+  move_from:
+    description:
+      - Restore onto this host a soft-deleted domain that another host holds now. The libvirt URI of that host, as
+        seen from this one (for example V(qemu+ssh://hv2/system)). O(name) is required.
+      - Every disk and boot file of the domain must exist here at the same path (shared storage), or nothing changes
+        and the ones this host cannot see are named. That they are the same files is checked by the C(restore)
+        playbook, which sees both hosts (inode, size and modification time).
+      - The domain is defined here with its lifecycle record (which then names this host, so this copy is the
+        authoritative one), undefined on the other host, and restored here. Saved memory cannot move along, so a domain
+        soft-deleted with managed save needs O(hard_reboot=true).
+    type: str
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''

@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - deferred.libvirt.lifecycle
   - deferred.libvirt.lifecycle.TERMINATE
   - deferred.libvirt.openstack
+  - deferred.libvirt.fleet
   - deferred.libvirt.attributes
   - deferred.libvirt.attributes.ACTIONGROUP
 attributes:

@@ -175,7 +175,7 @@ def test_a_host_that_did_not_report_makes_the_index_incomplete():
 def test_one_hosts_slice_carries_only_what_an_operation_there_needs():
     index = index_of(hv2=[copy_()], hv3=[copy_()])
     part = fleet_index_for(index, 'hv3')
-    assert sorted(part) == ['complete', 'host', 'hypervisor', 'missing', 'shared_disks', 'stale']
+    assert sorted(part) == ['complete', 'host', 'hypervisor', 'hypervisors', 'missing', 'shared_disks', 'stale']
     assert part['hypervisor'] == IDS['hv3'] and list(part['stale']) == [UUID]
 
 

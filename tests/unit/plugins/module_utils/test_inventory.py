@@ -63,7 +63,7 @@ def test_an_unmanaged_domain_is_reported_with_its_state_from_libvirt(fleet):
     assert test['project'] is None
     assert (test['vcpus'], test['memory_mb']) == (2, 8192)
     assert test['disks'] == [{'target': 'vda', 'device': 'disk', 'type': 'file', 'path': '/guest/diskimage1',
-                              'pool': None, 'volume': None}]
+                              'pool': None, 'volume': None, 'st_dev': None, 'st_ino': None}]
 
 
 def test_a_soft_deleted_domain_is_reported_with_its_retention(fleet):

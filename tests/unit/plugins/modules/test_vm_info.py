@@ -36,7 +36,7 @@ def test_reports_every_domain_with_its_lifecycle_record(run_module, tmp_path):
     assert (test['managed'], test['vm_state'], test['power_state']) == (False, 'active', 'running')
     assert (test['vcpus'], test['memory_mb']) == (2, 8192)
     assert test['disks'] == [{'target': 'vda', 'device': 'disk', 'type': 'file', 'path': '/guest/diskimage1',
-                              'pool': None, 'volume': None}]
+                              'pool': None, 'volume': None, 'st_dev': None, 'st_ino': None}]
     assert result['usage'] == {}
 
 
