@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """4. Terminate with Cinder volumes: K volumes on one domain, cost per volume against Cinder's own delete time.
 
 For each K (and K=0, the fixed cost), a shut-off domain gets K real Cinder
@@ -32,15 +34,17 @@ PROJECT = 'be4c0000be4c4000800000000000be4c'
 CONNECTOR = {'host': 'bench', 'initiator': 'iqn.2024-01.bench:x', 'ip': '127.0.0.1', 'platform': 'x86_64',
              'os_type': 'linux', 'multipath': False}
 POLL = 0.05
+# Settling 16 volumes of one domain within this many times one (issued together, then waited for together).
+TARGET_SETTLE = 2.0
 
 
 def cinder_ready():
     """(True, '') when the test bed's Cinder answers, after one `cinder.sh up` if it did not; else (False, why)."""
-    if subprocess.run(['bash', CINDER_SH, 'status'], capture_output=True).returncode == 0:
+    if subprocess.run(['bash', CINDER_SH, 'status'], capture_output=True, check=False).returncode == 0:
         return True, ''
     lib.log('cinder: not up; running tests/testbed/cinder.sh up')
-    up = subprocess.run(['bash', CINDER_SH, 'up'], capture_output=True, text=True)
-    if subprocess.run(['bash', CINDER_SH, 'status'], capture_output=True).returncode == 0:
+    up = subprocess.run(['bash', CINDER_SH, 'up'], capture_output=True, text=True, check=False)
+    if subprocess.run(['bash', CINDER_SH, 'status'], capture_output=True, check=False).returncode == 0:
         return True, ''
     tail = (up.stderr or up.stdout).strip().splitlines()[-1:] or ['no output']
     return False, 'Cinder test service not ready after cinder.sh up: %s' % tail[0][:120]
@@ -86,7 +90,7 @@ class Volumes(object):
             _retry(lambda: self.bs.update_attachment(att, connector=CONNECTOR))
             _retry(lambda: self.bs.complete_attachment(att))
             out.append((vol.id, att.id))
-        for vid, _ in out:
+        for vid, dummy in out:
             self.bs.wait_for_status(self.bs.get_volume(vid), 'in-use', interval=0.2, wait=120)
         return out
 
@@ -143,7 +147,7 @@ def _set_volumes(dom, project, pairs):
     record_mod = lib.collection_module('_record')
     record = record_mod.empty()
     record.update(project=project, volumes=[{'id': vid, 'target': 'vd%s' % chr(ord('b') + i % 24),
-                                             'delete_on_termination': True} for i, (vid, _) in enumerate(pairs)])
+                                             'delete_on_termination': True} for i, (vid, dummy) in enumerate(pairs)])
     dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, record_mod.serialize(record), record_mod.PREFIX,
                     record_mod.NAMESPACE, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
 
@@ -171,7 +175,7 @@ def run(sizes, reps=1):
                     'name': name, 'project': project, 'cloud': cinder.cloud}}])], state_dir).check()
                 [inst] = play.result(0)['instances']
                 deleted = inst.get('volumes_deleted') or []
-                if len(deleted) != k or not all(cinder.gone(v) for v, _ in pairs):
+                if len(deleted) != k or not all(cinder.gone(v) for v, dummy in pairs):
                     raise RuntimeError('terminate with %d volumes deleted %d (pending: %s)'
                                        % (k, len(deleted), inst.get('volumes_pending')))
                 direct = []
@@ -183,8 +187,8 @@ def run(sizes, reps=1):
                 runs.append({'module': inst['seconds'], 'task': play.task_seconds(0), 'direct': direct})
             measured[k] = {'module': lib.median([r['module'] for r in runs]),
                            'task': lib.median([r['task'] for r in runs]),
-                           'detach': lib.median([sum(d for d, _ in r['direct']) / k for r in runs if r['direct']]),
-                           'delete': lib.median([sum(d for _, d in r['direct']) / k for r in runs if r['direct']])}
+                           'detach': lib.median([sum(d for d, dummy in r['direct']) / k for r in runs if r['direct']]),
+                           'delete': lib.median([sum(d for dummy, d in r['direct']) / k for r in runs if r['direct']])}
     finally:
         cinder.cleanup()
         lib.cleanup(prefix)
@@ -206,4 +210,14 @@ def rows(measured, sizes, reps):
                 lib.fmt_s(m['module']), lib.fmt_s(m['task']), per),
             'Cinder: detach %.2f + delete %.2f = %.2f s per volume' % (m['detach'], m['delete'], own),
             '%.1fx Cinder' % (per / own), '', 'info', note))
+    first, last = min(sizes), max(sizes)
+    if last > first:
+        settle = dict((k, measured[k]['module'] - base['module']) for k in (first, last))
+        ratio = settle[last] / settle[first]
+        out.append(lib.Row(
+            NAME, 'settling %d volumes against %d' % (last, first),
+            '%d: %s' % (last, lib.fmt_s(settle[last])), '%d: %s' % (first, lib.fmt_s(settle[first])),
+            '%.1fx' % ratio, '<= %.0fx' % TARGET_SETTLE, lib.verdict(ratio <= TARGET_SETTLE),
+            'settling = terminate with K volumes - terminate with none, in module' +
+            ('; the volumes of one domain are settled one after the other' if ratio > last / 2.0 else '')))
     return out

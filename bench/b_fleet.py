@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """5. Fleet: the reclaim sweep over H inventory hosts with Ansible's default forks (5).
 
 The hosts all reach the local hypervisor (ansible_connection=local), each
@@ -33,6 +35,7 @@ import lib
 NAME = '5 fleet'
 SIZES = {'full': [2, 8, 32], 'quick': [2, 8]}
 DOMAINS_PER_HOST = 3
+REPS = 2
 PLAYBOOK = os.path.join(lib.ROOT, 'playbooks', 'reclaim.yml')
 
 
@@ -114,7 +117,7 @@ def run(sizes, reps=1):
                 reclaimed = sum(len(res.get('reclaimed') or []) for res in result.tasks()[index]['hosts'].values())
                 if reclaimed != size:
                     raise RuntimeError('fleet of %d hosts reclaimed %d domains, expected one per host' % (size, reclaimed))
-                per_host = [result.task_seconds(index, host) for host, _ in hosts]
+                per_host = [result.task_seconds(index, host) for host, dummy in hosts]
                 runs.append({'wall': result.seconds, 'slowest': max(per_host), 'fastest': min(per_host),
                              'rss': result.maxrss_mb})
                 lib.cleanup('%sh%d-r%d-' % (base, size, rep))

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """2. Overhead against the physical limit: the module's soft delete and restore of one ACPI guest,
 against the same guest's own shutdown and start done with plain libvirt.
 
@@ -21,7 +23,7 @@ import lib
 NAME = '2 overhead vs limit'
 SIZES = {'full': [1], 'quick': [1]}
 # The guest's own shutdown varies by +-0.3 s from one time to the next under TCG: a median needs a few samples.
-REPS = 7
+REPS = 5
 TARGET = 0.5
 POLL = 0.05
 # Seconds a guest idles after its ready line before each measured shutdown (the boot's tail settles).
@@ -56,7 +58,7 @@ def limit_shutdown(dom):
 def limit_start(dom):
     t0 = time.monotonic()
     dom.create()
-    seconds, _ = _wait_state(dom, 1)
+    seconds, dummy = _wait_state(dom, 1)
     return time.monotonic() - t0
 
 
@@ -80,7 +82,7 @@ def run(sizes, reps=3):
             s['limit_start'] = limit_start(dom)
             lib.wait_console_ready(name)
             time.sleep(IDLE)
-            info_play, _ = _task('vm_info', state_dir, name=name)
+            info_play, dummy = _task('vm_info', state_dir, name=name)
             s['info_task'] = info_play.task_seconds(0)
             # The same idle time after the ready line as the plain libvirt shutdown had.
             time.sleep(IDLE)

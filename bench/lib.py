@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """What every benchmark shares: the installed collection, ansible runs with timings, guests, measurements, rows.
 
 Times are wall-clock seconds from time.monotonic() (or the callback's
@@ -24,9 +26,19 @@ COLLECTIONS = os.path.join(BUILD, 'collections')
 VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
 PYTHON = os.path.join(VENV_BIN, 'python')
 URI = 'qemu:///system'
+# bench/counting/sitecustomize.py: counts libvirt calls in any Python process that has it on PYTHONPATH.
+COUNTING = os.path.join(BENCH, 'counting')
+# The peer, as its users get it: community.libvirt from the pinned ``ansible`` package on PyPI.
+PEER_ANSIBLE = '12.2.0'
+PEER_VERSION = '2.0.0'
+PEER_CACHE = os.path.join(ROOT, 'build', 'peer-cache')
+# virt imports lxml (a requirement of community.libvirt that ansible-core does not have): kept apart for the peer.
+PEER_LXML = '6.1.3'
+PEER_LIB = os.path.join(PEER_CACHE, 'lib')
 
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 import guests  # noqa: E402
+from ansible_env import ansible_env as testbed_ansible_env  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:6]
 
@@ -50,6 +62,73 @@ def install_collection():
     if COLLECTIONS not in sys.path:
         sys.path.insert(0, COLLECTIONS)
     return COLLECTIONS
+
+
+def install_peer():
+    """community.libvirt from the ``ansible`` wheel of PyPI, pinned, into the bench's own collections path.
+
+    galaxy.ansible.com is out of reach here; the ``ansible`` package ships the
+    same release tarball's content under ansible_collections/.
+    """
+    import zipfile
+    wheel = os.path.join(PEER_CACHE, 'ansible-%s-py3-none-any.whl' % PEER_ANSIBLE)
+    if not os.path.exists(wheel):
+        os.makedirs(PEER_CACHE, exist_ok=True)
+        subprocess.run([PYTHON, '-m', 'pip', 'download', '--no-deps', '--only-binary', ':all:',
+                        'ansible==%s' % PEER_ANSIBLE, '-d', PEER_CACHE], check=True, capture_output=True, text=True)
+    if not os.path.isdir(os.path.join(PEER_LIB, 'lxml')):
+        subprocess.run([PYTHON, '-m', 'pip', 'install', '--quiet', '--only-binary', ':all:', '--target', PEER_LIB,
+                        'lxml==%s' % PEER_LXML], check=True, capture_output=True, text=True)
+    top = 'ansible_collections/community/libvirt/'
+    with zipfile.ZipFile(wheel) as zf:
+        for member in zf.namelist():
+            if member.startswith(top) and not member.endswith('/'):
+                zf.extract(member, COLLECTIONS)
+    with open(os.path.join(COLLECTIONS, top, 'MANIFEST.json')) as handle:
+        version = json.load(handle)['collection_info']['version']
+    if version != PEER_VERSION:
+        raise RuntimeError('ansible %s ships community.libvirt %s, not the pinned %s' % (PEER_ANSIBLE, version,
+                                                                                       PEER_VERSION))
+    return version
+
+
+def counting_env(directory, base=None):
+    """Environment for processes whose libvirt calls are counted into ``directory`` (see bench/counting)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
+    env = dict(base or {})
+    path = env.get('PYTHONPATH') or ''
+    env['PYTHONPATH'] = COUNTING + (os.pathsep + path if path else '')
+    env['BENCH_LIBVIRT_COUNT'] = directory
+    return env
+
+
+def read_counts(directory):
+    """(RPCs, local calls, {call: count}) summed over every process that wrote counts into ``directory``."""
+    sys.path.insert(0, COUNTING)
+    try:
+        from sitecustomize import LOCAL
+    finally:
+        sys.path.remove(COUNTING)
+    total = {}
+    for path in glob.glob(os.path.join(directory, '*.json')):
+        with open(path) as handle:
+            for call, count in json.load(handle).items():
+                total[call] = total.get(call, 0) + count
+    rpc = sum(c for k, c in total.items() if k not in LOCAL)
+    local = sum(c for k, c in total.items() if k in LOCAL)
+    return rpc, local, total
+
+
+def top_calls(total, most=4):
+    """The most frequent RPCs as 'XMLDesc 12, info 8' (class names left out)."""
+    sys.path.insert(0, COUNTING)
+    try:
+        from sitecustomize import LOCAL
+    finally:
+        sys.path.remove(COUNTING)
+    items = sorted(((c, k) for k, c in total.items() if k not in LOCAL), reverse=True)[:most]
+    return ', '.join('%s %d' % (k.split('.', 1)[-1], c) for c, k in items)
 
 
 def collection_module(name):
@@ -101,22 +180,10 @@ def run(cmd, env=None, input_text=None, timeout=1800, shell=False):
 
 
 def ansible_env(**more):
-    env = dict(os.environ)
-    env.update({
-        'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS,
-        'ANSIBLE_STDOUT_CALLBACK': 'bench_json',
-        'ANSIBLE_CALLBACK_PLUGINS': os.path.join(BENCH, 'callback_plugins'),
-        'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
-        'ANSIBLE_HOST_KEY_CHECKING': 'False',
-        'ANSIBLE_RETRY_FILES_ENABLED': 'False',
-        'ANSIBLE_DEPRECATION_WARNINGS': 'False',
-        'ANSIBLE_LOCALHOST_WARNING': 'False',
-        'ANSIBLE_INVENTORY_UNPARSED_WARNING': 'False',
-        'ANSIBLE_PYTHON_INTERPRETER': PYTHON,
-        'ANSIBLE_NOCOLOR': '1',
-        'PATH': VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
-        'OS_CLIENT_CONFIG_FILE': os.path.join(guests.TESTBED_DIR, 'clouds.yaml'),
-    })
+    """The tests' ansible environment (tests/testbed/ansible_env.py) with the bench's callback and Cinder."""
+    env = testbed_ansible_env(COLLECTIONS, PYTHON, 'bench_json', os.path.join(BENCH, 'callback_plugins'),
+                              ANSIBLE_NOCOLOR='1', PATH=VENV_BIN + os.pathsep + os.environ.get('PATH', ''),
+                              OS_CLIENT_CONFIG_FILE=os.path.join(guests.TESTBED_DIR, 'clouds.yaml'))
     env.update(more)
     return env
 
@@ -139,6 +206,12 @@ class PlayRun(object):
 
     def result(self, index=0, host='localhost'):
         return self.tasks()[index]['hosts'].get(host)
+
+    def play_seconds(self):
+        """From the first task's start to the last result: every task of the run, ansible's start-up left out."""
+        tasks = self.tasks()
+        ends = [r['_end'] for t in tasks for r in t['hosts'].values()] or [tasks[-1]['start']]
+        return max(ends) - tasks[0]['start']
 
     def task_seconds(self, index=0, host=None):
         """From the task's start to the last (or the named) host's result, as the controller saw it."""
@@ -189,8 +262,8 @@ def module_direct(module, args, env=None):
     path = os.path.join(BUILD, 'args-%s.json' % uuid.uuid4().hex[:8])
     with open(path, 'w') as handle:
         json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
-    env = dict(env or os.environ)
-    env['PYTHONPATH'] = COLLECTIONS
+    env = dict(os.environ, **(env or {}))
+    env['PYTHONPATH'] = COLLECTIONS + (os.pathsep + env['PYTHONPATH'] if (env or {}).get('PYTHONPATH') else '')
     proc = run([PYTHON, '-m', 'ansible_collections.deferred.libvirt.plugins.modules.%s' % module, path], env=env)
     os.unlink(path)
     try:

@@ -1,9 +1,11 @@
-"""Run the benchmarks of issue 8 on the local hypervisor and print one table.
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Run the benchmarks on the local hypervisor and print one table.
 
 Usage (through bench/run.sh, which sets up the hypervisor first):
   run.sh                      every benchmark, full sizes
   run.sh --quick              every benchmark, small sizes (a few minutes)
-  run.sh --only scale,fleet   some of them (names or numbers 1-5)
+  run.sh --only scale,peer    some of them (names or numbers 1-7)
   run.sh --sizes scale=100,200 --sizes bulk=1,8
   run.sh --reps 3             repeat each timed case, report the median
   run.sh --json out.json      also write the rows and the machine description
@@ -21,11 +23,15 @@ import traceback
 import lib
 import b_bulk
 import b_cinder
+import b_control
 import b_fleet
 import b_overhead
+import b_peer
 import b_scale
+import b_tombstones
 
-BENCHMARKS = [('bulk', b_bulk), ('overhead', b_overhead), ('scale', b_scale), ('cinder', b_cinder), ('fleet', b_fleet)]
+BENCHMARKS = [('bulk', b_bulk), ('overhead', b_overhead), ('scale', b_scale), ('cinder', b_cinder), ('fleet', b_fleet),
+              ('peer', b_peer), ('control', b_control), ('tombstones', b_tombstones)]
 
 
 def machine():
@@ -38,7 +44,7 @@ def machine():
         info['cpu'] = 'unknown'
     with open('/proc/meminfo') as handle:
         info['memory_gib'] = round(int(handle.readline().split()[1]) / 1048576.0, 1)
-    out = subprocess.run(['virsh', '-c', lib.URI, 'version'], capture_output=True, text=True).stdout
+    out = subprocess.run(['virsh', '-c', lib.URI, 'version'], capture_output=True, text=True, check=False).stdout
     for line in out.splitlines():
         if 'library' in line:
             info['libvirt'] = line.split(':', 1)[1].split()[-1]
@@ -48,7 +54,7 @@ def machine():
     info['load_before'] = os.getloadavg()
     # The host may be shared: say how busy it was (other users' running guests, load average).
     try:
-        names = subprocess.run(['virsh', '-c', lib.URI, 'list', '--name'], capture_output=True, text=True).stdout.split()
+        names = subprocess.run(['virsh', '-c', lib.URI, 'list', '--name'], capture_output=True, text=True, check=False).stdout.split()
         info['other_running_domains'] = len([n for n in names if not n.startswith('bench-')])
     except OSError:
         info['other_running_domains'] = None
@@ -59,9 +65,9 @@ def wait_for_services(cinder_too, timeout=300):
     """Other users of the host restart libvirtd and Cinder in their tests: wait until they answer again."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        hv = subprocess.run(['virsh', '-c', lib.URI, 'version'], capture_output=True).returncode == 0
+        hv = subprocess.run(['virsh', '-c', lib.URI, 'version'], capture_output=True, check=False).returncode == 0
         cinder = not cinder_too or subprocess.run(
-            ['bash', os.path.join(lib.ROOT, 'tests', 'testbed', 'cinder.sh'), 'status'], capture_output=True).returncode == 0
+            ['bash', os.path.join(lib.ROOT, 'tests', 'testbed', 'cinder.sh'), 'status'], capture_output=True, check=False).returncode == 0
         if hv and cinder:
             time.sleep(15)  # a restart often comes in a series (fault tests): let it settle
             return
@@ -89,7 +95,7 @@ def run_one(mod, sizes, reps, tries=3):
 def parse_sizes(items):
     sizes = {}
     for item in items or []:
-        name, _, values = item.partition('=')
+        name, dummy, values = item.partition('=')
         sizes[name.strip()] = [int(v) for v in values.split(',') if v.strip()]
     return sizes
 
@@ -97,10 +103,11 @@ def parse_sizes(items):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='small sizes, for a quick look')
-    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet (or 1-5)')
+    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet, peer, control, tombstones (or 1-8)')
     parser.add_argument('--sizes', action='append', help='NAME=a,b,c: the sizes of one benchmark')
     parser.add_argument('--reps', type=int, default=None,
-                        help='repetitions of each timed case (median); default 3 (7 for overhead), 1 with --quick')
+                        help='repetitions of each timed case (median); default 3 (5 for overhead, 2 for bulk, '
+                             'fleet and peer), 1 with --quick')
     parser.add_argument('--json', help='also write the results here')
     args = parser.parse_args(argv)
 
@@ -109,7 +116,7 @@ def main(argv=None):
     for index, (name, mod) in enumerate(BENCHMARKS, 1):
         if not wanted or name in wanted or str(index) in wanted:
             chosen.append((name, mod))
-    unknown = set(wanted) - set(n for n, _ in BENCHMARKS) - set(str(i) for i in range(1, 6))
+    unknown = set(wanted) - set(n for n, dummy in BENCHMARKS) - set(str(i) for i in range(1, len(BENCHMARKS) + 1))
     if unknown:
         parser.error('unknown benchmark(s): %s' % ', '.join(sorted(unknown)))
     sizes = parse_sizes(args.sizes)

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 # The baseline of the scale benchmark: what an operator's shell loop over virsh
 # does to read every domain's state and lifecycle record, and to sweep the
 # expired ones. Usage: virsh_sweep.sh read|check|real PREFIX

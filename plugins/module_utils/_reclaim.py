@@ -20,6 +20,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _hyperviso
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as retention
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
@@ -47,9 +48,29 @@ class Clock(object):
         self.tolerance = tolerance
         self.max_overdue = max_overdue
 
+    def plausible_overdue(self, interval):
+        """How long past reclaim_at a sweep may plausibly come for a domain kept ``interval`` seconds: 24 of its
+        retention intervals (but at least a day), and never more than max_overdue. None: the check is off."""
+        if not self.max_overdue:
+            return None
+        return min(self.max_overdue, max(OVERDUE_INTERVALS * max(interval, 0), OVERDUE_FLOOR))
+
+
+# A sweep later than this many retention intervals (or a day, whichever is longer) is taken for a clock jump.
+OVERDUE_INTERVALS = 24
+OVERDUE_FLOOR = 86400
+
+
+def _span(seconds):
+    seconds = int(seconds)
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
+        if seconds >= size:
+            return '%d%s' % (seconds // size, unit)
+    return '%ds' % seconds
+
 
 # No name or query: a sweep looks at every domain of the host (of one project, with project).
-ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, fleet.ARGS, ARGS)
+ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, fleet.ARGS, retention.RETENTION_ARGS, ARGS)
 
 # What eligibility() says of a domain.
 DUE, KEPT, RESUME, SKIP, OUT, UNDEFINE = 'due', 'kept', 'resume', 'skip', 'out', 'undefine'
@@ -107,10 +128,13 @@ def eligibility(view, clock, fleet_view=None):
         return SKIP, ('its deleted_at %s lies %ds in the future of this host\'s clock (tolerance %ds): one of the '
                       'clocks is wrong; never reclaimed until they agree' % (view['deleted_at'], ahead, clock.tolerance))
     overdue = (now - reclaim_at).total_seconds()
-    if clock.max_overdue and overdue > clock.max_overdue:
-        return SKIP, ('its reclaim_at %s passed %dd ago, more than max_overdue (%dd): this host\'s clock may have '
-                      'jumped forward; never reclaimed until the clock is checked (then run vm_reclaim with a larger '
-                      'max_overdue, or 0)' % (view['reclaim_at'], overdue // 86400, clock.max_overdue // 86400))
+    plausible = clock.plausible_overdue((reclaim_at - deleted_at).total_seconds())
+    if plausible is not None and overdue > plausible:
+        return SKIP, ('its reclaim_at %s passed %s ago, more than a sweep can plausibly be late for a retention of %s '
+                      '(at most %s): this host\'s clock may have jumped forward; never reclaimed until the clock is '
+                      'checked (then run vm_reclaim once with max_overdue 0)'
+                      % (view['reclaim_at'], _span(overdue), _span((reclaim_at - deleted_at).total_seconds()),
+                         _span(plausible)))
     if reclaim_at <= now:
         return DUE, None
     return KEPT, None
@@ -219,6 +243,10 @@ def options(params, no_log_values=None):
     opts = term.options(params, no_log_values)
     opts.clock_tolerance = parse_duration(lc.param(params, 'clock_tolerance', DEFAULT_CLOCK_TOLERANCE), 'clock_tolerance')
     opts.max_overdue = parse_duration(lc.param(params, 'max_overdue', DEFAULT_MAX_OVERDUE), 'max_overdue')
+    try:
+        opts.retention = retention.RetentionOptions.from_params(params)
+    except retention.RetentionError as exc:
+        raise DeferredError('%s; nothing was changed' % exc)
     return opts
 
 
@@ -255,6 +283,11 @@ def run(ctx, opts):
     instances = lc.run_each(ctx, items, work,
                             label=lambda item: item[1].get('name') if item[0] == 'tombstone' else item[1].name)
     report = summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit)
+    # The state_dir's own retention: finished tombstones, lock files of gone domains, the journal (docs/lifecycle.md).
+    live = set(v['uuid'] for dummy, v in pairs)
+    report['retention'] = retention.prune(ctx.state, live, opts.retention, project=project, check_mode=ctx.check_mode,
+                                          request_id=ctx.request_id)
+    ctx.warnings.extend('vm_reclaim: %s' % error for error in report['retention'].get('errors') or [])
     # Terminated without Cinder and never checked since: reported, finished by the first sweep that has Cinder.
     report['cinder_unchecked'] = [{'name': t.get('name'), 'uuid': t.get('uuid'), 'terminated_at': t.get('terminated_at')}
                                   for t in waiting]

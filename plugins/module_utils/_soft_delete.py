@@ -91,7 +91,7 @@ def run(ctx, opts):
     tombs = {}
     if ctx.params.get('name') is not None:
         # A terminated domain named again is reported, not "unknown": a re-run with reclaim_interval 0 is a no-op.
-        pairs, tombs = tombstones.join(ctx.state, pairs, ctx.host)
+        pairs, tombs = tombstones.join(ctx.state, pairs, ctx.host, names=ctx.params.get('name'))
     chosen = lc.select_from_task(ctx, pairs)
 
     def work(item):

@@ -79,7 +79,7 @@ def run(ctx, opts):
     pairs = lc.snapshot(ctx)
     index = storage.Index(ctx.conn, [d for d, dummy in pairs], fleet_view(ctx, opts))
     # Names of terminated domains select their tombstone, so a re-run is a no-op (or finishes pending work).
-    pairs, tombs = tombstones.join(ctx.state, pairs, ctx.host)
+    pairs, tombs = tombstones.join(ctx.state, pairs, ctx.host, names=ctx.params.get('name'))
     chosen = lc.select_from_task(ctx, pairs)
 
     def work(item):

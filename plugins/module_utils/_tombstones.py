@@ -21,11 +21,12 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as
 from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._journal import is_finished
 
 
 def finished(tomb):
-    """Nothing left to do: no pending volume and Cinder asked. A tombstone that never says it asked Cinder has not."""
-    return not tomb.get('volumes_pending') and bool(tomb.get('cinder_checked'))
+    """Nothing left to do: undefined, no pending volume, and Cinder asked (the state_dir keeps it with the finished)."""
+    return is_finished(tomb)
 
 
 def foreign(tomb, host):
@@ -41,15 +42,18 @@ def foreign(tomb, host):
     return theirs.get('hostname') != host.get('hostname')
 
 
-def join(state, pairs, host=None):
+def join(state, pairs, host=None, names=None, every=False):
     """``pairs`` plus a (None, view) pair for each tombstone whose UUID is not defined; and the tombstones by UUID.
 
     So a terminated domain can be named: a re-run of a terminate finds it
-    instead of "unknown domain".
+    instead of "unknown domain". Only the tombstones with work left and those
+    ``names`` names are read (the finished ones are many); ``every`` reads
+    them all (vm_info include_deleted).
     """
     live = set(v['uuid'] for dummy, v in pairs)
-    tombs = dict((t.get('uuid'), t) for t in state.tombstones_list()
-                 if t.get('uuid') not in live and not foreign(t, host))
+    listed = state.tombstones_list() if every else state.tombstones_for(names)
+    tombs = dict((t.get('uuid'), t) for t in listed
+                 if t.get('uuid') and t.get('uuid') not in live and not foreign(t, host))
     return list(pairs) + [(None, inv.describe_tombstone(t)) for t in tombs.values()], tombs
 
 
@@ -67,7 +71,7 @@ def for_sweep(state, live, cinder_opts, project=None, host=None):
     """For one reclaim sweep: (tombstones with work left whose domain is gone, those waiting for a run with Cinder,
     tombstones that cannot be read). Another host's tombstones in a shared state_dir are left to that host."""
     work, waiting, bad = [], [], []
-    for tomb in state.tombstones_list():
+    for tomb in state.pending_tombstones():
         if tomb.get('error'):
             bad.append(tomb)
         elif foreign(tomb, host):
@@ -93,8 +97,11 @@ def for_terminate(ctx, domain, record):
         return existing
     tomb = new(ctx, domain, record)
     if existing:
-        earlier = dict(existing)
-        tomb['previous'] = (earlier.pop('previous', None) or []) + [earlier]
+        # The earlier tombstone moves to the state_dir's history (whole); the new one names it.
+        ctx.state.archive_tombstone(domain.uuid)
+        earlier = dict((k, existing.get(k)) for k in ('name', 'project', 'user', 'request_id', 'terminated_at', 'status',
+                                                      'cinder_checked'))
+        tomb['previous'] = list(existing.get('previous') or []) + [earlier]
         if not finished(existing):
             known = set(v['id'] for v in tomb['volumes_pending'])
             tomb['volumes_pending'] += [dict(v) for v in existing.get('volumes_pending') or [] if v.get('id') not in known]

@@ -119,7 +119,8 @@ instances:
     disks:
       description:
         - Local disks from the domain definition (target, device, type, path, pool, volume).
-        - C(st_dev) and C(st_ino), the device and inode of a file or block disk that exists on this host (null otherwise), let the fleet index tell one file under two paths apart (rule 10).
+        - C(st_dev) and C(st_ino), the device and inode of a file or block disk that exists on this host (null
+          otherwise), let the fleet index tell one file under two paths apart (rule 10).
       type: list
       elements: dict
       returned: always

@@ -65,16 +65,42 @@ options:
     default: 300
   max_overdue:
     description:
-      - How long past its C(reclaim_at) a soft-deleted domain may plausibly be. A domain further overdue is taken as a
+      - The most a sweep may plausibly come after a domain's C(reclaim_at). A domain further overdue is taken as a
         sign that this host's clock jumped forward (a wrong RTC at boot, an NTP step) and is never reclaimed, only
-        reported in RV(skipped_domains), since reclaim cannot be undone. After checking the clock, run once with a
-        larger value, or V(0) to turn the check off.
+        reported in RV(skipped_domains), since reclaim cannot be undone.
+      - The limit for a domain is 24 of its own retention intervals (C(reclaim_at) minus C(deleted_at)), at least one
+        day, and never more than this option. After checking the clock, run once with V(0) to turn the check off.
       - Seconds or a duration string such as V(30d).
     type: raw
     default: 30d
   force:
     description:
       - Not used by the sweep; locked domains are always skipped.
+  tombstone_retention:
+    description:
+      - How long a finished tombstone (domain undefined, every Cinder action done) is kept after it finished; the sweep
+        then removes it and journals an C(instance.purge) event. Seconds or a duration (V(90d)); V(0) removes finished
+        tombstones at the next sweep; null keeps them for ever.
+      - A tombstone with work left (not undefined yet, Cinder work pending or never checked) is never removed.
+      - With O(project), only that project's tombstones are removed.
+    type: raw
+    default: 90d
+  journal_rotate_size:
+    description:
+      - Rotate C(events.jsonl) (rename it to C(events-<UTC time>.jsonl) in O(state_dir)) when it is bigger than this.
+        Bytes or a size such as V(64M), V(1G); null never rotates by size.
+    type: raw
+    default: 64M
+  journal_rotate_age:
+    description:
+      - Rotate C(events.jsonl) when its first event is older than this. Seconds or a duration; null never rotates by age.
+    type: raw
+    default: 30d
+  journal_retention:
+    description:
+      - Remove rotated journal files rotated longer ago than this. Seconds or a duration; null keeps them for ever.
+    type: raw
+    default: 365d
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''
@@ -149,6 +175,14 @@ instances:
   returned: always
   type: list
   elements: dict
+retention:
+  description:
+    - What the state_dir's retention removed in this sweep (in check mode, would remove) - C(tombstones_removed)
+      (name, uuid, project, terminated_at, finished_at), C(locks_removed) (paths), C(journal_rotated) (the rotated
+      file, or null), C(journal_removed) (rotated files past O(journal_retention)), C(temp_files_removed) and
+      C(errors) (what could not be removed, and why).
+  returned: always
+  type: dict
 summary:
   description: Counts of reclaimed, failed, skipped, kept, pending and finished.
   returned: always

@@ -6,7 +6,7 @@
 
 Pure functions of what the hypervisors reported (vm_info with include_deleted,
 vm_reclaim results, each host's last_sweep.json): no libvirt, no network.
-plugins/filter/report.py exposes them as filters; the report and reclaim
+plugins/filter/ has one file per filter (plugin_utils/_report_filters.py holds their code); the report and reclaim
 roles call those.
 """
 

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Integration tests: real ansible-playbook against the real libvirtd with real QEMU guests.
 
 The collection is built with ``ansible-galaxy collection build`` and installed
@@ -21,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 
 import guests  # noqa: E402
+from ansible_env import ansible_env  # noqa: E402
 
 BUILD = os.path.join(ROOT, 'build', 'integration')
 PYTHON = sys.executable
@@ -93,19 +96,8 @@ class Runner(object):
         self.extra_env = dict(env or {})
 
     def env(self, **more):
-        env = dict(os.environ)
-        env.update({
-            'ANSIBLE_COLLECTIONS_PATH': self.collections,
-            'ANSIBLE_STDOUT_CALLBACK': 'result_json',
-            'ANSIBLE_CALLBACK_PLUGINS': os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins'),
-            'ANSIBLE_LOAD_CALLBACK_PLUGINS': '1',
-            'ANSIBLE_HOST_KEY_CHECKING': 'False',
-            'ANSIBLE_RETRY_FILES_ENABLED': 'False',
-            'ANSIBLE_DEPRECATION_WARNINGS': 'False',
-            'ANSIBLE_LOCALHOST_WARNING': 'False',
-            'ANSIBLE_INVENTORY_UNPARSED_WARNING': 'False',
-            'ANSIBLE_PYTHON_INTERPRETER': PYTHON,
-        })
+        env = ansible_env(self.collections, PYTHON, 'result_json',
+                          os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins'))
         env.update(self.extra_env)
         env.update(more)
         return env
@@ -159,11 +151,13 @@ class Runner(object):
         return [e for e in items if request_id is None or e.get('request_id') == request_id]
 
     def tombstone(self, domain_uuid):
-        path = os.path.join(self.state_dir, 'tombstones', '%s.json' % domain_uuid)
-        if not os.path.exists(path):
-            return None
-        with open(path) as handle:
-            return json.load(handle)
+        """The current tombstone (tombstones/pending/ or tombstones/finished/), or None."""
+        for sub in ('pending', 'finished'):
+            path = os.path.join(self.state_dir, 'tombstones', sub, '%s.json' % domain_uuid)
+            if os.path.exists(path):
+                with open(path) as handle:
+                    return json.load(handle)
+        return None
 
 
 class PlayResult(object):

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A fleet of hypervisors for the fleet and timer tests: hv1 is the main test hypervisor (qemu:///system,
 reached with the local connection), hv2 and hv3 further, independent libvirtds of tests/testbed/fleet.sh, each with
 its own hostname and host UUID, reached over SSH on loopback as production playbooks reach their hosts. hv2 and hv3

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Bad input, table-driven: each kind gives a clear error naming the thing and the reason, and changes nothing.
 
 Every case runs one playbook against three real (shut off) domains: vm_info,

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The roles and playbooks over a fleet of two independent hypervisors, one reached over SSH.
 
 hv1 is the main test hypervisor (local connection), hv2 the second libvirtd of
@@ -293,4 +295,6 @@ def test_terminate_playbook_terminates_domains_on_both_hosts(ansible, inventory,
     assert result.rc == 0, result.stdout[-3000:]
     assert a not in [d.name() for d in hypervisor.listAllDomains()] and not hv2.exists(b)
     for host, uuid in (('hv1', a_uuid), ('hv2', b_uuid)):
-        assert os.path.exists(os.path.join(state_dir, host, 'tombstones', '%s.json' % uuid))
+        # Pending until a run with Cinder has asked about the server's attachments (no cloud here), but there.
+        assert any(os.path.exists(os.path.join(state_dir, host, 'tombstones', where, '%s.json' % uuid))
+                   for where in ('pending', 'finished'))

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Rules 5 and 6 against an attacker and a careless operator (issue review): each test is one defect class, on the
 real hypervisor (and the real Cinder where volumes are involved)."""
 

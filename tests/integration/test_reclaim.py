@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """vm_reclaim on the real hypervisor: the sweep a timer runs, as an operator sees it.
 
 Every test owns a project and scopes every sweep to it, so a sweep never

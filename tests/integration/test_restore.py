@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """vm_restore on the real hypervisor with real QEMU guests, as an operator runs it.
 
 Every guest is soft-deleted first with vm_soft_delete. Guests that need not

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The doors an operator worries about: what terminate may delete, project scoping, secrets, the state_dir.
 
 All against the real libvirtd (and the real Cinder for the secrets), through

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """vm_soft_delete on the real hypervisor with real QEMU guests, as an operator runs it.
 
 Guests of kind ``acpi`` power off on the ACPI power button; ``noacpi`` guests

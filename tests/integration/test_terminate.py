@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """vm_terminate on the real hypervisor, as an operator runs it (no Cinder here: see test_terminate_cinder.py)."""
 
 import os

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """vm_terminate against the test bed's real Cinder (tests/testbed/cinder.sh up): volumes attached the way Nova
 attaches them, detached and deleted when the domain is terminated, and never forgotten when Cinder is down."""
 

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The reclaim_timer role: what it installs, and that what it installs really sweeps the fleet.
 
 This machine has no systemd as PID 1, so the systemd units are checked with
@@ -5,7 +7,8 @@ This machine has no systemd as PID 1, so the systemd units are checked with
 the cron path runs for real: the command of the cron entry is run exactly as
 cron runs it, and once the system's own cron daemon runs the sweep on its
 schedule. Every sweep is scoped to the test's project (an extra var baked into
-the timer's command) and uses the two-host fleet of fleet_support.py.
+the timer's command) and uses the two-host fleet of fleet_support.py. The
+systemd units running under a real systemd are tested in tests/systemd/.
 """
 
 import fcntl

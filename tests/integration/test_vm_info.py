@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """vm_info and vm_attributes on the real hypervisor, as an operator runs them."""
 
 import subprocess

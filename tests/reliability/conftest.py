@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Reliability suite: the integration harness (real ansible-playbook, libvirtd, QEMU, Cinder) plus fault tools.
 
 Fixtures come from tests/integration/conftest.py, loaded under another name;

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Run the reliability, bad-input and security trials and rewrite the table in docs/reliability.md.
 
     .venv/bin/python tests/reliability/report.py              # run everything, then rewrite the table

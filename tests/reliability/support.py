@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """What the reliability, security and bad-input tests share.
 
 - an independent reader of the lifecycle record (plain ElementTree over the
@@ -116,9 +118,19 @@ def events(state_dir, request_id=None):
     return [e for e in items if request_id is None or e.get('request_id') == request_id]
 
 
+def tombstone_path(state_dir, uuid):
+    """Where the current tombstone of ``uuid`` is: tombstones/pending/, tombstones/finished/ (or the flat layout of
+    earlier versions); None when there is none."""
+    for sub in ('pending', 'finished', ''):
+        path = os.path.join(state_dir, 'tombstones', sub, '%s.json' % uuid)
+        if os.path.exists(path):
+            return path
+    return None
+
+
 def tombstone(state_dir, uuid):
-    path = os.path.join(state_dir, 'tombstones', '%s.json' % uuid)
-    if not os.path.exists(path):
+    path = tombstone_path(state_dir, uuid)
+    if path is None:
         return None
     with open(path) as handle:
         return json.load(handle)
@@ -129,7 +141,7 @@ def snapshot_files(state_dir):
     found = {}
     if not os.path.isdir(state_dir):
         return found
-    for sub in ('', 'tombstones'):
+    for sub in ('', 'tombstones', 'tombstones/pending', 'tombstones/finished', 'tombstones/history'):
         base = os.path.join(state_dir, sub)
         if not os.path.isdir(base):
             continue

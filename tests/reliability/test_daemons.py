@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """libvirtd restarted in the middle of a soft delete and of a restore; Cinder stopped during terminate and reclaim.
 
 The module is paused (SIGSTOP) at a named step with DEFERRED_LIBVIRT_FAILPOINT

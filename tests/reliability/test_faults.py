@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The module process killed (SIGKILL) at every step boundary of soft delete, restore, terminate and reclaim.
 
 Each trial: a real domain, the module run through ansible-playbook with

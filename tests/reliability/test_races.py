@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Races: two ansible-playbook processes started at the same moment against the same domain, 20 trials each.
 
 Nothing is mocked or slowed down: both runs are real playbooks against the

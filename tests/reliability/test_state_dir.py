@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """A state_dir that cannot be written: every operation refuses before it changes any domain.
 
 The full and read-only cases use a tiny tmpfs mounted for the test (the
@@ -178,7 +180,9 @@ def test_state_dir_filling_up_during_a_terminate_never_loses_the_tombstone(ansib
                                       'terminate.after_destroy', str(tmp_path))
         fill(tiny_fs)
         support.resume(pid)
-        [inst] = run.wait().task(0)['instances']
+        result = run.wait().task(0)
+        assert 'instances' in result, result
+        [inst] = result['instances']
         assert inst['failed'] and 'No space left on device' in inst['msg'], inst
         # The tombstone could not be updated, so the domain was not undefined: never gone without a tombstone.
         left = support.read_record(hypervisor, uuid)

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Each reliability test records what it tried and what it saw, one JSON line per case.
 
 Lines go to build/reliability/<suite>.jsonl; tests/reliability/report.py reads

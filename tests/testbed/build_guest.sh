@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Builds the disk-less test guest once: Debian's cloud kernel plus two tiny
 # busybox initramfs images, one that powers off on the ACPI power button and
 # one that ignores it. Skipped when the files are already there.

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 # A real OpenStack Cinder (API, scheduler, volume service with the fake
 # driver, SQLite, RabbitMQ) on 127.0.0.1, with no Keystone and no Nova, for
 # the collection's integration tests.

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Helpers for integration tests against the test bed's Cinder.
 
 Start it first with ``tests/testbed/cinder.sh up``; it writes the clouds.yaml

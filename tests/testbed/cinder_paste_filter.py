@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Paste filter placed in front of Cinder's noauth middleware in the test bed.
 
 With no Keystone and no Nova, two things stop openstacksdk from working

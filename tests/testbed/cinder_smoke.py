@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Smoke test of the test bed's Cinder, done the way Nova would.
 
 Run with a Python that has openstacksdk, after ``cinder.sh up``:

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Real QEMU/TCG test guests for integration tests, the demo and benchmarks.
 
 The guests have no disk to boot: Debian's cloud kernel plus a busybox

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 # Real libvirtd + QEMU (TCG) for integration tests, on a Debian 12 machine
 # without systemd as PID 1. Usage: hypervisor.sh [up|down|status]
 set -euo pipefail

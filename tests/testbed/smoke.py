@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """Smoke check of the real test bed: an ACPI guest honours shutdown, a
 guest without acpid ignores it. Exits non-zero on failure."""
 

@@ -1,3 +1,5 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
 """The docs say what the code does: the state table in docs/lifecycle.md is generated from _states.py."""
 
 import os

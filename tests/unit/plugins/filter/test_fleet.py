@@ -15,8 +15,8 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deferred.libvirt.plugins.filter.fleet import (fleet_locate, fleet_state, quota_check,
-                                                                       reclaim_summary)
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import (
+    fleet_locate, fleet_state, quota_check, reclaim_summary)
 
 NOW = '2024-05-01T12:00:00Z'
 

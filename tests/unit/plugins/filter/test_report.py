@@ -18,7 +18,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deferred.libvirt.plugins.filter.report import (
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import (
     reclaim_sweep_line, reclaim_sweep_metrics, reclaim_sweep_record, reclaim_warning, trash_report,
     trash_report_html, trash_report_metrics)
 

@@ -214,9 +214,10 @@ def test_naming_a_terminated_domain_again_is_a_noop(conn, define, tmp_path):
 
 def test_a_tombstone_that_never_says_it_asked_cinder_is_not_finished():
     # vm_reclaim used to read a missing cinder_checked as checked, vm_terminate as unchecked: unchecked wins.
-    assert not tombstones.finished({'uuid': 'x', 'volumes_pending': []})
-    assert tombstones.finished({'uuid': 'x', 'volumes_pending': [], 'cinder_checked': True})
-    assert not tombstones.finished({'uuid': 'x', 'volumes_pending': [{'id': 'v'}], 'cinder_checked': True})
+    assert not tombstones.finished({'uuid': 'x', 'status': 'terminated', 'volumes_pending': []})
+    assert tombstones.finished({'uuid': 'x', 'status': 'terminated', 'volumes_pending': [], 'cinder_checked': True})
+    assert not tombstones.finished({'uuid': 'x', 'status': 'terminated', 'volumes_pending': [{'id': 'v'}],
+                                    'cinder_checked': True})
 
 
 def test_pending_volume_work_stays_in_the_tombstone_without_cinder(conn, define, tmp_path):
@@ -396,3 +397,13 @@ def test_a_reclaim_at_implausibly_far_behind_is_never_reclaimed_until_the_operat
     assert 'clock may have jumped forward' in skipped['reason']
     outcome, dummy = run(reclaim, conn, tmp_path, max_overdue=0)
     assert [r['name'] for r in outcome['extra']['reclaimed']] == ['ancient']
+
+
+def test_a_sweep_two_days_late_for_an_hourly_retention_is_a_clock_jump_but_not_for_a_weekly_one():
+    clock = reclaim.Clock(NOW)
+    hourly = {'vm_state': 'soft_deleted', 'anomalies': [], 'task_state': None,
+              'deleted_at': _record.format_time(NOW - datetime.timedelta(hours=49)),
+              'reclaim_at': _record.format_time(NOW - datetime.timedelta(hours=48))}
+    assert reclaim.eligibility(hourly, clock)[0] == reclaim.SKIP
+    weekly = dict(hourly, deleted_at=_record.format_time(NOW - datetime.timedelta(days=9)))
+    assert reclaim.eligibility(weekly, clock)[0] == reclaim.DUE

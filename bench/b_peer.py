@@ -1,0 +1,172 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""6. Side by side with community.libvirt: soft delete, restore and terminate of N guests with each.
+
+The peer is community.libvirt as its users get it (lib.install_peer: the
+pinned ``ansible`` package from PyPI, its collection extracted into the
+bench's own collections path), driven by the playbooks an operator would
+write with it (bench/peer/*.yml): ``virt state=shutdown`` for every guest,
+an ``until:`` loop on ``virt command=status`` (every second, up to 60 s),
+``state=destroyed`` for those still running; ``state=running`` and a wait
+for ``running``; ``get_xml`` for the disks, ``destroyed``, ``undefine`` with
+the metadata flags, and the disk files deleted with ``file``. Ours is one
+task each: vm_soft_delete, vm_restore, vm_terminate with ``name: [N names]``.
+
+Every cycle boots N fresh ACPI guests, each with its own qcow2 disk in the
+default pool's directory, and runs the three jobs on them with one tool;
+the two tools alternate (ours first in even repetitions, the peer first in
+odd ones), so both see the same host load. A job's time is the whole
+playbook from its first task's start to its last result (ansible-playbook's
+start-up, the same for both, left out). The last repetition runs with
+bench/counting on PYTHONPATH, which counts the libvirt calls of every module
+process (about a microsecond a call, on both sides alike).
+"""
+
+import json
+import os
+import time
+import uuid
+
+import lib
+
+NAME = '6 vs community.libvirt'
+SIZES = {'full': [1, 8], 'quick': [1, 2]}
+REPS = 2
+PEER_DIR = os.path.join(lib.BENCH, 'peer')
+JOBS = ('soft_delete', 'restore', 'terminate')
+IMAGES = '/var/lib/libvirt/images'
+TARGET_BULK = 4.0
+
+
+def _boot(names):
+    for name in names:
+        lib.guests.make_disk(os.path.join(IMAGES, name + '.qcow2'))
+    for name in names:
+        lib.guests.define_guest(lib.conn(), name, kind='acpi', start=True, wait_ready=False,
+                                disks=[{'path': os.path.join(IMAGES, name + '.qcow2'), 'target': 'vdb'}])
+    for name in names:
+        lib.guests.wait_ready(name, timeout=180)
+    time.sleep(1.0)  # acpid opens the power button right after the ready line
+
+
+def _ours(job, names, state_dir, env=None):
+    module = {'soft_delete': 'vm_soft_delete', 'restore': 'vm_restore', 'terminate': 'vm_terminate'}[job]
+    args = {'name': names}
+    if job == 'soft_delete':
+        args['reclaim_interval'] = '7d'
+    play = lib.playbook([lib.local_play([{'name': job, 'deferred.libvirt.%s' % module: args}])], state_dir,
+                        env=env).check()
+    return play
+
+
+def _peer(job, names, env=None):
+    path = os.path.join(lib.BUILD, 'peer-vars-%s.json' % uuid.uuid4().hex[:8])
+    with open(path, 'w') as handle:
+        json.dump({'guests': names}, handle)
+    env = dict(env or {})
+    # The peer's own requirement lxml, from the bench's cache (see lib.install_peer).
+    env['PYTHONPATH'] = lib.PEER_LIB + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
+    try:
+        play = lib.playbook(os.path.join(PEER_DIR, '%s.yml' % job), None, extra_args=['-e', '@' + path], env=env)
+    finally:
+        os.unlink(path)
+    # The wait task ignores its errors (the destroy fallback follows it); any other failure is a broken run.
+    for task in play.tasks():
+        for host, res in task['hosts'].items():
+            if res.get('failed') and not task['name'].startswith('Wait until shut off'):
+                raise RuntimeError('peer %s task %r failed: %s' % (job, task['name'], res.get('msg')))
+    return play
+
+
+def _check_gone(names):
+    left = [n for n in names if lib.guests._exists(lib.conn(), n)]
+    disks = [n for n in names if os.path.exists(os.path.join(IMAGES, n + '.qcow2'))]
+    if left or disks:
+        raise RuntimeError('after terminate: still defined %s, disks left %s' % (left, disks))
+
+
+def _check_state(names, wanted):
+    states = [lib.conn().lookupByName(n).state()[0] for n in names]
+    if any(s != wanted for s in states):
+        raise RuntimeError('guests in states %s, expected %d' % (states, wanted))
+
+
+def _cycle(tool, names, state_dir, counting=None):
+    """Boot the guests, then soft delete, restore, terminate them with ``tool``: {job: seconds, 'counts': ...}."""
+    _boot(names)
+    out = {}
+    for job, after in zip(JOBS, (5, 1, None)):
+        env = lib.counting_env(os.path.join(counting, tool, job)) if counting else None
+        play = _ours(job, names, state_dir, env) if tool == 'ours' else _peer(job, names, env)
+        if after is None:
+            _check_gone(names)
+        else:
+            _check_state(names, after)
+        if counting:
+            out.setdefault('counts', {})[job] = lib.read_counts(os.path.join(counting, tool, job))
+        out[job] = play.play_seconds()
+        if tool == 'ours' and job == 'soft_delete':
+            inst = play.result(0)['instances']
+            out['clean'] = all(i.get('clean_shutdown') for i in inst)
+        if tool == 'peer' and job == 'soft_delete':
+            out['clean'] = not any(r.get('changed') for t in play.tasks()[2:] for r in t['hosts'].values()
+                                   if not r.get('skipped'))
+    return out
+
+
+def run(sizes, reps=2):
+    lib.log('peer: community.libvirt %s from ansible %s' % (lib.install_peer(), lib.PEER_ANSIBLE))
+    prefix = 'bench-peer-%s-' % lib.RUN_ID
+    state_dir = lib.state_dir('peer')
+    timed, counted = {}, {}
+    try:
+        for n in sizes:
+            for rep in range(reps):
+                order = ('ours', 'peer') if rep % 2 == 0 else ('peer', 'ours')
+                # The last repetition also counts the libvirt calls (a microsecond a call, on both sides alike).
+                counting = os.path.join(lib.BUILD, 'counts-peer') if rep == reps - 1 else None
+                for tool in order:
+                    names = ['%s%s%d-%d-%d' % (prefix, tool[0], n, rep, i) for i in range(n)]
+                    lib.log('peer: %s, N=%d, repetition %d' % (tool, n, rep + 1))
+                    cycle = _cycle(tool, names, state_dir, counting)
+                    timed.setdefault((tool, n), []).append(cycle)
+                    if counting:
+                        counted[(tool, n)] = cycle['counts']
+                    lib.cleanup(prefix)
+    finally:
+        lib.cleanup(prefix)
+        for name in os.listdir(IMAGES):
+            if name.startswith(prefix):
+                os.unlink(os.path.join(IMAGES, name))
+    return rows(timed, counted, sizes, reps)
+
+
+def rows(timed, counted, sizes, reps):
+    out = []
+    for n in sizes:
+        for job in JOBS:
+            ours = lib.median([c[job] for c in timed[('ours', n)]])
+            peer = lib.median([c[job] for c in timed[('peer', n)]])
+            ratio = peer / ours
+            target, verdict = '', 'info'
+            if job == 'soft_delete':
+                if n == 1:
+                    target, verdict = 'never slower (>= 1x)', lib.verdict(ratio >= 1.0)
+                elif n == max(sizes):
+                    target, verdict = '>= %.0fx' % TARGET_BULK, lib.verdict(ratio >= TARGET_BULK)
+            note = ['median of %d, alternating' % reps if reps > 1 else 'alternating']
+            if job == 'soft_delete':
+                clean = [c['clean'] for t in ('ours', 'peer') for c in timed[(t, n)]]
+                if not all(clean):
+                    note.append('a guest needed destroy')
+            if ('ours', n) in counted and ('peer', n) in counted:
+                o_rpc, _, o_calls = counted[('ours', n)][job]
+                p_rpc, _, p_calls = counted[('peer', n)][job]
+                note.append('libvirt RPCs per guest: ours %.1f (%s), peer %.1f (%s)' % (
+                    o_rpc / float(n), lib.top_calls(o_calls, 3), p_rpc / float(n), lib.top_calls(p_calls, 3)))
+                lib.log('peer: %s N=%d calls, ours: %s' % (job, n, json.dumps(o_calls, sort_keys=True)))
+                lib.log('peer: %s N=%d calls, peer: %s' % (job, n, json.dumps(p_calls, sort_keys=True)))
+            out.append(lib.Row(NAME, '%s, N=%d' % (job.replace('_', ' '), n), '%s (one task)' % lib.fmt_s(ours),
+                               'community.libvirt %s playbook: %s' % (lib.PEER_VERSION, lib.fmt_s(peer)),
+                               '%.1fx faster' % ratio, target, verdict, '; '.join(note)))
+    return out

@@ -1,0 +1,129 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One controller-side filter over a synthetic fleet, in a process of its own (for benchmark 7, b_control.py).
+
+Usage: python control_worker.py FILTER[,FILTER...] HOSTS DOMAINS TEMPLATES.json COLLECTIONS REPS
+
+Builds HOSTS hosts' results from the real vm_info and vm_reclaim results in
+TEMPLATES.json (each host's result goes through json.loads, as Ansible
+receives a module's result, so no two hosts share objects), then times REPS
+calls of each FILTER, printing a JSON line for each: the median seconds,
+the resident set before its first call (the inputs), and the process's
+peak during its calls (VmHWM, reset before them through clear_refs).
+"""
+
+import copy
+import datetime
+import json
+import statistics
+import sys
+import time
+import uuid
+
+
+def _status(key):
+    with open('/proc/self/status') as handle:
+        for line in handle:
+            if line.startswith(key + ':'):
+                return int(line.split()[1]) / 1024.0
+    return None
+
+
+def _stamp(dt):
+    return dt.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def vm_info_result(template, host_index, domains, now, projects=200):
+    """A host's vm_info result: ``domains`` records, 10% soft-deleted (a fifth of those expired), 10% stopped."""
+    instances = []
+    for i in range(domains):
+        rec = copy.deepcopy(template['record'])
+        rec['name'] = 'h%04d-vm%03d' % (host_index, i)
+        rec['uuid'] = str(uuid.UUID(int=(host_index << 32) | i))
+        # Projects span hosts, as tenants do: project p has domains on about a quarter of the fleet.
+        rec['project'] = 'project-%03d' % ((host_index * 7 + i) % projects)
+        rec['user'] = 'user-%d' % (i % 5)
+        rec['vcpus'], rec['memory_mb'] = 1 + i % 4, 512 * (1 + i % 8)
+        for disk in rec.get('disks') or []:
+            disk['path'] = '/var/lib/libvirt/images/%s-%s.qcow2' % (rec['name'], disk.get('target'))
+        if i % 10 == 0:
+            expired = i % 50 == 0
+            rec.update(vm_state='soft_deleted', power_state='shutoff', task_state=None,
+                       deleted_at=_stamp(now - datetime.timedelta(days=8 if expired else 1)),
+                       reclaim_at=_stamp(now + datetime.timedelta(hours=-1 if expired else 24 + i)))
+        elif i % 10 == 1:
+            rec.update(vm_state='stopped', power_state='shutoff', deleted_at=None, reclaim_at=None)
+        else:
+            rec.update(vm_state='active', power_state='running', deleted_at=None, reclaim_at=None)
+        instances.append(rec)
+    result = copy.deepcopy(template['vm_info_rest'])
+    result['instances'] = instances
+    for key in template['facts_keys']:
+        result.setdefault('ansible_facts', {})[key] = instances
+    return json.loads(json.dumps(result))
+
+
+def reclaim_result(template, host_index, domains, now):
+    """A host's vm_reclaim result for the same fleet: the expired ones reclaimed, the other soft-deleted kept."""
+    result = copy.deepcopy(template['reclaim_rest'])
+    reclaimed, kept = [], []
+    for i in range(0, domains, 10):
+        name = 'h%04d-vm%03d' % (host_index, i)
+        uid = str(uuid.UUID(int=(host_index << 32) | i))
+        if i % 50 == 0:
+            item = copy.deepcopy(template['reclaimed'])
+            item.update(name=name, uuid=uid)
+            reclaimed.append(item)
+        else:
+            item = copy.deepcopy(template['kept'])
+            item.update(name=name, uuid=uid, reclaim_at=_stamp(now + datetime.timedelta(hours=24 + i)))
+            kept.append(item)
+    result['reclaimed'], result['kept'] = reclaimed, kept
+    result['summary'] = dict(result['summary'], reclaimed=len(reclaimed), kept=len(kept))
+    return json.loads(json.dumps(result))
+
+
+def main():
+    names_arg, hosts, domains, templates, collections, reps = sys.argv[1:7]
+    hosts, domains, reps = int(hosts), int(domains), int(reps)
+    sys.path.insert(0, collections)
+    from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet as fleet
+    with open(templates) as handle:
+        template = json.load(handle)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    hostnames = ['hv%04d' % h for h in range(hosts)]
+    calls = []
+    wanted = names_arg.split(',')
+    if 'reclaim_summary' in wanted:
+        results = dict((h, {'reclaim_result': reclaim_result(template, i, domains, now)})
+                       for i, h in enumerate(hostnames))
+        calls.append(('reclaim_summary', lambda: fleet.reclaim_summary(results, hostnames)))
+    if set(wanted) & set(('fleet_state', 'fleet_locate', 'quota_check')):
+        hostvars = dict((h, {'state_facts_vm_info': vm_info_result(template, i, domains, now)})
+                        for i, h in enumerate(hostnames))
+        fact = fleet.fleet_state(hostvars, hostnames)
+        # A restore batch of 100 soft-deleted domains spread over the fleet, named as an operator names them.
+        batch = [t['name'] for t in fact['trash'][::max(1, len(fact['trash']) // 100)]][:100]
+        limits = {'default': {'instances': -1, 'cores': -1, 'ram_mb': -1}}
+        calls += [('fleet_state', lambda: fleet.fleet_state(hostvars, hostnames)),
+                  ('fleet_locate', lambda: fleet.fleet_locate(fact, batch)),
+                  ('quota_check', lambda: fleet.quota_check(fact, limits, batch))]
+    for name, call in calls:
+        if name not in wanted:
+            continue
+        # The peak so far is the inputs' (and the fleet fact's, which the quota role's filters read): start it again.
+        with open('/proc/self/clear_refs', 'w') as handle:
+            handle.write('5')
+        inputs = _status('VmRSS')
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            out = call()
+            times.append(time.perf_counter() - t0)
+            del out
+        print(json.dumps({'filter': name, 'hosts': hosts, 'records': hosts * domains,
+                          'seconds': statistics.median(times), 'inputs_mb': inputs, 'peak_mb': _status('VmHWM')}))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fleet_locate filter: its documentation, read by ansible-doc and Galaxy, and its entry point.
+
+The code is shared with the other fleet filters in plugins/plugin_utils/_fleet.py.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: fleet_locate
+version_added: 0.1.0
+short_description: Find named domains across the fleet
+description:
+  - Finds each named domain (name or UUID) on its host in the fleet fact of the C(deferred.libvirt.state_facts) role,
+    so a playbook runs each operation on the host that has the domain.
+  - Fails, before anything changes, on a name no host has, a name several hosts have (name it by UUID), a domain of
+    another project, and a fleet fact with hosts that did not report.
+positional: _input, names, project
+options:
+  _input:
+    description: The fleet fact (C(state_facts_fleet)).
+    type: dict
+    required: true
+  names:
+    description: Names or UUIDs, a list or a string separated by commas or spaces.
+    type: raw
+    required: true
+  project:
+    description: Every domain must belong to this project.
+    type: str
+author:
+  - deferred.libvirt developers
+"""
+
+EXAMPLES = r"""
+- name: Where are web01 and web02?
+  ansible.builtin.set_fact:
+    plan: "{{ state_facts_fleet | deferred.libvirt.fleet_locate('web01,web02', 'web') }}"
+
+- name: Soft delete each on its host
+  deferred.libvirt.vm_soft_delete:
+    name: "{{ plan.by_host[inventory_hostname] }}"
+  when: inventory_hostname in plan.by_host
+"""
+
+RETURN = r"""
+_value:
+  description: C(by_host) (host -> UUIDs of the named domains there) and C(instances) (each found domain, with its host).
+  type: dict
+"""
+
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import fleet_locate
+
+
+class FilterModule(object):
+    def filters(self):
+        return {'fleet_locate': fleet_locate}

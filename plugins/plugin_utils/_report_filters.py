@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The report filters' code: the trash report, its page and its metrics, and the sweep's record, metrics and warning.
+
+Each filter has its own file in plugins/filter/ (its documentation and entry point).
+
+trash_report builds the report data from every host's vm_info (with
+include_deleted) and last_sweep.json; trash_report_html and trash_report_metrics
+render it; reclaim_sweep_record, reclaim_sweep_metrics and reclaim_warning do
+the same for one sweep. The work is in plugin_utils/_report.py and
+_report_html.py; each filter turns bad input into AnsibleFilterError.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.deferred.libvirt.plugins.plugin_utils import _report
+from ansible_collections.deferred.libvirt.plugins.plugin_utils import _report_html
+
+
+def _checked(func):
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except _report.ReportError as exc:
+            raise AnsibleFilterError('%s; nothing was written' % exc)
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+@_checked
+def trash_report(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_last_sweep', now=None,
+                 warning_window='24h', days=_report.TIMELINE_DAYS, sweep_max_age=None):
+    """The report data over ``hosts`` (see trash_report.yml)."""
+    return _report.build(hostvars, hosts, info_var=info_var, sweep_var=sweep_var, now=now,
+                         warning_window=warning_window, days=int(days), sweep_max_age=sweep_max_age)
+
+
+def _report_of(report):
+    if not isinstance(report, dict) or 'trash' not in report or 'hosts' not in report:
+        raise AnsibleFilterError('not a trash report: pass the result of the deferred.libvirt.trash_report filter')
+    return report
+
+
+def trash_report_html(report, title='Trash report'):
+    """The report as one self-contained HTML page."""
+    return _report_html.render(_report_of(report), title=title)
+
+
+def trash_report_metrics(report):
+    """The report as Prometheus text format."""
+    return _report.report_metrics(_report_of(report))
+
+
+@_checked
+def reclaim_sweep_record(result, host, started_at=None, finished_at=None, previous=None, project=None,
+                         check_mode=False, warning_window=None):
+    """What a host's sweep leaves in its state_dir (last_sweep.json)."""
+    return _report.sweep_record(result, host, started_at=started_at, finished_at=finished_at,
+                                previous=_report.read_sweep(previous), project=project, check_mode=check_mode,
+                                warning_window=warning_window)
+
+
+def reclaim_sweep_metrics(record, host=None):
+    """One host's sweep record as Prometheus text format."""
+    if not isinstance(record, dict) or 'counts' not in record:
+        raise AnsibleFilterError('not a sweep record: pass the result of the deferred.libvirt.reclaim_sweep_record filter')
+    return _report.sweep_metrics(record, host or record.get('host'))
+
+
+def reclaim_sweep_line(record, host=None):
+    """One line for a host's sweep, as the summary and the report print it."""
+    return _report.host_line(host or (record or {}).get('host'), record)
+
+
+@_checked
+def reclaim_warning_line(item, window):
+    """One line for a domain due within the window."""
+    return _report.due_line(item, window)
+
+
+@_checked
+def reclaim_warning(hostvars, hosts, record_var='reclaim_sweep', window=None, now=None):
+    """The webhook body: the domains due within the window, over every host's sweep record."""
+    sweeps = {}
+    for host in hosts or []:
+        try:
+            record = hostvars[host].get(record_var)
+        except Exception:  # a host not in the inventory
+            record = None
+        if record:
+            sweeps[str(host)] = record
+    return _report.warning_payload(sweeps, generated_at=now, window=window)

@@ -1,0 +1,297 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The playbooks as AWX runs its job templates: through ansible-runner, with a private data dir laid out as AWX lays it.
+
+Per job: project/ (the project checkout, with playbooks/), inventory/hosts, env/extravars (the survey's answers,
+built from the survey specs in docs/awx/ as AWX builds them), env/envvars (the collections path AWX installs the
+project's collections into, and the OpenStack credential as AWX injects it: a clouds.yaml in the private data dir
+named by OS_CLIENT_CONFIG_FILE, whose one cloud AWX names ``devstack``), and artifacts/<job id>/ with the job events
+an AWX user reads in the job's output. Against the real hypervisor and the real Cinder.
+"""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+import cinder_helpers as ch
+from fleet_support import Hv2Guests, fleet_up, wait_past
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SURVEYS = os.path.join(ROOT, 'docs', 'awx')
+RUNNER = os.path.join(os.path.dirname(sys.executable), 'ansible-runner')
+CINDER_SH = os.path.join(ROOT, 'tests', 'testbed', 'cinder.sh')
+
+
+def survey_extravars(template, answers):
+    """The extra vars AWX passes for a survey: each answer for a question of the spec, else the question's default;
+    a required question must be answered, an unknown answer is refused, an empty optional one is left out."""
+    with open(os.path.join(SURVEYS, 'survey_%s.json' % template)) as handle:
+        spec = json.load(handle)['spec']
+    known = {q['variable']: q for q in spec}
+    unknown = set(answers) - set(known)
+    assert not unknown, 'not in the %s survey: %s' % (template, sorted(unknown))
+    extravars = {}
+    for var, question in known.items():
+        value = answers.get(var, question.get('default', ''))
+        if question['required']:
+            assert value not in ('', None), '%s is required by the %s survey' % (var, template)
+        if value in ('', None):
+            continue
+        if question['type'] == 'integer':
+            value = int(value)
+        elif question['type'] == 'multiplechoice':
+            assert value in question['choices'], (var, value)
+        extravars[var] = value
+    return extravars
+
+
+class AwxJob(object):
+    """One job template run: the private data dir, then ansible-runner run, then what the job's output shows."""
+
+    def __init__(self, base, collections, state_dir, job_id):
+        self.pdd = os.path.join(base, 'job-%d' % job_id)
+        self.job_id = job_id
+        self.collections = collections
+        self.state_dir = state_dir
+
+    def run(self, playbook, template, answers, cloud=True, hosts=None):
+        """``hosts``: the inventory's hypervisors (host -> vars); default localhost with the local connection."""
+        pdd = self.pdd
+        shutil.copytree(os.path.join(ROOT, 'playbooks'), os.path.join(pdd, 'project', 'playbooks'))
+        os.makedirs(os.path.join(pdd, 'inventory'))
+        os.makedirs(os.path.join(pdd, 'env'))
+        if hosts is None:
+            hosts = {'localhost': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+                                   'deferred_libvirt_uri': 'qemu:///system',
+                                   'deferred_libvirt_state_dir': self.state_dir}}
+        group_vars = {'deferred_libvirt_cloud': 'devstack'} if cloud else {}
+        with open(os.path.join(pdd, 'inventory', 'hosts'), 'w') as handle:
+            json.dump({'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': group_vars}}}}, handle)
+        with open(os.path.join(pdd, 'env', 'extravars'), 'w') as handle:
+            json.dump(survey_extravars(template, answers), handle)
+        envvars = {'ANSIBLE_COLLECTIONS_PATH': self.collections, 'ANSIBLE_FORCE_COLOR': 'False',
+                   'ANSIBLE_HOST_KEY_CHECKING': 'False', 'ANSIBLE_DEPRECATION_WARNINGS': 'False',
+                   'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
+        if cloud:
+            # AWX's OpenStack credential: its own clouds.yaml, one cloud named devstack, in the private data dir.
+            with open(ch.CLOUDS_YAML) as handle:
+                testbed = yaml.safe_load(handle)['clouds']['testbed']
+            path = os.path.join(pdd, 'env', 'tmp_openstack_credential')
+            with open(path, 'w') as handle:
+                yaml.safe_dump({'clouds': {'devstack': testbed}}, handle)
+            os.chmod(path, 0o600)
+            envvars['OS_CLIENT_CONFIG_FILE'] = path
+        with open(os.path.join(pdd, 'env', 'envvars'), 'w') as handle:
+            json.dump(envvars, handle)
+        proc = subprocess.run([RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(self.job_id)],
+                              capture_output=True, text=True, timeout=900, check=False)
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        art = os.path.join(pdd, 'artifacts', str(self.job_id))
+        with open(os.path.join(art, 'status')) as handle:
+            self.status = handle.read().strip()
+        self.events = []
+        for path in glob.glob(os.path.join(art, 'job_events', '*.json')):
+            with open(path) as handle:
+                self.events.append(json.load(handle))
+        self.events.sort(key=lambda e: e['counter'])
+        return self
+
+    def results(self, task, event='runner_on_ok'):
+        """The result of a task as the job output shows it (one per host)."""
+        return [e['event_data']['res'] for e in self.events
+                if e['event'] == event and e['event_data'].get('task') == task]
+
+    def failures(self):
+        return [e['event_data'] for e in self.events if e['event'] == 'runner_on_failed'
+                and not e['event_data'].get('ignore_errors')]
+
+    def why(self):
+        return 'job %s %s (rc %s)\n%s' % (self.job_id, self.status, self.rc, self.stdout[-4000:])
+
+
+@pytest.fixture
+def awx(collection, hypervisor, state_dir, tmp_path):
+    jobs = []
+
+    def job(playbook, template, answers, cloud=True, hosts=None):
+        item = AwxJob(str(tmp_path / 'awx'), collection, state_dir, len(jobs) + 1)
+        jobs.append(item)
+        return item.run(playbook, template, answers, cloud=cloud, hosts=hosts)
+    return job
+
+
+@pytest.fixture(scope='module')
+def cinder_up():
+    status = subprocess.run(['bash', CINDER_SH, 'status'], capture_output=True, text=True, check=False)
+    if status.returncode != 0:
+        pytest.fail('the test bed Cinder is not running (tests/testbed/cinder.sh up):\n%s' % status.stdout)
+    return ch.connect()
+
+
+def project_of(prefix):
+    return prefix.rstrip('-')
+
+
+def owned(ansible, names, project):
+    result = ansible.task('deferred.libvirt.vm_attributes', name=names, project=project)
+    assert not result.get('failed'), result
+
+
+def test_soft_delete_then_restore_job_templates(awx, ansible, make_guest, prefix, hypervisor):
+    a, dummy = make_guest('a')
+    b, dummy = make_guest('b')
+    project = project_of(prefix)
+    owned(ansible, [a, b], project)
+
+    job = awx('soft_delete.yml', 'soft_delete', {'names': '%s, %s' % (a, b), 'project': project,
+                                                 'reclaim_interval': '2d', 'shutdown_timeout': '60s'})
+    assert job.status == 'successful', job.why()
+    [res] = job.results('Soft delete the domains on their hosts')
+    assert res['changed'] is True
+    by_name = {i['name']: i for i in res['instances']}
+    assert sorted(by_name) == [a, b]
+    for inst in by_name.values():
+        assert inst['action'] == 'soft_deleted' and not inst.get('failed'), inst
+        assert inst['clean_shutdown'] is True and inst['reclaim_at']
+    [shown] = job.results('Show when each domain will be reclaimed')
+    assert '%s: reclaim_at %s' % (a, by_name[a]['reclaim_at']) in shown['msg']
+    assert hypervisor.lookupByName(a).info()[0] == 5  # VIR_DOMAIN_SHUTOFF
+
+    job = awx('restore.yml', 'restore', {'names': a, 'project': project})
+    assert job.status == 'successful', job.why()
+    [res] = job.results('Restore the domains on their hosts')
+    [inst] = res['instances']
+    assert inst['name'] == a and inst['action'] == 'restored' and not inst.get('failed'), inst
+    assert hypervisor.lookupByName(a).isActive()
+    assert not hypervisor.lookupByName(b).isActive()
+
+
+def test_a_survey_naming_an_unknown_domain_fails_the_job_and_changes_nothing(awx, ansible, make_guest, prefix,
+                                                                             hypervisor):
+    a, dummy = make_guest('a')
+    project = project_of(prefix)
+    owned(ansible, [a], project)
+    job = awx('soft_delete.yml', 'soft_delete', {'names': '%s,%snope' % (a, prefix), 'project': project})
+    assert job.status == 'failed', job.why()
+    [failure] = job.failures()
+    assert failure['host'] == 'localhost'
+    assert '%snope' % prefix in failure['res']['msg'], failure['res']
+    assert not job.results('Soft delete the domains on their hosts')
+    assert hypervisor.lookupByName(a).isActive()
+
+
+def test_terminate_job_template_uses_the_awx_openstack_credential(awx, ansible, make_guest, prefix, hypervisor,
+                                                                  cinder_up):
+    name, uuid = make_guest('a', start=False)
+    project = project_of(prefix)
+    try:
+        doomed = ch.create_volume(prefix + 'doomed', 1, conn=cinder_up).id
+        kept = ch.create_volume(prefix + 'kept', 1, conn=cinder_up).id
+        ch.attach_like_nova(doomed, uuid, mountpoint='/dev/vdb', conn=cinder_up)
+        ch.attach_like_nova(kept, uuid, mountpoint='/dev/vdc', conn=cinder_up)
+        result = ansible.task('deferred.libvirt.vm_attributes', name=name, project=project, volumes=[
+            {'id': doomed, 'target': 'vdb', 'delete_on_termination': True},
+            {'id': kept, 'target': 'vdc', 'delete_on_termination': False}])
+        assert not result.get('failed'), result
+
+        job = awx('terminate.yml', 'terminate', {'names': name, 'project': project})
+        assert job.status == 'successful', job.why()
+        [res] = job.results('Terminate the domains on their hosts')
+        [inst] = res['instances']
+        assert inst['name'] == name and not inst.get('failed'), inst
+        assert inst['volumes_deleted'] == [doomed] and inst['volumes_kept'] == [kept]
+        assert inst['volumes_pending'] == []
+        assert ch.volume_status(doomed, conn=cinder_up) is None
+        assert ch.volume_status(kept, conn=cinder_up) == 'available'
+        assert name not in [d.name() for d in hypervisor.listAllDomains()]
+    finally:
+        ch.cleanup(prefix, conn=cinder_up)
+
+
+def test_reclaim_job_template_reports_the_summary(awx, ansible, make_guest, prefix, hypervisor, cinder_up):
+    a, a_uuid = make_guest('a', start=False)
+    b, b_uuid = make_guest('b', start=False)
+    kept, dummy = make_guest('kept', start=False)
+    project = project_of(prefix)
+    owned(ansible, [a, b, kept], project)
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=[a, b], project=project, reclaim_interval=1)
+    assert not result.get('failed'), result
+    due = max(i['reclaim_at'] for i in result['instances'])
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=kept, project=project, reclaim_interval='1d')
+    assert not result.get('failed'), result
+
+    wait_past(due)
+    job = awx('reclaim.yml', 'reclaim', {'reclaim_project': project})
+    assert job.status == 'successful', job.why()
+    assert not job.failures()
+    summaries = [e['event_data']['res'] for e in job.events if e['event'] == 'runner_on_ok'
+                 and 'reclaim_summary' in e['event_data']['res'].get('ansible_facts', {})]
+    assert summaries, job.why()
+    summary = summaries[-1]['ansible_facts']['reclaim_summary']
+    assert summary['ok'] is True
+    # (On a shared test bed, another sweep of qemu:///system not scoped to a project may take a and b first.)
+    assert summary['totals']['reclaimed'] == 2 and summary['totals']['failed'] == 0, (
+        summary, 'still defined: %s' % [n for n in (a, b) if n in [d.name() for d in hypervisor.listAllDomains()]])
+    assert sorted(i['name'] for i in summary['reclaimed']) == sorted([a, b])
+    printed = [e['event_data']['res'].get('msg') for e in job.events if e['event'] == 'runner_on_ok'
+               and e['event_data']['res'].get('msg') == summary['lines']]
+    assert printed, 'the summary lines are not in the job output'
+    names = [d.name() for d in hypervisor.listAllDomains()]
+    assert a not in names and b not in names and kept in names
+
+
+@pytest.fixture(scope='module')
+def fleet(hypervisor):
+    return fleet_up()
+
+
+def test_terminate_job_on_a_hypervisor_reached_over_ssh_gets_the_credential_from_the_controller(
+        awx, ansible, fleet, prefix, cinder_up, state_dir):
+    """AWX injects the credential where the job runs (the EE); a module on a host reached over SSH never sees
+    OS_CLIENT_CONFIG_FILE, so the playbook hands it the cloud from the controller's clouds.yaml."""
+    hv2 = Hv2Guests(fleet, prefix)
+    project = project_of(prefix)
+    spec = fleet['hv2']
+    hosts = {'hv2': dict(((k, spec[k]) for k in ('ansible_host', 'ansible_port', 'ansible_user',
+                                                 'ansible_ssh_private_key_file', 'ansible_ssh_common_args')),
+                         ansible_connection='ssh', ansible_python_interpreter=sys.executable,
+                         deferred_libvirt_uri=spec['uri'], deferred_libvirt_state_dir=os.path.join(state_dir, 'hv2'))}
+    try:
+        name, uuid = hv2.make('a')
+        doomed = ch.create_volume(prefix + 'doomed', 1, conn=cinder_up).id
+        ch.attach_like_nova(doomed, uuid, mountpoint='/dev/vdb', conn=cinder_up)
+        # The domain's owner and volume, recorded on hv2 as an operator would before (not through AWX).
+        play = [{'hosts': 'hv2', 'gather_facts': False, 'tasks': [{'deferred.libvirt.vm_attributes': {
+            'uri': spec['uri'], 'state_dir': os.path.join(state_dir, 'hv2'), 'name': name, 'project': project,
+            'volumes': [{'id': doomed, 'target': 'vdb', 'delete_on_termination': True}]}}]}]
+        plays = state_dir + '-plays'
+        os.makedirs(plays, exist_ok=True)
+        with open(os.path.join(plays, 'attrs.json'), 'w') as handle:
+            json.dump(play, handle)
+        with open(os.path.join(plays, 'inventory.json'), 'w') as handle:
+            json.dump({'all': {'hosts': hosts}}, handle)
+        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i',
+                               os.path.join(plays, 'inventory.json'), os.path.join(plays, 'attrs.json')],
+                              env=ansible.env(), capture_output=True, text=True, check=False, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+
+        job = awx('terminate.yml', 'terminate', {'names': name, 'project': project}, hosts=hosts)
+        assert job.status == 'successful', job.why()
+        [res] = job.results('Terminate the domains on their hosts')
+        [inst] = res['instances']
+        assert inst['volumes_deleted'] == [doomed] and inst['volumes_pending'] == [], inst
+        assert ch.volume_status(doomed, conn=cinder_up) is None
+        assert not hv2.exists(name)
+        with open(ch.CLOUDS_YAML) as handle:
+            token = yaml.safe_load(handle)['clouds']['testbed']['auth']['token']
+        assert token not in json.dumps(job.events), 'the credential shows in the job output'
+    finally:
+        hv2.close()
+        ch.cleanup(prefix, conn=cinder_up)
