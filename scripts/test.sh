@@ -87,8 +87,8 @@ if want integration || want reliability || want races; then
 fi
 if want integration; then
   step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
-  # The fleet_rules scenarios (test_fleet_safety.py) join the default run once the operations follow rules 9-11.
-  run_pytest -q -rs -p no:cacheprovider -m 'not fleet_rules' tests/integration
+  # The fleet_rules scenarios of test_fleet_safety.py (rules 9-11, the restore onto another host) run with the rest.
+  run_pytest -q -rs -p no:cacheprovider tests/integration
 fi
 if want reliability; then
   # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else may run meanwhile.

@@ -37,6 +37,11 @@ options:
   now:
     description: The time to compute C(expires_in) from (UTC ISO 8601). Default is now.
     type: str
+  project:
+    description:
+      - Only this project's domains are listed (instances, usage, trash). Null for all.
+      - The vm_info results themselves stay unfiltered, so the fleet index built from them sees every domain.
+    type: str
 author:
   - deferred.libvirt developers
 """

@@ -33,7 +33,7 @@ URI = 'qemu:///system'
 def pytest_configure(config):
     config.addinivalue_line('markers', 'cinder: needs the real Cinder test service (tests/testbed/cinder.sh)')
     config.addinivalue_line('markers', 'fleet_rules: the fleet scenarios of rules 9-11 and the restore onto another '
-                            'host (test_fleet_safety.py); not in the default run until the operations follow them')
+                            'host (test_fleet_safety.py), in the default run; -m fleet_rules runs them alone')
 
 
 @pytest.fixture(scope='session')
