@@ -674,4 +674,3 @@ def quota_lock_name(project):
     text = to_text(project) if project else 'none'
     readable = re.sub(r'[^A-Za-z0-9._-]', '_', text)[:64]
     return 'quota-%s-%s.lock' % (readable, hashlib.sha1(text.encode('utf-8')).hexdigest()[:8])
-
