@@ -10,6 +10,7 @@ __metaclass__ = type
 import copy
 import os
 import signal
+import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -70,10 +71,22 @@ class Skip(DeferredError):
     """The domain no longer qualifies (for example it was restored meanwhile); nothing was changed."""
 
 
+_FIRED = set()
+_FIRED_LOCK = threading.Lock()
+
+
 def failpoint(name):
-    """Kill (or pause) this process at a named step when the tests ask for it (fault injection; off unless the env var is set)."""
+    """Kill (or pause) this process at a named step when the tests ask for it (fault injection; off unless the env var is set).
+
+    It fires the first time the step is reached in a run only: steps inside concurrent work (the volumes of one domain
+    are settled at once) would otherwise pause the process again after the test resumed it.
+    """
     wanted = os.environ.get(FAILPOINT_ENV)
     if wanted and wanted in (name, name.split('.', 1)[-1]):
+        with _FIRED_LOCK:
+            if name in _FIRED:
+                return
+            _FIRED.add(name)
         pause_file = os.environ.get(FAILPOINT_PAUSE_ENV)
         if pause_file:
             with open(pause_file, 'w') as handle:

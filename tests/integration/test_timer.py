@@ -70,6 +70,8 @@ def install(ansible, tmp_path, inventory, project, timer_name, **role_vars):
         'reclaim_timer_log_file': os.path.join(base, 'log', timer_name + '.log'),
         'reclaim_timer_logrotate_dir': os.path.join(base, 'logrotate.d'),
         'reclaim_timer_manage_cron': False,
+        'reclaim_timer_extra_vars_file': os.path.join(base, 'etc', timer_name + '.vars.json'),
+        'reclaim_timer_skip_count_file': os.path.join(base, timer_name + '.skipped'),
     }
     args.update(role_vars)
     for key in ('reclaim_timer_script', 'reclaim_timer_cron_file'):
@@ -220,6 +222,36 @@ def test_a_run_that_finds_the_lock_held_skips_and_changes_nothing(ansible, tmp_p
         log = handle.read()
     assert log == '%s: another sweep holds %s; this run is skipped\n' % (timer_name, args['reclaim_timer_lock_file'])
     assert a in domain_names(hypervisor) and hv2.exists(b)
+
+
+def test_secrets_stay_out_of_readable_files_and_the_process_list(ansible, tmp_path, inventory, project, timer_name):
+    secret = 'pw-%s' % uuidlib.uuid4().hex
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron',
+                          reclaim_timer_extra_vars={'reclaim_project': project,
+                                                    'reclaim_cloud': {'auth': {'password': secret}}})
+    assert oct(os.stat(args['reclaim_timer_extra_vars_file']).st_mode & 0o777) == '0o600'
+    assert oct(os.stat(args['reclaim_timer_script']).st_mode & 0o777) == '0o700'
+    for path in (args['reclaim_timer_script'], args['reclaim_timer_cron_file']):
+        with open(path) as handle:
+            assert secret not in handle.read(), path  # the command line (what ps shows) is built from these
+    with open(args['reclaim_timer_extra_vars_file']) as handle:
+        assert secret in handle.read()
+
+
+def test_the_third_skipped_run_in_a_row_fails_so_monitoring_sees_a_hung_sweep(ansible, tmp_path, inventory, project,
+                                                                               timer_name):
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
+    (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
+
+    with open(args['reclaim_timer_lock_file'], 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a sweep that hangs
+        codes = [run_as_cron(command, variables).returncode for dummy in range(3)]
+
+    assert codes == [0, 0, 1]
+    with open(args['reclaim_timer_log_file']) as handle:
+        log = handle.read()
+    assert log.count('this run is skipped') == 3
+    assert '3 runs in a row were skipped, the previous sweep may be hung' in log
 
 
 def test_removing_the_timer_removes_what_it_installed(ansible, tmp_path, inventory, project, timer_name):
