@@ -238,8 +238,8 @@ def test_secrets_stay_out_of_readable_files_and_the_process_list(ansible, tmp_pa
         assert secret in handle.read()
 
 
-def test_the_third_skipped_run_in_a_row_fails_so_monitoring_sees_a_hung_sweep(ansible, tmp_path, inventory, project,
-                                                                               timer_name):
+def test_the_third_skipped_run_in_a_row_fails_so_monitoring_sees_a_hung_sweep(
+        ansible, tmp_path, inventory, project, timer_name):
     args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
     (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
 
