@@ -92,6 +92,18 @@ def _expires_in(reclaim_at, now):
 
 
 @_without_gc_pauses
+def _reported(hostvars, host, result_var):
+    """(the host's vm_info result, None), or (None, why it did not report)."""
+    result = _host_vars(hostvars, host).get(result_var)
+    if result and not result.get('failed') and not result.get('unreachable') and 'instances' in result:
+        return result, None
+    if result and result.get('msg'):
+        return None, to_text(result.get('msg'))
+    if result and result.get('unreachable'):
+        return None, 'unreachable'
+    return None, 'did not report'
+
+
 def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None, project=None):
     """The fleet fact: per host and per project, instances, usage and trash, from each host's vm_info result.
 
@@ -109,13 +121,8 @@ def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None, pro
     project_hosts = {}
     for host in hosts or []:
         host = to_text(host)
-        result = _host_vars(hostvars, host).get(result_var)
-        if not result or result.get('failed') or result.get('unreachable') or 'instances' not in result:
-            why = 'did not report'
-            if result and result.get('msg'):
-                why = to_text(result.get('msg'))
-            elif result and result.get('unreachable'):
-                why = 'unreachable'
+        result, why = _reported(hostvars, host, result_var)
+        if why:
             fleet['missing'][host] = why
             continue
         views = [v for v in result['instances'] if only is None or v.get('project') == only]
@@ -478,13 +485,8 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     copies_by_uuid = {}
     for host in hosts or []:
         host = to_text(host)
-        result = _host_vars(hostvars, host).get(result_var)
-        if not result or result.get('failed') or result.get('unreachable') or 'instances' not in result:
-            why = 'did not report'
-            if result and result.get('msg'):
-                why = to_text(result.get('msg'))
-            elif result and result.get('unreachable'):
-                why = 'unreachable'
+        result, why = _reported(hostvars, host, result_var)
+        if why:
             index['missing'][host] = why
             continue
         ident = _identity_of(result, host, identities)
