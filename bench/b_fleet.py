@@ -88,10 +88,27 @@ def _indexed_play():
             {'hosts': 'hypervisors', 'gather_facts': False, 'roles': ['deferred.libvirt.reclaim']}]
 
 
-def _sweep_index(result):
-    # The vm_reclaim task is the one whose results carry a sweep summary.
-    return next(i for i, task in enumerate(result.tasks())
-                if any('summary' in res and 'reclaimed' in res for res in task['hosts'].values()))
+def _sweeps(result):
+    """{host: (task index, its vm_reclaim result)}: the sweep play runs with the free strategy, so each host's
+    vm_reclaim can be a task entry of its own."""
+    found = {}
+    for i, task in enumerate(result.tasks()):
+        for host, res in task['hosts'].items():
+            if 'summary' in res and 'reclaimed' in res:
+                found[host] = (i, res)
+    return found
+
+
+def _reclaimed(result, size, what):
+    """How many domains the sweep reclaimed on every host; RuntimeError with what it said when not one per host."""
+    sweeps = _sweeps(result)
+    reclaimed = sum(len(res.get('reclaimed') or []) for dummy, res in sweeps.values())
+    if reclaimed != size or len(sweeps) != size:
+        said = [(h, r.get('msg'), r.get('skipped_domains'), r.get('stale_undefined'))
+                for h, (dummy, r) in sorted(sweeps.items())][:2]
+        raise RuntimeError('%s of %d hosts reclaimed %d domains on %d hosts, expected one per host; the sweep said: %s'
+                           % (what, size, reclaimed, len(sweeps), json.dumps(said, default=str)[:1500]))
+    return sweeps
 
 
 def run(sizes, reps=1):
@@ -113,11 +130,8 @@ def run(sizes, reps=1):
                 play, used = _play()
                 lib.log('fleet: reclaim over %d hosts' % size)
                 result = lib.playbook(play, None, inventory=path).check()
-                index = _sweep_index(result)
-                reclaimed = sum(len(res.get('reclaimed') or []) for res in result.tasks()[index]['hosts'].values())
-                if reclaimed != size:
-                    raise RuntimeError('fleet of %d hosts reclaimed %d domains, expected one per host' % (size, reclaimed))
-                per_host = [result.task_seconds(index, host) for host, dummy in hosts]
+                sweeps = _reclaimed(result, size, 'fleet')
+                per_host = [result.task_seconds(sweeps[host][0], host) for host, dummy in hosts]
                 runs.append({'wall': result.seconds, 'slowest': max(per_host), 'fastest': min(per_host),
                              'rss': result.maxrss_mb})
                 lib.cleanup('%sh%d-r%d-' % (base, size, rep))
@@ -134,10 +148,7 @@ def run(sizes, reps=1):
                 if len(fleet_index['hosts']) != size or fleet_index['stale']:
                     raise RuntimeError('fleet index of %d hosts is wrong: %d hosts, %d stale'
                                        % (size, len(fleet_index['hosts']), len(fleet_index['stale'])))
-                reclaimed = sum(len(res.get('reclaimed') or []) for res in tasks[_sweep_index(indexed)]['hosts'].values())
-                if reclaimed != size:
-                    raise RuntimeError('indexed fleet of %d hosts reclaimed %d domains, expected one per host'
-                                       % (size, reclaimed))
+                _reclaimed(indexed, size, 'indexed fleet')
                 runs[-1].update(indexed=indexed.seconds, index_task=indexed.task_seconds(built))
                 lib.cleanup('%sh%d-r%d-' % (base, size, rep))
             measured[size] = dict((k, lib.median([r[k] for r in runs])) for k in runs[0])

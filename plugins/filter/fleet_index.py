@@ -19,6 +19,11 @@ description:
   otherwise the copy whose record names its own host (newest generation first); if none does, the newest generation. A tie
   has no winner. Every other copy is stale, reported with where the others live. A single copy whose record names a host that
   is not in the play is stale too - the copy there cannot be ruled out.
+- With no authoritative copy (a tie, or two copies that run) every copy is stale, so the sweep neither reclaims nor undefines
+  any of them; an operator settles it (with M(deferred.libvirt.vm_terminate) C(force), or M(deferred.libvirt.vm_attributes)).
+- Two inventory names for one hypervisor (both report the same host UUID, the same hostname and the same domains) are
+  indexed once, under the first name; the second is listed in C(aliases) and gets the same slice. A shared identity with
+  other domains (hosts cloned with one C(host_uuid)) is not merged.
 - Rule 10, shared storage. Every disk is indexed by its path, its pool volume and, where vm_info reports them, the device
   and inode of its file; a disk that two domains reference (on one host or two) is listed with all of them.
 - A host that did not report makes the index incomplete (C(complete) false) - then neither rule can be decided for the fleet,
@@ -70,8 +75,9 @@ _value:
     (UUIDs with no authoritative copy), C(disks) (disk identity -> every C(host), C(name), C(uuid), C(target), C(path) referencing
     it), C(shared_disks) (the disks referenced by more than one domain).
   - C(hosts) (per inventory host - C(hypervisor), C(stale) (UUID -> its stale copy there), C(shared_disks) (disk identity
-    -> the other domains referencing it), C(complete)), C(missing) (host -> why it did not report), C(complete) and C(lines)
-    (a summary to print).
+    -> the other domains referencing it), C(complete), and C(alias_of) for a second name of an indexed hypervisor), C(aliases)
+    (second inventory name -> the name it was indexed under), C(missing) (host -> why it did not report), C(complete) and
+    C(lines) (a summary to print).
   type: dict
 '''
 

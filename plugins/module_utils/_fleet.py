@@ -71,8 +71,10 @@ class FleetView(object):
         return bool(_names(record_host) & _names(self.me))
 
     def undefine_only(self, view, stale):
-        """A stale copy the sweep may undefine (definition only): soft-deleted itself, and so is every other copy."""
-        if view.get('vm_state') != 'soft_deleted' or not stale or not stale.get('others'):
+        """A stale copy the sweep may undefine (definition only): soft-deleted itself, and so is every other copy, one
+        of which is authoritative. With no authoritative copy (a tie, two that run) every copy is stale, and undefining
+        them would leave the domain defined nowhere: they are all kept until an operator settles it."""
+        if view.get('vm_state') != 'soft_deleted' or not stale or not stale.get('others') or not stale.get('authoritative'):
             return False
         return all(o.get('vm_state') == 'soft_deleted' and o.get('power_state') not in LIVE_POWER_STATES
                    for o in stale['others'])

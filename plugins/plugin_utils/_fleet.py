@@ -480,9 +480,10 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     and its disks that another domain references). Built once per play, in one pass over every record.
     """
     index = {'hosts': {}, 'missing': {}, 'complete': True, 'domains': {}, 'stale': [], 'conflicts': [],
-             'disks': {}, 'shared_disks': [], 'lines': []}
+             'disks': {}, 'shared_disks': [], 'aliases': {}, 'lines': []}
     reported = []
     copies_by_uuid = {}
+    first_of = {}  # hypervisor identity -> (inventory host, its UUIDs)
     for host in hosts or []:
         host = to_text(host)
         result, why = _reported(hostvars, host, result_var)
@@ -490,8 +491,12 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             index['missing'][host] = why
             continue
         ident = _identity_of(result, host, identities)
-        reported.append((host, ident, result['instances']))
         index['hosts'][host] = {'hypervisor': ident, 'stale': {}, 'shared_disks': {}, 'complete': True}
+        same = _alias_of(first_of, ident, host, result['instances'])
+        if same is not None:
+            index['aliases'][host] = same  # the same hypervisor under a second inventory name: its domains once
+            continue
+        reported.append((host, ident, result['instances']))
     identities_list = [(h, i) for h, i, dummy in reported]
     for host, ident, views in reported:
         for view in views:
@@ -545,6 +550,9 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             for other in others:
                 if other not in slot:
                     slot.append(other)
+    for alias, host in index['aliases'].items():
+        # An operation run through the second name works on the same hypervisor: it gets the same slice.
+        index['hosts'][alias] = dict(index['hosts'][host], alias_of=host)
     if index['missing']:
         index['complete'] = False
         for entry in index['hosts'].values():
@@ -555,10 +563,32 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     return index
 
 
+def _alias_of(first_of, ident, host, views):
+    """The inventory host already indexed that is the very hypervisor ``host`` is, else None (and ``host`` is noted).
+
+    Two inventory names lead to one libvirtd when both report the same host UUID and hostname and the same domains:
+    indexing both would make every domain two tied copies (rule 9 then keeps all of them for ever) and every disk one
+    shared with itself. An identity without a UUID, or the same identity with other domains (two hosts cloned with
+    one host_uuid), is never merged: then each is indexed as a host of its own, and ties keep what they hold.
+    """
+    if not ident or not ident.get('uuid') or not ident.get('hostname'):
+        return None
+    key = (ident['uuid'], ident['hostname'])
+    uuids = frozenset((v.get('uuid') or '').lower() for v in views)
+    if key not in first_of:
+        first_of[key] = (host, uuids)
+        return None
+    first, seen = first_of[key]
+    return first if seen == uuids else None
+
+
 def _index_lines(index):
     lines = ['fleet index: %d domain(s) on %d host(s), %d stale copy(ies), %d conflict(s), %d shared disk(s)' % (
         len(index['domains']), len(index['hosts']), len(index['stale']), len(index['conflicts']),
         len(index['shared_disks']))]
+    for alias in sorted(index['aliases']):
+        lines.append('host %s is the same hypervisor as %s (same host UUID, hostname and domains): its domains are '
+                     'counted once' % (alias, index['aliases'][alias]))
     for host in sorted(index['missing']):
         lines.append('host %s: DID NOT REPORT (%s): a copy or a disk user there cannot be ruled out'
                      % (host, index['missing'][host]))

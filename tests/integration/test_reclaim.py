@@ -11,6 +11,7 @@ restore-versus-reclaim tests boot one.
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import uuid as uuidlib
@@ -430,3 +431,35 @@ def test_restore_during_a_reclaim_finds_the_domain_gone_and_changes_nothing(ansi
     assert [r['name'] for r in result['reclaimed']] == [name]
     assert not exists(hypervisor, name)
     assert not [e for e in ansible.events() if e['event_type'].startswith('instance.restore')]
+
+
+def test_one_hypervisor_listed_twice_in_the_inventory_reclaims_its_domain_once_with_its_disk(
+        ansible, make_guest, project, scratch, state_dir, tmp_path):
+    """The same libvirtd under two inventory names (by name and by address, or in two groups): the fleet index must
+    see one domain, not two tied copies of it. Were it two copies, the sweep would keep the domain for ever, or undefine
+    its only definition as a 'stale copy' and leave its disk behind with no tombstone."""
+    from fleet_support import named_task, run_playbook, write_inventory
+    disk = scratch(IMAGES, 'twice.qcow2')
+    guests.make_disk(disk)
+    name, uuid, reclaim_at = soft_deleted(ansible, make_guest, 'twice', project, '2s',
+                                          disks=[{'path': disk, 'target': 'vdb'}])
+    wait_past(reclaim_at)
+    local = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+             'deferred_libvirt_uri': 'qemu:///system', 'deferred_libvirt_state_dir': state_dir}
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), {}, state_dir, hosts_over_ssh=(), local=False,
+                                extra_hosts={'hv1': dict(local), 'hv1-again': dict(local)})
+
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    shown = named_task(result, 'Show the stale copies, conflicts and shared disks the sweep leaves alone, and hosts '
+                               'listed twice', 'hv1')
+    index_lines = '\n'.join(shown.get('msg') or [])
+    assert 'hv1-again is the same hypervisor as hv1' in index_lines
+    sweeps = [named_task(result, 'Sweep the hypervisor', host) for host in ('hv1', 'hv1-again')]
+    reclaimed = [d['name'] for s in sweeps for d in s.get('reclaimed') or []]
+    assert reclaimed == [name], sweeps
+    assert not [d for s in sweeps for d in s.get('stale_undefined') or []]
+    assert not os.path.exists(disk)
+    [tomb] = ansible.task(INFO, name=[name], include_deleted=True)['instances']
+    assert (tomb['vm_state'], tomb['uuid']) == ('deleted', uuid)

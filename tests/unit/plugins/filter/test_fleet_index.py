@@ -200,3 +200,30 @@ def test_an_index_of_64_hosts_holds_every_domain_once():
         hosts['h%d' % h] = {'state_facts_vm_info': {'instances': views, 'failed': False}}
     index = fleet_index(hosts, sorted(hosts))
     assert len(index['domains']) == 3200 and index['stale'] == []
+
+
+def test_one_hypervisor_under_two_inventory_names_is_indexed_once():
+    # The same libvirtd listed twice (by name and by address, or in two groups): same host UUID, hostname, domains.
+    hv = {'hv2': {'state_facts_vm_info': {'instances': [copy_()], 'failed': False, 'hypervisor': dict(IDS['hv2'])}},
+          'hv2.example': {'state_facts_vm_info': {'instances': [copy_()], 'failed': False,
+                                                  'hypervisor': dict(IDS['hv2'])}}}
+    index = fleet_index(hv, ['hv2', 'hv2.example'])
+    assert index['aliases'] == {'hv2.example': 'hv2'}
+    # One copy, authoritative, not stale; its disk is shared with nobody.
+    assert [c['host'] for c in index['domains'][UUID]['copies']] == ['hv2']
+    assert (index['stale'], index['conflicts'], index['shared_disks']) == ([], [], [])
+    assert fleet_index_for(index, 'hv2.example')['stale'] == {}
+    assert any('hv2.example is the same hypervisor as hv2' in line for line in index['lines'])
+
+
+def test_one_identity_with_other_domains_is_two_hosts_and_their_tie_keeps_both():
+    # Two hypervisors cloned with one host_uuid and hostname: not the same daemon, as their domains differ.
+    other = '0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33'
+    hv = {'a': {'state_facts_vm_info': {'instances': [copy_(written_by=None)], 'failed': False,
+                                        'hypervisor': dict(IDS['hv2'])}},
+          'b': {'state_facts_vm_info': {'instances': [copy_(written_by=None), copy_(name='db', uuid=other)],
+                                        'failed': False, 'hypervisor': dict(IDS['hv2'])}}}
+    index = fleet_index(hv, ['a', 'b'])
+    assert index['aliases'] == {}
+    assert index['domains'][UUID]['authoritative'] is None
+    assert UUID in index['hosts']['a']['stale'] and UUID in index['hosts']['b']['stale']

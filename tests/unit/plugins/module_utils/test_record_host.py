@@ -129,3 +129,22 @@ def test_a_hand_edited_host_or_generation_is_refused_naming_domain_and_field(inn
     message = str(info.value)
     assert message.startswith('domain web01: ')
     assert 'field %s ' % field in message
+
+
+
+def test_a_tie_is_never_undefined_by_the_sweep_on_any_host():
+    # No copy is authoritative: undefining every stale one would leave the domain defined nowhere.
+    import datetime
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as reclaim
+    now = _record.utcnow()
+    view = {'uuid': 'u1', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'managed': True,
+            'task_state': None, 'reclaim_interval': 3600,
+            'deleted_at': _record.format_time(now - datetime.timedelta(hours=2)),
+            'reclaim_at': _record.format_time(now - datetime.timedelta(hours=1))}
+    others = [{'host': 'hv3', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff'}]
+    tie = {'reason': 'no authoritative copy (the copies tie)', 'authoritative': None, 'others': others}
+    behind = dict(tie, reason='stale copy: the authoritative copy is hv3/web', authoritative='hv3')
+    for stale, verdict in ((tie, reclaim.SKIP), (behind, reclaim.UNDEFINE)):
+        fleet_view = fleet.FleetView({'stale': {'u1': stale}, 'complete': True}, {'hostname': 'hv2'})
+        assert reclaim.eligibility(view, reclaim.Clock(now), fleet_view) == (verdict, stale['reason'])
