@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -279,34 +280,38 @@ def destroy(dom):
         raise HypervisorError('domain %s: destroy failed: %s' % (dom.name(), exc.get_error_message()))
 
 
-def clean_shutdown(dom, timeout, retry_interval, on_attempt=None, clock=time.monotonic, sleep=time.sleep):
+def clean_shutdown(dom, timeout, retry_interval, on_attempt=None, clock=time.monotonic, sleep=time.sleep, state=None):
     """Shut the guest down the way Nova's _clean_shutdown does, but waiting for ACPI first.
 
     Sends an ACPI shutdown, re-sends it every ``retry_interval`` seconds (a
     shutdown sent before the guest listens is lost) and destroys the domain
-    when ``timeout`` passes. A timeout of 0 destroys at once. Returns a dict:
-    clean_shutdown, attempts, seconds.
+    when ``timeout`` passes. A timeout of 0 destroys at once. ``state`` is the
+    power state the caller has just read (else it is read here). Returns a
+    dict: clean_shutdown, attempts, seconds.
     """
     started = clock()
-    state = power_state(dom)
+    state = power_state(dom) if state is None else state
     if state in ('shutoff', 'gone'):
         return {'clean_shutdown': True, 'attempts': 0, 'seconds': 0.0, 'was': state}
     if state == 'crashed':
         destroy(dom)
         return {'clean_shutdown': False, 'attempts': 0, 'seconds': round(clock() - started, 2), 'was': state}
+    current = state
     if state in ('paused', 'pmsuspended'):
         # A paused guest cannot see the power button: let it run so it can shut down itself.
         try:
             dom.resume()
         except libvirt.libvirtError:
             pass
+        current = None
     attempts = 0
     if timeout > 0:
         next_send = started
         deadline = started + timeout
         while True:
-            # Read the state first: libvirt can block this call while QEMU handles the power-down.
-            current = power_state(dom)
+            # Read the state first: libvirt can block this call while QEMU handles the power-down. (The first pass
+            # uses the state just read.)
+            current = power_state(dom) if current is None else current
             now = clock()
             if current in ('shutoff', 'gone'):
                 return {'clean_shutdown': True, 'attempts': attempts, 'seconds': round(now - started, 2), 'was': state}
@@ -320,9 +325,11 @@ def clean_shutdown(dom, timeout, retry_interval, on_attempt=None, clock=time.mon
                     dom.shutdown()
                 except libvirt.libvirtError:
                     if power_state(dom) in ('shutoff', 'gone'):
+                        current = None
                         continue
                 next_send = now + max(retry_interval, POLL)
             sleep(min(POLL, max(0.0, deadline - clock())))
+            current = None
     destroy(dom)
     return {'clean_shutdown': False, 'attempts': attempts, 'seconds': round(clock() - started, 2), 'was': state}
 
@@ -365,14 +372,21 @@ def ensure_networks(conn, domain):
 
 
 def ensure_pools(conn, domain):
-    """Start every storage pool the domain's disks use; return the names started."""
+    """Start every storage pool the domain's disks use; return the names started.
+
+    A pool that is already running is refreshed only when it does not list a
+    volume the domain names (one another host of shared storage created, say):
+    a refresh reads every file of the pool, so it is not done per restore
+    without need. Starting a pool reads them anyway.
+    """
     started = []
-    names = set(d['pool'] for d in domain.disks() if d['pool'])
-    for disk in domain.disks():
-        if disk['type'] == 'file' and disk['path']:
-            pool = pool_of_path(conn, disk['path'])
-            if pool is not None:
-                names.add(pool)
+    disks = domain.disks()
+    names = set(d['pool'] for d in disks if d['pool'])
+    files = [d['path'] for d in disks if d['type'] == 'file' and d['path']]
+    if files:
+        dirs = _pool_dirs(conn)
+        names.update(dirs[os.path.dirname(os.path.realpath(path))] for path in files
+                     if os.path.dirname(os.path.realpath(path)) in dirs)
     for name in sorted(names):
         try:
             pool = conn.storagePoolLookupByName(name)
@@ -381,28 +395,42 @@ def ensure_pools(conn, domain):
         if not pool.isActive():
             _call('starting storage pool %s' % name, domain.name, pool.create, 0)
             started.append(name)
-        try:
-            pool.refresh(0)
-        except libvirt.libvirtError:
-            pass
+            continue
+        for volume in sorted(set(d['volume'] for d in disks if d['type'] == 'volume' and d['pool'] == name)):
+            try:
+                pool.storageVolLookupByName(volume)
+            except libvirt.libvirtError:
+                try:
+                    pool.refresh(0)
+                except libvirt.libvirtError:
+                    pass  # the start reports the volume that is still missing
+                break
     return started
 
 
-def pool_of_path(conn, path):
-    """The name of the (defined) dir-like pool whose target directory holds ``path``, else None."""
+def _pool_dirs(conn):
+    """{real target directory: pool name} of the defined dir-like pools."""
+    found = {}
     try:
         pools = conn.listAllStoragePools(0)
     except libvirt.libvirtError:
-        return None
-    real = os.path.realpath(path)
+        return found
     for pool in pools:
         try:
             target = ET.fromstring(pool.XMLDesc(0)).findtext('target/path')
         except libvirt.libvirtError:
             continue
-        if target and os.path.dirname(real) == os.path.realpath(target):
-            return pool.name()
-    return None
+        if target:
+            found.setdefault(os.path.realpath(target), pool.name())
+    return found
+
+
+def volume_object_path(vol):
+    """The path of a virStorageVol; HypervisorError when libvirt cannot say."""
+    try:
+        return vol.path()
+    except libvirt.libvirtError as exc:
+        raise HypervisorError('volume %s: %s' % (vol.name(), exc.get_error_message()))
 
 
 def volume_path(conn, pool, volume):
@@ -410,6 +438,56 @@ def volume_path(conn, pool, volume):
         return conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
     except libvirt.libvirtError as exc:
         raise HypervisorError('volume %s in pool %s: %s' % (volume, pool, exc.get_error_message()))
+
+
+# Pools whose volumes are files named after them in the pool's target directory (libvirt's own rule for them).
+DIR_POOL_TYPES = ('dir', 'fs', 'netfs')
+
+
+class Pools(object):
+    """The storage pools of one run, each looked up and read once (a sweep asks about every disk of the host)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self._pools = {}
+        self._lock = threading.Lock()
+
+    def _pool(self, name):
+        """(pool, type, target directory, error) of the named pool."""
+        with self._lock:
+            if name not in self._pools:
+                try:
+                    pool = self._conn.storagePoolLookupByName(name)
+                    root = ET.fromstring(pool.XMLDesc(0))  # the target is the same live or not
+                    self._pools[name] = (pool, root.get('type'), root.findtext('target/path'), None)
+                except (libvirt.libvirtError, ET.ParseError) as exc:
+                    why = exc.get_error_message() if isinstance(exc, libvirt.libvirtError) else str(exc)
+                    self._pools[name] = (None, None, None, why)
+            return self._pools[name]
+
+    def volume(self, name, volume):
+        """The volume's virStorageVol; HypervisorError when the pool or the volume cannot be found."""
+        pool, dummy, dummy, error = self._pool(name)
+        if pool is None:
+            raise HypervisorError('volume %s in pool %s: %s' % (volume, name, error))
+        try:
+            return pool.storageVolLookupByName(volume)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError('volume %s in pool %s: %s' % (volume, name, exc.get_error_message()))
+
+    def path_offline(self, name, volume):
+        """What volume_path_offline says, with no call per volume for a dir-like pool (its target and the name)."""
+        pool, kind, target, error = self._pool(name)
+        if pool is None:
+            raise HypervisorError('volume %s in pool %s: %s' % (volume, name, error))
+        if kind not in DIR_POOL_TYPES or not target:
+            try:
+                return self.volume(name, volume).path()
+            except (HypervisorError, libvirt.libvirtError):
+                pass
+        if not target:
+            raise HypervisorError('volume %s in pool %s: the pool has no target directory' % (volume, name))
+        return os.path.join(target, volume)
 
 
 def volume_path_offline(conn, pool, volume):
@@ -478,12 +556,13 @@ def volume_by_path(conn, real):
         return None
 
 
-def delete_volume(conn, real):
-    """Delete the pool volume at ``real`` through its pool; returns why the pool refused, or None.
+def delete_volume(conn, real, vol=None):
+    """Delete the pool volume at ``real`` (``vol``, when the caller has it) through its pool; returns why the pool
+    refused, or None.
 
     A refusal leaves the file to the caller; the pool is refreshed on its next use.
     """
-    vol = volume_by_path(conn, real)
+    vol = vol if vol is not None else volume_by_path(conn, real)
     if vol is not None:
         try:
             vol.delete(0)

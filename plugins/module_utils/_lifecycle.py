@@ -213,13 +213,16 @@ class Context(object):
     def save(self, domain, record):
         hv.write_record(domain, record)
 
-    def compare_and_set(self, domain, expected_task_states, updates):
+    def compare_and_set(self, domain, expected_task_states, updates, current=None):
         """Set ``updates`` only if task_state is still one of ``expected_task_states``; return the new record.
 
         Called under the domain's lock; the re-read makes it safe against a
         run that changed the record between our selection and the lock.
+        ``current`` is a snapshot the caller read under this same lock with
+        nothing done since (so a second read would say the same); without it
+        the domain is read again here.
         """
-        current = self.fresh(domain)
+        current = self.fresh(domain) if current is None else current
         record = copy.deepcopy(current.record or _record.empty())
         if record.get('task_state') not in expected_task_states:
             raise OperationError('domain %s: task_state is %s, expected %s; another operation got there first'

@@ -216,7 +216,7 @@ def restore(ctx, domain, opts):
         if plan.decision == NOOP:
             return plan.noop_result()
         if plan.decision == START:
-            ctx.compare_and_set(domain, (None,), {'task_state': states.holds(OPERATION)})
+            ctx.compare_and_set(domain, (None,), {'task_state': states.holds(OPERATION)}, current=domain)
             ctx.event('instance.restore.start', domain, deleted_at=before.get('deleted_at'),
                       reclaim_at=before.get('reclaim_at'))
             lc.failpoint('restore.after_start')
@@ -228,7 +228,8 @@ def restore(ctx, domain, opts):
                            'reclaim_at': None, 'soft_delete_mode': None})
             record = _record.add_history(record, OPERATION, ctx.request_id, _record.format_time(_record.utcnow()),
                                          'success')
-            ctx.compare_and_set(domain, (states.holds(OPERATION),), record)
+            after = ctx.fresh(domain)  # one read after the boot, for the compare-and-set and the result
+            ctx.compare_and_set(domain, (states.holds(OPERATION),), record, current=after)
         except Exception as exc:
             not_rolled_back = _roll_back(ctx, domain, before, exc)
             if not_rolled_back:
@@ -240,7 +241,7 @@ def restore(ctx, domain, opts):
                                                            before.get('reclaim_at'), exc))
         lc.failpoint('restore.after_record')
         ctx.event('instance.restore.end', domain, result='success', **steps)
-        after_view = inv.describe(ctx.fresh(domain))
+        after_view = inv.describe(after)
         return lc.result_for(domain, True, before=plan.before_view, after=after_view, action='restored',
                              resumed=plan.decision == RESUME, seconds=round(time.monotonic() - started, 2),
                              record=after_view, **steps)
@@ -249,13 +250,14 @@ def restore(ctx, domain, opts):
 def hard_reboot(ctx, domain, opts, resumed=False):
     """Destroy if running, make networks/pools/disks ready, start, wait for running; returns what it did."""
     steps = {'networks_started': [], 'pools_started': [], 'resumed_saved_memory': False, 'boot_seconds': None}
-    state = hv.power_state(domain.dom)
+    state = domain.power_state  # read under the lock just before
     if resumed and state == 'running':
         # An interrupted restore that had already booted the guest: only the record is left to write.
         return steps
+    current = domain
     if state not in ('shutoff', 'gone'):
         hv.destroy(domain.dom)
-    current = ctx.fresh(domain)
+        current = ctx.fresh(domain)
     steps['networks_started'] = hv.ensure_networks(ctx.conn, current)
     steps['pools_started'] = hv.ensure_pools(ctx.conn, current)
     storage.check_disks(ctx.conn, current)

@@ -174,18 +174,20 @@ def soft_delete(ctx, domain, opts):
             ctx.compare_and_set(domain, (None,), {
                 'task_state': states.holds(OPERATION), 'deleted_at': plan.deleted_at, 'reclaim_at': plan.reclaim_at,
                 'soft_delete_mode': plan.mode,
-            })
+            }, current=domain)  # read just above, under this lock
             ctx.event('instance.soft_delete.start', domain, reclaim_at=plan.reclaim_at, mode=plan.mode)
             lc.failpoint('soft_delete.after_start')
         try:
             stopped = stop_guest(ctx, domain, plan.mode, plan.timeout, opts.shutdown_retry_interval)
             lc.failpoint('soft_delete.after_shutdown')
-            # Record what was done, not what was asked: a guest that was already off has no saved memory.
-            mode = 'managed_save' if stopped.get('managed_save') or ctx.fresh(domain).managed_save else 'shutdown'
+            # One read after the shutdown, for the compare-and-set and for what was done, not what was asked (a
+            # guest that was already off has no saved memory).
+            after = ctx.fresh(domain)
+            mode = 'managed_save' if stopped.get('managed_save') or after.managed_save else 'shutdown'
             record = copy.deepcopy(domain.record)
             record.update({'vm_state': states.leaves(OPERATION), 'task_state': None, 'soft_delete_mode': mode})
             record = _record.add_history(record, OPERATION, ctx.request_id, plan.deleted_at, 'success')
-            ctx.compare_and_set(domain, (states.holds(OPERATION),), record)
+            ctx.compare_and_set(domain, (states.holds(OPERATION),), record, current=after)
         except Exception as exc:
             not_rolled_back = _roll_back(ctx, domain, plan.before, plan.deleted_at, exc)
             if not_rolled_back:
@@ -196,7 +198,7 @@ def soft_delete(ctx, domain, opts):
         lc.failpoint('soft_delete.after_record')
         ctx.event('instance.soft_delete.end', domain, result='success', reclaim_at=plan.reclaim_at, mode=mode,
                   clean_shutdown=stopped.get('clean_shutdown'))
-        after_view = inv.describe(ctx.fresh(domain))
+        after_view = inv.describe(after)  # the read after the shutdown, with the record just written
         return lc.result_for(domain, True, before=plan.before_view, after=after_view, action='soft_deleted',
                              resumed=plan.decision == RESUME, deleted_at=plan.deleted_at, reclaim_at=plan.reclaim_at,
                              mode=mode, clean_shutdown=stopped.get('clean_shutdown'),
@@ -207,7 +209,7 @@ def soft_delete(ctx, domain, opts):
 
 def stop_guest(ctx, domain, mode, timeout, retry_interval):
     """Managed save, or the clean shutdown with retries and the destroy fallback; with shutdown events."""
-    state = hv.power_state(domain.dom)
+    state = domain.power_state  # read under the lock just before
     ctx.event('instance.shutdown.start', domain, power_state=state, mode=mode, shutdown_timeout=timeout)
     lc.failpoint('soft_delete.before_shutdown')
     if mode == 'managed_save' and state in SAVABLE:
@@ -218,7 +220,7 @@ def stop_guest(ctx, domain, mode, timeout, retry_interval):
     else:
         attempts = []
         stopped = hv.clean_shutdown(domain.dom, timeout, retry_interval,
-                                    on_attempt=lambda n, at: _attempted(attempts, n, at))
+                                    on_attempt=lambda n, at: _attempted(attempts, n, at), state=state)
         stopped['sent_at'] = attempts
     ctx.event('instance.shutdown.end', domain, result='success', clean_shutdown=stopped['clean_shutdown'],
               attempts=stopped['attempts'], seconds=stopped['seconds'], sent_at=stopped.get('sent_at'))

@@ -203,13 +203,15 @@ class Index(object):
         self.fleet = fleet_view if fleet_view is not None else fleet.FleetView(None, None)
         self._lock = threading.Lock()
         self._built = None
+        # Each pool looked up once per run, for the index and for the disks of the domains being terminated.
+        self.pools = hv.Pools(conn)
 
     def _add_domain(self, domain, disks, backing, unresolved):
         for disk in domain.disks():
             path = disk['path']
             if disk['type'] == 'volume':
                 try:
-                    path = hv.volume_path_offline(self._conn, disk['pool'], disk['volume'])
+                    path = self.pools.path_offline(disk['pool'], disk['volume'])
                 except hv.HypervisorError as exc:
                     unresolved.append((domain.uuid, domain.name, disk['volume'], str(exc)))
                     continue
@@ -291,9 +293,11 @@ def classify_disks(conn, domain, dirs, index):
         if disk['device'] in ('cdrom', 'floppy') or disk['readonly'] or disk['shareable']:
             kept.append(dict(entry, reason='%s disk' % ('read-only or shareable' if disk['device'] == 'disk' else disk['device'])))
             continue
+        vol = None
         if disk['type'] == 'volume':
             try:
-                path = hv.volume_path(conn, disk['pool'], disk['volume'])
+                vol = index.pools.volume(disk['pool'], disk['volume'])
+                path = hv.volume_object_path(vol)
             except hv.HypervisorError as exc:
                 kept.append(dict(entry, reason=str(exc)))
                 continue
@@ -329,8 +333,10 @@ def classify_disks(conn, domain, dirs, index):
             kept.append(dict(entry, reason='not deleted: it may be in use by %s' % '; '.join(
                 'domain %s (%s)' % (name, why) for name, why in unknown[:5])))
             continue
-        if hv.volume_by_path(conn, real) is not None:
-            owned.append(dict(entry, kind='pool_volume', identity=ident))
+        # The pool volume it is (the one just looked up, unless a link leads elsewhere), for its pool to delete.
+        vol = vol if vol is not None and real == path else hv.volume_by_path(conn, real)
+        if vol is not None:
+            owned.append(dict(entry, kind='pool_volume', identity=ident, volume_handle=vol))
         elif disk['type'] == 'block':
             kept.append(dict(entry, reason='block device %s is not a volume of a libvirt storage pool' % real))
         elif under(real, dirs):
@@ -356,7 +362,7 @@ def delete_disk(conn, item, dirs):
     if item['kind'] == 'pool_volume':
         if identity(real) != item.get('identity', identity(real)):
             raise hv.HypervisorError('disk %s is no longer the file that was checked; not deleted' % real)
-        refused = hv.delete_volume(conn, real)
+        refused = hv.delete_volume(conn, real, item.get('volume_handle'))
     _unlink_checked(real, item.get('identity'))
     if os.path.lexists(real):
         raise hv.HypervisorError('disk %s was not deleted%s' % (real, ': the pool refused: %s' % refused if refused else ''))

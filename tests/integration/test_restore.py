@@ -15,6 +15,7 @@ import re
 import shutil
 import time
 import uuid as uuidlib
+import xml.etree.ElementTree as ET
 
 import libvirt
 import pytest
@@ -373,6 +374,24 @@ def test_inactive_storage_pool_is_started_and_the_restore_succeeds(ansible, make
     inst, dummy = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name))
     assert inst['pools_started'] == [pool]
     assert hypervisor.storagePoolLookupByName(pool).isActive()
+    guests.wait_ready(name, timeout=BOOT_TIMEOUT)
+
+
+def test_a_volume_made_behind_a_running_pools_back_is_found_at_restore(ansible, make_guest, hypervisor, private_pool):
+    """Shared storage: another host (here qemu-img, outside libvirt) made the volume while this host's pool ran. A
+    running pool is refreshed only when it does not list a volume the domain names; this one must be."""
+    pool, dummy = private_pool
+    target = hypervisor.storagePoolLookupByName(pool)
+    target.create(0)
+    directory = ET.fromstring(target.XMLDesc(0)).findtext('target/path')
+    guests.make_disk(os.path.join(directory, 'late.qcow2'))
+    assert 'late.qcow2' not in target.listVolumes()  # libvirt has not seen it
+    name, dummy = make_guest('late', start=False, disks=[{'type': 'volume', 'pool': pool, 'volume': 'late.qcow2',
+                                                          'target': 'vdb'}])
+    soft_deleted(ansible, name, new_project())
+    inst, dummy = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name))
+    assert inst['pools_started'] == []
+    assert 'late.qcow2' in target.listVolumes()
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
 
 
