@@ -27,8 +27,13 @@ DEFAULT_WAIT = 120
 DEFAULT_API_TIMEOUT = 60
 # Seconds between looks at a volume being detached or deleted.
 POLL = 0.1
-# How many volumes of one domain are detached and deleted at once.
-PARALLEL_VOLUMES = 8
+# How many volumes of one domain are detached and deleted at once (a guest seldom has more: one wave, so settling
+# 16 volumes costs about what the slowest of them costs, where Cinder itself works in parallel).
+PARALLEL_VOLUMES = 16
+# And how many across the whole run: a sweep settles several domains at once, and must not ask a Cinder API for
+# hundreds of volumes at the same moment.
+RUN_VOLUMES = 16
+_RUN_SLOTS = threading.BoundedSemaphore(RUN_VOLUMES)
 
 
 class CinderUnavailable(DeferredError):
@@ -184,7 +189,8 @@ def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT, foreign_hosts=
     def one(vol):
         began = time.monotonic()
         try:
-            outcome = _settle_one(conn, server_uuid, vol, attached.get(vol['id'], []), wait_timeout, foreign_hosts)
+            with _RUN_SLOTS:
+                outcome = _settle_one(conn, server_uuid, vol, attached.get(vol['id'], []), wait_timeout, foreign_hosts)
             return True, dict(vol, seconds=round(time.monotonic() - began, 3), **outcome)
         except Exception as exc:  # one volume's failure stays pending and never stops the others
             return False, dict(vol, error='volume %s: %s' % (vol['id'], _safe(exc)))
