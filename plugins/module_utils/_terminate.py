@@ -135,7 +135,7 @@ class Plan(object):
         """The plan, reported, with what Cinder would be asked to do (read only)."""
         vols, warnings = tombstones.would_settle(self.domain.uuid, self.record.get('volumes') or [], opts.cinder)
         return lc.result_for(self.domain, True, before=self.before_view, after={}, action='would_terminate',
-                             would_destroy=hv.power_state(self.domain.dom) not in ('shutoff',),
+                             would_destroy=self.domain.power_state not in ('shutoff',),
                              disks_deleted=[o['real_path'] for o in self.owned], disks_kept=self.kept,
                              volumes_detached=[v['id'] for v in vols],
                              volumes_deleted=[v['id'] for v in vols if v.get('delete_on_termination')],
@@ -145,12 +145,12 @@ class Plan(object):
 
 def power_off(ctx, domain, opts):
     """Destroy (or, with a shutdown_timeout, shut down cleanly first), between shutdown events as Nova's delete writes them."""
-    state = hv.power_state(domain.dom)
+    state = domain.power_state  # read under the lock just before
     if state in ('shutoff', 'gone'):  # nothing to power off, so no shutdown events
         return {'clean_shutdown': bool(opts.shutdown_timeout), 'attempts': 0, 'seconds': 0.0, 'was': state}
     ctx.event('instance.shutdown.start', domain, power_state=state, shutdown_timeout=opts.shutdown_timeout or 0)
     if opts.shutdown_timeout:
-        stopped = hv.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval)
+        stopped = hv.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval, state=state)
     else:
         began = time.monotonic()
         hv.destroy(domain.dom)
@@ -181,7 +181,7 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
             return stale_copy(ctx, domain, opts, stale, action)
         plan = Plan(ctx, domain, opts, index, action, operation, precondition)
         previous_task = plan.record.get('task_state')
-        ctx.compare_and_set(domain, (previous_task,), {'task_state': states.holds(operation)})
+        ctx.compare_and_set(domain, (previous_task,), {'task_state': states.holds(operation)}, current=domain)
         ctx.event('instance.delete.start', domain, action=action, previous_task_state=previous_task)
         lc.failpoint('terminate.after_start')
         irreversible = False

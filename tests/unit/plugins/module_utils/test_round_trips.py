@@ -23,6 +23,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle
 from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
+from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as terminate
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
 
 
@@ -76,6 +77,14 @@ def test_a_restore_reads_the_domain_under_its_lock_and_after_the_boot_only(conn,
     assert reads['refresh'] == 2
     assert instance['record'] == stored_view(conn, 'web01')
     assert (instance['record']['power_state'], instance['record']['vm_state']) == ('running', 'active')
+
+
+def test_a_terminate_reads_the_domain_under_its_lock_and_after_the_destroy_only(conn, define, tmp_path, reads):
+    define('web01', running=True)
+    instance = run(terminate, conn, tmp_path, name=['web01'])
+    assert reads['refresh'] == 2
+    assert instance['action'] == 'terminated'
+    assert 'web01' not in [d.name() for d in conn.listAllDomains(0)]
 
 
 def test_a_clean_shutdown_given_the_state_just_read_does_not_ask_for_it_again(conn, define, reads):
