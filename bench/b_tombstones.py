@@ -34,7 +34,7 @@ import time
 
 import lib
 
-NAME = '6 tombstones'
+NAME = '8 tombstones'
 SIZES = {'full': [100, 100000], 'quick': [100, 10000]}
 TARGET_RATIO = 1.2
 REPS = 5

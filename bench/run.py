@@ -5,7 +5,7 @@
 Usage (through bench/run.sh, which sets up the hypervisor first):
   run.sh                      every benchmark, full sizes
   run.sh --quick              every benchmark, small sizes (a few minutes)
-  run.sh --only scale,peer    some of them (names or numbers 1-7)
+  run.sh --only scale,peer    some of them (names or numbers 1-8)
   run.sh --sizes scale=100,200 --sizes bulk=1,8
   run.sh --reps 3             repeat each timed case, report the median
   run.sh --json out.json      also write the rows and the machine description

@@ -2,8 +2,8 @@
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Benchmarks of the collection on the local hypervisor; prints one table.
-#   bash bench/run.sh            all seven, full sizes (about 15 minutes on a quiet 2-core host)
-#   bash bench/run.sh --quick    all seven, small sizes (about 5 minutes on a quiet host)
+#   bash bench/run.sh            all eight, full sizes (about 15 minutes on a quiet 2-core host)
+#   bash bench/run.sh --quick    all eight, small sizes (about 3 minutes on a quiet host)
 #   bash bench/run.sh --help     picking benchmarks, sizes, repetitions
 # See docs/performance.md for what each measures and the last full results.
 set -euo pipefail
