@@ -19,7 +19,10 @@ description:
     so a playbook runs each operation on the host that has the domain.
   - Fails, before anything changes, on a name no host has, a name several hosts have (name it by UUID), a domain of
     another project, and a fleet fact with hosts that did not report.
-positional: _input, names, project
+  - A domain defined on several hosts (one UUID, as a migration without C(--undefinesource) leaves it) is found on the
+    host of its authoritative copy, as the fleet index (O(index)) says by rule 9; without an index, or when no copy is
+    authoritative, that fails too.
+positional: _input, names, project, index
 options:
   _input:
     description: The fleet fact (C(state_facts_fleet)).
@@ -32,6 +35,10 @@ options:
   project:
     description: Every domain must belong to this project.
     type: str
+  index:
+    description: The fleet index (C(state_facts_index), from P(deferred.libvirt.fleet_index#filter)), to tell which copy
+      of a domain defined on several hosts is the one to act on.
+    type: dict
 author:
   - deferred.libvirt developers
 """
@@ -39,7 +46,7 @@ author:
 EXAMPLES = r"""
 - name: Where are web01 and web02?
   ansible.builtin.set_fact:
-    plan: "{{ state_facts_fleet | deferred.libvirt.fleet_locate('web01,web02', 'web') }}"
+    plan: "{{ state_facts_fleet | deferred.libvirt.fleet_locate('web01,web02', 'web', state_facts_index) }}"
 
 - name: Soft delete each on its host
   deferred.libvirt.vm_soft_delete:

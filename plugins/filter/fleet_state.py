@@ -60,8 +60,9 @@ _value:
       not report), C(projects) (per project - C(instances), C(vm_states), C(usage), C(trash), C(hosts)), C(usage)
       (per project, fleet-wide), C(trash) (soonest expiry first, each with C(host), C(name), C(uuid), C(project),
       C(deleted_at), C(reclaim_at), C(expires_in), C(expired)), C(instances) (every domain, with its host),
-      C(anomalies) (records that are incomplete or unreadable), C(gathered_at), C(lines) (a summary to print) and
-      C(table) (one line per domain).
+      C(anomalies) (records that are incomplete or unreadable), C(aliases) (a second inventory name of a hypervisor
+      already counted, with the same host UUID, hostname and domains -> the name it is counted under; its domains and
+      usage count once), C(gathered_at), C(lines) (a summary to print) and C(table) (one line per domain).
   type: dict
 """
 

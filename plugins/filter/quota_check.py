@@ -19,7 +19,7 @@ description:
     the soft-deleted ones against per-project limits with the usage of the whole fleet, where soft-deleted domains do
     not count - the same check M(deferred.libvirt.vm_restore) makes on one host.
   - Used by the C(deferred.libvirt.quota) role.
-positional: _input, limits, names, project
+positional: _input, limits, names, project, index
 options:
   _input:
     description: The fleet fact (C(state_facts_fleet)).
@@ -38,6 +38,10 @@ options:
   project:
     description: Every named domain must belong to this project.
     type: str
+  index:
+    description: The fleet index (C(state_facts_index)), so a domain defined on several hosts is found where its
+      authoritative copy is (as P(deferred.libvirt.fleet_locate#filter) does).
+    type: dict
 author:
   - deferred.libvirt developers
 """

@@ -117,13 +117,19 @@ def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None, pro
     now = _now(now)
     only = project  # the loops below reuse the name for each domain's project
     fleet = {'gathered_at': _record.format_time(now), 'hosts': {}, 'projects': {}, 'usage': {}, 'trash': [],
-             'instances': [], 'anomalies': [], 'missing': {}}
+             'instances': [], 'anomalies': [], 'missing': {}, 'aliases': {}}
     project_hosts = {}
+    first_of = {}
     for host in hosts or []:
         host = to_text(host)
         result, why = _reported(hostvars, host, result_var)
         if why:
             fleet['missing'][host] = why
+            continue
+        same = _alias_of(first_of, _identity_of(result, host, None), host, result['instances'])
+        if same is not None:
+            # One hypervisor under a second inventory name: its domains (and their usage) are counted once.
+            fleet['aliases'][host] = same
             continue
         views = [v for v in result['instances'] if only is None or v.get('project') == only]
         entry = {'instances': len(views), 'vm_states': {}, 'usage': inv.usage(views), 'trash': [], 'projects': []}
@@ -215,6 +221,8 @@ def _fleet_lines(fleet):
             host, entry['instances'], _counts(entry['vm_states']), ', '.join(entry['projects']) or 'none'))
     for host in sorted(fleet['missing']):
         lines.append('host %s: DID NOT REPORT (%s)' % (host, fleet['missing'][host]))
+    for host in sorted(fleet.get('aliases') or {}):
+        lines.append('host %s: the same hypervisor as %s; its domains are counted there' % (host, fleet['aliases'][host]))
     for project in sorted(fleet['projects']):
         proj = fleet['projects'][project]
         lines.append('project %s: %d domain(s) on %s; quota usage %s; %d in the trash' % (
@@ -238,11 +246,14 @@ def _trash_order(item):
 
 
 @_without_gc_pauses
-def fleet_locate(fleet, names, project=None):
+def fleet_locate(fleet, names, project=None, index=None):
     """Find each named domain (name or UUID) in the fleet; returns {'by_host': {host: [uuid]}, 'instances': [...]}.
 
     Fails when a name is on no host, on several hosts (use its UUID), or in
-    another project, and when some host of the play did not report.
+    another project, and when some host of the play did not report. A domain
+    defined on several hosts (one UUID: a migration left a stale copy) is
+    found where the fleet ``index`` (fleet_index's) says its authoritative
+    copy is; without an index, or with no authoritative copy, that fails too.
     """
     _complete(fleet)
     wanted = _names(names)
@@ -251,9 +262,9 @@ def fleet_locate(fleet, names, project=None):
     instances = fleet.get('instances') or []
     # One pass over the fleet, then a look-up per name: a scan per name grows with names x domains.
     by_name, by_uuid = {}, {}
-    for index, item in enumerate(instances):
-        by_name.setdefault(item.get('name'), []).append(index)
-        by_uuid.setdefault((item.get('uuid') or '').lower(), []).append(index)
+    for position, item in enumerate(instances):
+        by_name.setdefault(item.get('name'), []).append(position)
+        by_uuid.setdefault((item.get('uuid') or '').lower(), []).append(position)
     found, missing, ambiguous, foreign = [], [], [], []
     seen = set()
     for key in wanted:
@@ -264,9 +275,12 @@ def fleet_locate(fleet, names, project=None):
             missing.append(key)
             continue
         if len(matches) > 1:
-            ambiguous.append('%s (on %s)' % (key, ', '.join(sorted(m['host'] for m in matches))))
-            continue
-        match = matches[0]
+            match, why = _authoritative(matches, index)
+            if match is None:
+                ambiguous.append('%s (%s)' % (key, why))
+                continue
+        else:
+            match = matches[0]
         if project is not None and match.get('project') != project:
             foreign.append('%s (project %s)' % (key, match.get('project') or 'none'))
             continue
@@ -278,7 +292,7 @@ def fleet_locate(fleet, names, project=None):
         problems.append('no domain named %s on any host of the play (%s)'
                         % (', '.join(missing), ', '.join(sorted(fleet.get('hosts') or {})) or 'no host reported'))
     if ambiguous:
-        problems.append('more than one domain named %s: name it by UUID' % ', '.join(ambiguous))
+        problems.append('more than one domain named %s' % ', '.join(ambiguous))
     if foreign:
         problems.append('not in project %s: %s' % (project, ', '.join(foreign)))
     if problems:
@@ -287,6 +301,24 @@ def fleet_locate(fleet, names, project=None):
     for match in found:
         by_host.setdefault(match['host'], []).append(match['uuid'])
     return {'by_host': by_host, 'instances': found}
+
+
+def _authoritative(matches, index):
+    """(the one copy to act on, None) among several matches of one name, else (None, why not)."""
+    hosts = ', '.join(sorted(m['host'] for m in matches))
+    uuids = set((m.get('uuid') or '').lower() for m in matches)
+    if len(uuids) > 1:
+        return None, 'on %s: name it by UUID' % hosts
+    uuid = uuids.pop()
+    if not isinstance(index, dict) or 'domains' not in index:
+        return None, 'copies of one domain, %s, on %s: pass the fleet index (state_facts_index) to act on the ' \
+                     'authoritative copy' % (uuid, hosts)
+    entry = index['domains'].get(uuid) or {}
+    chosen = [m for m in matches if entry.get('authoritative') and m['host'] == entry['authoritative']]
+    if not chosen:
+        return None, 'copies of one domain, %s, on %s, and none is authoritative (%s): settle that first' % (
+            uuid, hosts, entry.get('why') or 'the fleet index does not know it')
+    return chosen[0], None
 
 
 def _complete(fleet):
@@ -299,14 +331,14 @@ def _complete(fleet):
 
 
 @_without_gc_pauses
-def quota_check(fleet, limits, names, project=None):
+def quota_check(fleet, limits, names, project=None, index=None):
     """Check restoring the named domains against per-project ``limits`` with fleet usage (soft-deleted excluded).
 
     Returns fits, over (each with project, resource, limit, usage, request),
     message, the request and usage per project, and the plan: by_host (UUIDs
     to restore on each host) and noop (named domains that are not soft-deleted).
     """
-    located = fleet_locate(fleet, names, project)
+    located = fleet_locate(fleet, names, project, index)
     limits = dict(limits or {})
     try:
         _quota.validate_limits(limits)

@@ -496,6 +496,26 @@ def test_restore_onto_another_host_with_shared_storage_moves_the_domain_there(an
 
 
 @fleet_rules
+def test_restore_by_name_of_a_domain_a_migration_copied_restores_the_authoritative_copy_only(
+        ansible, inventory, hv2, hv3, shared, project):
+    """One UUID on two hosts is one domain with a stale copy, not two domains with one name: the playbook finds
+    the copy rule 9 says is authoritative (hv2's record names hv2) and leaves the copy on hv3 as it is."""
+    name, uuid = hv2.make('web', start=False, disks=[disk(shared('web'))])
+    owned(ansible, inventory, 'hv2', name, project)
+    soft_delete(ansible, inventory, 'hv2', name, project)
+    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+
+    result = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
+        {'names': name, 'project': project, 'start_timeout': BOOT_TIMEOUT,
+         'quota_limits': {'default': {'instances': 10}}}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    assert running(hv2, name) and record_on(ansible, inventory, 'hv2', name)['vm_state'] == 'active'
+    stale = record_on(ansible, inventory, 'hv3', name)
+    assert (stale['uuid'], stale['vm_state'], stale['power_state']) == (uuid, 'soft_deleted', 'shutoff')
+
+
+@fleet_rules
 def test_restore_onto_a_host_that_cannot_see_the_disks_is_refused_before_anything_changes(
         ansible, inventory, fleet, hv2, hv3, project, prefix):
     # A disk in hv2's own images directory: hv3 has a directory at that path, but not this file.

@@ -72,13 +72,39 @@ def test_locate_finds_each_name_on_its_host(fleet):
 
 
 def test_locate_refuses_unknown_ambiguous_and_foreign_names():
-    fleet = fleet_state(hostvars(hv1=[view('a'), view('x', project='other')], hv2=[view('a')]), ['hv1', 'hv2'],
-                        now=NOW)
+    fleet = fleet_state(hostvars(hv1=[view('a'), view('x', project='other')], hv2=[view('a', uuid='uuid-a2')]),
+                        ['hv1', 'hv2'], now=NOW)
     with pytest.raises(AnsibleFilterError) as err:
         fleet_locate(fleet, ['a', 'x', 'nope'], 'web')
     assert str(err.value) == (
-        'no domain named nope on any host of the play (hv1, hv2); more than one domain named a (on hv1, hv2): '
-        'name it by UUID; not in project web: x (project other); nothing was changed')
+        'no domain named nope on any host of the play (hv1, hv2); more than one domain named a (on hv1, hv2: '
+        'name it by UUID); not in project web: x (project other); nothing was changed')
+
+
+def test_a_domain_defined_on_two_hosts_is_found_where_the_index_says_its_authoritative_copy_is():
+    # A migration without --undefinesource left a copy of 'a' (one UUID) on hv1; the index says hv2's is the one.
+    fleet = fleet_state(hostvars(hv1=[view('a', vm_state='soft_deleted')], hv2=[view('a', vm_state='soft_deleted')]),
+                        ['hv1', 'hv2'], now=NOW)
+    index = {'domains': {'uuid-a': {'authoritative': 'hv2', 'why': 'its record names its own host'}}}
+    for key in ('a', 'uuid-a'):
+        assert fleet_locate(fleet, key, 'web', index)['by_host'] == {'hv2': ['uuid-a']}
+    assert quota_check(fleet, {}, ['a'], 'web', index)['by_host'] == {'hv2': ['uuid-a']}
+    with pytest.raises(AnsibleFilterError, match='copies of one domain, uuid-a, on hv1, hv2: pass the fleet index'):
+        fleet_locate(fleet, 'a', 'web')
+    tie = {'domains': {'uuid-a': {'authoritative': None, 'why': 'the copies tie at generation 3'}}}
+    with pytest.raises(AnsibleFilterError, match=r'none is authoritative \(the copies tie at generation 3\): settle'):
+        fleet_locate(fleet, 'uuid-a', 'web', tie)
+
+
+def test_one_hypervisor_under_two_inventory_names_is_counted_once():
+    same = {'uuid': '88dc30c7-1bec-456d-b194-7254d74f571d', 'hostname': 'hv1'}
+    hv = dict((h, {'state_facts_vm_info': {'instances': [view('a', vcpus=2)], 'failed': False, 'hypervisor': same}})
+              for h in ('hv1', 'hv1.example'))
+    fleet = fleet_state(hv, ['hv1', 'hv1.example'], now=NOW)
+    assert fleet['aliases'] == {'hv1.example': 'hv1'}
+    assert fleet['usage'] == {'web': {'instances': 1, 'cores': 2, 'ram_mb': 128}}
+    assert fleet_locate(fleet, 'a')['by_host'] == {'hv1': ['uuid-a']}
+    assert 'host hv1.example: the same hypervisor as hv1; its domains are counted there' in fleet['lines']
 
 
 def test_quota_refuses_a_batch_over_the_limit_with_fleet_usage(fleet):
