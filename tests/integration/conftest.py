@@ -223,3 +223,27 @@ def scratch(prefix):
                 shutil.rmtree(item, ignore_errors=True)
             else:
                 os.unlink(item)
+
+
+# -- the test bed's Cinder ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='session')
+def cinder():
+    """An openstacksdk connection to the test bed's Cinder; fails (never skips) when it is not running."""
+    import cinder_helpers as ch
+    script = os.path.join(ROOT, 'tests', 'testbed', 'cinder.sh')
+    status = subprocess.run(['bash', script, 'status'], capture_output=True, text=True, check=False)
+    if status.returncode != 0:
+        pytest.fail('the test bed Cinder is not running (tests/testbed/cinder.sh up):\n%s' % status.stdout)
+    return ch.connect()
+
+
+@pytest.fixture
+def volumes(cinder, prefix):
+    """new(suffix) creates an available 1 GB volume named with the test's prefix; all are deleted afterwards."""
+    import cinder_helpers as ch
+
+    def new(suffix):
+        return ch.create_volume(prefix + suffix, 1, conn=cinder).id
+    yield new
+    ch.cleanup(prefix, conn=cinder)

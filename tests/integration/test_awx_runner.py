@@ -25,7 +25,6 @@ from fleet_support import Hv2Guests, fleet_up, wait_past
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SURVEYS = os.path.join(ROOT, 'docs', 'awx')
 RUNNER = os.path.join(os.path.dirname(sys.executable), 'ansible-runner')
-CINDER_SH = os.path.join(ROOT, 'tests', 'testbed', 'cinder.sh')
 
 
 def survey_extravars(template, answers):
@@ -127,14 +126,6 @@ def awx(collection, hypervisor, state_dir, tmp_path):
     return job
 
 
-@pytest.fixture(scope='module')
-def cinder_up():
-    status = subprocess.run(['bash', CINDER_SH, 'status'], capture_output=True, text=True, check=False)
-    if status.returncode != 0:
-        pytest.fail('the test bed Cinder is not running (tests/testbed/cinder.sh up):\n%s' % status.stdout)
-    return ch.connect()
-
-
 def project_of(prefix):
     return prefix.rstrip('-')
 
@@ -188,14 +179,14 @@ def test_a_survey_naming_an_unknown_domain_fails_the_job_and_changes_nothing(awx
 
 
 def test_terminate_job_template_uses_the_awx_openstack_credential(awx, ansible, make_guest, prefix, hypervisor,
-                                                                  cinder_up):
+                                                                  cinder):
     name, uuid = make_guest('a', start=False)
     project = project_of(prefix)
     try:
-        doomed = ch.create_volume(prefix + 'doomed', 1, conn=cinder_up).id
-        kept = ch.create_volume(prefix + 'kept', 1, conn=cinder_up).id
-        ch.attach_like_nova(doomed, uuid, mountpoint='/dev/vdb', conn=cinder_up)
-        ch.attach_like_nova(kept, uuid, mountpoint='/dev/vdc', conn=cinder_up)
+        doomed = ch.create_volume(prefix + 'doomed', 1, conn=cinder).id
+        kept = ch.create_volume(prefix + 'kept', 1, conn=cinder).id
+        ch.attach_like_nova(doomed, uuid, mountpoint='/dev/vdb', conn=cinder)
+        ch.attach_like_nova(kept, uuid, mountpoint='/dev/vdc', conn=cinder)
         result = ansible.task('deferred.libvirt.vm_attributes', name=name, project=project, volumes=[
             {'id': doomed, 'target': 'vdb', 'delete_on_termination': True},
             {'id': kept, 'target': 'vdc', 'delete_on_termination': False}])
@@ -208,14 +199,14 @@ def test_terminate_job_template_uses_the_awx_openstack_credential(awx, ansible, 
         assert inst['name'] == name and not inst.get('failed'), inst
         assert inst['volumes_deleted'] == [doomed] and inst['volumes_kept'] == [kept]
         assert inst['volumes_pending'] == []
-        assert ch.volume_status(doomed, conn=cinder_up) is None
-        assert ch.volume_status(kept, conn=cinder_up) == 'available'
+        assert ch.volume_status(doomed, conn=cinder) is None
+        assert ch.volume_status(kept, conn=cinder) == 'available'
         assert name not in [d.name() for d in hypervisor.listAllDomains()]
     finally:
-        ch.cleanup(prefix, conn=cinder_up)
+        ch.cleanup(prefix, conn=cinder)
 
 
-def test_reclaim_job_template_reports_the_summary(awx, ansible, make_guest, prefix, hypervisor, cinder_up):
+def test_reclaim_job_template_reports_the_summary(awx, ansible, make_guest, prefix, hypervisor, cinder):
     a, a_uuid = make_guest('a', start=False)
     b, b_uuid = make_guest('b', start=False)
     kept, dummy = make_guest('kept', start=False)
@@ -255,7 +246,7 @@ def fleet(hypervisor):
 
 
 def test_terminate_job_on_a_hypervisor_reached_over_ssh_gets_the_credential_from_the_controller(
-        awx, ansible, fleet, prefix, cinder_up, state_dir):
+        awx, ansible, fleet, prefix, cinder, state_dir):
     """AWX injects the credential where the job runs (the EE); a module on a host reached over SSH never sees
     OS_CLIENT_CONFIG_FILE, so the playbook hands it the cloud from the controller's clouds.yaml."""
     hv2 = Hv2Guests(fleet, prefix)
@@ -267,8 +258,8 @@ def test_terminate_job_on_a_hypervisor_reached_over_ssh_gets_the_credential_from
                          deferred_libvirt_uri=spec['uri'], deferred_libvirt_state_dir=os.path.join(state_dir, 'hv2'))}
     try:
         name, uuid = hv2.make('a')
-        doomed = ch.create_volume(prefix + 'doomed', 1, conn=cinder_up).id
-        ch.attach_like_nova(doomed, uuid, mountpoint='/dev/vdb', conn=cinder_up)
+        doomed = ch.create_volume(prefix + 'doomed', 1, conn=cinder).id
+        ch.attach_like_nova(doomed, uuid, mountpoint='/dev/vdb', conn=cinder)
         # The domain's owner and volume, recorded on hv2 as an operator would before (not through AWX).
         play = [{'hosts': 'hv2', 'gather_facts': False, 'tasks': [{'deferred.libvirt.vm_attributes': {
             'uri': spec['uri'], 'state_dir': os.path.join(state_dir, 'hv2'), 'name': name, 'project': project,
@@ -289,11 +280,11 @@ def test_terminate_job_on_a_hypervisor_reached_over_ssh_gets_the_credential_from
         [res] = job.results('Terminate the domains on their hosts')
         [inst] = res['instances']
         assert inst['volumes_deleted'] == [doomed] and inst['volumes_pending'] == [], inst
-        assert ch.volume_status(doomed, conn=cinder_up) is None
+        assert ch.volume_status(doomed, conn=cinder) is None
         assert not hv2.exists(name)
         with open(ch.CLOUDS_YAML) as handle:
             token = yaml.safe_load(handle)['clouds']['testbed']['auth']['token']
         assert token not in json.dumps(job.events), 'the credential shows in the job output'
     finally:
         hv2.close()
-        ch.cleanup(prefix, conn=cinder_up)
+        ch.cleanup(prefix, conn=cinder)

@@ -21,7 +21,6 @@ SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
 ATTRS = 'deferred.libvirt.vm_attributes'
 RESTORE = 'deferred.libvirt.vm_restore'
 IMAGES = '/var/lib/libvirt/images'
-CINDER_SH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'testbed', 'cinder.sh')
 CLOUD_ENV = {'OS_CLIENT_CONFIG_FILE': ch.CLOUDS_YAML}
 
 
@@ -36,22 +35,6 @@ def exists(conn, name):
 def kept_reason(inst, path):
     [item] = [k for k in inst['disks_kept'] if k['path'] == path]
     return item['reason']
-
-
-@pytest.fixture(scope='module')
-def cinder():
-    status = subprocess.run(['bash', CINDER_SH, 'status'], capture_output=True, text=True, check=False)
-    if status.returncode != 0:
-        pytest.fail('the test bed Cinder is not running (tests/testbed/cinder.sh up):\n%s' % status.stdout)
-    return ch.connect()
-
-
-@pytest.fixture
-def volumes(cinder, prefix):
-    def new(suffix):
-        return ch.create_volume(prefix + suffix, 1, conn=cinder).id
-    yield new
-    ch.cleanup(prefix, conn=cinder)
 
 
 # -- rule 5: no Cinder volume is ever forgotten ------------------------------------------------------------------

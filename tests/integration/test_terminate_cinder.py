@@ -23,28 +23,11 @@ CINDER_SH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 CLOUD_ENV = {'OS_CLIENT_CONFIG_FILE': ch.CLOUDS_YAML}
 
 
-@pytest.fixture(scope='session')
-def cinder_up():
-    status = subprocess.run(['bash', CINDER_SH, 'status'], capture_output=True, text=True, check=False)
-    if status.returncode != 0:
-        pytest.fail('the test bed Cinder is not running (tests/testbed/cinder.sh up):\n%s' % status.stdout)
-    return ch.connect()
-
-
 @pytest.fixture
-def ansible(ansible, cinder_up):
+def ansible(ansible, cinder):
     """The Runner, with openstacksdk finding the test bed's clouds.yaml as an operator's environment would."""
     ansible.extra_env.update(CLOUD_ENV)
     return ansible
-
-
-@pytest.fixture
-def volumes(cinder_up, prefix):
-    """new(suffix) creates an available 1 GB volume named with the test's prefix; all are deleted afterwards."""
-    def new(suffix):
-        return ch.create_volume(prefix + suffix, 1, conn=cinder_up).id
-    yield new
-    ch.cleanup(prefix, conn=cinder_up)
 
 
 @contextlib.contextmanager
@@ -78,7 +61,7 @@ def exists(conn, name):
         return False
 
 
-def guest_with_volumes(ansible, make_guest, volumes, cinder_up, *marks):
+def guest_with_volumes(ansible, make_guest, volumes, cinder, *marks):
     """A domain with one Cinder volume per mark attached to its UUID, recorded with vm_attributes.
 
     A mark is 'delete' (delete_on_termination), 'keep', or 'unrecorded' (attached in Cinder only).
@@ -88,47 +71,47 @@ def guest_with_volumes(ansible, make_guest, volumes, cinder_up, *marks):
     for index, mark in enumerate(marks):
         vid = volumes('%s%d' % (mark, index))
         target = 'vd%s' % 'bcdefgh'[index]
-        ch.attach_like_nova(vid, uuid, mountpoint='/dev/' + target, conn=cinder_up)
+        ch.attach_like_nova(vid, uuid, mountpoint='/dev/' + target, conn=cinder)
         if mark != 'unrecorded':
             recorded.append({'id': vid, 'target': target, 'delete_on_termination': mark == 'delete'})
         ids.append(vid)
     only(ansible.task('deferred.libvirt.vm_attributes', name=name, project=project_of(name), volumes=recorded))
     for vid in ids:
-        assert ch.volume_status(vid, conn=cinder_up) == 'in-use'
+        assert ch.volume_status(vid, conn=cinder) == 'in-use'
     return name, uuid, ids
 
 
 def test_volume_marked_delete_on_termination_is_deleted_and_the_other_left_available(
-        ansible, make_guest, volumes, cinder_up, hypervisor):
-    name, uuid, (doomed, kept) = guest_with_volumes(ansible, make_guest, volumes, cinder_up, 'delete', 'keep')
+        ansible, make_guest, volumes, cinder, hypervisor):
+    name, uuid, (doomed, kept) = guest_with_volumes(ansible, make_guest, volumes, cinder, 'delete', 'keep')
     inst = only(ansible.task(TERMINATE, name=name, cloud='testbed'))
     assert not exists(hypervisor, name)
     assert inst['volumes_deleted'] == [doomed]
     assert inst['volumes_kept'] == [kept]
     assert sorted(inst['volumes_detached']) == sorted([doomed, kept])
     assert inst['volumes_pending'] == []
-    assert ch.volume_status(doomed, conn=cinder_up) is None
-    assert ch.volume_status(kept, conn=cinder_up) == 'available'
-    assert ch.attachments_for(uuid, conn=cinder_up) == []
-    assert cinder_up.block_storage.get_volume(kept).attachments == []
+    assert ch.volume_status(doomed, conn=cinder) is None
+    assert ch.volume_status(kept, conn=cinder) == 'available'
+    assert ch.attachments_for(uuid, conn=cinder) == []
+    assert cinder.block_storage.get_volume(kept).attachments == []
     tomb = ansible.tombstone(uuid)
     assert tomb['status'] == 'terminated' and tomb['volumes_pending'] == []
 
 
 def test_volume_attached_in_cinder_but_absent_from_the_record_is_detached_and_kept(
-        ansible, make_guest, volumes, cinder_up):
-    name, uuid, (stray,) = guest_with_volumes(ansible, make_guest, volumes, cinder_up, 'unrecorded')
+        ansible, make_guest, volumes, cinder):
+    name, uuid, (stray,) = guest_with_volumes(ansible, make_guest, volumes, cinder, 'unrecorded')
     inst = only(ansible.task(TERMINATE, name=name, cloud='testbed'))
     assert inst['volumes_detached'] == [stray]
     assert inst['volumes_kept'] == [stray]
     assert inst['volumes_deleted'] == []
-    assert ch.volume_status(stray, conn=cinder_up) == 'available'
-    assert ch.attachments_for(uuid, conn=cinder_up) == []
+    assert ch.volume_status(stray, conn=cinder) == 'available'
+    assert ch.attachments_for(uuid, conn=cinder) == []
 
 
 def test_check_mode_lists_volumes_cinder_has_attached_and_changes_nothing(
-        ansible, make_guest, volumes, cinder_up, hypervisor):
-    name, uuid, (doomed, stray) = guest_with_volumes(ansible, make_guest, volumes, cinder_up, 'delete', 'unrecorded')
+        ansible, make_guest, volumes, cinder, hypervisor):
+    name, uuid, (doomed, stray) = guest_with_volumes(ansible, make_guest, volumes, cinder, 'delete', 'unrecorded')
     result = ansible.task(TERMINATE, name=name, cloud='testbed', check=True)
     inst = only(result)
     assert inst['action'] == 'would_terminate'
@@ -136,19 +119,19 @@ def test_check_mode_lists_volumes_cinder_has_attached_and_changes_nothing(
     assert inst['volumes_deleted'] == [doomed]
     assert inst['volumes_kept'] == [stray]
     assert exists(hypervisor, name)
-    assert [ch.volume_status(v, conn=cinder_up) for v in (doomed, stray)] == ['in-use', 'in-use']
-    assert len(ch.attachments_for(uuid, conn=cinder_up)) == 2
+    assert [ch.volume_status(v, conn=cinder) for v in (doomed, stray)] == ['in-use', 'in-use']
+    assert len(ch.attachments_for(uuid, conn=cinder)) == 2
 
 
 def test_cinder_down_during_terminate_keeps_the_work_pending_until_cinder_is_back(
-        ansible, make_guest, volumes, cinder_up, hypervisor, prefix):
+        ansible, make_guest, volumes, cinder, hypervisor, prefix):
     """One window with Cinder stopped (it stops it for everyone): two domains terminated while it is down; then
     a re-run of vm_terminate finishes the first and the vm_reclaim sweep the second."""
     first, first_uuid, (first_doomed, first_kept) = guest_with_volumes(
-        ansible, make_guest, volumes, cinder_up, 'delete', 'keep')
+        ansible, make_guest, volumes, cinder, 'delete', 'keep')
     second, second_uuid = make_guest('b', start=False)
     second_doomed = volumes('second')
-    ch.attach_like_nova(second_doomed, second_uuid, conn=cinder_up)
+    ch.attach_like_nova(second_doomed, second_uuid, conn=cinder)
     only(ansible.task('deferred.libvirt.vm_attributes', name=second, project=project_of(second),
                       volumes=[{'id': second_doomed, 'delete_on_termination': True}]))
 
@@ -170,32 +153,32 @@ def test_cinder_down_during_terminate_keeps_the_work_pending_until_cinder_is_bac
     assert end['result'] == 'pending'
     # Nothing was deleted or detached while Cinder was away.
     for vid in (first_doomed, first_kept, second_doomed):
-        assert ch.volume_status(vid, conn=cinder_up) == 'in-use'
+        assert ch.volume_status(vid, conn=cinder) == 'in-use'
 
     rerun = only(ansible.task(TERMINATE, name=first, cloud='testbed'))
     assert rerun['changed'] is True and rerun['action'] == 'pending_finished'
     assert rerun['volumes_deleted'] == [first_doomed] and rerun['volumes_kept'] == [first_kept]
-    assert ch.volume_status(first_doomed, conn=cinder_up) is None
-    assert ch.volume_status(first_kept, conn=cinder_up) == 'available'
+    assert ch.volume_status(first_doomed, conn=cinder) is None
+    assert ch.volume_status(first_kept, conn=cinder) == 'available'
     assert ansible.tombstone(first_uuid)['status'] == 'terminated'
 
     # Scoped to this test's project: the sweep must not touch other tests' domains on the shared hypervisor.
     sweep = ansible.task('deferred.libvirt.vm_reclaim', cloud='testbed', project=project_of(second))
     assert not sweep.get('failed'), sweep
     assert [f['uuid'] for f in sweep['finished']] == [second_uuid]
-    assert ch.volume_status(second_doomed, conn=cinder_up) is None
+    assert ch.volume_status(second_doomed, conn=cinder) is None
     assert ansible.tombstone(second_uuid)['volumes_pending'] == []
     # No volume leaked: only the one kept on purpose is left, detached.
-    left = [v for v in cinder_up.block_storage.volumes(details=True) if (v.name or '').startswith(prefix)]
+    left = [v for v in cinder.block_storage.volumes(details=True) if (v.name or '').startswith(prefix)]
     assert [(v.id, v.status, v.attachments) for v in left] == [(first_kept, 'available', [])]
 
 
 def test_cinder_secrets_never_show_in_results_tombstones_or_events(
-        ansible, make_guest, volumes, cinder_up, state_dir):
+        ansible, make_guest, volumes, cinder, state_dir):
     with open(ch.CLOUDS_YAML) as handle:
         cloud = yaml.safe_load(handle)['clouds']['testbed']
     token = cloud['auth']['token']
-    name, uuid, dummy = guest_with_volumes(ansible, make_guest, volumes, cinder_up, 'delete', 'unrecorded')
+    name, uuid, dummy = guest_with_volumes(ansible, make_guest, volumes, cinder, 'delete', 'unrecorded')
     # The whole cloud as a dict in the task, as a job template might pass it; check mode first, then for real.
     checked = ansible.playbook([{'name': 'check', TERMINATE: {'name': name, 'cloud': cloud}, 'check_mode': True},
                                 {'name': 'terminate', TERMINATE: {'name': name, 'cloud': cloud}}])

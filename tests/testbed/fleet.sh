@@ -123,17 +123,9 @@ holder() { pid_in "$HOLDER_PID" sleep; }
 in_ns() { nsenter --mount --uts --target "$(holder)" -- "$@"; }
 virsh_h() { virsh -c "$URI_OUTSIDE" "$@"; }
 
-install_packages() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=tests/testbed/debs.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/debs.sh"
+install_packages() { install_debs "${PACKAGES[@]}"; }
 
 # put FILE: write stdin to FILE when it differs, in place (a file bind-mounted into a namespace must keep its
 # inode: a new one would leave the namespace with the deleted old file).

@@ -33,17 +33,9 @@ pid_alive() {
 
 virsh_ok() { virsh -c "$URI" version >/dev/null 2>&1; }
 
-install_packages() {
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=tests/testbed/debs.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/debs.sh"
+install_packages() { install_debs "${PACKAGES[@]}"; }
 
 # What libvirt-daemon-system's maintainer scripts would do.
 setup_system() {

@@ -53,17 +53,9 @@ recipe_hash() {
     sha256sum | cut -d' ' -f1
 }
 
-install_host_packages() {
-  local missing=() p
-  for p in "${HOST_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-  done
-  ((${#missing[@]})) || return 0
-  log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=tests/testbed/debs.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/debs.sh"
+install_host_packages() { install_debs "${HOST_PACKAGES[@]}"; }
 
 # The Debian mirror this machine's apt uses for $SUITE main (never another host).
 apt_mirror() {
