@@ -113,36 +113,24 @@ class Volumes(object):
         except self.openstack.exceptions.ResourceNotFound:
             return True
 
-    def delete_directly(self, pairs):
-        """Cinder's own time, per volume: (attachment delete until available, volume delete until gone) seconds."""
-        times = []
-        for vid, att in pairs:
-            t0 = time.monotonic()
-            self.bs.delete_attachment(att)
-            vol = self.bs.get_volume(vid)
-            while vol.status not in ('available', 'error'):
-                time.sleep(POLL)
-                vol = self.bs.get_volume(vid)
-            t1 = time.monotonic()
-            self.bs.delete_volume(vid)
-            while not self.gone(vid):
-                time.sleep(POLL)
-            times.append((t1 - t0, time.monotonic() - t1))
-        return times
-
     def settle_directly(self, pair):
-        """One volume settled the way the module does it (detach until available, delete until gone): seconds."""
+        """One volume settled the way the module does it: (detach until available, delete until gone) seconds."""
         vid, att = pair
-        began = time.monotonic()
+        t0 = time.monotonic()
         self.bs.delete_attachment(att)
         vol = self.bs.get_volume(vid)
         while vol.status not in ('available', 'error'):
             time.sleep(POLL)
             vol = self.bs.get_volume(vid)
+        t1 = time.monotonic()
         self.bs.delete_volume(vid)
         while not self.gone(vid):
             time.sleep(POLL)
-        return time.monotonic() - began
+        return t1 - t0, time.monotonic() - t1
+
+    def delete_directly(self, pairs):
+        """Cinder's own time, per volume, one after the other: [(detach, delete) seconds]."""
+        return [self.settle_directly(pair) for pair in pairs]
 
     def settle_all_at_once(self, pairs):
         """Cinder's own floor for settling these volumes together: all at once, one thread each; wall seconds."""

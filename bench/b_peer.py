@@ -39,6 +39,7 @@ PEER_DIR = os.path.join(lib.BENCH, 'peer')
 JOBS = ('soft_delete', 'restore', 'terminate')
 IMAGES = '/var/lib/libvirt/images'
 TARGET_BULK = 4.0
+TARGET_BULK_N = 8  # the bulk target is for 8 guests (the quick sizes stop at 2: their rows are information)
 
 
 def _boot(names):
@@ -156,7 +157,7 @@ def rows(timed, counted, sizes, reps):
             if job == 'soft_delete':
                 if n == 1:
                     target, verdict = 'never slower (>= 1x)', lib.verdict(ratio >= 1.0)
-                elif n == max(sizes):
+                elif n == TARGET_BULK_N:
                     target, verdict = '>= %.0fx' % TARGET_BULK, lib.verdict(ratio >= TARGET_BULK)
             done = len(timed[('ours', n)])
             note = ['median of %d, alternating' % done if done > 1 else 'alternating']
