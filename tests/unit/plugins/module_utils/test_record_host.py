@@ -131,7 +131,6 @@ def test_a_hand_edited_host_or_generation_is_refused_naming_domain_and_field(inn
     assert 'field %s ' % field in message
 
 
-
 def test_a_tie_is_never_undefined_by_the_sweep_on_any_host():
     # No copy is authoritative: undefining every stale one would leave the domain defined nowhere.
     import datetime
