@@ -104,6 +104,7 @@ def _reported(hostvars, host, result_var):
     return None, 'did not report'
 
 
+@_without_gc_pauses
 def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None, project=None):
     """The fleet fact: per host and per project, instances, usage and trash, from each host's vm_info result.
 
@@ -491,6 +492,12 @@ def _decide(copies):
     return newest[0], '%s; it has the newest record (generation %d)' % (why, best)
 
 
+# How many other users of a shared disk a host's slice of the fleet index names, and a printed line: enough to keep
+# the disk and say why, bounded when one image is attached to thousands of domains.
+SLICE_REFERENCES = 12
+LINE_REFERENCES = 10
+
+
 def _disk_keys(disk):
     """The identities under which a disk is indexed: its path, its pool volume, its file (device and inode)."""
     keys = []
@@ -503,6 +510,7 @@ def _disk_keys(disk):
     return keys
 
 
+@_without_gc_pauses
 def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=None):
     """The fleet index of one play, from every host's vm_info result: who holds each domain, who uses each disk.
 
@@ -536,11 +544,14 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             if not uuid or view.get('vm_state') == 'deleted':
                 continue  # a tombstone holds no definition and no disk
             record_host = view.get('host')
+            names_own = _same_host(record_host, ident, host) if view.get('managed') else None
             copy_ = {'host': host, 'name': view.get('name'), 'uuid': uuid, 'vm_state': view.get('vm_state'),
                      'task_state': view.get('task_state'), 'power_state': view.get('power_state'),
-                     'generation': view.get('generation'), 'record_host': record_host,
-                     'names_own_host': _same_host(record_host, ident, host) if view.get('managed') else None,
-                     'record_host_in_play': _named_host(record_host, identities_list) if record_host else None}
+                     'generation': view.get('generation'), 'record_host': record_host, 'names_own_host': names_own,
+                     # Which host of the play the record names: asked only of a record that does not name its own
+                     # (a migrated or copied definition), so a healthy fleet makes no search per domain.
+                     'record_host_in_play': (host if names_own else _named_host(record_host, identities_list))
+                     if record_host else None}
             copies_by_uuid.setdefault(uuid, []).append(copy_)
             for disk in view.get('disks') or []:
                 ref = {'host': host, 'name': view.get('name'), 'uuid': uuid, 'target': disk.get('target'),
@@ -572,16 +583,21 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
         if winner is None:
             index['conflicts'].append({'uuid': uuid, 'why': why, 'hosts': [c['host'] for c in copies]})
     for key, refs in index['disks'].items():
-        holders = set((r['host'], r['uuid']) for r in refs)
-        if len(holders) < 2:
+        first = {}  # (host, uuid) -> its first reference, in order
+        for ref in refs:
+            first.setdefault((ref['host'], ref['uuid']), ref)
+        if len(first) < 2:
             continue
         index['shared_disks'].append({'disk': key, 'references': refs})
-        for ref in refs:
-            others = [r for r in refs if (r['host'], r['uuid']) != (ref['host'], ref['uuid'])]
-            slot = index['hosts'][ref['host']]['shared_disks'].setdefault(key, [])
-            for other in others:
-                if other not in slot:
-                    slot.append(other)
+        by_host = {}
+        for holder in first:
+            by_host.setdefault(holder[0], []).append(holder)
+        for host, own in by_host.items():
+            # The other domains referencing it, as this host's operations see them. One of its own domains is another's
+            # user too; a few names are enough to keep the disk and say why (an ISO image every domain of a large fleet
+            # has attached would otherwise be listed in full for every host).
+            others = [ref for holder, ref in first.items() if len(own) > 1 or holder != own[0]]
+            index['hosts'][host]['shared_disks'][key] = others[:SLICE_REFERENCES]
     for alias, host in index['aliases'].items():
         # An operation run through the second name works on the same hypervisor: it gets the same slice.
         index['hosts'][alias] = dict(index['hosts'][host], alias_of=host)
@@ -591,6 +607,10 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             entry['complete'] = False
     index['shared_disks'].sort(key=lambda d: d['disk'])
     index['stale'].sort(key=lambda s: (s['host'], s['name'] or ''))
+    # Every hypervisor of the play, once: each host's slice carries it (a Cinder attachment another one holds is
+    # never detached), and building it per slice made the slices cost hosts x hosts.
+    index['hypervisors'] = [dict(e['hypervisor'], host=h) for h, e in sorted(index['hosts'].items())
+                            if e.get('hypervisor') and not e.get('alias_of')]
     index['lines'] = _index_lines(index)
     return index
 
@@ -629,11 +649,14 @@ def _index_lines(index):
     for item in index['conflicts']:
         lines.append('CONFLICT %s on %s: %s' % (item['uuid'], ', '.join(item['hosts']), item['why']))
     for item in index['shared_disks']:
-        lines.append('shared disk %s: %s' % (item['disk'], ', '.join(
-            '%s/%s' % (r['host'], r['name']) for r in item['references'])))
+        refs = item['references']
+        lines.append('shared disk %s: %s%s' % (item['disk'], ', '.join(
+            '%s/%s' % (r['host'], r['name']) for r in refs[:LINE_REFERENCES]),
+            ' and %d more' % (len(refs) - LINE_REFERENCES) if len(refs) > LINE_REFERENCES else ''))
     return lines
 
 
+@_without_gc_pauses
 def fleet_index_for(index, host):
     """The slice of the fleet index an operation on ``host`` needs (its stale copies, its shared disks, and whether
     every host of the play reported), small enough to pass as a module option."""
@@ -646,7 +669,9 @@ def fleet_index_for(index, host):
             host, 'it did not report: %s' % index['missing'][host] if host in index.get('missing', {})
             else 'it is not one of the hosts it was built from'))
     # Every hypervisor of the play: a Cinder attachment one of the others holds is never detached by this host.
-    hypervisors = [dict(e['hypervisor'], host=h) for h, e in sorted(index['hosts'].items()) if e.get('hypervisor')]
+    hypervisors = index.get('hypervisors')
+    if hypervisors is None:  # an index built by an earlier version
+        hypervisors = [dict(e['hypervisor'], host=h) for h, e in sorted(index['hosts'].items()) if e.get('hypervisor')]
     return {'host': host, 'hypervisor': entry['hypervisor'], 'complete': entry['complete'],
             'missing': sorted(index.get('missing') or {}), 'stale': entry['stale'], 'shared_disks': entry['shared_disks'],
             'hypervisors': hypervisors}

@@ -227,3 +227,23 @@ def test_one_identity_with_other_domains_is_two_hosts_and_their_tie_keeps_both()
     assert index['aliases'] == {}
     assert index['domains'][UUID]['authoritative'] is None
     assert UUID in index['hosts']['a']['stale'] and UUID in index['hosts']['b']['stale']
+
+
+def test_an_image_attached_to_thousands_of_domains_is_shared_with_a_bounded_slice_per_host():
+    # An installer ISO on shared storage, attached to every domain of 100 hosts (5,000 references).
+    iso = {'target': 'sda', 'device': 'cdrom', 'type': 'file', 'path': '/srv/iso/installer.iso', 'pool': None,
+           'volume': None, 'st_dev': 64768, 'st_ino': 77}
+    hosts = {}
+    for h in range(100):
+        views = [{'name': 'd%d' % d, 'uuid': '%08x-0000-4000-8000-%012x' % (h, d), 'managed': True, 'vm_state': 'active',
+                  'power_state': 'running', 'generation': 1, 'host': {'uuid': None, 'hostname': 'h%d' % h},
+                  'disks': [dict(iso)]} for d in range(50)]
+        hosts['h%d' % h] = {'state_facts_vm_info': {'instances': views, 'failed': False}}
+    index = fleet_index(hosts, sorted(hosts))
+    [item] = [d for d in index['shared_disks'] if d['disk'] == 'path:/srv/iso/installer.iso']
+    assert len(item['references']) == 5000
+    for host in ('h0', 'h99'):
+        users = index['hosts'][host]['shared_disks']['path:/srv/iso/installer.iso']
+        assert 1 <= len(users) <= 12
+    [line] = [line for line in index['lines'] if line.startswith('shared disk path:/srv/iso/installer.iso')]
+    assert line.endswith('and 4990 more')
