@@ -5,8 +5,10 @@
 The fleet filters (plugins/plugin_utils/_fleet.py) run on the control node over every
 host's result: fleet_state (the state_facts role's fleet fact from each
 host's vm_info), fleet_locate and quota_check (the quota role: find a batch
-of 100 names in the fleet, check restoring them against limits) and
-reclaim_summary (the reclaim role's summary of each host's vm_reclaim).
+of 100 names in the fleet, check restoring them against limits),
+fleet_index (rules 9 and 10, once per play, then fleet_index_for for every
+host's slice) and reclaim_summary (the reclaim role's summary of each host's
+vm_reclaim).
 
 The inputs are shaped exactly like the modules' output because they are made
 from it: at the start, vm_soft_delete, vm_info and vm_reclaim run for real on
@@ -32,7 +34,7 @@ import lib
 NAME = '7 control node'
 SIZES = {'full': [100, 500, 1000], 'quick': [100, 300]}
 DOMAINS_PER_HOST = 50
-FILTERS = ('fleet_state', 'fleet_locate', 'quota_check', 'reclaim_summary')
+FILTERS = ('fleet_state', 'fleet_locate', 'quota_check', 'fleet_index', 'reclaim_summary')
 WORKER = os.path.join(lib.BENCH, 'control_worker.py')
 TARGET_SECONDS = 2.0
 TARGET_MB = 500.0
@@ -101,7 +103,7 @@ def run(sizes, reps=3):
     templates(path)
     measured = {}
     # The quota role's filters read the fleet fact: they share a process with fleet_state (each with its own peak).
-    for group in (FILTERS[:3], FILTERS[3:]):
+    for group in (FILTERS[:4], FILTERS[4:]):
         for hosts in sizes:
             for m in _worker(group, hosts, path, reps):
                 lib.log('control: %s over %d hosts: %.3f s, inputs %.0f MiB, peak %.0f MiB'

@@ -44,8 +44,15 @@ def vm_info_result(template, host_index, domains, now, projects=200):
         rec['project'] = 'project-%03d' % ((host_index * 7 + i) % projects)
         rec['user'] = 'user-%d' % (i % 5)
         rec['vcpus'], rec['memory_mb'] = 1 + i % 4, 512 * (1 + i % 8)
-        for disk in rec.get('disks') or []:
+        for n, disk in enumerate(rec.get('disks') or []):
             disk['path'] = '/var/lib/libvirt/images/%s-%s.qcow2' % (rec['name'], disk.get('target'))
+            if disk.get('st_ino') is not None:
+                disk['st_ino'] = (host_index << 20) | (i << 4) | n  # each its own file
+        if i % 10 == 5:
+            # One installer image on shared storage, attached to a tenth of the fleet's domains (rule 10's index).
+            rec.setdefault('disks', []).append({'target': 'sda', 'device': 'cdrom', 'type': 'file',
+                                                'path': '/srv/iso/installer.iso', 'pool': None, 'volume': None,
+                                                'st_dev': 64768, 'st_ino': 77})
         if i % 10 == 0:
             expired = i % 50 == 0
             rec.update(vm_state='soft_deleted', power_state='shutoff', task_state=None,
@@ -57,6 +64,12 @@ def vm_info_result(template, host_index, domains, now, projects=200):
             rec.update(vm_state='active', power_state='running', deleted_at=None, reclaim_at=None)
         instances.append(rec)
     result = copy.deepcopy(template['vm_info_rest'])
+    # Each host is a hypervisor of its own, and its records name it (as every write stamps them): the fleet index
+    # then compares real identities, not one identity a thousand times.
+    identity = {'uuid': str(uuid.UUID(int=(1 << 64) | host_index)), 'hostname': 'hv%04d' % host_index}
+    result['hypervisor'] = dict(identity)
+    for rec in instances:
+        rec['host'] = dict(identity)
     result['instances'] = instances
     for key in template['facts_keys']:
         result.setdefault('ansible_facts', {})[key] = instances
@@ -98,7 +111,7 @@ def main():
         results = dict((h, {'reclaim_result': reclaim_result(template, i, domains, now)})
                        for i, h in enumerate(hostnames))
         calls.append(('reclaim_summary', lambda: fleet.reclaim_summary(results, hostnames)))
-    if set(wanted) & set(('fleet_state', 'fleet_locate', 'quota_check')):
+    if set(wanted) & set(('fleet_state', 'fleet_locate', 'quota_check', 'fleet_index')):
         hostvars = dict((h, {'state_facts_vm_info': vm_info_result(template, i, domains, now)})
                         for i, h in enumerate(hostnames))
         fact = fleet.fleet_state(hostvars, hostnames)
@@ -107,7 +120,10 @@ def main():
         limits = {'default': {'instances': -1, 'cores': -1, 'ram_mb': -1}}
         calls += [('fleet_state', lambda: fleet.fleet_state(hostvars, hostnames)),
                   ('fleet_locate', lambda: fleet.fleet_locate(fact, batch)),
-                  ('quota_check', lambda: fleet.quota_check(fact, limits, batch))]
+                  ('quota_check', lambda: fleet.quota_check(fact, limits, batch)),
+                  # Rules 9 and 10: built once per play, then each host takes its slice (a call per host).
+                  ('fleet_index', lambda: [fleet.fleet_index_for(index, h)
+                                           for index in [fleet.fleet_index(hostvars, hostnames)] for h in hostnames])]
     for name, call in calls:
         if name not in wanted:
             continue
