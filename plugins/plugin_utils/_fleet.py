@@ -498,6 +498,20 @@ SLICE_REFERENCES = 12
 LINE_REFERENCES = 10
 
 
+def _bounded(refs):
+    """At most SLICE_REFERENCES references, each of another domain (UUID): the host's operation leaves out its own
+    domain's, so with copies of one domain on many hosts the other domains must not be the ones cut."""
+    kept, seen = [], set()
+    for ref in refs:
+        if ref['uuid'] in seen:
+            continue
+        seen.add(ref['uuid'])
+        kept.append(ref)
+        if len(kept) == SLICE_REFERENCES:
+            break
+    return kept
+
+
 def _disk_keys(disk):
     """The identities under which a disk is indexed: its path, its pool volume, its file (device and inode)."""
     keys = []
@@ -597,7 +611,7 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             # user too; a few names are enough to keep the disk and say why (an ISO image every domain of a large fleet
             # has attached would otherwise be listed in full for every host).
             others = [ref for holder, ref in first.items() if len(own) > 1 or holder != own[0]]
-            index['hosts'][host]['shared_disks'][key] = others[:SLICE_REFERENCES]
+            index['hosts'][host]['shared_disks'][key] = _bounded(others)
     for alias, host in index['aliases'].items():
         # An operation run through the second name works on the same hypervisor: it gets the same slice.
         index['hosts'][alias] = dict(index['hosts'][host], alias_of=host)

@@ -247,3 +247,16 @@ def test_an_image_attached_to_thousands_of_domains_is_shared_with_a_bounded_slic
         assert 1 <= len(users) <= 12
     [line] = [line for line in index['lines'] if line.startswith('shared disk path:/srv/iso/installer.iso')]
     assert line.endswith('and 4990 more')
+
+
+def test_a_bounded_slice_still_names_another_domain_when_many_copies_of_one_come_first():
+    # 20 hosts hold a copy of one domain (one UUID) and one host another domain, all on one disk: the copies must not
+    # crowd the other domain out of the slice, or a terminate there would take the disk for unused.
+    views = dict(('h%02d' % h, [copy_(written_by=None)]) for h in range(20))
+    hv = dict((h, {'state_facts_vm_info': {'instances': v, 'failed': False}}) for h, v in views.items())
+    other = copy_(name='db', uuid='0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33', written_by=None)
+    hv['z99'] = {'state_facts_vm_info': {'instances': [other], 'failed': False}}
+    index = fleet_index(hv, sorted(hv))
+    users = index['hosts']['h00']['shared_disks']['path:' + SHARED]
+    assert other['uuid'] in [u['uuid'] for u in users]
+    assert len(users) <= 12
