@@ -258,10 +258,12 @@ def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout, foreign_ho
         if legacy.get('server_id') == server_uuid and legacy.get('attachment_id') not in attachment_ids:
             bs.detach_volume(volume, legacy.get('attachment_id'))
             outcome['detached'] = True
-    lc.failpoint('terminate.after_detach')
     if not vol.get('delete_on_termination'):
         outcome['kept'] = True
         return outcome
+    # Reached by a volume to delete only, between its detach and its delete (the volumes of a domain are settled at
+    # once: a volume that is only detached may be done, or not yet detached, when this one gets here).
+    lc.failpoint('terminate.after_detach')
     volume = _wait_not_busy(bs, volume, server_uuid, wait_timeout)
     others = sorted(set(a.get('server_id') for a in volume.attachments or [] if a.get('server_id') != server_uuid))
     if others:
