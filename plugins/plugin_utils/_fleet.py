@@ -610,8 +610,8 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             # The other domains referencing it, as this host's operations see them. One of its own domains is another's
             # user too; a few names are enough to keep the disk and say why (an ISO image every domain of a large fleet
             # has attached would otherwise be listed in full for every host).
-            others = [ref for holder, ref in first.items() if len(own) > 1 or holder != own[0]]
-            index['hosts'][host]['shared_disks'][key] = _bounded(others)
+            others = (ref for holder, ref in first.items() if len(own) > 1 or holder != own[0])
+            index['hosts'][host]['shared_disks'][key] = _bounded(others)  # reads only as far as it needs
     for alias, host in index['aliases'].items():
         # An operation run through the second name works on the same hypervisor: it gets the same slice.
         index['hosts'][alias] = dict(index['hosts'][host], alias_of=host)
