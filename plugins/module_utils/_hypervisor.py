@@ -493,18 +493,7 @@ class Pools(object):
 def volume_path_offline(conn, pool, volume):
     """Where a volume of a pool lives even while the pool is inactive: the pool's target directory and the volume's
     name (dir-like pools name a volume's file after it). HypervisorError when even that cannot be read."""
-    try:
-        return volume_path(conn, pool, volume)
-    except HypervisorError:
-        pass
-    try:
-        target = ET.fromstring(conn.storagePoolLookupByName(pool).XMLDesc(libvirt.VIR_STORAGE_XML_INACTIVE)).findtext(
-            'target/path')
-    except libvirt.libvirtError as exc:
-        raise HypervisorError('volume %s in pool %s: %s' % (volume, pool, exc.get_error_message()))
-    if not target:
-        raise HypervisorError('volume %s in pool %s: the pool has no target directory' % (volume, pool))
-    return os.path.join(target, volume)
+    return Pools(conn).path_offline(pool, volume)
 
 
 def live_domain(dom):

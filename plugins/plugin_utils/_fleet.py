@@ -683,9 +683,7 @@ def fleet_index_for(index, host):
             host, 'it did not report: %s' % index['missing'][host] if host in index.get('missing', {})
             else 'it is not one of the hosts it was built from'))
     # Every hypervisor of the play: a Cinder attachment one of the others holds is never detached by this host.
-    hypervisors = index.get('hypervisors')
-    if hypervisors is None:  # an index built by an earlier version
-        hypervisors = [dict(e['hypervisor'], host=h) for h, e in sorted(index['hosts'].items()) if e.get('hypervisor')]
+    hypervisors = index.get('hypervisors') or []
     return {'host': host, 'hypervisor': entry['hypervisor'], 'complete': entry['complete'],
             'missing': sorted(index.get('missing') or {}), 'stale': entry['stale'], 'shared_disks': entry['shared_disks'],
             'hypervisors': hypervisors}
