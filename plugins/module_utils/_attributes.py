@@ -14,7 +14,7 @@ __metaclass__ = type
 import copy
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
@@ -108,13 +108,13 @@ class Plan(object):
         self.after.update(opts.changes)
         self.changed = self.after != self.before or domain.record is None
         self.fields = sorted(k for k in opts.changes if self.before.get(k) != self.after.get(k))
-        self.before_view = inv.describe(domain)
+        self.before_view = _views.describe(domain)
         self.after_view = self._view_of(self.after)
 
     def _view_of(self, record):
         shown = copy.copy(self.domain)
         shown.record = record
-        return inv.describe(shown)
+        return _views.describe(shown)
 
     def write(self):
         """Write the record; the view after then shows the host and generation the write stamped."""

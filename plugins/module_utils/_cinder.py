@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 # openstacksdk takes about half a second to import: only runs that talk to Cinder pay for it (see _sdk).
@@ -263,7 +263,7 @@ def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout, foreign_ho
         return outcome
     # Reached by a volume to delete only, between its detach and its delete (the volumes of a domain are settled at
     # once: a volume that is only detached may be done, or not yet detached, when this one gets here).
-    lc.failpoint('terminate.after_detach')
+    failpoint('terminate.after_detach')
     volume = _wait_not_busy(bs, volume, server_uuid, wait_timeout)
     others = sorted(set(a.get('server_id') for a in volume.attachments or [] if a.get('server_id') != server_uuid))
     if others:

@@ -25,3 +25,7 @@ class DeferredError(Exception):
     def __init__(self, msg='', **result):
         super(DeferredError, self).__init__(msg)
         self.result = result
+
+
+class StateDirError(DeferredError):
+    """The state directory cannot be used safely; nothing was changed."""

@@ -8,9 +8,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 
 ARGS = dict(include_deleted=dict(type='bool', default=False))
 ARGUMENT_SPEC = lc.spec(lc.SELECTION_ARGS, ARGS)
@@ -26,7 +26,7 @@ def run(ctx, include_deleted):
     if include_deleted:
         pairs, dummy = tombstones.join(ctx.open_state(create=False), pairs, every=True)
     instances = [v for dummy, v in lc.select_from_task(ctx, pairs)]
-    usage = inv.usage(instances)
+    usage = _views.usage(instances)
     # Which hypervisor answered: the fleet index matches records' host against it (rule 9).
     return {'changed': False, 'instances': instances, 'usage': usage, 'hypervisor': hv.host_identity(ctx.conn),
             'ansible_facts': dict(deferred_libvirt_instances=instances, deferred_libvirt_usage=usage)}

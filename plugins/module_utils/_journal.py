@@ -49,7 +49,10 @@ import socket
 import stat
 import time
 
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import format_time, parse_time, utcnow
+from ansible_collections.deferred.libvirt.plugins.module_utils._tombstone import (
+    TombstoneError, finished as is_finished, is_uuid, validate_tombstone)
 
 # The host-wide lock directory (issue 12 #13). /run/lock is a tmpfs on most distributions: lock files
 # need not survive a reboot, and a fresh boot starts with an empty directory.
@@ -57,36 +60,19 @@ HOST_LOCK_PARENTS = ('/run/lock', '/var/lock')
 HOST_LOCK_NAME = 'deferred-libvirt'
 JOURNAL = 'events.jsonl'
 ROTATED = re.compile(r'^events-(\d{8}T\d{6}Z)(?:-(\d+))?\.jsonl$')
-UUID_RE = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
 HISTORY_RE = re.compile(r'^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(\d{8}T\d{6}Z(?:-\d+)?)$')
-VOLUME_ID_RE = re.compile(r'^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$')
-STATUSES = ('deleting', 'undefined', 'terminated')
 # A tombstone is a few KiB; anything much bigger was not written by us.
 MAX_TOMBSTONE_BYTES = 4 * 1024 * 1024
-MAX_INT = 2 ** 53
 # Temporary files older than this are leftovers of a killed run (the sweep removes them).
 STALE_TEMP_SECONDS = 3600
-from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 
 # Seconds an operation waits for another one's per-domain lock (the lock_timeout option's default).
 LOCK_TIMEOUT = 120
 
 
-class StateDirError(DeferredError):
-    """The state directory cannot be used safely; nothing was changed."""
-
-
-class TombstoneError(StateDirError):
-    """A tombstone on disk is not one this collection wrote; it is reported, never used."""
-
-
 class LockTimeout(DeferredError):
     """Another operation holds the domain's lock for longer than we wait."""
-
-
-def is_uuid(value):
-    return isinstance(value, str) and UUID_RE.match(value) is not None
 
 
 def default_host_lock_dir():
@@ -182,93 +168,6 @@ def _stamp(text):
     except (ValueError, OverflowError, TypeError):
         value = utcnow()
     return value.strftime('%Y%m%dT%H%M%SZ')
-
-
-# -- what a tombstone may contain ---------------------------------------------------------------------------------------
-
-def _is_int(value, low=0, high=MAX_INT):
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-def _valid_time(value):
-    if value is None:
-        return True
-    if not isinstance(value, str) or len(value) > 64:
-        return False
-    try:
-        parse_time(value)
-        return True
-    except (ValueError, OverflowError, TypeError):
-        return False
-
-
-def _valid_volumes(value):
-    if value is None:
-        return True
-    if not isinstance(value, list):
-        return False
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get('id'), str) or not VOLUME_ID_RE.match(item['id']):
-            return False
-    return True
-
-
-def _list_of(kind):
-    return lambda v: v is None or (isinstance(v, list) and all(isinstance(i, kind) for i in v))
-
-
-def _opt(kind):
-    return lambda v: v is None or isinstance(v, kind)
-
-
-FIELD_CHECKS = (
-    ('name', lambda v: isinstance(v, str) and 0 < len(v) <= 4096, 'a domain name'),
-    ('project', _opt(str), 'a string or null'),
-    ('user', _opt(str), 'a string or null'),
-    ('request_id', _opt(str), 'a string or null'),
-    ('host_uri', _opt(str), 'a string or null'),
-    ('status', lambda v: v is None or v in STATUSES, 'one of %s' % ', '.join(STATUSES)),
-    ('vcpus', lambda v: v is None or _is_int(v), 'a count'),
-    ('memory_mb', lambda v: v is None or _is_int(v), 'a size in MiB'),
-    ('undefine_flags', lambda v: v is None or _is_int(v) or _list_of(str)(v), 'a list of flag names'),
-    ('revision', lambda v: v is None or _is_int(v), 'an integer'),
-    ('cinder_checked', _opt(bool), 'true or false'),
-    ('deleted_at', _valid_time, 'a UTC ISO 8601 time'),
-    ('reclaim_at', _valid_time, 'a UTC ISO 8601 time'),
-    ('started_at', _valid_time, 'a UTC ISO 8601 time'),
-    ('terminated_at', _valid_time, 'a UTC ISO 8601 time'),
-    ('finished_at', _valid_time, 'a UTC ISO 8601 time'),
-    ('volumes', _valid_volumes, 'a list of volumes with a Cinder id each'),
-    ('volumes_pending', _valid_volumes, 'a list of volumes with a Cinder id each'),
-    ('volumes_done', _valid_volumes, 'a list of volumes with a Cinder id each'),
-    ('disks_deleted', _list_of(str), 'a list of paths'),
-    ('disks_kept', _list_of((dict, str)), 'a list'),
-    ('disks', _list_of((dict, str)), 'a list'),
-    ('history', _list_of(dict), 'a list of actions'),
-)
-
-
-def validate_tombstone(data, file_uuid, path):
-    """Return ``data`` if it is a tombstone this collection could have written for ``file_uuid``; else TombstoneError."""
-    if not isinstance(data, dict):
-        raise TombstoneError('tombstone %s is not a JSON object' % path)
-    uuid = data.get('uuid')
-    if not is_uuid(uuid):
-        raise TombstoneError('tombstone %s: uuid %s is not a UUID' % (path, json.dumps(uuid)[:80]))
-    if uuid != file_uuid:
-        raise TombstoneError('tombstone %s: uuid %s does not match its file name; refusing to act on it'
-                             % (path, uuid))
-    for field, check, what in FIELD_CHECKS:
-        if field in data and not check(data[field]):
-            raise TombstoneError('tombstone %s: field %s is %s, not %s' % (path, field, json.dumps(data[field])[:80], what))
-    return data
-
-
-def is_finished(tomb):
-    """Undefined and every Cinder action done: nothing left for any run to do."""
-    # A tombstone that never says it asked Cinder has not: only a real answer from Cinder marks it checked (rule 5).
-    done = tomb.get('status') == 'terminated' and not tomb.get('volumes_pending')
-    return done and tomb.get('cinder_checked') is True
 
 
 # -- the state dir ------------------------------------------------------------------------------------------------------

@@ -8,24 +8,19 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import os
-import signal
-import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
+from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint  # noqa: F401 (operations call lc.failpoint)
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LOCK_TIMEOUT, StateDir, StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import decide, effective_vm_state, InvalidState
 
-FAILPOINT_ENV = 'DEFERRED_LIBVIRT_FAILPOINT'
-# With this set to a file path, a fail point writes its pid there and stops (SIGSTOP) instead of dying, so a test
-# can break something (a daemon, the state_dir) at that exact step and then let the module go on with SIGCONT.
-FAILPOINT_PAUSE_ENV = 'DEFERRED_LIBVIRT_FAILPOINT_PAUSE'
 # How long a roll-back waits for a restarted libvirtd to answer again (a restart takes a few seconds).
 RECONNECT_WAIT = 30
 # Waiting dominates (shutdowns, boots), not CPU: this many domains at once by default (the parallel option's).
@@ -69,31 +64,6 @@ class OperationError(DeferredError):
 
 class Skip(DeferredError):
     """The domain no longer qualifies (for example it was restored meanwhile); nothing was changed."""
-
-
-_FIRED = set()
-_FIRED_LOCK = threading.Lock()
-
-
-def failpoint(name):
-    """Kill (or pause) this process at a named step when the tests ask for it (fault injection; off unless the env var is set).
-
-    It fires the first time the step is reached in a run only: steps inside concurrent work (the volumes of one domain
-    are settled at once) would otherwise pause the process again after the test resumed it.
-    """
-    wanted = os.environ.get(FAILPOINT_ENV)
-    if wanted and wanted in (name, name.split('.', 1)[-1]):
-        with _FIRED_LOCK:
-            if name in _FIRED:
-                return
-            _FIRED.add(name)
-        pause_file = os.environ.get(FAILPOINT_PAUSE_ENV)
-        if pause_file:
-            with open(pause_file, 'w') as handle:
-                handle.write('%d %s\n' % (os.getpid(), name))
-            os.kill(os.getpid(), signal.SIGSTOP)
-            return
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def guard(domain, operation, project=None, force=False, check_protected=True):
@@ -261,16 +231,16 @@ def snapshot(ctx):
         raise
     except Exception as exc:  # libvirtError while listing: the daemon went away
         raise hv.HypervisorError('cannot list domains on %s: %s' % (ctx.uri, exc))
-    return [(d, inv.describe(d)) for d in domains]
+    return [(d, _views.describe(d)) for d in domains]
 
 
 def select(ctx, pairs, names=None, query=None, project=None):
     """The (Domain, view) pairs the selection names; SelectionError (nothing changed) on a bad selection."""
     views = [v for dummy, v in pairs]
     try:
-        chosen = inv.select(views, names=names, query=query, project=project)
-    except inv.SelectionError as exc:
-        raise inv.SelectionError('%s; nothing was changed' % exc)
+        chosen = _selection.select(views, names=names, query=query, project=project)
+    except _selection.SelectionError as exc:
+        raise _selection.SelectionError('%s; nothing was changed' % exc)
     by_uuid = dict((v['uuid'], d) for d, v in pairs)
     return [(by_uuid[v['uuid']], v) for v in chosen]
 

@@ -22,7 +22,7 @@ import uuid as uuidlib
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
@@ -41,7 +41,7 @@ class LifecycleModule(object):
         self.needs_state_dir = needs_state_dir
         if not hv.HAS_LIBVIRT:
             self.module.fail_json(msg=missing_required_lib('libvirt-python'))
-        if self.params.get('query') is not None and not inv.HAS_JMESPATH:
+        if self.params.get('query') is not None and not _selection.HAS_JMESPATH:
             self.module.fail_json(msg=missing_required_lib('jmespath'))
         if require_selection and self.params.get('name') is None and self.params.get('query') is None:
             self.module.fail_json(msg='name or query is required: say which domains to act on')

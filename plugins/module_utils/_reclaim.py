@@ -17,13 +17,13 @@ import time
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as retention
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
-from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LockTimeout
@@ -109,7 +109,7 @@ def eligibility(view, clock, fleet_view=None):
         return RESUME, None
     if view.get('task_state') is not None:
         return SKIP, 'task %s is in progress or was interrupted; run that operation again' % view['task_state']
-    if inv.started_after_soft_delete(view):
+    if _views.started_after_soft_delete(view):
         # Never destroyed without warning: someone may be using it. It counts against quota while it runs.
         return SKIP, ('it was started after its soft delete (power state %s); a running guest is not reclaimed: shut it '
                       'down to leave it to the sweep, or restore it' % view['power_state'])
@@ -183,7 +183,7 @@ def classify(pairs, clock, project=None, fleet_view=None):
 def still_due(clock, fleet_view=None):
     """The precondition a reclaim checks under the domain's lock: eligibility() again, on the state of now."""
     def check(domain):
-        verdict, reason = eligibility(inv.describe(domain), clock, fleet_view)
+        verdict, reason = eligibility(_views.describe(domain), clock, fleet_view)
         if verdict in (DUE, RESUME):
             return
         if verdict == OUT:
@@ -227,7 +227,7 @@ def undefine_stale_copy(ctx, domain, fleet_view, clock):
         current = hv.refresh(ctx.conn, domain.dom)
         if current is None:
             return lc.result_for(domain, False, action='none', msg='already gone')
-        view = inv.describe(current)
+        view = _views.describe(current)
         verdict, reason = eligibility(view, clock, fleet_view)
         if verdict != UNDEFINE:
             return {'name': domain.name, 'uuid': domain.uuid, 'changed': False, 'action': 'skipped',

@@ -13,7 +13,7 @@ import os
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
@@ -83,11 +83,11 @@ def check_quota(ctx, opts, pairs, chosen):
     for domain, view in chosen:
         try:
             # A soft-deleted guest started by hand already counts in the usage: not asked for twice.
-            if lc.decision(domain, OPERATION) != NOOP and not inv.counts_for_quota(view):
+            if lc.decision(domain, OPERATION) != NOOP and not _views.counts_for_quota(view):
                 wanted.append(view)
         except lc.OperationError:
             pass  # reported per domain by the restore itself
-    usage = opts.usage if opts.usage is not None else inv.usage([v for dummy, v in pairs])
+    usage = opts.usage if opts.usage is not None else _views.usage([v for dummy, v in pairs])
     request = quota.request_of(wanted)
     over = quota.check(opts.quota, usage, request)
     # Only the projects of this batch: the host (or fleet) may hold many others.
@@ -189,7 +189,7 @@ class Plan(object):
         lc.guard(domain, 'restore', ctx.project, opts.force, check_protected=False)
         self.decision = lc.decision(domain, OPERATION)
         self.before = copy.deepcopy(domain.record)
-        self.before_view = inv.describe(domain)
+        self.before_view = _views.describe(domain)
         self.resumes_saved_memory = bool(domain.managed_save and not opts.hard_reboot)
         self.after_view = dict(self.before_view, vm_state=states.leaves(OPERATION), task_state=None, deleted_at=None,
                                reclaim_at=None, soft_delete_mode=None, power_state='running')
@@ -241,7 +241,7 @@ def restore(ctx, domain, opts):
                                                            before.get('reclaim_at'), exc))
         lc.failpoint('restore.after_record')
         ctx.event('instance.restore.end', domain, result='success', **steps)
-        after_view = inv.describe(after)
+        after_view = _views.describe(after)
         return lc.result_for(domain, True, before=plan.before_view, after=after_view, action='restored',
                              resumed=plan.decision == RESUME, seconds=round(time.monotonic() - started, 2),
                              record=after_view, **steps)

@@ -23,9 +23,11 @@ import os
 import re
 import time
 
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import DurationError, parse_duration
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import (
-    STALE_TEMP_SECONDS, LockTimeout, StateDirError, is_finished)
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
+from ansible_collections.deferred.libvirt.plugins.module_utils._journal import STALE_TEMP_SECONDS, LockTimeout
+from ansible_collections.deferred.libvirt.plugins.module_utils._tombstone import finished as is_finished
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import parse_time, utcnow
 
 # The options vm_reclaim (and the reclaim role) take; null switches that part of the retention off.
@@ -39,7 +41,7 @@ SIZE_UNITS = {'': 1, 'k': 1024, 'm': 1024 ** 2, 'g': 1024 ** 3, 't': 1024 ** 4}
 _SIZE = re.compile(r'^(\d+)\s*([kmgt]?)(?:i?b)?$')
 
 
-class RetentionError(ValueError):
+class RetentionError(DeferredError, ValueError):
     """An option of the retention that cannot be read; the message names it."""
 
 

@@ -20,13 +20,13 @@ import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
-from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, RESUME
 
@@ -124,7 +124,7 @@ class Plan(object):
         self.before = copy.deepcopy(domain.record or _record.empty())
         lc.guard(domain, 'soft delete', ctx.project, opts.force)
         self.decision = lc.decision(domain, OPERATION)
-        self.before_view = inv.describe(domain)
+        self.before_view = _views.describe(domain)
         self.timeout = effective_timeout(self.before, opts)
         if self.decision == RESUME:
             self.mode = self.before.get('soft_delete_mode') or opts.mode
@@ -198,7 +198,7 @@ def soft_delete(ctx, domain, opts):
         lc.failpoint('soft_delete.after_record')
         ctx.event('instance.soft_delete.end', domain, result='success', reclaim_at=plan.reclaim_at, mode=mode,
                   clean_shutdown=stopped.get('clean_shutdown'))
-        after_view = inv.describe(after)  # the read after the shutdown, with the record just written
+        after_view = _views.describe(after)  # the read after the shutdown, with the record just written
         return lc.result_for(domain, True, before=plan.before_view, after=after_view, action='soft_deleted',
                              resumed=plan.decision == RESUME, deleted_at=plan.deleted_at, reclaim_at=plan.reclaim_at,
                              mode=mode, clean_shutdown=stopped.get('clean_shutdown'),

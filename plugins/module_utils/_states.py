@@ -13,6 +13,8 @@ The operations, the tests and docs/lifecycle.md all read this table.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
+
 VM_STATES = ('active', 'stopped', 'paused', 'soft_deleted', 'error', 'deleted')
 TASK_STATES = (None, 'soft_deleting', 'restoring', 'deleting')
 
@@ -29,6 +31,14 @@ POWER_TO_VM_STATE = {
 }
 
 LIVE_STATES = ('active', 'stopped', 'paused', 'error')
+
+# Power-state classes, named once here and read by the operations, the views and the fleet index.
+# A guest in one of these uses its vCPUs and memory (a copy of a domain that runs, rule 9; quota).
+RUNNING_POWER_STATES = ('running', 'blocked', 'paused', 'pmsuspended', 'shutdown')
+# Nothing left to power off ('gone': the domain was undefined under us).
+OFF_POWER_STATES = ('shutoff', 'gone')
+# A managed save keeps the guest's memory only from these.
+SAVABLE_POWER_STATES = ('running', 'blocked', 'paused', 'pmsuspended')
 
 TRANSITIONS = {
     'soft_delete': {
@@ -65,7 +75,7 @@ TRANSITIONS = {
 START, RESUME, NOOP = 'start', 'resume', 'noop'
 
 
-class InvalidState(Exception):
+class InvalidState(DeferredError):
     """The domain is in a state the operation does not accept (Nova's 409)."""
 
 

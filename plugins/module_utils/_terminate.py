@@ -7,7 +7,7 @@
 ``run`` is the whole of vm_terminate. One terminate decides once (``Plan``:
 guards, state, which disks it owns and which it keeps) and then either
 reports that plan (check mode) or carries it out. The tombstone is written
-before anything is destroyed (``_tombstones``), and only storage the domain
+before anything is destroyed (``_tombstone``), and only storage the domain
 owns is deleted (``_storage``, spec rule 6). vm_reclaim and vm_soft_delete
 with reclaim_interval 0 terminate through the same ``terminate``.
 """
@@ -20,12 +20,12 @@ import time
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
-from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
 
 DEFAULT_RETRY_INTERVAL = 10
@@ -104,7 +104,7 @@ def stale_copy(ctx, domain, opts, stale, action):
 
 def undefine_stale(ctx, domain, stale, action, where):
     """Undefine a stale copy's definition only (after destroying it should it run, which a stale copy should not)."""
-    before_view = inv.describe(domain)
+    before_view = _views.describe(domain)
     if ctx.check_mode:
         return lc.result_for(domain, True, before=before_view, after={}, action='would_undefine_stale_copy',
                              stale=stale['reason'], authoritative=where, disks_deleted=[], disks_kept=[])
@@ -127,7 +127,7 @@ class Plan(object):
         self.record = lc.guard(domain, action, ctx.project, opts.force)
         # A live domain is terminated whatever its record says (even a stray vm_state deleted): no NOOP here.
         lc.decision(domain, operation)
-        self.before_view = inv.describe(domain)
+        self.before_view = _views.describe(domain)
         self.owned, self.kept = storage.classify_disks(ctx.conn, domain, opts.instance_dirs, index)
         self.flags = hv.undefine_flags(domain)[1]
 
@@ -167,7 +167,7 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
         current = hv.refresh(ctx.conn, domain.dom)
         if current is None:
             return lc.result_for(domain, False, action='none', msg='already gone')
-        stale = index.fleet.stale(inv.describe(current))
+        stale = index.fleet.stale(_views.describe(current))
         if stale is not None:
             return stale_copy(ctx, current, opts, stale, action)
         return Plan(ctx, current, opts, index, action, operation, precondition).check_mode_result(opts)
@@ -176,7 +176,7 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
         if current is None:
             return lc.result_for(domain, False, action='none', msg='already gone')
         domain = current
-        stale = index.fleet.stale(inv.describe(domain))
+        stale = index.fleet.stale(_views.describe(domain))
         if stale is not None:
             return stale_copy(ctx, domain, opts, stale, action)
         plan = Plan(ctx, domain, opts, index, action, operation, precondition)

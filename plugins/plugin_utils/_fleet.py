@@ -26,7 +26,7 @@ import re
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 
@@ -133,7 +133,7 @@ def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None, pro
             fleet['aliases'][host] = same
             continue
         views = [v for v in result['instances'] if only is None or v.get('project') == only]
-        entry = {'instances': len(views), 'vm_states': {}, 'usage': inv.usage(views), 'trash': [], 'projects': []}
+        entry = {'instances': len(views), 'vm_states': {}, 'usage': _views.usage(views), 'trash': [], 'projects': []}
         for view in views:
             item = dict((k, view.get(k)) for k in INSTANCE_KEYS)
             item['host'] = host
@@ -172,7 +172,7 @@ def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None, pro
         entry['projects'].sort()
         entry['trash'].sort(key=_trash_order)
         fleet['hosts'][host] = entry
-    usage = inv.usage(list(fleet['instances']))
+    usage = _views.usage(list(fleet['instances']))
     for project, proj in fleet['projects'].items():
         proj['usage'] = usage.get(project) or dict((r, 0) for r in RESOURCES)
         proj['trash'].sort(key=_trash_order)

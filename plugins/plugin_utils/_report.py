@@ -18,6 +18,7 @@ import datetime
 import json
 import re
 
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils import _duration
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 
@@ -29,7 +30,7 @@ TIMELINE_DAYS = 7
 SWEEP_COUNTS = ('reclaimed', 'failed', 'skipped', 'kept', 'pending', 'finished')
 
 
-class ReportError(ValueError):
+class ReportError(DeferredError, ValueError):
     """Input the report cannot use; the message says which and why."""
 
 

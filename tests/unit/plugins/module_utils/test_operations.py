@@ -29,7 +29,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as terminate
-from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstones as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
 
 

@@ -10,7 +10,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import RecordError
 
@@ -65,13 +65,13 @@ def test_vm_info_shows_host_and_generation(conn):
     record = _record.empty()
     record.update(vm_state='active', project='web')
     hv.write_record(domain, record)
-    view = inv.describe(listed(conn, 'test'))
+    view = _views.describe(listed(conn, 'test'))
     assert view['generation'] == 1
     assert view['host']['hostname'] == conn.getHostname()
 
 
 def test_an_unmanaged_domain_shows_no_host_and_no_generation(conn):
-    view = inv.describe(listed(conn, 'test'))
+    view = _views.describe(listed(conn, 'test'))
     assert (view['host'], view['generation']) == (None, None)
 
 

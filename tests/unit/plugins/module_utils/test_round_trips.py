@@ -18,7 +18,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
@@ -56,7 +56,7 @@ def run(operation, conn, tmp_path, **params):
 
 
 def stored_view(conn, name):
-    return inv.describe(hv.refresh(conn, conn.lookupByName(name)))
+    return _views.describe(hv.refresh(conn, conn.lookupByName(name)))
 
 
 def test_a_soft_delete_reads_the_domain_under_its_lock_and_after_the_shutdown_only(conn, define, tmp_path, reads):

@@ -2,7 +2,10 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Terminated domains, in one place: their tombstones in a selection, what naming one does, settling Cinder.
+"""The tombstone, in one place: what it may contain, when it is finished, how it is made, settled and finished.
+
+A tombstone is the JSON file a terminate leaves in ``state_dir`` (the store, ``_state_dir``, keeps and reads them; the
+retention prunes the finished ones); this file says what one is and what each operation does with it.
 
 A terminate writes the tombstone before anything is destroyed and updates it
 as work finishes, so a domain is never gone without one and a volume is never
@@ -16,17 +19,115 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import json
+import re
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
-from ansible_collections.deferred.libvirt.plugins.module_utils import _inventory as inv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import is_finished
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
+from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
+
+
+UUID_RE = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
+VOLUME_ID_RE = re.compile(r'^[0-9A-Za-z][0-9A-Za-z._-]{0,254}$')
+STATUSES = ('deleting', 'undefined', 'terminated')
+MAX_INT = 2 ** 53
+
+
+class TombstoneError(StateDirError):
+    """A tombstone on disk is not one this collection wrote; it is reported, never used."""
+
+
+def is_uuid(value):
+    return isinstance(value, str) and UUID_RE.match(value) is not None
+
+
+# -- what a tombstone may contain ---------------------------------------------------------------------------------------
+
+def _is_int(value, low=0, high=MAX_INT):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _valid_time(value):
+    if value is None:
+        return True
+    if not isinstance(value, str) or len(value) > 64:
+        return False
+    try:
+        _record.parse_time(value)
+        return True
+    except (ValueError, OverflowError, TypeError):
+        return False
+
+
+def _valid_volumes(value):
+    if value is None:
+        return True
+    if not isinstance(value, list):
+        return False
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get('id'), str) or not VOLUME_ID_RE.match(item['id']):
+            return False
+    return True
+
+
+def _list_of(kind):
+    return lambda v: v is None or (isinstance(v, list) and all(isinstance(i, kind) for i in v))
+
+
+def _opt(kind):
+    return lambda v: v is None or isinstance(v, kind)
+
+
+FIELD_CHECKS = (
+    ('name', lambda v: isinstance(v, str) and 0 < len(v) <= 4096, 'a domain name'),
+    ('project', _opt(str), 'a string or null'),
+    ('user', _opt(str), 'a string or null'),
+    ('request_id', _opt(str), 'a string or null'),
+    ('host_uri', _opt(str), 'a string or null'),
+    ('status', lambda v: v is None or v in STATUSES, 'one of %s' % ', '.join(STATUSES)),
+    ('vcpus', lambda v: v is None or _is_int(v), 'a count'),
+    ('memory_mb', lambda v: v is None or _is_int(v), 'a size in MiB'),
+    ('undefine_flags', lambda v: v is None or _is_int(v) or _list_of(str)(v), 'a list of flag names'),
+    ('revision', lambda v: v is None or _is_int(v), 'an integer'),
+    ('cinder_checked', _opt(bool), 'true or false'),
+    ('deleted_at', _valid_time, 'a UTC ISO 8601 time'),
+    ('reclaim_at', _valid_time, 'a UTC ISO 8601 time'),
+    ('started_at', _valid_time, 'a UTC ISO 8601 time'),
+    ('terminated_at', _valid_time, 'a UTC ISO 8601 time'),
+    ('finished_at', _valid_time, 'a UTC ISO 8601 time'),
+    ('volumes', _valid_volumes, 'a list of volumes with a Cinder id each'),
+    ('volumes_pending', _valid_volumes, 'a list of volumes with a Cinder id each'),
+    ('volumes_done', _valid_volumes, 'a list of volumes with a Cinder id each'),
+    ('disks_deleted', _list_of(str), 'a list of paths'),
+    ('disks_kept', _list_of((dict, str)), 'a list'),
+    ('disks', _list_of((dict, str)), 'a list'),
+    ('history', _list_of(dict), 'a list of actions'),
+)
+
+
+def validate_tombstone(data, file_uuid, path):
+    """Return ``data`` if it is a tombstone this collection could have written for ``file_uuid``; else TombstoneError."""
+    if not isinstance(data, dict):
+        raise TombstoneError('tombstone %s is not a JSON object' % path)
+    uuid = data.get('uuid')
+    if not is_uuid(uuid):
+        raise TombstoneError('tombstone %s: uuid %s is not a UUID' % (path, json.dumps(uuid)[:80]))
+    if uuid != file_uuid:
+        raise TombstoneError('tombstone %s: uuid %s does not match its file name; refusing to act on it'
+                             % (path, uuid))
+    for field, check, what in FIELD_CHECKS:
+        if field in data and not check(data[field]):
+            raise TombstoneError('tombstone %s: field %s is %s, not %s' % (path, field, json.dumps(data[field])[:80], what))
+    return data
 
 
 def finished(tomb):
     """Nothing left to do: undefined, no pending volume, and Cinder asked (the state_dir keeps it with the finished)."""
-    return is_finished(tomb)
+    # A tombstone that never says it asked Cinder has not: only a real answer from Cinder marks it checked (rule 5).
+    done = tomb.get('status') == 'terminated' and not tomb.get('volumes_pending')
+    return done and tomb.get('cinder_checked') is True
 
 
 def foreign(tomb, host):
@@ -54,7 +155,7 @@ def join(state, pairs, host=None, names=None, every=False):
     listed = state.tombstones_list() if every else state.tombstones_for(names)
     tombs = dict((t.get('uuid'), t) for t in listed
                  if t.get('uuid') and t.get('uuid') not in live and not foreign(t, host))
-    return list(pairs) + [(None, inv.describe_tombstone(t)) for t in tombs.values()], tombs
+    return list(pairs) + [(None, _views.describe_tombstone(t)) for t in tombs.values()], tombs
 
 
 def waits_for_cinder(tomb, cinder_opts):
@@ -170,7 +271,7 @@ def settle(ctx, tomb, cinder_opts):
             try:
                 done, left = cinder.settle(cinder_opts.connection(), tomb['uuid'], pending, cinder_opts.wait_timeout,
                                            foreign_hosts=getattr(ctx, 'fleet_foreign_hosts', ()))
-                lc.failpoint('terminate.after_cinder')
+                failpoint('terminate.after_cinder')
                 tomb['cinder_checked'] = True
             except cinder.CinderUnavailable as exc:
                 done, left = [], [dict(v, error=str(exc)) for v in pending]
