@@ -2,6 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared docs: the attributes every module declares (check mode, diff mode, the module defaults group)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type

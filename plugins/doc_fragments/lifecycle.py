@@ -2,6 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared option docs: the options of every module that changes domains, and of those that can terminate one."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
