@@ -15,8 +15,9 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import (
-    fleet_locate, fleet_state, quota_check, reclaim_summary)
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_state import fleet_locate, fleet_state
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._quota import quota_check
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._reclaim_summary import reclaim_summary
 
 NOW = '2024-05-01T12:00:00Z'
 

@@ -15,8 +15,9 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import (
-    fleet_locate, fleet_state, quota_lock_name, restore_move_check, restore_move_plan)
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_state import fleet_locate, fleet_state
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._quota import quota_lock_name
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._restore_move import restore_move_check, restore_move_plan
 
 
 def view(name, host_disks, project='web', vm_state='soft_deleted'):
