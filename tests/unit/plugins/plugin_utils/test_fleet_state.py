@@ -113,3 +113,16 @@ def test_fleet_state_with_a_project_lists_only_its_domains_but_vm_info_keeps_the
     fleet = fleet_state(hv, ['hv2', 'hv3'], project='web')
     assert sorted(i['name'] for i in fleet['instances']) == ['cache', 'web']
     assert len(hv['hv2']['state_facts_vm_info']['instances']) == 2
+
+
+def test_locate_takes_an_exact_uuid_over_another_domains_name_as_the_modules_do():
+    # 'uuid-b' is b's UUID on hv2 and the name of another domain on hv1: the UUID wins, as on one host.
+    fleet = fleet_state(hostvars(hv1=[view('uuid-b', uuid='uuid-other')], hv2=[view('b')]), ['hv1', 'hv2'], now=NOW)
+    assert fleet_locate(fleet, 'uuid-b')['by_host'] == {'hv2': ['uuid-b']}
+
+
+def test_locate_refuses_a_name_that_is_another_domains_uuid_in_other_letter_case():
+    fleet = fleet_state(hostvars(hv1=[view('UUID-B', uuid='uuid-other')], hv2=[view('b')]), ['hv1', 'hv2'], now=NOW)
+    with pytest.raises(AnsibleFilterError, match=r'UUID-B \(the name of one domain \(UUID uuid-other\) and the UUID of '
+                                                 r'another \(named b\): name it by its exact UUID\)'):
+        fleet_locate(fleet, 'UUID-B')
