@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """7. The control node at fleet scale: the roles' filters over H hosts x 50 domains, time and memory.
 
-The fleet filters (plugins/plugin_utils/_fleet.py) run on the control node over every
+The fleet filters (plugins/plugin_utils/_fleet_state.py, _fleet_index.py, _quota.py,
+_reclaim_summary.py) run on the control node over every
 host's result: fleet_state (the state_facts role's fleet fact from each
 host's vm_info), fleet_locate and quota_check (the quota role: find a batch
 of 100 names in the fleet, check restoring them against limits),

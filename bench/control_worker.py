@@ -100,7 +100,10 @@ def main():
     names_arg, hosts, domains, templates, collections, reps = sys.argv[1:7]
     hosts, domains, reps = int(hosts), int(domains), int(reps)
     sys.path.insert(0, collections)
-    from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet as fleet
+    from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet_index
+    from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet_state
+    from ansible_collections.deferred.libvirt.plugins.plugin_utils import _quota
+    from ansible_collections.deferred.libvirt.plugins.plugin_utils import _reclaim_summary
     with open(templates) as handle:
         template = json.load(handle)
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
@@ -110,20 +113,20 @@ def main():
     if 'reclaim_summary' in wanted:
         results = dict((h, {'reclaim_result': reclaim_result(template, i, domains, now)})
                        for i, h in enumerate(hostnames))
-        calls.append(('reclaim_summary', lambda: fleet.reclaim_summary(results, hostnames)))
+        calls.append(('reclaim_summary', lambda: _reclaim_summary.reclaim_summary(results, hostnames)))
     if set(wanted) & set(('fleet_state', 'fleet_locate', 'quota_check', 'fleet_index')):
         hostvars = dict((h, {'state_facts_vm_info': vm_info_result(template, i, domains, now)})
                         for i, h in enumerate(hostnames))
-        fact = fleet.fleet_state(hostvars, hostnames)
+        fact = _fleet_state.fleet_state(hostvars, hostnames)
         # A restore batch of 100 soft-deleted domains spread over the fleet, named as an operator names them.
         batch = [t['name'] for t in fact['trash'][::max(1, len(fact['trash']) // 100)]][:100]
         limits = {'default': {'instances': -1, 'cores': -1, 'ram_mb': -1}}
-        calls += [('fleet_state', lambda: fleet.fleet_state(hostvars, hostnames)),
-                  ('fleet_locate', lambda: fleet.fleet_locate(fact, batch)),
-                  ('quota_check', lambda: fleet.quota_check(fact, limits, batch)),
+        calls += [('fleet_state', lambda: _fleet_state.fleet_state(hostvars, hostnames)),
+                  ('fleet_locate', lambda: _fleet_state.fleet_locate(fact, batch)),
+                  ('quota_check', lambda: _quota.quota_check(fact, limits, batch)),
                   # Rules 9 and 10: built once per play, then each host takes its slice (a call per host).
-                  ('fleet_index', lambda: [fleet.fleet_index_for(index, h)
-                                           for index in [fleet.fleet_index(hostvars, hostnames)] for h in hostnames])]
+                  ('fleet_index', lambda: [_fleet_index.fleet_index_for(index, h)
+                                           for index in [_fleet_index.fleet_index(hostvars, hostnames)] for h in hostnames])]
     for name, call in calls:
         if name not in wanted:
             continue

@@ -81,7 +81,7 @@ _value:
   type: dict
 '''
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import fleet_index
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import fleet_index
 
 
 class FilterModule(object):

@@ -44,7 +44,7 @@ _value:
   type: dict
 '''
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import fleet_index_for
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import fleet_index_for
 
 
 class FilterModule(object):

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The fleet_locate filter: its documentation, read by ansible-doc and Galaxy, and its entry point.
 
-The code is shared with the other fleet filters in plugins/plugin_utils/_fleet.py.
+The code is in plugins/plugin_utils/_fleet_state.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -60,7 +60,7 @@ _value:
   type: dict
 """
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import fleet_locate
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_state import fleet_locate
 
 
 class FilterModule(object):

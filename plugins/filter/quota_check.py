@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The quota_check filter: its documentation, read by ansible-doc and Galaxy, and its entry point.
 
-The code is shared with the other fleet filters in plugins/plugin_utils/_fleet.py.
+The code is in plugins/plugin_utils/_quota.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -61,7 +61,7 @@ _value:
   type: dict
 """
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import quota_check
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._quota import quota_check
 
 
 class FilterModule(object):

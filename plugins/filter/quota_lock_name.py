@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The quota_lock_name filter: its documentation, read by ansible-doc and Galaxy, and its entry point.
 
-The code is shared with the other fleet filters in plugins/plugin_utils/_fleet.py.
+The code is in plugins/plugin_utils/_quota.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -40,7 +40,7 @@ _value:
   type: str
 """
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import quota_lock_name
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._quota import quota_lock_name
 
 
 class FilterModule(object):

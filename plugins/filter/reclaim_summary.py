@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The reclaim_summary filter: its documentation, read by ansible-doc and Galaxy, and its entry point.
 
-The code is shared with the other fleet filters in plugins/plugin_utils/_fleet.py.
+The code is in plugins/plugin_utils/_reclaim_summary.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -56,7 +56,7 @@ _value:
   type: dict
 """
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import reclaim_summary
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._reclaim_summary import reclaim_summary
 
 
 class FilterModule(object):

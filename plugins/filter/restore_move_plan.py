@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The restore_move_plan filter: its documentation, read by ansible-doc and Galaxy, and its entry point.
 
-The code is shared with the other fleet filters in plugins/plugin_utils/_fleet.py.
+The code is in plugins/plugin_utils/_restore_move.py.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -57,7 +57,7 @@ _value:
   type: dict
 """
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import restore_move_plan
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._restore_move import restore_move_plan
 
 
 class FilterModule(object):

@@ -2,13 +2,17 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What one host's operation knows of the fleet (spec rules 9 and 10): stale copies, shared disks, other hypervisors.
+"""The fleet index's wire format, and what one host's operation knows of the fleet (spec rules 9 and 10).
 
 The roles build the fleet index once per play on the control node
 (``deferred.libvirt.fleet_index``) and hand each host its slice
-(``fleet_index_for``) as the ``fleet`` option. Without it (a single-host ad
-hoc call) the record's own ``host`` decides which copy is authoritative, and
-the result says so.
+(``fleet_index_for``) as the ``fleet`` option; the modules read that slice
+with FleetView. Both sides import what they share from here, so the two can
+never drift apart: whether a host's registered result counts as reported, the
+keys a disk is known by, the shape of a host's entry, of a stale copy, of a
+disk reference and of the slice, and which copy runs. Without a slice (a
+single-host ad hoc call) the record's own ``host`` decides which copy is
+authoritative, and the result says so.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,10 +20,93 @@ __metaclass__ = type
 
 import os
 
+from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.deferred.libvirt.plugins.module_utils._states import RUNNING_POWER_STATES
+
 ARGS = dict(
     fleet=dict(type='dict'),
 )
 
+# The key of vm_info's domain list in its registered result: the result that holds it is a host that reported.
+INSTANCES = 'instances'
+# What a copy of a stale domain says of each other copy (enough to tell whether they are all in the trash).
+OTHER_KEYS = ('host', 'name', 'vm_state', 'power_state', 'generation')
+# The keys of one host's slice of the index (fleet_index_for's output, the modules' ``fleet`` option).
+SLICE_KEYS = ('host', 'hypervisor', 'complete', 'missing', 'stale', 'shared_disks', 'hypervisors')
+
+
+# -- the wire format ---------------------------------------------------------------------------------------------
+
+def reported(result, key=INSTANCES, absent='did not report', failed_counts=False):
+    """(``result``, None) when a host's registered module result is one to use, else (None, why it is not).
+
+    A result counts when it is there, the host was reachable and it holds ``key`` (vm_info's ``instances``, or
+    vm_reclaim's ``summary``); a failed result counts only with ``failed_counts`` (a sweep where some domain
+    failed still swept the others). Why not: the module's own message, else "unreachable", else ``absent``.
+    """
+    if result and not result.get('unreachable') and key in result and (failed_counts or not result.get('failed')):
+        return result, None
+    if result and result.get('msg'):
+        return None, to_text(result['msg'])
+    if result and result.get('unreachable'):
+        return None, 'unreachable'
+    return None, absent
+
+
+def disk_keys(disk, path=None, file_id=None):
+    """The identities under which a disk is indexed: its path, its pool volume, its file (device and inode).
+
+    ``disk`` is a disk as vm_info reports it (``st_dev``/``st_ino`` when the host could stat it) or as the
+    hypervisor lists it; ``path`` another path it resolves to (a pool volume's file) and ``file_id`` the
+    (device, inode) of that file as the operation sees it now, which wins over the reported one.
+    """
+    keys = []
+    for each in (disk.get('path'), path):
+        if each and 'path:%s' % each not in keys:
+            keys.append('path:%s' % each)
+    if disk.get('pool') and disk.get('volume'):
+        keys.append('volume:%s/%s' % (disk['pool'], disk['volume']))
+    dev, ino = file_id if file_id is not None else (disk.get('st_dev'), disk.get('st_ino'))
+    if dev is not None and ino is not None:
+        keys.append('file:%s:%s' % (dev, ino))
+    return keys
+
+
+def runs(copy_):
+    """Whether a QEMU process holds this copy (a view, or a copy of the index): such a copy is the one that runs,
+    whatever its record says (rule 9)."""
+    return copy_.get('power_state') in RUNNING_POWER_STATES
+
+
+def host_entry(hypervisor):
+    """A reporting host's entry in the index's ``hosts``: its identity, and its part of rules 9 and 10."""
+    return {'hypervisor': hypervisor, 'stale': {}, 'shared_disks': {}, 'complete': True}
+
+
+def disk_reference(host, view, uuid, disk):
+    """One domain's use of a disk, as the index lists it under each of the disk's keys."""
+    return {'host': host, 'name': view.get('name'), 'uuid': uuid, 'target': disk.get('target'), 'path': disk.get('path')}
+
+
+def stale_copy(reason, authoritative, others, record_host, **where):
+    """Why one copy of a domain is stale: the reason, the authoritative host (None: no copy is), the other copies
+    (OTHER_KEYS of each) and the host its record names; ``where`` adds host, name and uuid in the index."""
+    entry = dict(where)
+    entry.update({'reason': reason, 'authoritative': authoritative,
+                  'others': [dict((k, o.get(k)) for k in OTHER_KEYS) for o in others], 'record_host': record_host})
+    return entry
+
+
+def make_slice(host, entry, missing, hypervisors):
+    """Host ``host``'s slice of the index from its ``entry``, the hosts that did not report and every hypervisor of
+    the play (a Cinder attachment one of the others holds is never detached by this host)."""
+    return {'host': host, 'hypervisor': entry['hypervisor'], 'complete': entry['complete'],
+            'missing': sorted(missing or {}), 'stale': entry['stale'], 'shared_disks': entry['shared_disks'],
+            'hypervisors': hypervisors or []}
+
+
+# -- one host's view of it -----------------------------------------------------------------------------------------
 
 def _names(identity):
     hostname = (identity or {}).get('hostname')
@@ -58,9 +145,9 @@ class FleetView(object):
         if not view.get('managed') or not record_host or self._names_me(record_host):
             return None
         where = record_host.get('hostname') or record_host.get('uuid')
-        return {'reason': 'stale copy: its record names host %s, not this one (no fleet view was given: the record\'s '
+        return stale_copy('stale copy: its record names host %s, not this one (no fleet view was given: the record\'s '
                           'host decides; run the sweep over the whole fleet to compare the copies)' % where,
-                'authoritative': where, 'others': [], 'record_host': record_host}
+                          where, [], record_host)
 
     def _names_me(self, record_host):
         """Whether a record's host is this one: the same host UUID, or the same hostname. libvirt makes up a new host
@@ -76,21 +163,17 @@ class FleetView(object):
         them would leave the domain defined nowhere: they are all kept until an operator settles it."""
         if view.get('vm_state') != 'soft_deleted' or not stale or not stale.get('others') or not stale.get('authoritative'):
             return False
-        return all(o.get('vm_state') == 'soft_deleted' and o.get('power_state') not in LIVE_POWER_STATES
-                   for o in stale['others'])
+        return all(o.get('vm_state') == 'soft_deleted' and not runs(o) for o in stale['others'])
 
     def disk_users(self, disk, path, me_uuid):
         """Other domains of the fleet (other UUIDs) that reference ``disk`` (a disk of vm_info's view) at ``path``."""
-        keys = ['path:%s' % p for p in set([disk.get('path'), path]) if p]
-        if disk.get('pool') and disk.get('volume'):
-            keys.append('volume:%s/%s' % (disk['pool'], disk['volume']))
         try:
             st = os.stat(path)
-            keys.append('file:%s:%s' % (st.st_dev, st.st_ino))
+            file_id = (st.st_dev, st.st_ino)
         except (OSError, TypeError):
-            pass
+            file_id = None
         users = []
-        for key in keys:
+        for key in disk_keys(disk, path, file_id):
             for ref in self._shared.get(key) or []:
                 if (ref.get('uuid') or '').lower() != (me_uuid or '').lower() and ref not in users:
                     users.append(ref)
@@ -102,7 +185,3 @@ class FleetView(object):
         for identity in (self.fleet or {}).get('hypervisors') or []:
             names |= _names(identity)
         return names - _names(self.me)
-
-
-# Power states in which a QEMU process holds the guest.
-LIVE_POWER_STATES = ('running', 'paused', 'blocked', 'pmsuspended', 'shutdown')

@@ -85,19 +85,35 @@ def select(views, names=None, query=None, project=None, what='domain'):
 def resolve(key, by_name, by_uuid):
     """(view, None) for the domain ``key`` names, (None, why) when it names two, (None, None) when none.
 
-    A key that is a domain's UUID exactly as libvirt writes it selects that
-    domain, even when another domain is named that text: a name never takes a
-    UUID over. A key that is one domain's name and, only when letter case is
-    ignored, another's UUID names either: it is refused.
+    One host's domains have unique names and UUIDs: ``by_name`` and ``by_uuid`` (lowercase) map each to its view.
+    The rules are ``matches``'.
     """
     named = by_name.get(key)
     owner = by_uuid.get(key.lower())
-    if named is None or owner is None or named is owner:
-        return named or owner, None
-    if key == owner['uuid']:
-        return owner, None
-    return None, ('%s is the name of one domain (UUID %s) and the UUID of another (named %s)'
-                  % (_shown([key])[0], named['uuid'], _shown([owner['name']])[0]))
+    views, doubt = matches(key, [named] if named is not None else [], [owner] if owner is not None else [])
+    if doubt:
+        return None, '%s is %s' % (_shown([key])[0], doubt)
+    return (views[0] if views else None), None
+
+
+def matches(key, named, owners):
+    """(views, None): every view ``key`` names; ([], why) when it names two domains in two ways.
+
+    ``named`` are the views named ``key`` exactly (names match exactly, as libvirt's do), ``owners`` those whose
+    UUID is ``key`` when letter case is ignored. A key that is a domain's UUID exactly as libvirt writes it selects
+    that domain, even when another domain is named that text: a name never takes a UUID over. A key that is one
+    domain's name and, only when letter case is ignored, another's UUID names either: it is refused. On one host
+    that leaves one view at most; over a fleet several views (copies of one domain, or namesakes on several
+    hosts) are the caller's to tell apart.
+    """
+    if any(v.get('uuid') == key for v in owners):
+        return list(owners), None
+    lowered = key.lower()
+    others = [v for v in named if (v.get('uuid') or '').lower() != lowered]
+    if owners and others:
+        return [], ('the name of one domain (UUID %s) and the UUID of another (named %s)'
+                    % (others[0].get('uuid'), _shown([owners[0].get('name')])[0]))
+    return list(named) + [v for v in owners if not any(v is n for n in named)], None
 
 
 def _shown(items, most=10, quote=True):

@@ -9,8 +9,9 @@ Each filter has its own file in plugins/filter/ (its documentation and entry poi
 trash_report builds the report data from every host's vm_info (with
 include_deleted) and last_sweep.json; trash_report_html and trash_report_metrics
 render it; reclaim_sweep_record, reclaim_sweep_metrics and reclaim_warning do
-the same for one sweep. The work is in plugin_utils/_report.py and
-_report_html.py; each filter turns bad input into AnsibleFilterError.
+the same for one sweep. The work is in plugin_utils/_report.py (the data),
+_report_html.py (the page), _metrics.py (Prometheus text) and _sweep.py (the
+sweep's record and lines); each filter turns bad input into AnsibleFilterError.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,15 +19,19 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.deferred.libvirt.plugins.plugin_utils import _metrics
 from ansible_collections.deferred.libvirt.plugins.plugin_utils import _report
 from ansible_collections.deferred.libvirt.plugins.plugin_utils import _report_html
+from ansible_collections.deferred.libvirt.plugins.plugin_utils import _sweep
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._hostvars import host_vars
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_time import ReportError
 
 
 def _checked(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except _report.ReportError as exc:
+        except ReportError as exc:
             raise AnsibleFilterError('%s; nothing was written' % exc)
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__
@@ -54,34 +59,34 @@ def trash_report_html(report, title='Trash report'):
 
 def trash_report_metrics(report):
     """The report as Prometheus text format."""
-    return _report.report_metrics(_report_of(report))
+    return _metrics.report_metrics(_report_of(report))
 
 
 @_checked
 def reclaim_sweep_record(result, host, started_at=None, finished_at=None, previous=None, project=None,
                          check_mode=False, warning_window=None):
     """What a host's sweep leaves in its state_dir (last_sweep.json)."""
-    return _report.sweep_record(result, host, started_at=started_at, finished_at=finished_at,
-                                previous=_report.read_sweep(previous), project=project, check_mode=check_mode,
-                                warning_window=warning_window)
+    return _sweep.sweep_record(result, host, started_at=started_at, finished_at=finished_at,
+                               previous=_sweep.read_sweep(previous), project=project, check_mode=check_mode,
+                               warning_window=warning_window)
 
 
 def reclaim_sweep_metrics(record, host=None):
     """One host's sweep record as Prometheus text format."""
     if not isinstance(record, dict) or 'counts' not in record:
         raise AnsibleFilterError('not a sweep record: pass the result of the deferred.libvirt.reclaim_sweep_record filter')
-    return _report.sweep_metrics(record, host or record.get('host'))
+    return _metrics.sweep_metrics(record, host or record.get('host'))
 
 
 def reclaim_sweep_line(record, host=None):
     """One line for a host's sweep, as the summary and the report print it."""
-    return _report.host_line(host or (record or {}).get('host'), record)
+    return _sweep.host_line(host or (record or {}).get('host'), record)
 
 
 @_checked
 def reclaim_warning_line(item, window):
     """One line for a domain due within the window."""
-    return _report.due_line(item, window)
+    return _sweep.due_line(item, window)
 
 
 @_checked
@@ -89,10 +94,7 @@ def reclaim_warning(hostvars, hosts, record_var='reclaim_sweep', window=None, no
     """The webhook body: the domains due within the window, over every host's sweep record."""
     sweeps = {}
     for host in hosts or []:
-        try:
-            record = hostvars[host].get(record_var)
-        except Exception:  # a host not in the inventory
-            record = None
+        record = host_vars(hostvars, host).get(record_var)  # nothing for a host the inventory does not have
         if record:
             sweeps[str(host)] = record
-    return _report.warning_payload(sweeps, generated_at=now, window=window)
+    return _sweep.warning_payload(sweeps, generated_at=now, window=window)

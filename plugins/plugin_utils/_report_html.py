@@ -9,7 +9,7 @@ __metaclass__ = type
 
 from html import escape
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._report import human
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_time import human
 
 CSS = u"""
 *{box-sizing:border-box}

@@ -153,10 +153,10 @@ def test_controller_only_ee_compiles_nothing(collections, tmp_path):
 def test_fleet_filters_run_without_libvirt_python(collections):
     """The controller-only EE holds no libvirt-python: the filters must not import it (blocked here)."""
     code = ('import sys; sys.modules["libvirt"] = None; sys.modules["openstack"] = None\n'
-            'from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet\n'
+            'from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet_state\n'
             'import ansible_collections.deferred.libvirt.plugins.filter.fleet_state as f\n'
             'print(sorted(f.FilterModule().filters()))\n'
-            'fleet = _fleet.fleet_state({"h": {"r": {"instances": []}}}, ["h"], result_var="r")\n'
+            'fleet = _fleet_state.fleet_state({"h": {"r": {"instances": []}}}, ["h"], result_var="r")\n'
             'print(fleet["missing"])\n')
     proc = subprocess.run([sys.executable, '-c', code], cwd=collections, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=collections), check=False)

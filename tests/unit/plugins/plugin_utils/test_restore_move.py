@@ -2,7 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The filters of the restore onto another host and of the quota lock, and fleet_state's project view.
+"""plugins/plugin_utils/_restore_move.py: the restore onto another host, planned and checked.
 
 Pure functions of registered results (a dict stands in for hostvars, stat results are shaped as
 ansible.builtin.stat returns them); tests/integration/test_fleet_safety.py runs them on hv2 and hv3.
@@ -15,8 +15,8 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import (
-    fleet_locate, fleet_state, quota_lock_name, restore_move_check, restore_move_plan)
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_state import fleet_locate, fleet_state
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._restore_move import restore_move_check, restore_move_plan
 
 
 def view(name, host_disks, project='web', vm_state='soft_deleted'):
@@ -45,12 +45,6 @@ def stat(host, path, exists=True, inode=7, size=1024, mtime=1.5):
     if exists:
         result['stat'].update(inode=inode, size=size, mtime=mtime)
     return result
-
-
-def test_fleet_state_with_a_project_lists_only_its_domains_but_vm_info_keeps_them_all(hv):
-    fleet = fleet_state(hv, ['hv2', 'hv3'], project='web')
-    assert sorted(i['name'] for i in fleet['instances']) == ['cache', 'web']
-    assert len(hv['hv2']['state_facts_vm_info']['instances']) == 2
 
 
 def test_the_plan_stats_every_disk_on_the_source_and_on_the_target(hv):
@@ -88,10 +82,3 @@ def test_a_disk_that_was_not_checked_is_a_problem(hv):
     plan = restore_move_plan(located(hv, 'web'), hv, 'hv3')
     check = restore_move_check(plan, [stat('hv2', '/srv/shared/web.qcow2'), stat('hv3', '/srv/shared/web.qcow2')])
     assert check['problems'] == ['/srv/shared/data.qcow2 (disk of web on hv2): was not checked on hv2 itself']
-
-
-def test_lock_names_are_readable_and_never_shared():
-    assert quota_lock_name('web').startswith('quota-web-') and quota_lock_name('web').endswith('.lock')
-    assert quota_lock_name('a/b') != quota_lock_name('a_b')
-    assert '/' not in quota_lock_name('../../etc')
-    assert quota_lock_name(None) == quota_lock_name('none')

@@ -16,7 +16,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import fleet_index, fleet_index_for
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import fleet_index, fleet_index_for
 
 UUID = '6f1c3c8e-7a4e-4a53-9d6e-3f4b2c1d0a11'
 IDS = {'hv2': {'uuid': '88dc30c7-1bec-456d-b194-7254d74f571d', 'hostname': 'hv2'},

@@ -2,9 +2,9 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The fleet filters the roles use, on vm_info and vm_reclaim results as the modules return them.
+"""plugins/plugin_utils/_fleet_state.py: the fleet fact and fleet_locate, on vm_info results as the module returns them.
 
-These are pure functions of registered results: a dict stands in for hostvars
+Pure functions of registered results: a dict stands in for hostvars
 (integration tests run them on a real two-host fleet, tests/integration/test_fleet.py).
 """
 
@@ -15,8 +15,8 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet import (
-    fleet_locate, fleet_state, quota_check, reclaim_summary)
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_state import fleet_locate, fleet_state
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._quota import quota_check
 
 NOW = '2024-05-01T12:00:00Z'
 
@@ -107,40 +107,22 @@ def test_one_hypervisor_under_two_inventory_names_is_counted_once():
     assert 'host hv1.example: the same hypervisor as hv1; its domains are counted there' in fleet['lines']
 
 
-def test_quota_refuses_a_batch_over_the_limit_with_fleet_usage(fleet):
-    result = quota_check(fleet, {'web': {'instances': 3, 'cores': -1}}, ['b', 'd'], 'web')
-    assert result['fits'] is False
-    assert result['over'] == [{'project': 'web', 'resource': 'instances', 'limit': 3, 'usage': 2, 'request': 2}]
-    assert result['message'] == ('project web is over quota for instances: limit 3, usage 2, request 2; '
-                                 'nothing was changed')
+def test_fleet_state_with_a_project_lists_only_its_domains_but_vm_info_keeps_them_all():
+    hv = hostvars(hv2=[view('web', vm_state='soft_deleted'), view('db', project='other', vm_state='soft_deleted')],
+                  hv3=[view('cache', vm_state='soft_deleted')])
+    fleet = fleet_state(hv, ['hv2', 'hv3'], project='web')
+    assert sorted(i['name'] for i in fleet['instances']) == ['cache', 'web']
+    assert len(hv['hv2']['state_facts_vm_info']['instances']) == 2
 
 
-def test_quota_allows_a_batch_that_fits_and_plans_it_per_host(fleet):
-    result = quota_check(fleet, {'default': {'instances': 4, 'cores': 5, 'ram_mb': 640}}, ['b', 'd', 'a'])
-    assert result['fits'] is True
-    assert result['by_host'] == {'hv1': ['uuid-b'], 'hv2': ['uuid-d']}
-    assert [n['name'] for n in result['noop']] == ['a']
-    assert result['request'] == {'web': {'instances': 2, 'cores': 2, 'ram_mb': 256}}
-    assert result['limits'] == {'web': {'instances': 4, 'cores': 5, 'ram_mb': 640}}
+def test_locate_takes_an_exact_uuid_over_another_domains_name_as_the_modules_do():
+    # 'uuid-b' is b's UUID on hv2 and the name of another domain on hv1: the UUID wins, as on one host.
+    fleet = fleet_state(hostvars(hv1=[view('uuid-b', uuid='uuid-other')], hv2=[view('b')]), ['hv1', 'hv2'], now=NOW)
+    assert fleet_locate(fleet, 'uuid-b')['by_host'] == {'hv2': ['uuid-b']}
 
 
-def test_quota_refuses_invalid_limits(fleet):
-    with pytest.raises(AnsibleFilterError, match='quota for project web: unknown resource cpus'):
-        quota_check(fleet, {'web': {'cpus': 2}}, ['b'])
-
-
-def test_reclaim_summary_adds_up_the_hosts_and_names_the_ones_not_swept():
-    def result(reclaimed, kept=()):
-        return {'reclaim_result': {
-            'summary': {'reclaimed': len(reclaimed), 'failed': 0, 'skipped': 0, 'kept': len(kept), 'pending': 0,
-                        'finished': 0},
-            'reclaimed': [{'name': n, 'uuid': 'uuid-' + n} for n in reclaimed], 'failed_domains': [],
-            'skipped_domains': [], 'pending': [], 'kept': list(kept)}}
-    summary = reclaim_summary({'hv1': result(['a']), 'hv2': result(['b'], [{'name': 'c', 'reclaim_at': NOW}]),
-                               'hv3': {'reclaim_result': {'unreachable': True, 'msg': 'ssh: connect refused'}}},
-                              ['hv1', 'hv2', 'hv3'])
-    assert summary['totals']['reclaimed'] == 2 and summary['totals']['kept'] == 1
-    assert summary['not_swept'] == {'hv3': 'ssh: connect refused'} and summary['ok'] is False
-    assert summary['lines'][0] == ('reclaimed 2, failed 0, skipped 0, kept 1, Cinder work pending 0, finished 0 '
-                                   'on 2 host(s)')
-    assert summary['lines'][-2:] == ['NOT SWEPT hv3: ssh: connect refused', 'next to expire: hv2/c at %s' % NOW]
+def test_locate_refuses_a_name_that_is_another_domains_uuid_in_other_letter_case():
+    fleet = fleet_state(hostvars(hv1=[view('UUID-B', uuid='uuid-other')], hv2=[view('b')]), ['hv1', 'hv2'], now=NOW)
+    with pytest.raises(AnsibleFilterError, match=r'UUID-B \(the name of one domain \(UUID uuid-other\) and the UUID of '
+                                                 r'another \(named b\): name it by its exact UUID\)'):
+        fleet_locate(fleet, 'UUID-B')

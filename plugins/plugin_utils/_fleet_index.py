@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fleet index, built on the control node: rule 9 (one authoritative copy) and rule 10 (shared storage).
+
+fleet_index tells, per domain, which copy is authoritative and, per disk, every
+domain of the play using it, from every host's vm_info result; fleet_index_for
+gives one host its slice, the modules' ``fleet`` option. The format both sides
+read (disk keys, slice, stale copies, who reported) is module_utils/_fleet.py's;
+this file decides what goes in it. Which hypervisor an inventory host is, and
+whether two inventory names are one hypervisor, is here too: fleet_state counts
+such a host once by the same rule.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.common.text.converters import to_text
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._hostvars import host_result, without_gc_pauses
+
+# How many other users of a shared disk a host's slice of the fleet index names, and a printed line: enough to keep
+# the disk and say why, bounded when one image is attached to thousands of domains.
+SLICE_REFERENCES = 12
+LINE_REFERENCES = 10
+
+
+def identity_of(result, host, identities):
+    """The libvirt identity ({uuid, hostname}) of inventory host ``host``: from its vm_info result, else from
+    ``identities``, else None (then a record naming it is matched by hostname against the inventory name)."""
+    ident = result.get('hypervisor') or (identities or {}).get(host)
+    if not ident:
+        return None
+    return {'uuid': (ident.get('uuid') or '').lower() or None, 'hostname': ident.get('hostname')}
+
+
+def _same_host(record_host, ident, inventory_name):
+    """Whether a record's ``host`` names the hypervisor ``ident`` (inventory host ``inventory_name``)."""
+    if not record_host:
+        return None  # a record written before hosts were named: it names nobody
+    # The same host UUID, or else the same hostname: libvirt makes up a new host UUID at every start where there is
+    # no SMBIOS UUID (nor host_uuid in libvirtd.conf), and the hypervisors of a fleet have distinct hostnames.
+    name = record_host.get('hostname')
+    if ident and ident.get('uuid') and record_host.get('uuid'):
+        if ident['uuid'] == record_host['uuid'].lower():
+            return True
+        own = ident.get('hostname')
+        return bool(own and name) and (name == own or name.split('.')[0] == own.split('.')[0])
+    candidates = set([inventory_name, inventory_name.split('.')[0]])
+    if ident and ident.get('hostname'):
+        candidates.update([ident['hostname'], ident['hostname'].split('.')[0]])
+    return name in candidates or (name or '').split('.')[0] in candidates
+
+
+def _named_host(record_host, identities):
+    """The inventory host a record's ``host`` names, None when it is no host of the play."""
+    for inv_host, ident in identities:
+        if _same_host(record_host, ident, inv_host):
+            return inv_host
+    return None
+
+
+def _copy_text(copy_):
+    return '%s/%s (%s, power %s, generation %s)' % (
+        copy_['host'], copy_['name'], copy_.get('vm_state'), copy_.get('power_state'), copy_.get('generation'))
+
+
+def _decide(copies):
+    """(authoritative copy or None, why) for the copies of one UUID, by rule 9.
+
+    A copy that runs wins; two that run are a conflict with no winner. Otherwise the copies whose record names
+    their own host, newest generation first; if none does, the newest generation. A tie is no winner: every
+    copy is then stale, so nothing of that domain is reclaimed until an operator settles it.
+    """
+    live = [c for c in copies if _fleet.runs(c)]
+    if len(live) == 1:
+        return live[0], 'it runs'
+    if len(live) > 1:
+        return None, 'it runs on more than one host: %s' % ', '.join(sorted(c['host'] for c in live))
+    own = [c for c in copies if c['names_own_host']]
+    pool, why = (own, 'its record names its own host') if own else (copies, 'no copy\'s record names its own host')
+    if len(copies) == 1:
+        only = copies[0]
+        if only['names_own_host'] is False and only['record_host_in_play'] is None:
+            return None, ('its record names %s, which is no host of this play: the copy there cannot be ruled out'
+                          % ((only.get('record_host') or {}).get('hostname') or 'an unknown host'))
+        return only, 'it is the only copy in the play'
+    best = max(c.get('generation') or 0 for c in pool)
+    newest = [c for c in pool if (c.get('generation') or 0) == best]
+    if len(newest) > 1:
+        return None, '%s and the copies tie at generation %d: %s' % (why, best, ', '.join(_copy_text(c) for c in newest))
+    if len(pool) == 1 and own:
+        return newest[0], why
+    return newest[0], '%s; it has the newest record (generation %d)' % (why, best)
+
+
+# How many other users of a shared disk a host's slice of the fleet index names, and a printed line: enough to keep
+
+
+def _bounded(refs):
+    """At most SLICE_REFERENCES references, each of another domain (UUID): the host's operation leaves out its own
+    domain's, so with copies of one domain on many hosts the other domains must not be the ones cut."""
+    kept, seen = [], set()
+    for ref in refs:
+        if ref['uuid'] in seen:
+            continue
+        seen.add(ref['uuid'])
+        kept.append(ref)
+        if len(kept) == SLICE_REFERENCES:
+            break
+    return kept
+
+
+@without_gc_pauses
+def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=None):
+    """The fleet index of one play, from every host's vm_info result: who holds each domain, who uses each disk.
+
+    Per UUID its copies, the authoritative one by rule 9 and the stale ones with where the other copies live;
+    per disk identity (path, pool volume, and device + inode where vm_info reports them) every host and domain
+    referencing it (rule 10); and per host the slice an operation there needs (``hosts[HOST]``: its stale copies
+    and its disks that another domain references). Built once per play, in one pass over every record.
+    """
+    index = {'hosts': {}, 'missing': {}, 'complete': True, 'domains': {}, 'stale': [], 'conflicts': [],
+             'disks': {}, 'shared_disks': [], 'aliases': {}, 'lines': []}
+    reported = []
+    copies_by_uuid = {}
+    first_of = {}  # hypervisor identity -> (inventory host, its UUIDs)
+    for host in hosts or []:
+        host = to_text(host)
+        result, why = host_result(hostvars, host, result_var)
+        if why:
+            index['missing'][host] = why
+            continue
+        ident = identity_of(result, host, identities)
+        index['hosts'][host] = _fleet.host_entry(ident)
+        same = alias_of(first_of, ident, host, result['instances'])
+        if same is not None:
+            index['aliases'][host] = same  # the same hypervisor under a second inventory name: its domains once
+            continue
+        reported.append((host, ident, result['instances']))
+    identities_list = [(h, i) for h, i, dummy in reported]
+    for host, ident, views in reported:
+        for view in views:
+            uuid = (view.get('uuid') or '').lower()
+            if not uuid or view.get('vm_state') == 'deleted':
+                continue  # a tombstone holds no definition and no disk
+            record_host = view.get('host')
+            names_own = _same_host(record_host, ident, host) if view.get('managed') else None
+            copy_ = {'host': host, 'name': view.get('name'), 'uuid': uuid, 'vm_state': view.get('vm_state'),
+                     'task_state': view.get('task_state'), 'power_state': view.get('power_state'),
+                     'generation': view.get('generation'), 'record_host': record_host, 'names_own_host': names_own,
+                     # Which host of the play the record names: asked only of a record that does not name its own
+                     # (a migrated or copied definition), so a healthy fleet makes no search per domain.
+                     'record_host_in_play': (host if names_own else _named_host(record_host, identities_list))
+                     if record_host else None}
+            copies_by_uuid.setdefault(uuid, []).append(copy_)
+            for disk in view.get('disks') or []:
+                ref = _fleet.disk_reference(host, view, uuid, disk)
+                for key in _fleet.disk_keys(disk):
+                    index['disks'].setdefault(key, []).append(ref)
+    for uuid, copies in copies_by_uuid.items():
+        copies.sort(key=lambda c: c['host'])
+        winner, why = _decide(copies)
+        entry = {'copies': copies, 'authoritative': winner['host'] if winner else None, 'why': why, 'stale': []}
+        index['domains'][uuid] = entry
+        if len(copies) == 1 and winner is not None:
+            continue
+        for copy_ in copies:
+            if copy_ is winner:
+                continue
+            if winner is not None:
+                reason = 'stale copy: the authoritative copy is %s (%s)' % (_copy_text(winner), why)
+            else:
+                reason = 'no authoritative copy (%s)' % why
+            stale = _fleet.stale_copy(reason, winner['host'] if winner else None,
+                                      [o for o in copies if o is not copy_], copy_['record_host'],
+                                      host=copy_['host'], name=copy_['name'], uuid=uuid)
+            entry['stale'].append(stale)
+            index['stale'].append(stale)
+            index['hosts'][copy_['host']]['stale'][uuid] = stale
+        if winner is None:
+            index['conflicts'].append({'uuid': uuid, 'why': why, 'hosts': [c['host'] for c in copies]})
+    for key, refs in index['disks'].items():
+        first = {}  # (host, uuid) -> its first reference, in order
+        for ref in refs:
+            first.setdefault((ref['host'], ref['uuid']), ref)
+        if len(first) < 2:
+            continue
+        index['shared_disks'].append({'disk': key, 'references': refs})
+        by_host = {}
+        for holder in first:
+            by_host.setdefault(holder[0], []).append(holder)
+        for host, own in by_host.items():
+            # The other domains referencing it, as this host's operations see them. One of its own domains is another's
+            # user too; a few names are enough to keep the disk and say why (an ISO image every domain of a large fleet
+            # has attached would otherwise be listed in full for every host).
+            others = (ref for holder, ref in first.items() if len(own) > 1 or holder != own[0])
+            index['hosts'][host]['shared_disks'][key] = _bounded(others)  # reads only as far as it needs
+    for alias, host in index['aliases'].items():
+        # An operation run through the second name works on the same hypervisor: it gets the same slice.
+        index['hosts'][alias] = dict(index['hosts'][host], alias_of=host)
+    if index['missing']:
+        index['complete'] = False
+        for entry in index['hosts'].values():
+            entry['complete'] = False
+    index['shared_disks'].sort(key=lambda d: d['disk'])
+    index['stale'].sort(key=lambda s: (s['host'], s['name'] or ''))
+    # Every hypervisor of the play, once: each host's slice carries it (a Cinder attachment another one holds is
+    # never detached), and building it per slice made the slices cost hosts x hosts.
+    index['hypervisors'] = [dict(e['hypervisor'], host=h) for h, e in sorted(index['hosts'].items())
+                            if e.get('hypervisor') and not e.get('alias_of')]
+    index['lines'] = _index_lines(index)
+    return index
+
+
+def alias_of(first_of, ident, host, views):
+    """The inventory host already indexed that is the very hypervisor ``host`` is, else None (and ``host`` is noted).
+
+    Two inventory names lead to one libvirtd when both report the same host UUID and hostname and the same domains:
+    indexing both would make every domain two tied copies (rule 9 then keeps all of them for ever) and every disk one
+    shared with itself. An identity without a UUID, or the same identity with other domains (two hosts cloned with
+    one host_uuid), is never merged: then each is indexed as a host of its own, and ties keep what they hold.
+    """
+    if not ident or not ident.get('uuid') or not ident.get('hostname'):
+        return None
+    key = (ident['uuid'], ident['hostname'])
+    uuids = frozenset((v.get('uuid') or '').lower() for v in views)
+    if key not in first_of:
+        first_of[key] = (host, uuids)
+        return None
+    first, seen = first_of[key]
+    return first if seen == uuids else None
+
+
+def _index_lines(index):
+    lines = ['fleet index: %d domain(s) on %d host(s), %d stale copy(ies), %d conflict(s), %d shared disk(s)' % (
+        len(index['domains']), len(index['hosts']), len(index['stale']), len(index['conflicts']),
+        len(index['shared_disks']))]
+    for alias in sorted(index['aliases']):
+        lines.append('host %s is the same hypervisor as %s (same host UUID, hostname and domains): its domains are '
+                     'counted once' % (alias, index['aliases'][alias]))
+    for host in sorted(index['missing']):
+        lines.append('host %s: DID NOT REPORT (%s): a copy or a disk user there cannot be ruled out'
+                     % (host, index['missing'][host]))
+    for item in index['stale']:
+        lines.append('STALE %s/%s (%s): %s' % (item['host'], item['name'], item['uuid'], item['reason']))
+    for item in index['conflicts']:
+        lines.append('CONFLICT %s on %s: %s' % (item['uuid'], ', '.join(item['hosts']), item['why']))
+    for item in index['shared_disks']:
+        refs = item['references']
+        lines.append('shared disk %s: %s%s' % (item['disk'], ', '.join(
+            '%s/%s' % (r['host'], r['name']) for r in refs[:LINE_REFERENCES]),
+            ' and %d more' % (len(refs) - LINE_REFERENCES) if len(refs) > LINE_REFERENCES else ''))
+    return lines
+
+
+@without_gc_pauses
+def fleet_index_for(index, host):
+    """The slice of the fleet index an operation on ``host`` needs (its stale copies, its shared disks, and whether
+    every host of the play reported), small enough to pass as a module option."""
+    if not isinstance(index, dict) or 'hosts' not in index:
+        raise AnsibleFilterError('the fleet index is missing: build it with deferred.libvirt.fleet_index first')
+    host = to_text(host)
+    entry = index['hosts'].get(host)
+    if entry is None:
+        raise AnsibleFilterError('host %s is not in the fleet index (%s)' % (
+            host, 'it did not report: %s' % index['missing'][host] if host in index.get('missing', {})
+            else 'it is not one of the hosts it was built from'))
+    return _fleet.make_slice(host, entry, index.get('missing'), index.get('hypervisors'))

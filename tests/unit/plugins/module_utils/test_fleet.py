@@ -1,0 +1,80 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""module_utils/_fleet.py: the one definition of the fleet index's format, read by the filters and the modules.
+
+Each function here is the only place its rule is written: a change shows up on both sides of the wire at once.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet
+from ansible_collections.deferred.libvirt.plugins.module_utils._states import OFF_POWER_STATES, RUNNING_POWER_STATES
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import fleet_index, fleet_index_for
+
+
+def test_disk_keys_name_the_path_the_pool_volume_and_the_file():
+    disk = {'path': '/srv/a.qcow2', 'pool': 'shared', 'volume': 'a.qcow2', 'st_dev': 64768, 'st_ino': 12}
+    assert _fleet.disk_keys(disk) == ['path:/srv/a.qcow2', 'volume:shared/a.qcow2', 'file:64768:12']
+    assert _fleet.disk_keys({'path': None, 'pool': None, 'volume': None}) == []
+
+
+def test_disk_keys_add_the_resolved_path_once_and_the_file_as_it_is_now():
+    disk = {'path': '/srv/a.qcow2', 'st_dev': 1, 'st_ino': 2}
+    assert _fleet.disk_keys(disk, '/srv/a.qcow2') == ['path:/srv/a.qcow2', 'file:1:2']
+    assert _fleet.disk_keys(disk, '/mnt/a.qcow2', (3, 4)) == ['path:/srv/a.qcow2', 'path:/mnt/a.qcow2', 'file:3:4']
+
+
+def test_a_disk_the_index_shares_is_found_by_the_host_under_the_same_key(tmp_path):
+    # The index (control node) and FleetView (hypervisor) key the disk with one function: a reference always matches.
+    image = tmp_path / 'web.qcow2'
+    image.write_text(u'x')
+    st = os.stat(str(image))
+    disk = {'target': 'vda', 'path': '/elsewhere/web.qcow2', 'pool': None, 'volume': None,
+            'st_dev': st.st_dev, 'st_ino': st.st_ino}
+    views = {'hv2': [{'name': 'web', 'uuid': 'u-web', 'vm_state': 'active', 'disks': [dict(disk)]}],
+             'hv3': [{'name': 'db', 'uuid': 'u-db', 'vm_state': 'active', 'disks': [dict(disk, path=str(image))]}]}
+    hostvars = dict((h, {'r': {'instances': v}}) for h, v in views.items())
+    part = fleet_index_for(fleet_index(hostvars, ['hv2', 'hv3'], result_var='r'), 'hv3')
+    assert sorted(part) == sorted(_fleet.SLICE_KEYS)
+    view = _fleet.FleetView(part, {'hostname': 'hv3'})
+    users = view.disk_users({'path': str(image), 'pool': None, 'volume': None}, str(image), 'u-db')
+    assert [(u['host'], u['name']) for u in users] == [('hv2', 'web')]
+
+
+def test_a_host_reported_when_its_result_holds_the_key_and_did_not_fail():
+    ok = {'instances': [], 'failed': False}
+    assert _fleet.reported(ok) == (ok, None)
+    assert _fleet.reported(None) == (None, 'did not report')
+    assert _fleet.reported({}) == (None, 'did not report')
+    assert _fleet.reported({'failed': True, 'msg': 'cannot connect'}) == (None, 'cannot connect')
+    assert _fleet.reported({'unreachable': True}) == (None, 'unreachable')
+    assert _fleet.reported({'unreachable': True, 'msg': 'ssh: refused', 'instances': []}) == (None, 'ssh: refused')
+    assert _fleet.reported({'failed': True, 'instances': []}) == (None, 'did not report')
+
+
+def test_a_sweep_with_a_failed_domain_still_ran_but_an_unreachable_one_did_not():
+    failed = {'failed': True, 'msg': '1 failed', 'summary': {}}
+    assert _fleet.reported(failed, key='summary', failed_counts=True) == (failed, None)
+    assert _fleet.reported({'changed': False}, key='summary', absent='did not run') == (None, 'did not run')
+    assert _fleet.reported({'unreachable': True, 'summary': {}}, key='summary', failed_counts=True) == (None, 'unreachable')
+
+
+def test_a_copy_runs_in_the_power_states_that_states_names():
+    assert all(_fleet.runs({'power_state': s}) for s in RUNNING_POWER_STATES)
+    assert not any(_fleet.runs({'power_state': s}) for s in OFF_POWER_STATES + ('crashed', None))
+
+
+def test_a_stale_copy_keeps_only_what_the_sweep_reads_of_the_others():
+    others = [{'host': 'hv3', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'generation': 2,
+               'record_host': {'hostname': 'hv3'}, 'names_own_host': True}]
+    stale = _fleet.stale_copy('why', 'hv3', others, None, host='hv2', name='web', uuid='u1')
+    assert stale == {'host': 'hv2', 'name': 'web', 'uuid': 'u1', 'reason': 'why', 'authoritative': 'hv3',
+                     'others': [dict((k, others[0][k]) for k in _fleet.OTHER_KEYS)], 'record_host': None}
+    assert _fleet.FleetView({'stale': {'U1': stale}}, {}).undefine_only({'uuid': 'u1', 'vm_state': 'soft_deleted'}, stale)
+    running = _fleet.stale_copy('why', 'hv3', [dict(others[0], power_state='paused')], None)
+    assert not _fleet.FleetView(None, {}).undefine_only({'vm_state': 'soft_deleted'}, running)

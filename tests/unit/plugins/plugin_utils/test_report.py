@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""plugins/plugin_utils/_report.py: the report data (trash, totals, timeline, problems), through the trash_report filter.
+
+The inputs are report_samples.py's; the assertions are the ones the report filters have always had to meet.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import (
+    trash_report, trash_report_html)
+from report_samples import NOW, SWEEP_RESULT, fleet, make_report, sweep, view
+
+
+@pytest.fixture
+def report():
+    return make_report()
+
+
+def test_trash_lists_every_soft_deleted_domain_soonest_first_with_time_left(report):
+    assert [(t['host'], t['name'], t['expires_in']) for t in report['trash']] == [
+        ('hv1', 'broken', None), ('hv1', 'gone', -3600), ('hv1', 'soon', 3600), ('hv1', 'later', 345600)]
+    soon = report['trash'][2]
+    assert soon['time_left'] == '1h 0m' and soon['due_soon'] is True
+    assert soon['vcpus'] == 2 and soon['memory_bytes'] == 256 * 1048576
+    assert soon['disks'] == ['vda: /var/lib/libvirt/images/soon.qcow2']
+    assert report['trash'][1]['time_left'] == 'expired 1h 0m ago: next sweep'
+    later = report['trash'][3]
+    assert later['locked'] and later['reclaimable'] is False and later['due_soon'] is False
+
+
+def test_per_project_totals_and_next_reclaim(report):
+    web = report['projects']['web']
+    assert (web['domains'], web['vcpus'], web['memory_bytes'], web['disks']) == (3, 6, 3 * 256 * 1048576, 3)
+    assert web['next_reclaim_at'] == '2024-05-01T11:00:00Z' and web['due_soon'] == 2
+    assert web['pending_volumes'] == 1 and web['hosts'] == ['hv1']
+    # A locked domain is never the next to go.
+    assert report['projects']['db']['next_reclaim_at'] is None
+
+
+def test_empty_trash_on_a_host_says_so(report):
+    assert report['hosts']['hv2']['trash'] == [] and report['hosts']['hv2']['reported'] is True
+    page = trash_report_html(report)
+    assert '<p class="empty" id="trash-hv2-empty">The trash is empty on hv2.</p>' in page
+
+
+def test_timeline_buckets_the_coming_days(report):
+    counts = [(b['label'], b['count']) for b in report['timeline']]
+    assert counts[0] == ('overdue (next sweep)', 1) and counts[1] == ('today', 1)
+    assert sum(c for dummy, c in counts) == 2  # broken (rule 1) and later (locked) are never reclaimed
+
+
+def test_tombstones_with_pending_cinder_work_and_problems(report):
+    [tomb] = report['tombstones']
+    assert tomb['name'] == 'dead' and [v['id'] for v in tomb['volumes_pending']] == ['vol-dead-0']
+    assert report['ok'] is False
+    assert 'hv1/dead: Cinder work pending for 1 volume(s)' in report['problems']
+    assert 'hv1/broken is never reclaimed until its record is fixed: reclaim_at is missing' in report['problems']
+
+
+def test_last_sweep_skips_are_reported_with_their_kind(report):
+    assert [(s['host'], s['name'], s['kind']) for s in report['skipped']] == [
+        ('hv1', 'broken', 'anomaly'), ('hv1', 'guarded', 'protected')]
+    assert report['hosts']['hv1']['last_sweep']['counts']['reclaimed'] == 1
+
+
+def test_nothing_wrong_is_said_plainly():
+    record = sweep(dict(SWEEP_RESULT, skipped_domains=[], kept=[]))
+    clean = trash_report(fleet(hv1=([view('a', reclaim_at='2024-05-09T00:00:00Z')], record)), ['hv1'], now=NOW)
+    assert clean['ok'] is True and clean['problems'] == []
+    assert clean['lines'][0].endswith('nothing is wrong')
+    assert 'Nothing is wrong' in trash_report_html(clean)
+
+
+def test_host_without_a_recorded_sweep_or_report_is_a_problem():
+    data = trash_report(dict(fleet(hv1=([], None)), hv2={'state_facts_vm_info': {'failed': True, 'msg': 'down'}}),
+                        ['hv1', 'hv2', 'hv3'], now=NOW)
+    assert data['missing'] == {'hv2': 'down', 'hv3': 'did not report'}
+    assert 'hv1: no sweep recorded (last_sweep.json in its state_dir)' in data['problems']
+    assert data['lines'][2] == 'host hv2: DID NOT REPORT (down)'
+
+
+def test_hand_started_soft_deleted_guest_is_flagged():
+    data = trash_report(fleet(hv1=([view('woke', power_state='running')], None)), ['hv1'], now=NOW)
+    [item] = data['trash']
+    assert item['warnings'] == ['running although soft-deleted (started by hand?); the sweep destroys it when it is due']
+    assert 'running although soft-deleted' in trash_report_html(data)
