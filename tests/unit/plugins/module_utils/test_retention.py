@@ -12,20 +12,12 @@ import os
 
 import pytest
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _journal
 from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as rt
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import parse_time
 
 NOW = parse_time('2026-12-01T12:00:00Z')
 DAY = 86400
-
-
-@pytest.fixture(autouse=True)
-def host_locks(tmp_path, monkeypatch):
-    path = str(tmp_path / 'host-locks')
-    monkeypatch.setattr(_journal, 'default_host_lock_dir', lambda: path)
-    return path
 
 
 @pytest.fixture
