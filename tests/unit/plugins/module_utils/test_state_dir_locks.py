@@ -188,3 +188,74 @@ def test_lock_files_of_gone_domains_are_removed_unless_held_or_kept(tmp_path):
     assert sorted(os.listdir(state.locks)) == sorted(['%s.lock' % live, '%s.lock' % held, 'journal.lock',
                                                       'not-a-uuid.lock'])
     assert sorted(os.listdir(state.host_locks)) == sorted(['%s.lock' % live, '%s.lock' % held])
+
+
+# -- a lock file names its connection: one host lock directory, several connections ------------------------------------
+
+def _lock_files(directory):
+    return sorted(e for e in os.listdir(directory) if e.endswith('.lock') and e != 'journal.lock')
+
+
+def test_a_lock_file_names_the_connection_that_took_it(tmp_path):
+    state = StateDir(str(tmp_path / 'state'), connection='qemu:///system')
+    with state.lock(UUID, timeout=1):
+        pass
+    for directory in (state.host_locks, state.locks):
+        with open(os.path.join(directory, UUID + '.lock')) as handle:
+            assert handle.read() == '%d\nconnection "qemu:///system"\n' % os.getpid()
+
+
+def test_a_sweep_removes_only_the_lock_files_of_its_own_connection(tmp_path, host_lock_dir):
+    system = StateDir(str(tmp_path / 'system'), connection='qemu:///system')
+    test = StateDir(str(tmp_path / 'test'), connection='test:///default')
+    assert system.host_locks == test.host_locks == host_lock_dir
+    with system.lock(UUID, timeout=1):
+        pass
+    with test.lock(OTHER, timeout=1):
+        pass
+    # The test connection knows none of the system's domains: its sweep must not take their lock files for gone ones.
+    mine = [os.path.join(host_lock_dir, OTHER + '.lock'), os.path.join(test.locks, OTHER + '.lock')]
+    assert test.remove_lock_files(keep=set(), check_mode=True) == mine
+    assert test.remove_lock_files(keep=set()) == mine
+    assert _lock_files(host_lock_dir) == [UUID + '.lock']
+    assert _lock_files(system.locks) == [UUID + '.lock']
+    assert system.remove_lock_files(keep=set()) == [os.path.join(host_lock_dir, UUID + '.lock'),
+                                                    os.path.join(system.locks, UUID + '.lock')]
+
+
+def test_an_earlier_versions_lock_file_is_left_in_the_host_lock_dir_and_removed_from_the_state_dir(
+        tmp_path, host_lock_dir):
+    state = StateDir(str(tmp_path / 'state'), connection='test:///default')
+    for directory in (host_lock_dir, state.locks):
+        with open(os.path.join(directory, UUID + '.lock'), 'w') as handle:
+            handle.write('1\n')  # what earlier versions wrote: a pid, no connection
+    assert state.remove_lock_files(keep=set()) == [os.path.join(state.locks, UUID + '.lock')]
+    assert _lock_files(host_lock_dir) == [UUID + '.lock']
+    # The next lock names the connection: from then on its sweep removes the file when the domain is gone.
+    with state.lock(UUID, timeout=1):
+        pass
+    assert state.remove_lock_files(keep=set()) == [os.path.join(host_lock_dir, UUID + '.lock'),
+                                                   os.path.join(state.locks, UUID + '.lock')]
+
+
+def test_check_mode_lists_a_lock_file_but_neither_locks_nor_removes_it(tmp_path):
+    state = StateDir(str(tmp_path / 'state'), connection='test:///default')
+    with state.lock(UUID, timeout=1):
+        pass
+    with open(os.path.join(state.locks, UUID + '.lock')) as handle:
+        before = handle.read()
+    with state.lock(UUID, timeout=1):
+        assert state.remove_lock_files(keep=set(), check_mode=True) == [
+            os.path.join(state.host_locks, UUID + '.lock'), os.path.join(state.locks, UUID + '.lock')]
+    with open(os.path.join(state.locks, UUID + '.lock')) as handle:
+        assert handle.read() == before
+
+
+def test_a_state_dir_takes_its_host_lock_dir_from_its_caller(tmp_path, host_lock_dir):
+    elsewhere = str(tmp_path / 'elsewhere')
+    state = StateDir(str(tmp_path / 'state'), host_lock_dir=elsewhere)
+    with state.lock(UUID, timeout=1):
+        pass
+    assert _lock_files(elsewhere) == [UUID + '.lock']
+    assert not os.path.exists(host_lock_dir)
+    assert mode(elsewhere) == 0o700
