@@ -100,3 +100,42 @@ def test_a_short_tombstone_write_is_carried_on_to_the_whole_file(tmp_path, monke
     state.write_tombstone(dict(TOMBSTONE))
     monkeypatch.undo()
     assert state.read_tombstone(UUID)['volumes_pending'] == TOMBSTONE['volumes_pending']
+
+
+# -- the helpers themselves ---------------------------------------------------------------------------------------------
+
+def test_write_all_fails_on_a_write_of_nothing(tmp_path, monkeypatch):
+    from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _files
+    fd = os.open(str(tmp_path / 'f'), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        monkeypatch.setattr(os, 'write', lambda fd, data: 0)
+        with pytest.raises(OSError) as err:
+            _files.write_all(fd, b'abc')
+        monkeypatch.undo()
+    finally:
+        os.close(fd)
+    assert 'short write: 0 of 3 bytes written' in str(err.value)
+
+
+def test_a_checked_read_refuses_a_link_and_a_file_too_big(tmp_path):
+    from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _files
+    (tmp_path / 'small').write_bytes(b'{}')
+    (tmp_path / 'big').write_bytes(b'x' * 11)
+    (tmp_path / 'link').symlink_to(tmp_path / 'small')
+    raw, st = _files.read_checked(str(tmp_path / 'small'), 'tombstone', 10, StateDirError)
+    assert raw == b'{}' and st.st_size == 2
+    assert _files.read_checked(str(tmp_path / 'absent'), 'tombstone', 10, StateDirError) == (None, None)
+    with pytest.raises(StateDirError, match='is a symbolic link; refusing to read it'):
+        _files.read_checked(str(tmp_path / 'link'), 'tombstone', 10, StateDirError)
+    with pytest.raises(StateDirError, match='is 11 bytes, more than a tombstone can be'):
+        _files.read_checked(str(tmp_path / 'big'), 'tombstone', 10, StateDirError)
+
+
+def test_stale_temporary_files_go_and_young_ones_stay(tmp_path):
+    from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _files
+    for name in ('.old.json.0a.tmp', '.young.json.0b.tmp', 'kept.json'):
+        (tmp_path / name).write_text('x')
+    now = os.lstat(str(tmp_path / 'kept.json')).st_mtime
+    os.utime(str(tmp_path / '.old.json.0a.tmp'), (now - 2 * _files.STALE_TEMP_SECONDS,) * 2)
+    assert _files.remove_stale_temp_files([str(tmp_path)], now) == [str(tmp_path / '.old.json.0a.tmp')]
+    assert sorted(os.listdir(str(tmp_path))) == ['.young.json.0b.tmp', 'kept.json']
