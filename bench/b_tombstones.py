@@ -89,10 +89,10 @@ def make_state_dir(path, n_finished, flat=False):
 
 def sweep_in_process(path, lookup):
     """What a sweep does with the state_dir, timed: open, pending list, one name lookup, retention (nothing due)."""
-    journal = lib.collection_module('_journal')
+    state_dir = lib.collection_module('_state_dir._state')
     retention = lib.collection_module('_retention')
     began = time.monotonic()
-    state = journal.StateDir(path, host_lock_dir=os.path.join(os.path.dirname(path), 'host-locks'))
+    state = state_dir.StateDir(path, host_lock_dir=os.path.join(os.path.dirname(path), 'host-locks'))
     pending = state.pending_tombstones()
     found = state.tombstones_for([lookup])
     pruned = retention.prune(state, set(), retention.RetentionOptions(), request_id='req-bench')

@@ -16,9 +16,10 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _hyperviso
 from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
-from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint  # noqa: F401 (operations call lc.failpoint)
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LOCK_TIMEOUT, StateDir, StateDirError
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._locks import LOCK_TIMEOUT
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import decide, effective_vm_state, InvalidState
 
 # How long a roll-back waits for a restarted libvirtd to answer again (a restart takes a few seconds).
@@ -102,13 +103,17 @@ class Context(object):
 
     ``conn`` is the libvirt connection, ``state`` the checked StateDir (None
     when the operation needs none), ``params`` the task's option values.
-    ``warnings`` collects what the task result should warn about.
+    ``host_lock_dir`` is the host-wide lock directory of a StateDir this
+    Context opens (None: the default one). ``warnings`` collects what the
+    task result should warn about.
     """
 
     def __init__(self, conn, uri='qemu:///system', state=None, request_id='req-test', check_mode=False, project=None,
-                 lock_timeout=LOCK_TIMEOUT, params=None, parallel=PARALLEL, verbosity=0, no_log_values=None):
+                 lock_timeout=LOCK_TIMEOUT, params=None, parallel=PARALLEL, verbosity=0, no_log_values=None,
+                 host_lock_dir=None):
         self.conn = conn
         self.uri = uri
+        self.host_lock_dir = host_lock_dir
         self.state = state
         self.request_id = request_id
         self.check_mode = check_mode
@@ -132,7 +137,9 @@ class Context(object):
         """The run's StateDir, opened now for an operation that needs it only sometimes (vm_info include_deleted)."""
         if self.state is None:
             try:
-                self.state = StateDir(self.state_dir, create=create)
+                # Its lock files name this connection, so a sweep of another connection leaves them alone.
+                self.state = StateDir(self.state_dir, create=create, host_lock_dir=self.host_lock_dir,
+                                      connection=self.uri)
             except StateDirError as exc:
                 raise StateDirError('%s; nothing was changed' % exc)
         return self.state

@@ -25,8 +25,8 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _hyperviso
 from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
 from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
-from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir, StateDirError
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, StateDirError
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
 
 class LifecycleModule(object):
@@ -61,7 +61,8 @@ class LifecycleModule(object):
         state = None
         if self.needs_state_dir:
             try:
-                state = StateDir(params['state_dir'], create=not self.module.check_mode)
+                # The default host lock directory; lock files name the connection, so a sweep prunes only its own.
+                state = StateDir(params['state_dir'], create=not self.module.check_mode, connection=params['uri'])
             except StateDirError as exc:
                 raise StateDirError('%s; nothing was changed' % exc)
         return lc.Context(conn, uri=params['uri'], state=state, request_id=self.request_id,

@@ -26,7 +26,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LockTimeout
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._locks import LockTimeout
 
 DEFAULT_CLOCK_TOLERANCE = 300
 DEFAULT_MAX_OVERDUE = '30d'

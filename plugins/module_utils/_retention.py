@@ -9,7 +9,8 @@
   The sweep reads only the days past the retention (tombstones/by-day/), so its cost does not grow with
   the number of tombstones kept.
 - Lock files of domains that no longer exist and have no pending tombstone are removed, each under its
-  lock and only when nobody holds it (a run about to take it notices and takes the new file).
+  lock and only when nobody holds it (a run about to take it notices and takes the new file), and only
+  those that name the sweep's own connection: a domain of another connection is not in ``live_uuids``.
 - events.jsonl is rotated (renamed to events-<UTC stamp>.jsonl under the journal lock) when it is bigger than
   ``journal_rotate_size`` or its first event is older than ``journal_rotate_age``; rotated files older than
   ``journal_retention`` are removed.
@@ -26,7 +27,8 @@ import time
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import DurationError, parse_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import STALE_TEMP_SECONDS, LockTimeout
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files import STALE_TEMP_SECONDS
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._locks import LockTimeout
 from ansible_collections.deferred.libvirt.plugins.module_utils._tombstone import finished as is_finished
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import parse_time, utcnow
 
@@ -112,10 +114,9 @@ def prune(state, live_uuids, retention, now=None, project=None, check_mode=False
         _prune_tombstones(state, retention.tombstone_retention, now, project, check_mode, request_id, out)
     keep = set(live_uuids)
     keep.update(t.get('uuid') for t in state.pending_tombstones() if t.get('uuid'))
-    if check_mode:
-        out['locks_removed'] = _lock_candidates(state, keep)
-    else:
-        out['locks_removed'] = state.remove_lock_files(keep)
+    # Only lock files that name the StateDir's connection: the host lock directory is shared by every connection.
+    out['locks_removed'] = state.remove_lock_files(keep, check_mode=check_mode)
+    if not check_mode:
         out['temp_files_removed'] = state.remove_stale_temp_files()
     try:
         rotated = state.rotate_journal(retention.journal_rotate_size, retention.journal_rotate_age,
@@ -124,18 +125,6 @@ def prune(state, live_uuids, retention, now=None, project=None, check_mode=False
     except StateDirError as exc:
         out['errors'].append(str(exc))
     return out
-
-
-def _lock_candidates(state, keep):
-    found = []
-    for directory in (state.host_locks, state.locks):
-        try:
-            entries = os.listdir(directory)
-        except OSError:
-            continue
-        found += [os.path.join(directory, e) for e in entries
-                  if e.endswith('.lock') and e[:-5] not in keep and re.match(r'^[0-9a-f-]{36}$', e[:-5])]
-    return found
 
 
 def _prune_tombstones(state, seconds, now, project, check_mode, request_id, out):

@@ -47,6 +47,19 @@ except ImportError:
     libvirt = None
 
 
+@pytest.fixture(autouse=True)
+def host_lock_dir(tmp_path, monkeypatch):
+    """Every unit test's host-wide lock directory is its own, inside its tmp_path: a test never creates, locks or
+    removes anything in the host's real one (/run/lock/deferred-libvirt), which the host's real runs share.
+
+    Through the environment, so the modules a test runs in a child process (ansible, a lock holder) use it too.
+    """
+    from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _locks
+    path = str(tmp_path / 'host-locks')
+    monkeypatch.setenv(_locks.HOST_LOCK_DIR_ENV, path)
+    return path
+
+
 @pytest.fixture(scope='session')
 def collections_path():
     """The directory to put on sys.path of a child Python so it imports this collection."""
@@ -178,7 +191,7 @@ def _host_result(stdout):
 
 
 @pytest.fixture
-def run_module(tmp_path):
+def run_module(tmp_path, host_lock_dir):
     """run_module(module, args_dict, check=False, diff=False) -> ModuleRun.
 
     Runs ``ansible localhost -m deferred.libvirt.<module> -a '<json>'`` with

@@ -30,7 +30,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _restore a
 from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as terminate
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
 
 def context(conn, tmp_path, check_mode=False, **params):

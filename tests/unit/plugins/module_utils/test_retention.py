@@ -12,20 +12,12 @@ import os
 
 import pytest
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _journal
 from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as rt
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 from ansible_collections.deferred.libvirt.plugins.module_utils._record import parse_time
 
 NOW = parse_time('2026-12-01T12:00:00Z')
 DAY = 86400
-
-
-@pytest.fixture(autouse=True)
-def host_locks(tmp_path, monkeypatch):
-    path = str(tmp_path / 'host-locks')
-    monkeypatch.setattr(_journal, 'default_host_lock_dir', lambda: path)
-    return path
 
 
 @pytest.fixture
@@ -206,3 +198,22 @@ def test_stale_temporary_files_of_a_killed_run_are_removed(state):
         pass
     out = rt.prune(state, set(), OPTS, now=NOW)
     assert out['temp_files_removed'] == [path] and os.path.exists(fresh)
+
+
+def test_a_sweep_leaves_the_lock_files_of_another_connection_in_the_shared_host_lock_dir(tmp_path, host_lock_dir):
+    # One host lock directory, two connections (and here one state_dir): a sweep knows only its own domains.
+    system = StateDir(str(tmp_path / 'shared'), connection='qemu:///system')
+    test = StateDir(str(tmp_path / 'shared'), connection='test:///default')
+    for n in (1, 2):
+        with system.lock(uid(n), timeout=1):
+            pass
+    with test.lock(uid(3), timeout=1):
+        pass
+    dry = rt.prune(test, set(), OPTS, now=NOW, check_mode=True)
+    out = rt.prune(test, set(), OPTS, now=NOW)
+    expected = sorted(os.path.join(d, uid(3) + '.lock') for d in (host_lock_dir, test.locks))
+    assert sorted(dry['locks_removed']) == expected
+    assert sorted(out['locks_removed']) == expected
+    assert sorted(os.listdir(host_lock_dir)) == sorted('%s.lock' % uid(n) for n in (1, 2))
+    out = rt.prune(system, {uid(1)}, OPTS, now=NOW)
+    assert sorted(out['locks_removed']) == sorted(os.path.join(d, uid(2) + '.lock') for d in (host_lock_dir, system.locks))

@@ -24,7 +24,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _restore a
 from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as terminate
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
 
 @pytest.fixture

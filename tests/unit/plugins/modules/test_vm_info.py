@@ -12,7 +12,7 @@ plumbing involved) share the state of the test's ``conn``.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
 URI = 'test:///default'
 TEST_UUID = '6695eb01-f6a4-8304-79aa-97f2502e193f'

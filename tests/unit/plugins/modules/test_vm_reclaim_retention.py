@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.deferred.libvirt.plugins.module_utils._journal import StateDir
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
 URI = 'test:///default'
 GONE = '0a1b2c3d-0000-4000-8000-00000000beef'
