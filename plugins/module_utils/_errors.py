@@ -14,6 +14,8 @@ traceback.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import copy
+
 
 class DeferredError(Exception):
     """A refusal or failure worded for the operator.
@@ -29,3 +31,20 @@ class DeferredError(Exception):
 
 class StateDirError(DeferredError):
     """The state directory cannot be used safely; nothing was changed."""
+
+
+class InputError(DeferredError):
+    """An option that cannot be used, refused before anything changed (the module base says so, through unchanged)."""
+
+
+NOTHING_CHANGED = 'nothing was changed'
+
+
+def unchanged(exc):
+    """``exc`` with "; nothing was changed" after its message (the one place that says it), unless it says so already."""
+    if NOTHING_CHANGED in str(exc):
+        return exc
+    # A copy of the same class, so callers still catch what they caught (SelectionError, StateDirError, QuotaError).
+    said = copy.copy(exc)
+    said.args = ('%s; %s' % (exc, NOTHING_CHANGED),)
+    return said

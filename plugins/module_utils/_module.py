@@ -9,9 +9,10 @@ call::
 
     LifecycleModule(operation.ARGUMENT_SPEC, require_selection=True).run(operation)
 
-where ``operation`` is a module_utils file with ``options(params,
-no_log_values)`` (the task's options read once, DeferredError on bad input)
-and ``run(ctx, options)``. This file knows no operation.
+where ``operation`` is a file of ``_ops`` with ``options(params,
+no_log_values)`` (the task's option groups read once, DeferredError on bad
+input) and ``run(ctx, options)``. This file knows no operation; it is the one
+place that says "nothing was changed" of bad input (``_errors.unchanged``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,9 +24,9 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
-from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, StateDirError
+from ansible_collections.deferred.libvirt.plugins.module_utils._engine import Context
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, InputError, StateDirError, unchanged
+from ansible_collections.deferred.libvirt.plugins.module_utils._options import Connection, Lifecycle, Selection
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
 
@@ -33,7 +34,7 @@ class LifecycleModule(object):
     """An AnsibleModule with the collection's shared checks, the Context it builds, and per-domain results."""
 
     def __init__(self, argument_spec, require_selection=False, needs_state_dir=True):
-        exclusive = [['name', 'query']] if 'name' in argument_spec and 'query' in argument_spec else []
+        exclusive = Selection.MUTUALLY_EXCLUSIVE if 'name' in argument_spec and 'query' in argument_spec else []
         self.module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                                     mutually_exclusive=exclusive)
         self.params = self.module.params
@@ -53,28 +54,30 @@ class LifecycleModule(object):
     def context(self):
         """The run as plain data: libvirt connected, state_dir checked (created unless in check mode)."""
         params = self.params
-        lock_timeout = parse_duration(lc.param(params, 'lock_timeout', lc.LOCK_TIMEOUT), 'lock_timeout')
-        parallel = params.get('parallel')
-        if parallel is not None and parallel < 1:
-            raise DeferredError('parallel must be 1 or more, got %d; nothing was changed' % parallel)
-        conn = hv.open_connection(params['uri'])  # first: an unreachable hypervisor leaves no state_dir behind
+        lifecycle = Lifecycle.read(params)
+        where = Connection.read(params)
+        conn = hv.open_connection(where.uri)  # first: an unreachable hypervisor leaves no state_dir behind
         state = None
         if self.needs_state_dir:
             try:
                 # The default host lock directory; lock files name the connection, so a sweep prunes only its own.
-                state = StateDir(params['state_dir'], create=not self.module.check_mode, connection=params['uri'])
+                state = StateDir(where.state_dir, create=not self.module.check_mode, connection=where.uri)
             except StateDirError as exc:
-                raise StateDirError('%s; nothing was changed' % exc)
-        return lc.Context(conn, uri=params['uri'], state=state, request_id=self.request_id,
-                          check_mode=self.module.check_mode, project=params.get('project'), lock_timeout=lock_timeout,
-                          params=params, parallel=parallel or lc.PARALLEL, verbosity=self.module._verbosity,
-                          no_log_values=self.module.no_log_values)
+                raise unchanged(exc)
+        # project: the run's scope for the guards (vm_attributes' own project option sets an owner, and guards nothing).
+        return Context(conn, uri=where.uri, state=state, request_id=self.request_id, check_mode=self.module.check_mode,
+                       project=params.get('project'), lock_timeout=lifecycle.lock_timeout, params=params,
+                       parallel=lifecycle.parallel, verbosity=self.module._verbosity,
+                       no_log_values=self.module.no_log_values, state_dir=where.state_dir)
 
     def run(self, operation):
         """Read the options, build the Context, run the operation and exit with its result."""
         try:
-            opts = operation.options(self.params, self.module.no_log_values)
-            ctx = self.context()
+            try:
+                opts = operation.options(self.params, self.module.no_log_values)
+                ctx = self.context()
+            except InputError as exc:
+                raise unchanged(exc)
             result = operation.run(ctx, opts)
         except DeferredError as exc:
             self.fail(str(exc), **exc.result)

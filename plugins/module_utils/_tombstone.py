@@ -143,19 +143,19 @@ def foreign(tomb, host):
     return theirs.get('hostname') != host.get('hostname')
 
 
-def join(state, pairs, host=None, names=None, every=False):
-    """``pairs`` plus a (None, view) pair for each tombstone whose UUID is not defined; and the tombstones by UUID.
+def terminated_to_select(state, live, host=None, names=None, every=False):
+    """The tombstones a selection may name beside the live domains: those whose UUID is not in ``live``, as
+    [(tombstone, view)].
 
     So a terminated domain can be named: a re-run of a terminate finds it
     instead of "unknown domain". Only the tombstones with work left and those
     ``names`` names are read (the finished ones are many); ``every`` reads
-    them all (vm_info include_deleted).
+    them all (vm_info include_deleted). Another host's tombstones are left out.
     """
-    live = set(v['uuid'] for dummy, v in pairs)
     listed = state.tombstones_list() if every else state.tombstones_for(names)
     tombs = dict((t.get('uuid'), t) for t in listed
                  if t.get('uuid') and t.get('uuid') not in live and not foreign(t, host))
-    return list(pairs) + [(None, _views.describe_tombstone(t)) for t in tombs.values()], tombs
+    return [(t, _views.describe_tombstone(t)) for t in tombs.values()]
 
 
 def waits_for_cinder(tomb, cinder_opts):
@@ -196,7 +196,7 @@ def for_terminate(ctx, domain, record):
     existing = ctx.state.read_tombstone(domain.uuid)
     if existing and record.get('task_state') == 'deleting' and existing.get('status') == 'deleting':
         return existing
-    tomb = new(ctx, domain, record)
+    tomb = initial(ctx, domain, record)
     if existing:
         # The earlier tombstone moves to the state_dir's history (whole); the new one names it.
         ctx.state.archive_tombstone(domain.uuid)
@@ -209,7 +209,7 @@ def for_terminate(ctx, domain, record):
     return tomb
 
 
-def new(ctx, domain, record):
+def initial(ctx, domain, record):
     """The tombstone of ``domain``, written before a terminate destroys anything."""
     return {
         'name': domain.name, 'uuid': domain.uuid, 'project': record.get('project'), 'user': record.get('user'),
@@ -223,8 +223,8 @@ def new(ctx, domain, record):
     }
 
 
-def named(ctx, tomb, cinder_opts):
-    """What naming a terminated domain does: nothing when it is finished, else finish its pending work."""
+def answer_when_named(ctx, tomb, cinder_opts, foreign_hosts=()):
+    """What naming a terminated domain again does: nothing when it is finished, else finish its pending work."""
     ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
     if finished(tomb):
         return dict(ident, changed=False, action='none', msg='already terminated at %s' % tomb.get('terminated_at'))
@@ -232,20 +232,22 @@ def named(ctx, tomb, cinder_opts):
         return dict(ident, changed=False, action='none', cinder_checked=False,
                     msg='already terminated at %s; Cinder has not been asked about its volumes yet (no cloud was given): '
                         'the next vm_reclaim or vm_terminate with Cinder options does that' % tomb.get('terminated_at'))
-    return finish_pending(ctx, tomb, cinder_opts)
+    return finish_left_work(ctx, tomb, cinder_opts, foreign_hosts)
 
 
-def finish_pending(ctx, tomb, cinder_opts):
+def finish_left_work(ctx, tomb, cinder_opts, foreign_hosts=()):
     """Finish (or in check mode, report) the Cinder work a terminate left in ``tomb``; a per-domain result."""
     ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
     if ctx.check_mode:
         return dict(ident, changed=True, action='would_finish_pending', volumes_pending=tomb.get('volumes_pending'))
-    summary, changed = finish(ctx, tomb, cinder_opts)
+    summary, changed = complete_gone(ctx, tomb, cinder_opts, foreign_hosts)
     return dict(summary, action='pending_finished', changed=changed, **ident)
 
 
-def settle(ctx, tomb, cinder_opts):
+def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
     """Finish the Cinder work of a tombstone as far as Cinder lets us; the tombstone keeps what is left.
+
+    ``foreign_hosts``: the other hypervisors of the play (FleetView.foreign_hosts): an attachment they hold is theirs.
 
     Runs under the domain's lock (the domain is gone, the UUID's lock remains)
     and takes the volume work from the tombstone on disk, so a terminate and a
@@ -270,7 +272,7 @@ def settle(ctx, tomb, cinder_opts):
         elif pending or not tomb.get('cinder_checked'):
             try:
                 done, left = cinder.settle(cinder_opts.connection(), tomb['uuid'], pending, cinder_opts.wait_timeout,
-                                           foreign_hosts=getattr(ctx, 'fleet_foreign_hosts', ()))
+                                           foreign_hosts=foreign_hosts)
                 failpoint('terminate.after_cinder')
                 tomb['cinder_checked'] = True
             except cinder.CinderUnavailable as exc:
@@ -292,7 +294,7 @@ def settle(ctx, tomb, cinder_opts):
     return summary
 
 
-def finish(ctx, tomb, cinder_opts):
+def complete_gone(ctx, tomb, cinder_opts, foreign_hosts=()):
     """Finish what a terminate left in the tombstone of a domain that is gone; returns (summary, changed).
 
     A run killed after undefine (or Cinder being down) leaves the delete
@@ -303,7 +305,7 @@ def finish(ctx, tomb, cinder_opts):
     if tomb.get('status') == 'deleting':
         # Killed between undefine and the tombstone update: the domain is gone, so it was undefined.
         tomb.update(status='undefined', terminated_at=tomb.get('terminated_at') or _record.format_time(_record.utcnow()))
-    summary = settle(ctx, tomb, cinder_opts)
+    summary = settle_volumes(ctx, tomb, cinder_opts, foreign_hosts)
     changed = (tomb.get('status'), len(tomb.get('volumes_pending') or [])) != was or bool(
         summary['volumes_detached'] or summary['volumes_deleted'] or summary['volumes_kept'])
     if changed and not ctx.check_mode:
@@ -315,7 +317,7 @@ def finish(ctx, tomb, cinder_opts):
     return summary, changed
 
 
-def would_settle(server_uuid, volumes, cinder_opts):
+def volumes_to_settle(server_uuid, volumes, cinder_opts):
     """Check mode: the volumes a terminate would handle, the record's plus those Cinder says are attached (read only)."""
     if not cinder_opts.configured:
         return list(volumes), []

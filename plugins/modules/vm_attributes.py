@@ -147,7 +147,7 @@ request_id:
   type: str
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _attributes as attributes
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _attributes as attributes
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 

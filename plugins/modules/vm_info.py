@@ -164,7 +164,7 @@ ansible_facts:
     deferred_libvirt_usage: {description: Same as RV(usage)., type: dict, returned: always}
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _info as info
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _info as info
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 

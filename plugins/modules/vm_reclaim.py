@@ -206,7 +206,7 @@ duration_seconds:
   type: float
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as reclaim
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _reclaim as reclaim
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 

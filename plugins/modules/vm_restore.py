@@ -129,7 +129,7 @@ request_id:
   type: str
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as restore
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 

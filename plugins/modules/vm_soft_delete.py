@@ -131,7 +131,7 @@ request_id:
   type: str
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 

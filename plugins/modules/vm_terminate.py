@@ -126,7 +126,7 @@ request_id:
   type: str
 '''
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as terminate
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
 from ansible_collections.deferred.libvirt.plugins.module_utils._module import LifecycleModule
 
 

@@ -19,16 +19,16 @@ import os
 
 import pytest
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _attributes as attributes
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _attributes as attributes
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _info as info
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _info as info
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
-from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as reclaim
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _reclaim as reclaim
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
-from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as restore
-from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
-from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as terminate
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
@@ -36,8 +36,8 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state
 def context(conn, tmp_path, check_mode=False, **params):
     state = StateDir(str(tmp_path / 'state'), create=not check_mode)
     params.setdefault('instance_dirs', [str(tmp_path / 'images')])
-    return lc.Context(conn, uri='test:///default', state=state, check_mode=check_mode, project=params.get('project'),
-                      lock_timeout=5, params=params)
+    return engine.Context(conn, uri='test:///default', state=state, check_mode=check_mode, project=params.get('project'),
+                          lock_timeout=5, params=params)
 
 
 def run(operation, conn, tmp_path, check_mode=False, **params):
@@ -261,7 +261,7 @@ def test_an_interrupted_reclaim_of_a_locked_or_protected_domain_is_left_alone(co
     # The sweep's selection used to resume it and the check under the lock to skip it (or not): both now skip.
     define('old')
     put(conn, 'old', soft_deleted_record(PAST, task_state='deleting', **guard))
-    view = [v for d, v in lc.snapshot(context(conn, tmp_path)) if v['name'] == 'old'][0]
+    view = [s.view for s in engine.snapshot(context(conn, tmp_path)) if s.view['name'] == 'old'][0]
     assert reclaim.eligibility(view, NOW)[0] == reclaim.SKIP
     outcome, dummy = run(reclaim, conn, tmp_path)
     assert outcome['extra']['reclaimed'] == [] and 'old' in [d.name() for d in conn.listAllDomains(0)]
@@ -273,7 +273,7 @@ def test_eligibility_under_the_lock_is_the_sweeps_own(conn, define, tmp_path):
     domain = hv.refresh(conn, conn.lookupByName('old'))
     reclaim.still_due(NOW)(domain)  # due: no Skip
     put(conn, 'old', dict(record_of(conn, 'old'), vm_state='active', deleted_at=None, reclaim_at=None))
-    with pytest.raises(lc.Skip) as err:
+    with pytest.raises(engine.Skip) as err:
         reclaim.still_due(NOW)(hv.refresh(conn, conn.lookupByName('old')))
     assert 'no longer soft-deleted' in str(err.value)
 
@@ -355,22 +355,22 @@ def test_info_includes_tombstones_when_asked(conn, define, tmp_path):
     define('web01')
     run(terminate, conn, tmp_path, name=['web01'])
     ctx = context(conn, tmp_path, name=['web01'])
-    shown = info.run(ctx, True)
+    shown = info.run(ctx, info.options(dict(ctx.params, include_deleted=True)))
     assert [(i['name'], i['vm_state']) for i in shown['instances']] == [('web01', 'deleted')]
 
 
 def test_an_unexpected_exception_is_reported_as_a_bug_with_its_traceback(conn, tmp_path):
     def broken(item):
         return {}['uuid']
-    [result] = lc.run_each(context(conn, tmp_path), [('x', None)], broken, label=lambda item: item[0])
+    [result] = engine.run_each(context(conn, tmp_path), [('x', None)], broken, label=lambda item: item[0])
     assert result['failed'] and 'a bug in deferred.libvirt' in result['msg'] and "KeyError" in result['msg']
     assert 'Traceback' in result['exception']
 
 
 def test_a_refusal_is_reported_with_its_message_only(conn, tmp_path):
     def refused(item):
-        raise lc.OperationError('domain x is locked')
-    [result] = lc.run_each(context(conn, tmp_path), [('x', None)], refused, label=lambda item: item[0])
+        raise engine.OperationError('domain x is locked')
+    [result] = engine.run_each(context(conn, tmp_path), [('x', None)], refused, label=lambda item: item[0])
     assert result['msg'] == 'domain x is locked' and 'exception' not in result
 
 

@@ -135,7 +135,7 @@ def test_a_tie_is_never_undefined_by_the_sweep_on_any_host():
     # No copy is authoritative: undefining every stale one would leave the domain defined nowhere.
     import datetime
     from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
-    from ansible_collections.deferred.libvirt.plugins.module_utils import _reclaim as reclaim
+    from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _reclaim as reclaim
     now = _record.utcnow()
     view = {'uuid': 'u1', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'managed': True,
             'task_state': None, 'reclaim_interval': 3600,

@@ -19,11 +19,11 @@ import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _restore as restore
-from ansible_collections.deferred.libvirt.plugins.module_utils import _soft_delete as soft_delete
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
-from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as terminate
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
 
@@ -48,8 +48,8 @@ def reads(monkeypatch):
 
 
 def run(operation, conn, tmp_path, **params):
-    ctx = lc.Context(conn, uri='test:///default', state=StateDir(str(tmp_path / 'state'), create=True), lock_timeout=5,
-                     params=dict(params, instance_dirs=[str(tmp_path)]))
+    ctx = engine.Context(conn, uri='test:///default', state=StateDir(str(tmp_path / 'state'), create=True), lock_timeout=5,
+                         params=dict(params, instance_dirs=[str(tmp_path)]))
     [instance] = operation.run(ctx, operation.options(ctx.params))['instances']
     assert not instance.get('failed'), instance
     return instance

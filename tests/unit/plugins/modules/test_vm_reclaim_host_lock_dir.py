@@ -10,7 +10,7 @@ __metaclass__ = type
 
 import os
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _locks
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
 
@@ -58,7 +58,7 @@ def test_a_sweep_in_the_unit_suite_creates_and_removes_nothing_in_the_real_host_
 
 def test_a_context_opens_its_state_dir_with_its_host_lock_dir_and_connection(conn, tmp_path):
     elsewhere = str(tmp_path / 'elsewhere')
-    ctx = lc.Context(conn, uri=URI, params={'state_dir': str(tmp_path / 'state')}, host_lock_dir=elsewhere)
+    ctx = engine.Context(conn, uri=URI, params={'state_dir': str(tmp_path / 'state')}, host_lock_dir=elsewhere)
     state = ctx.open_state(create=True)
     assert state.host_locks == elsewhere and state.connection == URI
     with state.lock(GONE, timeout=1):

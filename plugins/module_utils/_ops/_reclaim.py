@@ -4,6 +4,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One reclaim sweep of a host: terminate what has expired, finish pending Cinder work, report the rest.
 
+The sweep's work is a list of small items, each with ``run(ctx)``: a
+``Reclaim`` of an expired domain (the shared terminate work, ``_termination``),
+a ``StaleUndefine`` of a stale copy's definition (rule 9), a ``LeftWork`` of a
+tombstone whose Cinder work is pending.
+
 Whether a domain may be reclaimed is decided in one place, ``eligibility``:
 the sweep asks it of every domain's view, and each reclaim asks it again of
 the domain's fresh view under its lock (spec rule 4).
@@ -14,28 +19,18 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
-from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
-from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
-from ansible_collections.deferred.libvirt.plugins.module_utils import _views
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as retention
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
-from ansible_collections.deferred.libvirt.plugins.module_utils import _terminate as term
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
-from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
-from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
+from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._locks import LockTimeout
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _termination as termination
 
-DEFAULT_CLOCK_TOLERANCE = 300
-DEFAULT_MAX_OVERDUE = '30d'
-ARGS = dict(
-    project=dict(type='str'),
-    limit=dict(type='int'),
-    clock_tolerance=dict(type='raw', default=DEFAULT_CLOCK_TOLERANCE),
-    max_overdue=dict(type='raw', default=DEFAULT_MAX_OVERDUE),
-)
+DEFAULT_CLOCK_TOLERANCE = options_.DEFAULT_CLOCK_TOLERANCE
 
 
 class Clock(object):
@@ -70,7 +65,7 @@ def _span(seconds):
 
 
 # No name or query: a sweep looks at every domain of the host (of one project, with project).
-ARGUMENT_SPEC = lc.spec(lc.LIFECYCLE_ARGS, storage.ARGS, cinder.ARGS, fleet.ARGS, retention.RETENTION_ARGS, ARGS)
+ARGUMENT_SPEC = options_.spec(options_.Retention, options_.Reclaim, *termination.GROUPS)
 
 # What eligibility() says of a domain.
 DUE, KEPT, RESUME, SKIP, OUT, UNDEFINE = 'due', 'kept', 'resume', 'skip', 'out', 'undefine'
@@ -153,28 +148,29 @@ def _expired(view, clock):
     return reclaim_at is not None and reclaim_at <= now
 
 
-def classify(pairs, clock, project=None, fleet_view=None):
-    """Sort soft-deleted domains into (due, kept, skipped, resumable) without touching anything.
+def classify(items, clock, project=None, fleet_view=None):
+    """Sort soft-deleted domains (engine.Selected items) into (due, kept, skipped, resumable[, undefine]) without
+    touching anything.
 
-    skipped items are (domain, view, reason); the others (domain, view). due
-    comes longest expired first.
+    skipped and undefine items are (Selected, reason); the others Selected. due comes longest expired first.
     """
     due, kept, skipped, resumable, undefine = [], [], [], [], []
-    for domain, view in pairs:
-        if domain is None or (project is not None and view.get('project') != project):
+    for item in items:
+        view = item.view
+        if item.domain is None or (project is not None and view.get('project') != project):
             continue
         verdict, reason = eligibility(view, clock, fleet_view)
         if verdict == UNDEFINE:
-            undefine.append((domain, view, reason))
+            undefine.append((item, reason))
         elif verdict == SKIP:
-            skipped.append((domain, view, reason))
+            skipped.append((item, reason))
         elif verdict == RESUME:
-            resumable.append((domain, view))
+            resumable.append(item)
         elif verdict == DUE:
-            due.append((domain, view))
+            due.append(item)
         elif verdict == KEPT:
-            kept.append((domain, view))
-    due.sort(key=lambda pair: pair[1]['reclaim_at'])
+            kept.append(item)
+    due.sort(key=lambda item: item.view['reclaim_at'])
     if fleet_view is not None:
         return due, kept, skipped, resumable, undefine
     return due, kept, skipped, resumable
@@ -187,104 +183,162 @@ def still_due(clock, fleet_view=None):
         if verdict in (DUE, RESUME):
             return
         if verdict == OUT:
-            raise lc.Skip('domain %s is no longer soft-deleted (restored meanwhile); not reclaimed' % domain.name)
+            raise engine.Skip('domain %s is no longer soft-deleted (restored meanwhile); not reclaimed' % domain.name)
         if verdict == KEPT:
-            raise lc.Skip('domain %s: reclaim_at %s has not passed; not reclaimed'
-                          % (domain.name, (domain.record or {}).get('reclaim_at')))
-        raise lc.Skip('domain %s: %s; not reclaimed' % (domain.name, reason))
+            raise engine.Skip('domain %s: reclaim_at %s has not passed; not reclaimed'
+                              % (domain.name, (domain.record or {}).get('reclaim_at')))
+        raise engine.Skip('domain %s: %s; not reclaimed' % (domain.name, reason))
     return check
 
 
-def reclaim_one(ctx, domain, opts, index, clock):
-    """Terminate one expired domain through the same path as vm_terminate, with an instance.reclaim event.
+class Reclaim(object):
+    """Reclaim one expired domain: the shared terminate work, with an instance.reclaim event.
 
     A domain that no longer qualifies under its lock (restored meanwhile), or
     whose lock another operation holds past lock_timeout, is skipped, not
     failed: the next sweep looks at it again.
     """
-    # Between the sweep's snapshot and the domain's lock: where a restore can get in first (tests pause here).
-    lc.failpoint('reclaim.before_lock')
-    try:
-        result = term.terminate(ctx, domain, opts, index, action='reclaim', precondition=still_due(clock, index.fleet),
-                                operation='reclaim')
-    except (lc.Skip, LockTimeout) as exc:
-        reason = str(exc)
-        if isinstance(exc, LockTimeout):
-            reason = '%s; not reclaimed in this sweep' % reason
-        ctx.event('instance.reclaim', domain, result='skipped', reason=reason)
-        return {'name': domain.name, 'uuid': domain.uuid, 'changed': False, 'action': 'skipped', 'reason': reason}
-    if not ctx.check_mode and result.get('changed'):
-        ctx.event('instance.reclaim', domain, result='pending' if result.get('volumes_pending') else 'success',
-                  deleted_at=(domain.record or {}).get('deleted_at'), reclaim_at=(domain.record or {}).get('reclaim_at'),
-                  volumes_pending=[v['id'] for v in result.get('volumes_pending') or []])
-    return result
+
+    def __init__(self, item, opts, index, clock):
+        self.item, self.opts, self.index, self.clock = item, opts, index, clock
+        self.name, self.uuid = item.domain.name, item.domain.uuid
+
+    def run(self, ctx):
+        domain = self.item.domain
+        # Between the sweep's snapshot and the domain's lock: where a restore can get in first (tests pause here).
+        failpoint('reclaim.before_lock')
+        try:
+            result = termination.terminate(ctx, domain, self.opts.terminate, self.index, action='reclaim',
+                                           precondition=still_due(self.clock, self.index.fleet), operation='reclaim')
+        except (engine.Skip, LockTimeout) as exc:
+            reason = str(exc)
+            if isinstance(exc, LockTimeout):
+                reason = '%s; not reclaimed in this sweep' % reason
+            ctx.event('instance.reclaim', domain, result='skipped', reason=reason)
+            return {'name': domain.name, 'uuid': domain.uuid, 'changed': False, 'action': 'skipped', 'reason': reason}
+        if not ctx.check_mode and result.get('changed'):
+            ctx.event('instance.reclaim', domain, result='pending' if result.get('volumes_pending') else 'success',
+                      deleted_at=(domain.record or {}).get('deleted_at'),
+                      reclaim_at=(domain.record or {}).get('reclaim_at'),
+                      volumes_pending=[v['id'] for v in result.get('volumes_pending') or []])
+        return result
+
+    def summarize(self, ctx, result, report, views):
+        if result.get('failed'):
+            report.failed(result)
+            ctx.event('instance.reclaim', self.item.domain, result='error', message=result['msg'])
+        elif result.get('action') == 'skipped':
+            report.skipped(result)
+        elif result.get('changed'):
+            view = views.get(self.uuid) or {}
+            entry = dict((k, view.get(k)) for k in ('project', 'deleted_at', 'reclaim_at'))
+            entry.update((k, result.get(k)) for k in ('name', 'uuid', 'volumes_deleted', 'volumes_detached',
+                                                      'volumes_pending', 'disks_deleted', 'disks_kept'))
+            report.reclaimed.append(entry)
 
 
-def undefine_stale_copy(ctx, domain, fleet_view, clock):
+class StaleUndefine(object):
     """Rule 9 in the sweep: a stale copy of a domain whose every copy is in the trash loses its definition only; its
     disks, volumes and attachments are the authoritative copy's, reclaimed there."""
-    with ctx.lock(domain):
-        current = hv.refresh(ctx.conn, domain.dom)
-        if current is None:
-            return lc.result_for(domain, False, action='none', msg='already gone')
-        view = _views.describe(current)
-        verdict, reason = eligibility(view, clock, fleet_view)
-        if verdict != UNDEFINE:
-            return {'name': domain.name, 'uuid': domain.uuid, 'changed': False, 'action': 'skipped',
-                    'reason': reason or 'no longer a stale copy in the trash; left for the next sweep'}
-        stale = fleet_view.stale(view)
-        return term.undefine_stale(ctx, current, stale, 'reclaim', stale.get('authoritative'))
+
+    def __init__(self, item, fleet_view, clock):
+        self.item, self.fleet_view, self.clock = item, fleet_view, clock
+        self.name, self.uuid = item.domain.name, item.domain.uuid
+
+    def run(self, ctx):
+        def plan_for(current):
+            view = _views.describe(current)
+            verdict, reason = eligibility(view, self.clock, self.fleet_view)
+            if verdict != UNDEFINE:
+                return NotStale(current, reason)
+            return termination.StaleCopy(current, self.fleet_view.stale(view), 'reclaim')
+
+        return engine.carry_out(ctx, self.item.domain, plan_for, when_gone=engine.already_gone)
+
+    def summarize(self, ctx, result, report, views):
+        if result.get('action') in ('undefined_stale_copy', 'would_undefine_stale_copy'):
+            report.undefined.append({'name': result['name'], 'uuid': result.get('uuid'), 'reason': result.get('stale'),
+                                     'authoritative': result.get('authoritative')})
+        elif result.get('failed'):
+            report.failed(result)
+        elif result.get('action') == 'skipped':
+            report.skipped(result)
+
+
+class NotStale(engine.Plan):
+    """A copy that is no longer a stale copy in the trash under its lock: left for the next sweep."""
+
+    decision = engine.NOOP
+
+    def __init__(self, domain, reason):
+        self.domain, self.reason = domain, reason
+
+    def report(self):
+        return {'name': self.domain.name, 'uuid': self.domain.uuid, 'changed': False, 'action': 'skipped',
+                'reason': self.reason or 'no longer a stale copy in the trash; left for the next sweep'}
+
+
+class LeftWork(object):
+    """A tombstone whose domain is gone with Cinder work left: finished (or reported, in check mode)."""
+
+    def __init__(self, tomb, opts, foreign_hosts):
+        self.tomb, self.opts, self.foreign_hosts = tomb, opts, foreign_hosts
+        self.name, self.uuid = tomb.get('name'), tomb.get('uuid')
+
+    def run(self, ctx):
+        return tombstones.finish_left_work(ctx, self.tomb, self.opts.terminate.cinder, self.foreign_hosts)
+
+    def summarize(self, ctx, result, report, views):
+        if result.get('failed'):
+            report.failed(result)
+        elif result.get('action') == 'skipped':
+            report.skipped(result)
+        elif not result.get('volumes_pending'):
+            report.finished.append({'name': result['name'], 'uuid': result.get('uuid')})
+
+
+class ReclaimOptions(object):
+    def __init__(self, own, retention_opts, termination_opts):
+        self.limit = own.limit
+        self.project = own.project
+        self.clock_tolerance = own.clock_tolerance
+        self.max_overdue = own.max_overdue
+        self.retention = retention_opts
+        self.terminate = termination_opts
 
 
 def options(params, no_log_values=None):
-    limit = params.get('limit')
-    if limit is not None and limit < 0:
-        raise DeferredError('limit must be 0 or more, got %d; nothing was changed' % limit)
-    opts = term.options(params, no_log_values)
-    opts.clock_tolerance = parse_duration(lc.param(params, 'clock_tolerance', DEFAULT_CLOCK_TOLERANCE), 'clock_tolerance')
-    opts.max_overdue = parse_duration(lc.param(params, 'max_overdue', DEFAULT_MAX_OVERDUE), 'max_overdue')
-    try:
-        opts.retention = retention.RetentionOptions.from_params(params)
-    except retention.RetentionError as exc:
-        raise DeferredError('%s; nothing was changed' % exc)
-    return opts
+    """ReclaimOptions from the task's options; DeferredError naming the option when one cannot be read."""
+    own = options_.Reclaim.read(params)
+    return ReclaimOptions(own, options_.Retention.read(params), termination.read(params, no_log_values))
 
 
 def run(ctx, opts):
     """vm_reclaim: one sweep of the host, with its summary."""
-    limit = ctx.params.get('limit')
+    limit = opts.limit
     began = time.monotonic()
-    pairs = lc.snapshot(ctx)
+    items = engine.snapshot(ctx)
     now = _record.utcnow()
     clock = Clock(now, opts.clock_tolerance, opts.max_overdue)
     project = ctx.project
-    fleet_view = term.fleet_view(ctx, opts)
-    due, kept, skipped, resumable, stale_undefine = classify(pairs, clock, project, fleet_view)
+    fleet_view = termination.fleet_view(ctx, opts.terminate)
+    foreign_hosts = fleet_view.foreign_hosts()
+    due, kept, skipped, resumable, stale_undefine = classify(items, clock, project, fleet_view)
     # Interrupted reclaims first (their disks may be half gone), then the longest expired.
     todo = resumable + due
     over_limit = []
     if limit is not None and len(todo) > limit:
         todo, over_limit = todo[:limit], todo[limit:]
-    index = storage.Index(ctx.conn, [d for d, dummy in pairs], fleet_view)
-    tombs, waiting, bad_tombs = tombstones.for_sweep(ctx.state, set(v['uuid'] for dummy, v in pairs), opts.cinder, project,
-                                                     ctx.host)
-
-    def work(item):
-        kind, payload = item
-        if kind == 'domain':
-            return reclaim_one(ctx, payload, opts, index, clock)
-        if kind == 'stale':
-            return undefine_stale_copy(ctx, payload, fleet_view, clock)
-        return tombstones.finish_pending(ctx, payload, opts.cinder)
-
-    items = [('tombstone', t) for t in tombs] + [('domain', d) for d, dummy in todo] + \
-        [('stale', d) for d, dummy, dummy2 in stale_undefine]
-    views = dict((v['uuid'], v) for dummy, v in pairs)
-    instances = lc.run_each(ctx, items, work,
-                            label=lambda item: item[1].get('name') if item[0] == 'tombstone' else item[1].name)
-    report = summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit)
+    index = storage.Index(ctx.conn, [i.domain for i in items], fleet_view)
+    tombs, waiting, bad_tombs = tombstones.for_sweep(ctx.state, set(i.uuid for i in items), opts.terminate.cinder,
+                                                     project, ctx.host)
+    work = [LeftWork(t, opts, foreign_hosts) for t in tombs] + [Reclaim(i, opts, index, clock) for i in todo] + \
+        [StaleUndefine(i, fleet_view, clock) for i, dummy in stale_undefine]
+    views = dict((i.uuid, i.view) for i in items)
+    instances = engine.run_each(ctx, work, lambda item: item.run(ctx))
+    report = summarize(ctx, work, instances, views, skipped, bad_tombs, over_limit, kept, now, limit)
     # The state_dir's own retention: finished tombstones, lock files of gone domains, the journal (docs/lifecycle.md).
-    live = set(v['uuid'] for dummy, v in pairs)
+    live = set(i.uuid for i in items)
     report['retention'] = retention.prune(ctx.state, live, opts.retention, project=project, check_mode=ctx.check_mode,
                                           request_id=ctx.request_id)
     ctx.warnings.extend('vm_reclaim: %s' % error for error in report['retention'].get('errors') or [])
@@ -294,35 +348,37 @@ def run(ctx, opts):
     # When the sweep ran and how long it took: the reclaim role keeps them as the host's last sweep (report, metrics).
     report.update(started_at=_record.format_time(now), finished_at=_record.format_time(_record.utcnow()),
                   duration_seconds=round(time.monotonic() - began, 3))
-    return lc.outcome(instances, 'vm_reclaim', **report)
+    return engine.outcome(instances, 'vm_reclaim', **report)
 
 
-def summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept, now, limit):
+class _Report(object):
+    """The sweep's lists, filled by each work item's ``summarize``."""
+
+    def __init__(self):
+        self.reclaimed, self.failed_domains, self.finished, self.pending, self.skipped_domains, self.undefined = \
+            [], [], [], [], [], []
+
+    def failed(self, result):
+        self.failed_domains.append({'name': result['name'], 'uuid': result.get('uuid'), 'msg': result['msg']})
+
+    def skipped(self, result):
+        self.skipped_domains.append({'name': result['name'], 'uuid': result.get('uuid'), 'reason': result.get('reason')})
+
+
+def summarize(ctx, work, instances, views, skipped, bad_tombs, over_limit, kept, now, limit):
     """The sweep's report: reclaimed, failed_domains, skipped_domains, kept, pending, finished and their counts."""
-    reclaimed, failed, finished, pending, skipped_out, undefined = [], [], [], [], [], []
-    for (kind, payload), result in zip(items, instances):
-        result.setdefault('uuid', payload.get('uuid') if kind == 'tombstone' else payload.uuid)
-        if kind == 'stale' and result.get('action') in ('undefined_stale_copy', 'would_undefine_stale_copy'):
-            undefined.append({'name': result['name'], 'uuid': result.get('uuid'), 'reason': result.get('stale'),
-                              'authoritative': result.get('authoritative')})
-            continue
-        if result.get('failed'):
-            failed.append({'name': result['name'], 'uuid': result.get('uuid'), 'msg': result['msg']})
-            if kind == 'domain':
-                ctx.event('instance.reclaim', payload, result='error', message=result['msg'])
-        elif result.get('action') == 'skipped':
-            skipped_out.append({'name': result['name'], 'uuid': result.get('uuid'), 'reason': result.get('reason')})
-        elif kind == 'domain' and result.get('changed'):
-            view = views.get(payload.uuid) or {}
-            entry = dict((k, view.get(k)) for k in ('project', 'deleted_at', 'reclaim_at'))
-            entry.update((k, result.get(k)) for k in ('name', 'uuid', 'volumes_deleted', 'volumes_detached',
-                                                      'volumes_pending', 'disks_deleted', 'disks_kept'))
-            reclaimed.append(entry)
-        elif kind == 'tombstone' and not result.get('volumes_pending'):
-            finished.append({'name': result['name'], 'uuid': result.get('uuid')})
+    report = _Report()
+    for item, result in zip(work, instances):
+        result.setdefault('uuid', item.uuid)
+        item.summarize(ctx, result, report, views)
         if result.get('volumes_pending'):
-            pending.append({'name': result['name'], 'uuid': result.get('uuid'), 'volumes': result['volumes_pending']})
-    for domain, view, why in skipped:
+            report.pending.append({'name': result['name'], 'uuid': result.get('uuid'),
+                                   'volumes': result['volumes_pending']})
+    reclaimed, failed, finished, pending, skipped_out, undefined = (
+        report.reclaimed, report.failed_domains, report.finished, report.pending, report.skipped_domains,
+        report.undefined)
+    for item, why in skipped:
+        domain, view = item.domain, item.view
         skipped_out.append({'name': view['name'], 'uuid': view.get('uuid'), 'project': view.get('project'), 'reason': why})
         if view.get('metadata_error') or view.get('anomalies'):
             # Spec rule 1: never reclaimed, always reported - in the result, as a warning and in the journal.
@@ -333,11 +389,12 @@ def summarize(ctx, items, instances, views, skipped, bad_tombs, over_limit, kept
     ctx.warnings.extend('vm_reclaim: tombstone %s cannot be read: %s' % (tomb.get('uuid'), tomb['error'])
                         for tomb in bad_tombs)
     skipped_out += [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'reclaim_at': v.get('reclaim_at'),
-                     'reason': 'over this run\'s limit of %d; left for the next sweep' % limit} for dummy, v in over_limit]
-    kept = sorted(kept, key=lambda pair: pair[1]['reclaim_at'])
+                     'reason': 'over this run\'s limit of %d; left for the next sweep' % limit}
+                    for v in (i.view for i in over_limit)]
+    kept = sorted((i.view for i in kept), key=lambda view: view['reclaim_at'])
     kept_out = [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'deleted_at': v.get('deleted_at'),
                  'reclaim_at': v['reclaim_at'],
-                 'expires_in': int((_record.parse_time(v['reclaim_at']) - now).total_seconds())} for dummy, v in kept]
+                 'expires_in': int((_record.parse_time(v['reclaim_at']) - now).total_seconds())} for v in kept]
     # (kept holds only views whose reclaim_at eligibility() read as a time, so parse_time cannot fail here.)
     summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
                    pending=len(pending), finished=len(finished))

@@ -2,7 +2,18 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What every lifecycle operation shares: guards, the locked compare-and-set, events, history, fail points."""
+"""What every operation runs on: the Context, the selection snapshot, the guards, the fan-out, and the locked step.
+
+The locked step is ``carry_out(ctx, domain, plan_for)``, written once for
+soft delete, restore, terminate and attributes. Each of them decides through
+a Plan (built from the domain's fresh read under its lock) and carry_out does
+the rest in the same order for all: check mode reports the plan; otherwise
+lock, read, plan, NOOP reports, START takes the task_state with a
+compare-and-set and writes the start event, RESUME goes on, then the work,
+the compare-and-set to the state it leaves, and on error the roll-back.
+
+Engine layer: imports the clients and the model, never an operation.
+"""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -10,53 +21,23 @@ __metaclass__ = type
 import copy
 import time
 import traceback
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
-from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, StateDirError
-from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint  # noqa: F401 (operations call lc.failpoint)
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, StateDirError, unchanged
+from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._locks import LOCK_TIMEOUT
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
-from ansible_collections.deferred.libvirt.plugins.module_utils._states import decide, effective_vm_state, InvalidState
+from ansible_collections.deferred.libvirt.plugins.module_utils._options import PARALLEL
+from ansible_collections.deferred.libvirt.plugins.module_utils._states import (
+    NOOP, RESUME, START, InvalidState, decide, effective_vm_state)
 
 # How long a roll-back waits for a restarted libvirtd to answer again (a restart takes a few seconds).
 RECONNECT_WAIT = 30
-# Waiting dominates (shutdowns, boots), not CPU: this many domains at once by default (the parallel option's).
-PARALLEL = 16
-
-
-# Option groups every lifecycle module shares; each operation file adds its own (and storage's, Cinder's).
-CONNECTION_ARGS = dict(
-    uri=dict(type='str', default='qemu:///system'),
-    state_dir=dict(type='path', default='/var/lib/deferred-libvirt'),
-)
-SELECTION_ARGS = dict(
-    name=dict(type='list', elements='str', aliases=['names']),
-    query=dict(type='str'),
-    project=dict(type='str'),
-)
-LIFECYCLE_ARGS = dict(
-    force=dict(type='bool', default=False),
-    lock_timeout=dict(type='raw', default=LOCK_TIMEOUT),
-    parallel=dict(type='int', default=PARALLEL),
-)
-
-
-def param(params, name, default):
-    """The option's value, or its default when not given (so operations run from plain dicts too)."""
-    value = params.get(name)
-    return default if value is None else value
-
-
-def spec(*groups):
-    """One argument spec from option groups; later groups win."""
-    merged = dict(CONNECTION_ARGS)
-    for group in groups:
-        merged.update(group)
-    return merged
 
 
 class OperationError(DeferredError):
@@ -67,8 +48,22 @@ class Skip(DeferredError):
     """The domain no longer qualifies (for example it was restored meanwhile); nothing was changed."""
 
 
+class Selected(namedtuple('Selected', 'domain tombstone view')):
+    """One selected item: a live ``domain`` or a terminated domain's ``tombstone`` (the other is None), with its view."""
+
+    __slots__ = ()
+
+    @property
+    def name(self):
+        return self.view['name']
+
+    @property
+    def uuid(self):
+        return self.view['uuid']
+
+
 def guard(domain, operation, project=None, force=False, check_protected=True):
-    """Refuse ``operation`` on ``domain`` for any reason the operator must fix first."""
+    """Refuse ``operation`` on ``domain`` for any reason the operator must fix first; returns its record."""
     if domain.metadata_error:
         raise OperationError('%s; nothing was changed (fix or remove it with virsh metadata %s --uri %s --remove)'
                              % (domain.metadata_error, domain.name, _record.NAMESPACE))
@@ -102,15 +97,16 @@ class Context(object):
     """One module run as plain data: what every operation needs, built without Ansible.
 
     ``conn`` is the libvirt connection, ``state`` the checked StateDir (None
-    when the operation needs none), ``params`` the task's option values.
-    ``host_lock_dir`` is the host-wide lock directory of a StateDir this
-    Context opens (None: the default one). ``warnings`` collects what the
-    task result should warn about.
+    when the operation needs none), ``project`` the run's project scope (the
+    guards refuse other projects' domains). ``params`` are the task's raw
+    options, kept for the module base and tests: operations read their typed
+    options instead. ``host_lock_dir`` is the host-wide lock directory of a StateDir this
+    Context opens (None: the default one). ``warnings`` collects what the task result should warn about.
     """
 
     def __init__(self, conn, uri='qemu:///system', state=None, request_id='req-test', check_mode=False, project=None,
                  lock_timeout=LOCK_TIMEOUT, params=None, parallel=PARALLEL, verbosity=0, no_log_values=None,
-                 host_lock_dir=None):
+                 state_dir=None, host_lock_dir=None):
         self.conn = conn
         self.uri = uri
         self.host_lock_dir = host_lock_dir
@@ -124,12 +120,13 @@ class Context(object):
         self.verbosity = verbosity
         self.no_log_values = no_log_values if no_log_values is not None else set()
         self.warnings = []
-        self.state_dir = state.path if state is not None else self.params.get('state_dir')
+        self.state_dir = state.path if state is not None else (state_dir or self.params.get('state_dir'))
+        self._host = None
 
     @property
     def host(self):
         """This hypervisor's identity ({uuid, hostname}), read once per run."""
-        if getattr(self, '_host', None) is None:
+        if self._host is None:
             self._host = hv.host_identity(self.conn)
         return self._host
 
@@ -141,7 +138,7 @@ class Context(object):
                 self.state = StateDir(self.state_dir, create=create, host_lock_dir=self.host_lock_dir,
                                       connection=self.uri)
             except StateDirError as exc:
-                raise StateDirError('%s; nothing was changed' % exc)
+                raise unchanged(exc)
         return self.state
 
     def event(self, event_type, domain, result=None, **payload):
@@ -227,34 +224,143 @@ def result_for(domain, changed, before=None, after=None, **extra):
     return result
 
 
-# -- selection and fan-out -------------------------------------------------
+# -- the locked step ------------------------------------------------------------------------------------------------
 
+class Plan(object):
+    """What one operation will do to one domain, decided once from its fresh read (under its lock).
+
+    The protocol carry_out drives: ``decision`` (START, RESUME or NOOP: the
+    constructor applies the guards and the state table), ``report()`` (the
+    check-mode or no-op result), ``apply(ctx)`` (the work; returns the record
+    to leave, written with a compare-and-set from ``held``, or None when
+    there is none), ``roll_back(ctx, exc)`` (undo what it can; returns the
+    exception to raise), ``finish(ctx)`` (under the lock, after the work:
+    the result) and ``released(ctx, result)`` (after the lock).
+    """
+
+    decision = START
+    domain = None
+    # The task_state held while working, taken from one of ``expected``; None: nothing is held (no compare-and-set).
+    held = None
+    expected = (None,)
+    # Prefix of the start and end events (instance.<event>.start) and of the fail points (<faults>.after_start).
+    event = None
+    faults = None
+    # The fail point an interrupted run reaches when it picks the work up again (None: there is none).
+    resume_fault = None
+    # The read the record to leave is written against (set by apply; None: read again).
+    after = None
+    started = None
+
+    def report(self):
+        raise NotImplementedError
+
+    def start_updates(self):
+        return {'task_state': self.held}
+
+    def start_payload(self):
+        return {}
+
+    def apply(self, ctx):
+        return None
+
+    def roll_back(self, ctx, exc):
+        return exc
+
+    def finish(self, ctx):
+        return None
+
+    def released(self, ctx, result):
+        return result
+
+
+def already_gone(domain):
+    """What a terminate reports for a domain that was undefined before it got the lock."""
+    return result_for(domain, False, action='none', msg='already gone')
+
+
+def carry_out(ctx, domain, plan_for, when_gone=None):
+    """Decide with ``plan_for(fresh domain)`` and carry the plan out under the domain's lock; its result dict.
+
+    ``when_gone(domain)`` answers for a domain undefined meanwhile (default: OperationError, it disappeared).
+    """
+    started = time.monotonic()
+
+    def read():
+        current = hv.refresh(ctx.conn, domain.dom)
+        if current is None:
+            if when_gone is None:
+                raise OperationError('domain %s disappeared while the operation waited for it' % domain.name)
+            return None
+        return current
+
+    if ctx.check_mode:
+        current = read()
+        return when_gone(domain) if current is None else plan_for(current).report()
+    with ctx.lock(domain):
+        current = read()
+        if current is None:
+            return when_gone(domain)
+        plan = plan_for(current)
+        plan.started = started
+        if plan.decision == NOOP:
+            return plan.report()
+        if plan.decision == START and plan.held is not None:
+            ctx.compare_and_set(plan.domain, plan.expected, plan.start_updates(), current=plan.domain)  # read just above
+            ctx.event('instance.%s.start' % plan.event, plan.domain, **plan.start_payload())
+            failpoint('%s.after_start' % plan.faults)
+        elif plan.decision == RESUME and plan.resume_fault:
+            failpoint(plan.resume_fault)
+        try:
+            leaves = plan.apply(ctx)
+            if leaves is not None:
+                ctx.compare_and_set(plan.domain, (plan.held,), leaves, current=plan.after)
+        except Exception as exc:
+            raise plan.roll_back(ctx, exc)
+        result = plan.finish(ctx)
+    return plan.released(ctx, result)
+
+
+def put_back(ctx, domain, record_for, event, exc):
+    """A roll-back's write: ``record_for(current)`` gives (domain read, record) to save, then the end event.
+
+    Returns None when rolled back, else why not (the record then still holds its task_state: a re-run finishes it).
+    """
+    try:
+        current = ctx.fresh_or_reconnect(domain)  # libvirtd may have been restarted under us
+        current, record = record_for(current)
+        ctx.save(current, record)
+    except Exception as err:
+        return str(err) or err.__class__.__name__
+    try:
+        ctx.event('instance.%s.end' % event, domain, result='error', message=str(exc))
+    except Exception:
+        pass  # the record is rolled back; a full state_dir must not hide that
+    return None
+
+
+# -- selection and fan-out -------------------------------------------------------------------------------------------
 
 def snapshot(ctx):
-    """Every domain of the hypervisor, with its vm_info view: [(Domain, view)]."""
+    """Every domain of the hypervisor, with its vm_info view: [Selected]."""
     try:
         domains = hv.list_domains(ctx.conn)
     except hv.HypervisorError:
         raise
     except Exception as exc:  # libvirtError while listing: the daemon went away
         raise hv.HypervisorError('cannot list domains on %s: %s' % (ctx.uri, exc))
-    return [(d, _views.describe(d)) for d in domains]
+    return [Selected(d, None, _views.describe(d)) for d in domains]
 
 
-def select(ctx, pairs, names=None, query=None, project=None):
-    """The (Domain, view) pairs the selection names; SelectionError (nothing changed) on a bad selection."""
-    views = [v for dummy, v in pairs]
+def select(items, selection):
+    """The Selected items ``selection`` (an _options.Selection) names; SelectionError (nothing changed) if bad."""
     try:
-        chosen = _selection.select(views, names=names, query=query, project=project)
+        chosen = _selection.select([i.view for i in items], names=selection.names, query=selection.query,
+                                   project=selection.project)
     except _selection.SelectionError as exc:
-        raise _selection.SelectionError('%s; nothing was changed' % exc)
-    by_uuid = dict((v['uuid'], d) for d, v in pairs)
-    return [(by_uuid[v['uuid']], v) for v in chosen]
-
-
-def select_from_task(ctx, pairs):
-    """select() with the task's own name, query and project options."""
-    return select(ctx, pairs, names=ctx.params.get('name'), query=ctx.params.get('query'), project=ctx.project)
+        raise unchanged(exc)
+    by_uuid = dict((i.uuid, i) for i in items)
+    return [by_uuid[v['uuid']] for v in chosen]
 
 
 def _expected(exc):
@@ -264,7 +370,7 @@ def _expected(exc):
     return hv.libvirt is not None and isinstance(exc, hv.libvirt.libvirtError)
 
 
-def run_each(ctx, items, work, label=lambda item: item[0].name):
+def run_each(ctx, items, work, label=lambda item: item.name):
     """Run ``work(item)`` for every item, concurrently; one result dict per item, in order.
 
     ``work`` returns a result dict with at least ``changed``. A DeferredError

@@ -7,25 +7,32 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
-from ansible_collections.deferred.libvirt.plugins.module_utils import _lifecycle as lc
-from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _termination as termination
 
-ARGS = dict(include_deleted=dict(type='bool', default=False))
-ARGUMENT_SPEC = lc.spec(lc.SELECTION_ARGS, ARGS)
+ARGUMENT_SPEC = options_.spec(options_.Selection, options_.Info)
+
+
+class InfoOptions(object):
+    def __init__(self, selection, include_deleted=False):
+        self.selection = selection
+        self.include_deleted = include_deleted
 
 
 def options(params, no_log_values=None):
-    return bool(params.get('include_deleted'))
+    return InfoOptions(options_.Selection.read(params), options_.Info.read(params).include_deleted)
 
 
-def run(ctx, include_deleted):
+def run(ctx, opts):
     """The records and usage, as the task result and as facts; changes nothing."""
-    pairs = lc.snapshot(ctx)
-    if include_deleted:
-        pairs, dummy = tombstones.join(ctx.open_state(create=False), pairs, every=True)
-    instances = [v for dummy, v in lc.select_from_task(ctx, pairs)]
+    items = engine.snapshot(ctx)
+    if opts.include_deleted:
+        ctx.open_state(create=False)
+        items = termination.with_terminated(ctx, items, every=True, mine_only=False)
+    instances = [i.view for i in engine.select(items, opts.selection)]
     usage = _views.usage(instances)
     # Which hypervisor answered: the fleet index matches records' host against it (rule 9).
     return {'changed': False, 'instances': instances, 'usage': usage, 'hypervisor': hv.host_identity(ctx.conn),

@@ -1,0 +1,98 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""vm_attributes: set what the lifecycle needs to know about a domain (owner, guards, durations, volumes).
+
+``run`` is the whole of vm_attributes; each domain's change is an
+``AttributesPlan`` that engine.carry_out reports (check mode, or nothing to
+change) or writes under the domain's lock. It holds no task_state.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
+from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, START
+
+ARGUMENT_SPEC = options_.spec(options_.Selection, options_.Attributes)
+
+
+class AttributeOptions(object):
+    def __init__(self, selection, changes, force=False):
+        self.selection = selection
+        self.changes = changes
+        self.force = force
+
+
+def options(params, no_log_values=None):
+    """The record fields to set, and the domains: here ``project`` sets the owner, it does not scope the selection."""
+    own = options_.Attributes.read(params)
+    return AttributeOptions(options_.Selection.read(params, scoped=False), own.changes, force=own.force)
+
+
+def run(ctx, opts):
+    """vm_attributes: change the record of every selected domain."""
+    chosen = engine.select(engine.snapshot(ctx), opts.selection)
+    return engine.outcome(engine.run_each(ctx, chosen, lambda item: change(ctx, item.domain, opts)), 'vm_attributes')
+
+
+class AttributesPlan(engine.Plan):
+    """The change to one domain's record, decided once: before, after, whether anything changes."""
+
+    def __init__(self, domain, opts):
+        # Its own refusals, not engine.guard's: this is the module that sets (and, with force, clears) the guards.
+        if domain.metadata_error:
+            raise engine.OperationError('%s; nothing was changed' % domain.metadata_error)
+        if not domain.persistent:
+            raise engine.OperationError('domain %s is transient; only a defined domain can keep a lifecycle record'
+                                        % domain.name)
+        self.domain = domain
+        self.before = copy.deepcopy(domain.record or _record.empty())
+        owner = self.before.get('project')
+        wanted = opts.changes.get('project')
+        if 'project' in opts.changes and owner and owner != wanted and not opts.force:
+            raise engine.OperationError('domain %s belongs to project %s; moving it to %s needs force=true'
+                                        % (domain.name, owner, wanted))
+        for guard, cleared in (('locked', 'unlocking it'), ('protected', 'removing its protection')):
+            # Setting a guard needs nothing; dropping one is an admin override, like moving a domain.
+            if opts.changes.get(guard) is False and self.before.get(guard) and not opts.force:
+                reason = ' (%s)' % self.before['lock_reason'] if guard == 'locked' and self.before.get('lock_reason') else ''
+                raise engine.OperationError('domain %s is %s%s; %s needs force=true; nothing was changed'
+                                            % (domain.name, guard, reason, cleared))
+        self.after_record = copy.deepcopy(self.before)
+        self.after_record.update(opts.changes)
+        self.changed = self.after_record != self.before or domain.record is None
+        self.decision = START if self.changed else NOOP
+        self.fields = sorted(k for k in opts.changes if self.before.get(k) != self.after_record.get(k))
+        self.before_view = _views.describe(domain)
+        self.after_view = self._view_of(self.after_record)
+
+    def _view_of(self, record):
+        shown = copy.copy(self.domain)
+        shown.record = record
+        return _views.describe(shown)
+
+    def report(self):
+        return engine.result_for(self.domain, self.changed, before=self.before_view if self.changed else None,
+                                 after=self.after_view if self.changed else None, record=self.after_view)
+
+    def apply(self, ctx):
+        """Write the record; the view after then shows the host and generation the write stamped."""
+        hv.write_record(self.domain, self.after_record)
+        self.after_view = self._view_of(self.after_record)
+        ctx.event('instance.update', self.domain, result='success', changed=self.fields)
+        return None  # written as a whole: no task_state is held, so there is nothing to compare and set
+
+    def finish(self, ctx):
+        return self.report()
+
+
+def change(ctx, domain, opts):
+    return engine.carry_out(ctx, domain, lambda current: AttributesPlan(current, opts))

@@ -1,0 +1,279 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Restore: the batch quota check, then the libvirt driver's hard reboot, bounded by start_timeout, rolled back on
+any failure (spec rule 2). ``run`` is the whole of vm_restore; each restore is a ``RestorePlan`` that
+engine.carry_out reports or carries out."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+import os
+import time
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
+from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
+from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
+from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
+from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, RESUME
+
+OPERATION = 'restore'
+ARGUMENT_SPEC = options_.spec(options_.Selection, options_.Lifecycle, options_.Restore)
+
+
+class RestoreOptions(object):
+    def __init__(self, selection, own, force):
+        self.selection = selection
+        self.start_timeout = own.start_timeout
+        self.hard_reboot = own.hard_reboot
+        self.quota = own.quota
+        self.usage = own.usage
+        self.move_from = own.move_from
+        self.force = force
+
+
+def options(params, no_log_values=None):
+    """RestoreOptions from the task's options; DeferredError naming the option when one cannot be read."""
+    return RestoreOptions(options_.Selection.read(params), options_.Restore.read(params),
+                          options_.Lifecycle.read(params).force)
+
+
+def run(ctx, opts):
+    """vm_restore: the batch quota check before anything, then one restore per selected domain."""
+    if opts.move_from:
+        return move_here(ctx, opts)
+    items = engine.snapshot(ctx)
+    chosen = engine.select(items, opts.selection)
+    extra = {}
+    if opts.quota is not None:
+        extra['quota'] = check_quota(ctx, opts, items, chosen)
+    instances = engine.run_each(ctx, chosen, lambda item: restore(ctx, item.domain, opts))
+    return engine.outcome(instances, 'vm_restore', **extra)
+
+
+def check_quota(ctx, opts, items, chosen):
+    """The batch's quota figures; DeferredError (nothing changed) when the batch does not fit."""
+    # Only domains that would really come back count against the quota.
+    wanted = []
+    for item in chosen:
+        try:
+            # A soft-deleted guest started by hand already counts in the usage: not asked for twice.
+            if engine.decision(item.domain, OPERATION) != NOOP and not _views.counts_for_quota(item.view):
+                wanted.append(item.view)
+        except engine.OperationError:
+            pass  # reported per domain by the restore itself
+    usage = opts.usage if opts.usage is not None else _views.usage([i.view for i in items])
+    request = quota.request_of(wanted)
+    over = quota.check(opts.quota, usage, request)
+    # Only the projects of this batch: the host (or fleet) may hold many others.
+    figures = {'request': request, 'usage': quota.usage_of(usage, request), 'over': over}
+    if over:
+        raise quota.QuotaError('over quota, nothing was changed: %s' % quota.describe(over), quota=figures,
+                               instances=[dict(name=i.domain.name, uuid=i.domain.uuid, changed=False, failed=True,
+                                               msg='over quota') for i in chosen])
+    return figures
+
+
+def move_here(ctx, opts):
+    """Restore onto this host soft-deleted domains another host holds (``move_from``, its libvirt URI as seen here).
+
+    Every disk must already be visible here at the same path (shared storage; that it is the same file is the
+    restore role's check, which sees both hosts): otherwise nothing changes. The domain is defined here with its
+    record (stamped with this host, so this copy is the authoritative one), undefined there, then restored here:
+    at no moment is there no definition, and the one left there is gone before the guest runs here.
+    """
+    source = hv.open_connection(opts.move_from)
+    try:
+        there = engine.snapshot(engine.Context(source, uri=opts.move_from, project=ctx.project))
+        chosen = engine.select(there, options_.Selection(names=opts.selection.names, query=None, project=ctx.project))
+        here = set(i.uuid for i in engine.snapshot(ctx))
+        for item in chosen:
+            _check_movable(ctx, item.domain, item.view, opts, here)
+        extra = {}
+        if opts.quota is not None:
+            extra['quota'] = check_quota(ctx, opts, engine.snapshot(ctx), chosen)
+        results = []
+        for item in chosen:
+            moved = _define_here(ctx, item.domain, opts)
+            results.append(dict(restore(ctx, moved, opts), moved_from=opts.move_from))
+        return engine.outcome(results, 'vm_restore', **extra)
+    finally:
+        try:
+            source.close()
+        except Exception:  # the source going away after the move changes nothing here
+            pass
+
+
+def _check_movable(ctx, domain, view, opts, here):
+    """Refuse (nothing changed) a domain that cannot move here: guards, state, a UUID already here, disks not seen."""
+    engine.guard(domain, 'restore', ctx.project, opts.force, check_protected=False)
+    if view['vm_state'] != 'soft_deleted' or view.get('task_state'):
+        raise engine.OperationError('domain %s is %s%s on %s; only an idle soft-deleted domain moves; nothing was changed'
+                                    % (domain.name, view['vm_state'], ' (task %s)' % view['task_state']
+                                       if view.get('task_state') else '', opts.move_from))
+    if domain.uuid in here:
+        raise engine.OperationError('domain %s (%s) is already defined on this host; nothing was changed'
+                                    % (domain.name, domain.uuid))
+    if domain.managed_save and not opts.hard_reboot:
+        raise engine.OperationError('domain %s has saved memory on %s, which cannot come along: restore it there, or '
+                                    'here with hard_reboot=true to boot it fresh; nothing was changed'
+                                    % (domain.name, opts.move_from))
+    unseen = []
+    for disk in domain.disks():
+        if disk['device'] in ('cdrom', 'floppy') and not disk['path']:
+            continue
+        if disk['type'] == 'volume':
+            try:
+                path = hv.volume_path_offline(ctx.conn, disk['pool'], disk['volume'])
+            except hv.HypervisorError:
+                unseen.append('%s/%s' % (disk['pool'], disk['volume']))
+                continue
+        elif disk['type'] in ('file', 'block'):
+            path = disk['path']
+        else:
+            continue
+        if path and not os.path.exists(path):
+            unseen.append(path)
+    for path in domain.boot_files():
+        if not os.path.exists(path):
+            unseen.append(path)
+    if unseen:
+        raise engine.OperationError('domain %s cannot be restored onto %s: this host cannot see %s; nothing was changed'
+                                    % (domain.name, ctx.host.get('hostname'), ', '.join(unseen)))
+
+
+def _define_here(ctx, domain, opts):
+    """Define the domain here from its definition there (record included), then undefine it there."""
+    xml = hv.definition(domain)
+    with ctx.lock(domain):
+        dom = hv.define(ctx.conn, xml)
+        moved = ctx.fresh(hv.Domain(dom, xml, 'shutoff'))
+        record = dict(moved.record or _record.empty())
+        record = _record.add_history(record, 'move', ctx.request_id, _record.format_time(_record.utcnow()), 'success',
+                                     'from %s' % opts.move_from)
+        ctx.save(moved, record)  # stamped with this host: this copy is now the authoritative one (rule 9)
+        ctx.event('instance.move', moved, result='success', source=opts.move_from)
+        hv.undefine_moved(domain)
+    return ctx.fresh(moved)
+
+
+class RestorePlan(engine.Plan):
+    """What a restore of one domain will do, decided once: guards, START/RESUME/NOOP, the record after."""
+
+    held = states.holds(OPERATION)
+    event = 'restore'
+    faults = 'restore'
+
+    def __init__(self, ctx, domain, opts):
+        self.domain = domain
+        self.opts = opts
+        engine.guard(domain, 'restore', ctx.project, opts.force, check_protected=False)
+        self.decision = engine.decision(domain, OPERATION)
+        self.before = copy.deepcopy(domain.record)
+        self.before_view = _views.describe(domain)
+        self.resumes_saved_memory = bool(domain.managed_save and not opts.hard_reboot)
+        self.after_view = dict(self.before_view, vm_state=states.leaves(OPERATION), task_state=None, deleted_at=None,
+                               reclaim_at=None, soft_delete_mode=None, power_state='running')
+
+    def report(self):
+        if self.decision == NOOP:
+            return engine.result_for(self.domain, False, action='none', record=self.before_view, msg='already active')
+        return engine.result_for(self.domain, True, before=self.before_view, after=self.after_view,
+                                 action='would_restore', resumed_saved_memory=self.resumes_saved_memory,
+                                 record=self.after_view)
+
+    def start_payload(self):
+        return dict(deleted_at=self.before.get('deleted_at'), reclaim_at=self.before.get('reclaim_at'))
+
+    def apply(self, ctx):
+        domain = self.domain
+        self.steps = hard_reboot(ctx, domain, self.opts, resumed=self.decision == RESUME)
+        failpoint('restore.after_boot')
+        record = copy.deepcopy(domain.record)
+        record.update({'vm_state': states.leaves(OPERATION), 'task_state': None, 'deleted_at': None,
+                       'reclaim_at': None, 'soft_delete_mode': None})
+        record = _record.add_history(record, OPERATION, ctx.request_id, _record.format_time(_record.utcnow()),
+                                     'success')
+        self.after = ctx.fresh(domain)  # one read after the boot, for the compare-and-set and the result
+        return record
+
+    def roll_back(self, ctx, exc):
+        """Spec rule 2: back to soft_deleted, shut off, original deleted_at and reclaim_at, error in history.
+
+        When that cannot be done it stays 'restoring' (a re-run finishes or rolls back, rule 7, and reclaim leaves
+        it alone). Never soft_deleted and idle while the guest may still run.
+        """
+        before = self.before
+
+        def record_for(current):
+            hv.destroy(current.dom)
+            current = ctx.fresh(current)
+            record = copy.deepcopy(before)
+            record.update({'vm_state': 'soft_deleted', 'task_state': None})
+            if record.get('soft_delete_mode') == 'managed_save' and not current.managed_save:
+                record['soft_delete_mode'] = 'shutdown'  # the saved memory was used up: the next restore boots fresh
+            return current, _record.add_history(record, 'restore', ctx.request_id, _record.format_time(_record.utcnow()),
+                                                'error', str(exc))
+
+        not_rolled_back = engine.put_back(ctx, self.domain, record_for, 'restore', exc)
+        if not_rolled_back:
+            return engine.OperationError('domain %s: restore failed: %s; it could not be rolled back (%s) and stays '
+                                         'soft-deleted with task_state restoring, which the reclaim sweep leaves alone: '
+                                         'run vm_restore again to finish it' % (self.domain.name, exc, not_rolled_back))
+        return engine.OperationError('domain %s: restore failed; it stays soft-deleted with deleted_at %s and '
+                                     'reclaim_at %s: %s' % (self.domain.name, before.get('deleted_at'),
+                                                            before.get('reclaim_at'), exc))
+
+    def finish(self, ctx):
+        failpoint('restore.after_record')
+        ctx.event('instance.restore.end', self.domain, result='success', **self.steps)
+        after_view = _views.describe(self.after)
+        return engine.result_for(self.domain, True, before=self.before_view, after=after_view, action='restored',
+                                 resumed=self.decision == RESUME, seconds=round(time.monotonic() - self.started, 2),
+                                 record=after_view, **self.steps)
+
+
+def restore(ctx, domain, opts):
+    """Restore one soft-deleted domain to running; returns its result dict or raises OperationError."""
+    return engine.carry_out(ctx, domain, lambda current: RestorePlan(ctx, current, opts))
+
+
+def hard_reboot(ctx, domain, opts, resumed=False):
+    """Destroy if running, make networks/pools/disks ready, start, wait for running; returns what it did."""
+    steps = {'networks_started': [], 'pools_started': [], 'resumed_saved_memory': False, 'boot_seconds': None}
+    state = domain.power_state  # read under the lock just before
+    if resumed and state == 'running':
+        # An interrupted restore that had already booted the guest: only the record is left to write.
+        return steps
+    current = domain
+    if state not in states.OFF_POWER_STATES:
+        hv.destroy(domain.dom)
+        current = ctx.fresh(domain)
+    steps['networks_started'] = hv.ensure_networks(ctx.conn, current)
+    steps['pools_started'] = hv.ensure_pools(ctx.conn, current)
+    storage.check_disks(ctx.conn, current)
+    steps['resumed_saved_memory'] = bool(current.managed_save and not opts.hard_reboot)
+    failpoint('restore.before_boot')
+    began = time.monotonic()
+    try:
+        hv.start(domain.dom, discard_saved=opts.hard_reboot)
+    except hv.HypervisorError as exc:
+        if steps['resumed_saved_memory']:
+            # libvirt keeps a saved image it cannot load; only the operator may decide to throw the memory away.
+            raise hv.HypervisorError('%s; the saved memory could not be resumed: run vm_restore with hard_reboot=true '
+                                     'to discard it and boot the guest fresh' % exc)
+        raise
+    try:
+        hv.wait_running(domain.dom, opts.start_timeout)
+    except hv.HypervisorError:
+        hv.destroy(domain.dom)
+        raise
+    steps['boot_seconds'] = round(time.monotonic() - began, 2)
+    return steps

@@ -1,0 +1,253 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The terminate work, shared: destroy, delete owned disks, tombstone, undefine, then settle Cinder volumes.
+
+vm_terminate, vm_reclaim and vm_soft_delete with reclaim_interval 0 all
+terminate through ``terminate`` here, with a TerminationOptions of their own
+(``read``). One terminate decides once (``TerminatePlan``: guards, state,
+which disks it owns and which it keeps, or a ``StaleCopy`` whose definition
+alone may go) and engine.carry_out reports or carries it out. The tombstone
+is written before anything is destroyed (``_tombstone``), and only storage
+the domain owns is deleted (``_storage``, spec rule 6). A failed terminate
+is not rolled back: it stays in task_state deleting and a re-run finishes it.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import time
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
+from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
+from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
+from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
+
+# The option groups a module that may terminate takes (beside selection and its own).
+GROUPS = (options_.Lifecycle, options_.Storage, options_.Cinder, options_.Fleet)
+
+
+class TerminationOptions(object):
+    """What a terminate needs: where owned disks live, how to stop the guest, force, Cinder, the fleet index."""
+
+    def __init__(self, instance_dirs=None, shutdown_timeout=None, shutdown_retry_interval=options_.DEFAULT_RETRY_INTERVAL,
+                 force=False, cinder_opts=None, fleet_index=None):
+        self.instance_dirs = storage.instance_dirs(instance_dirs)
+        self.shutdown_timeout = shutdown_timeout
+        self.shutdown_retry_interval = shutdown_retry_interval
+        self.force = force
+        self.cinder = cinder_opts or options_.Cinder.read({})
+        self.fleet = fleet_index  # the fleet option as given (fleet_index_for's output), or None
+
+    def with_shutdown(self, timeout, retry_interval):
+        """A copy that stops the guest with ``timeout`` (soft delete with reclaim_interval 0: its own clean shutdown)."""
+        copied = TerminationOptions.__new__(TerminationOptions)
+        copied.__dict__.update(self.__dict__)
+        copied.shutdown_timeout, copied.shutdown_retry_interval = timeout, retry_interval
+        return copied
+
+
+def read(params, no_log_values=None):
+    """TerminationOptions from the task's options; DeferredError naming the option when one cannot be read."""
+    stop = options_.Shutdown.read(params)
+    return TerminationOptions(
+        instance_dirs=params.get('instance_dirs'), shutdown_timeout=stop.timeout,
+        shutdown_retry_interval=stop.retry_interval,
+        force=options_.Lifecycle.read(params).force, cinder_opts=options_.Cinder.read(params, no_log_values),
+        fleet_index=options_.Fleet.read(params).index)
+
+
+def fleet_view(ctx, opts):
+    """The run's FleetView (rules 9 and 10): stale copies, disks other hosts use, their Cinder attachments."""
+    return fleet.FleetView(opts.fleet, ctx.host)
+
+
+def with_terminated(ctx, items, names=None, every=False, mine_only=True):
+    """``items`` plus a Selected for each terminated domain (its tombstone) a selection may name.
+
+    ``mine_only`` False: other hosts' tombstones in a shared state_dir too (vm_info shows them; nothing acts on them).
+    """
+    live = set(i.uuid for i in items)
+    state = ctx.state if ctx.state is not None else ctx.open_state(create=False)
+    host = ctx.host if mine_only else None
+    return list(items) + [engine.Selected(None, tomb, view) for tomb, view in
+                          tombstones.terminated_to_select(state, live, host, names=names, every=every)]
+
+
+class StaleCopy(engine.Plan):
+    """Rule 9: a stale copy loses its definition only (no disk, volume or attachment: they are the authoritative
+    copy's), after destroying it should it run, which a stale copy should not."""
+
+    def __init__(self, domain, stale, action):
+        self.domain = domain
+        self.stale = stale
+        self.action = action
+        self.where = stale.get('authoritative') or 'another host'
+        self.before_view = _views.describe(domain)
+
+    @classmethod
+    def refused_without_force(cls, ctx, domain, opts, stale, action):
+        """vm_terminate's stale copy: refused without force; with force the guards still apply."""
+        if not opts.force:
+            raise engine.OperationError('domain %s is a %s; %s refuses it (force=true only undefines this definition: '
+                                        'no disk, volume or attachment is touched)' % (domain.name, stale['reason'], action))
+        engine.guard(domain, action, ctx.project, force=True)
+        return cls(domain, stale, action)
+
+    def report(self):
+        return engine.result_for(self.domain, True, before=self.before_view, after={}, action='would_undefine_stale_copy',
+                                 stale=self.stale['reason'], authoritative=self.where, disks_deleted=[], disks_kept=[])
+
+    def apply(self, ctx):
+        domain = self.domain
+        ctx.event('instance.delete.start', domain, action='%s (stale copy)' % self.action, stale=self.stale['reason'])
+        hv.destroy(domain.dom)
+        self.flags = hv.undefine(ctx.fresh(domain))
+        ctx.event('instance.delete.end', domain, result='success', action='undefined_stale_copy', authoritative=self.where)
+        return None
+
+    def finish(self, ctx):
+        return engine.result_for(self.domain, True, before=self.before_view, after={}, action='undefined_stale_copy',
+                                 stale=self.stale['reason'], authoritative=self.where, undefine_flags=self.flags,
+                                 disks_deleted=[], disks_kept=[], volumes_detached=[], volumes_deleted=[],
+                                 volumes_pending=[])
+
+
+class TerminatePlan(engine.Plan):
+    """What a terminate of one domain will do, decided once: guards, state, the disks it deletes and keeps."""
+
+    held = states.holds('terminate')
+    event = 'delete'
+    faults = 'terminate'
+
+    def __init__(self, ctx, domain, opts, index, action, operation, precondition=None):
+        if precondition:
+            precondition(domain)
+        self.domain = domain
+        self.opts = opts
+        self.action = action
+        self.record = engine.guard(domain, action, ctx.project, opts.force)
+        # A live domain is terminated whatever its record says (even a stray vm_state deleted): no NOOP here, and an
+        # interrupted task of any operation is taken over from the task_state it holds.
+        engine.decision(domain, operation)
+        self.held = states.holds(operation)
+        self.expected = (self.record.get('task_state'),)
+        self.before_view = _views.describe(domain)
+        self.owned, self.kept = storage.classify_disks(ctx.conn, domain, opts.instance_dirs, index)
+        self.flags = hv.undefine_flags(domain)[1]
+        self.irreversible = False
+        self.deleted = []
+
+    def start_payload(self):
+        return dict(action=self.action, previous_task_state=self.expected[0])
+
+    def report(self):
+        """The plan, reported, with what Cinder would be asked to do (read only)."""
+        vols, warnings = tombstones.volumes_to_settle(self.domain.uuid, self.record.get('volumes') or [], self.opts.cinder)
+        return engine.result_for(self.domain, True, before=self.before_view, after={}, action='would_terminate',
+                                 would_destroy=self.domain.power_state not in ('shutoff',),
+                                 disks_deleted=[o['real_path'] for o in self.owned], disks_kept=self.kept,
+                                 volumes_detached=[v['id'] for v in vols],
+                                 volumes_deleted=[v['id'] for v in vols if v.get('delete_on_termination')],
+                                 volumes_kept=[v['id'] for v in vols if not v.get('delete_on_termination')],
+                                 undefine_flags=self.flags, warnings=warnings)
+
+    def apply(self, ctx):
+        domain, opts = self.domain, self.opts
+        tomb = tombstones.for_terminate(ctx, domain, self.record)
+        tomb['status'] = 'deleting'
+        ctx.state.write_tombstone(tomb)
+        failpoint('terminate.after_tombstone')
+        self.stopped = power_off(ctx, domain, opts)
+        self.irreversible = self.irreversible or self.stopped.get('was') not in states.OFF_POWER_STATES
+        failpoint('terminate.after_destroy')
+        domain = ctx.fresh(domain)
+        for item in self.owned:
+            self.irreversible = True  # even a delete that fails half-way may have removed something
+            storage.delete_disk(ctx.conn, item, opts.instance_dirs)
+            self.deleted.append(item['real_path'])
+        tomb.update(disks_deleted=sorted(set(tomb.get('disks_deleted', []) + self.deleted)), disks_kept=self.kept)
+        ctx.state.write_tombstone(tomb)
+        failpoint('terminate.after_disks')
+        self.flags = hv.undefine(domain)
+        tomb.update(status='undefined', terminated_at=_record.format_time(_record.utcnow()), undefine_flags=self.flags)
+        tomb = _record.add_history(tomb, self.action, ctx.request_id, tomb.get('started_at'), 'success')
+        ctx.state.write_tombstone(tomb)
+        failpoint('terminate.after_undefine')
+        self.tomb = tomb
+        return None  # undefined: no record is left to write
+
+    def roll_back(self, ctx, exc):
+        # Not rolled back: the record keeps task_state=deleting (and the tombstone what was done), so running the
+        # module again finishes the job (spec rule 7).
+        try:
+            ctx.event('instance.delete.end', self.domain, result='error', action=self.action, message=str(exc))
+        except Exception:
+            pass  # a full or read-only state_dir must not hide the error itself
+        # changed: true once the guest was powered off or a disk deleted: the operator must not read "nothing
+        # happened" from a failed result.
+        return engine.OperationError('domain %s: terminate failed: %s; it is left in task_state deleting, run '
+                                     'vm_terminate again to finish it' % (self.domain.name, exc),
+                                     changed=self.irreversible, disks_deleted=self.deleted)
+
+    def released(self, ctx, result):
+        # The domain is gone; Cinder may take a while and must not hold the domain's lock.
+        domain, tomb = self.domain, self.tomb
+        began = time.monotonic()
+        cinder_result = tombstones.settle_volumes(ctx, tomb, self.opts.cinder, self.foreign_hosts)
+        cinder_result['cinder_seconds'] = round(time.monotonic() - began, 3)
+        warnings = []
+        if tomb['volumes_pending']:
+            warnings.append('domain %s is terminated but Cinder work is pending for volume(s) %s; the next vm_reclaim '
+                            'finishes it' % (domain.name, ', '.join(v['id'] for v in tomb['volumes_pending'])))
+        ctx.event('instance.delete.end', domain, result='pending' if tomb['volumes_pending'] else 'success',
+                  action=self.action, disks_deleted=self.deleted, disks_kept=[k['path'] for k in self.kept],
+                  volumes_pending=[v['id'] for v in tomb['volumes_pending']])
+        return engine.result_for(domain, True, before=self.before_view, after={}, action='terminated',
+                                 clean_shutdown=self.stopped.get('clean_shutdown'), disks_deleted=self.deleted,
+                                 disks_kept=self.kept, undefine_flags=self.flags,
+                                 seconds=round(time.monotonic() - self.started, 2), warnings=warnings, **cinder_result)
+
+
+def power_off(ctx, domain, opts):
+    """Destroy (or, with a shutdown_timeout, shut down cleanly first), between shutdown events as Nova's delete writes them."""
+    state = domain.power_state  # read under the lock just before
+    if state in states.OFF_POWER_STATES:  # nothing to power off, so no shutdown events
+        return {'clean_shutdown': bool(opts.shutdown_timeout), 'attempts': 0, 'seconds': 0.0, 'was': state}
+    ctx.event('instance.shutdown.start', domain, power_state=state, shutdown_timeout=opts.shutdown_timeout or 0)
+    if opts.shutdown_timeout:
+        stopped = hv.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval, state=state)
+    else:
+        began = time.monotonic()
+        hv.destroy(domain.dom)
+        stopped = {'clean_shutdown': False, 'attempts': 0, 'seconds': round(time.monotonic() - began, 2), 'was': state}
+    ctx.event('instance.shutdown.end', domain, result='success', clean_shutdown=stopped['clean_shutdown'],
+              attempts=stopped.get('attempts'), seconds=stopped.get('seconds'))
+    return stopped
+
+
+def terminate(ctx, domain, opts, index, action='terminate', precondition=None, operation='terminate'):
+    """Terminate one domain; returns its result dict. ``precondition(domain)`` may raise Skip under the lock."""
+    foreign_hosts = index.fleet.foreign_hosts()
+
+    def plan_for(current):
+        stale = index.fleet.stale(_views.describe(current))
+        if stale is not None:
+            return StaleCopy.refused_without_force(ctx, current, opts, stale, action)
+        plan = TerminatePlan(ctx, current, opts, index, action, operation, precondition)
+        plan.foreign_hosts = foreign_hosts
+        return plan
+
+    return engine.carry_out(ctx, domain, plan_for, when_gone=engine.already_gone)
+
+
+def answer_for_terminated(ctx, tomb, opts, foreign_hosts=()):
+    """A terminated domain named again: nothing when it is finished, else its pending Cinder work is finished."""
+    return tombstones.answer_when_named(ctx, tomb, opts.cinder, foreign_hosts)

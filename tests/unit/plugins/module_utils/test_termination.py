@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The shared terminate work (_ops/_termination) on test:///default: stale copies, its options, terminated items."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _termination as termination
+
+
+def context(conn, tmp_path, check_mode=False):
+    return engine.Context(conn, uri='test:///default', state=StateDir(str(tmp_path / 'state'), create=True),
+                          check_mode=check_mode, lock_timeout=5)
+
+
+def stale_setup(conn, define, tmp_path, force):
+    define('web01')
+    dom = hv.refresh(conn, conn.lookupByName('web01'))
+    hv.write_record(dom, dict(_record.empty(), project='web'))
+    domain = hv.refresh(conn, conn.lookupByName('web01'))
+    stale = {'reason': 'stale copy: the authoritative copy is hv3/web01', 'authoritative': 'hv3', 'others': []}
+    view = fleet.FleetView({'stale': {domain.uuid: stale}, 'complete': True, 'hypervisors': [{'hostname': 'hv3'}]},
+                           {'hostname': 'hv2'})
+    index = storage.Index(conn, hv.list_domains(conn), view)
+    opts = termination.read({'instance_dirs': [str(tmp_path)], 'force': force})
+    return domain, index, opts
+
+
+def test_a_stale_copy_is_refused_without_force(conn, define, tmp_path):
+    domain, index, opts = stale_setup(conn, define, tmp_path, force=False)
+    with pytest.raises(engine.OperationError, match='refuses it'):
+        termination.terminate(context(conn, tmp_path), domain, opts, index)
+    assert 'web01' in [d.name() for d in conn.listAllDomains(0)]
+
+
+def test_a_stale_copy_with_force_loses_its_definition_only(conn, define, tmp_path):
+    domain, index, opts = stale_setup(conn, define, tmp_path, force=True)
+    would = termination.terminate(context(conn, tmp_path, check_mode=True), domain, opts, index)
+    assert would['action'] == 'would_undefine_stale_copy'
+    did = termination.terminate(context(conn, tmp_path), domain, opts, index)
+    assert (did['action'], did['authoritative'], did['disks_deleted']) == ('undefined_stale_copy', 'hv3', [])
+    assert 'web01' not in [d.name() for d in conn.listAllDomains(0)]
+    assert index.fleet.foreign_hosts() == set(['hv3'])
+
+
+def test_a_soft_delete_at_interval_zero_stops_the_guest_with_its_own_timeout():
+    opts = termination.read({'shutdown_timeout': None})
+    mine = opts.with_shutdown(30, 5)
+    assert (mine.shutdown_timeout, mine.shutdown_retry_interval) == (30, 5)
+    assert opts.shutdown_timeout is None and mine.cinder is opts.cinder
+
+
+def test_terminated_domains_join_the_selection_as_tombstones(conn, define, tmp_path):
+    define('web01')
+    ctx = context(conn, tmp_path)
+    termination.terminate(ctx, hv.refresh(conn, conn.lookupByName('web01')), termination.read({}),
+                          storage.Index(conn, hv.list_domains(conn)))
+    items = termination.with_terminated(ctx, engine.snapshot(ctx), names=['web01'])
+    [gone] = [i for i in items if i.name == 'web01']
+    assert gone.domain is None and gone.tombstone['status'] == 'terminated' and gone.view['vm_state'] == 'deleted'
