@@ -2,14 +2,12 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Everything that talks to libvirt: listing, the metadata record, power actions, storage, undefine."""
+"""The libvirt client: connections, domain snapshots (listing, refresh, look-up), the metadata record write,
+the host's identity, defining and undefining. Power actions are in _power.py, networks and storage in _pools.py."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import os
-import threading
-import time
 import xml.etree.ElementTree as ET
 
 try:
@@ -26,9 +24,6 @@ POWER_STATES = {
     0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused',
     4: 'shutdown', 5: 'shutoff', 6: 'crashed', 7: 'pmsuspended',
 }
-# Seconds between power-state polls while waiting for a shutdown or a start. Polling every 0.2 s saw an ACPI
-# shutdown ~0.35 s later than polling every 0.05 s did (bench/, overhead); 0.1 s is within 0.05 s of that.
-POLL = 0.1
 
 
 class HypervisorError(DeferredError):
@@ -252,248 +247,11 @@ def write_record(domain, record):
     domain.record = record
 
 
-def power_state(dom):
-    try:
-        return POWER_STATES.get(dom.state()[0], 'nostate')
-    except libvirt.libvirtError as exc:
-        if error_code(exc) == libvirt.VIR_ERR_NO_DOMAIN:
-            return 'gone'
-        raise HypervisorError('cannot read the power state of %s: %s' % (dom.name(), exc.get_error_message()))
-
-
-def _call(what, name, fn, *args):
+def call(what, name, fn, *args):
     try:
         return fn(*args)
     except libvirt.libvirtError as exc:
         raise HypervisorError('domain %s: %s failed: %s' % (name, what, exc.get_error_message()))
-
-
-def destroy(dom):
-    """Power the domain off at once; a domain already off is fine."""
-    if power_state(dom) in ('shutoff', 'gone'):
-        return
-    try:
-        dom.destroy()
-    except libvirt.libvirtError as exc:
-        if power_state(dom) in ('shutoff', 'gone'):
-            return
-        raise HypervisorError('domain %s: destroy failed: %s' % (dom.name(), exc.get_error_message()))
-
-
-def clean_shutdown(dom, timeout, retry_interval, on_attempt=None, clock=time.monotonic, sleep=time.sleep, state=None):
-    """Shut the guest down the way Nova's _clean_shutdown does, but waiting for ACPI first.
-
-    Sends an ACPI shutdown, re-sends it every ``retry_interval`` seconds (a
-    shutdown sent before the guest listens is lost) and destroys the domain
-    when ``timeout`` passes. A timeout of 0 destroys at once. ``state`` is the
-    power state the caller has just read (else it is read here). Returns a
-    dict: clean_shutdown, attempts, seconds.
-    """
-    started = clock()
-    state = power_state(dom) if state is None else state
-    if state in ('shutoff', 'gone'):
-        return {'clean_shutdown': True, 'attempts': 0, 'seconds': 0.0, 'was': state}
-    if state == 'crashed':
-        destroy(dom)
-        return {'clean_shutdown': False, 'attempts': 0, 'seconds': round(clock() - started, 2), 'was': state}
-    current = state
-    if state in ('paused', 'pmsuspended'):
-        # A paused guest cannot see the power button: let it run so it can shut down itself.
-        try:
-            dom.resume()
-        except libvirt.libvirtError:
-            pass
-        current = None
-    attempts = 0
-    if timeout > 0:
-        next_send = started
-        deadline = started + timeout
-        while True:
-            # Read the state first: libvirt can block this call while QEMU handles the power-down. (The first pass
-            # uses the state just read.)
-            current = power_state(dom) if current is None else current
-            now = clock()
-            if current in ('shutoff', 'gone'):
-                return {'clean_shutdown': True, 'attempts': attempts, 'seconds': round(now - started, 2), 'was': state}
-            if now >= deadline:
-                break
-            if now >= next_send:
-                attempts += 1
-                if on_attempt:
-                    on_attempt(attempts, round(now - started, 2))
-                try:
-                    dom.shutdown()
-                except libvirt.libvirtError:
-                    if power_state(dom) in ('shutoff', 'gone'):
-                        current = None
-                        continue
-                next_send = now + max(retry_interval, POLL)
-            sleep(min(POLL, max(0.0, deadline - clock())))
-            current = None
-    destroy(dom)
-    return {'clean_shutdown': False, 'attempts': attempts, 'seconds': round(clock() - started, 2), 'was': state}
-
-
-def wait_running(dom, timeout, clock=time.monotonic, sleep=time.sleep):
-    """Wait until the domain runs; raise HypervisorError when ``timeout`` passes first."""
-    deadline = clock() + timeout
-    while True:
-        state = power_state(dom)
-        if state == 'running':
-            return
-        if state in ('crashed', 'gone'):
-            raise HypervisorError('domain %s: %s while starting' % (dom.name(), state))
-        if clock() >= deadline:
-            raise HypervisorError('domain %s: not running %ds after start (power state %s)' % (dom.name(), timeout, state))
-        sleep(POLL)
-
-
-def start(dom, discard_saved=False):
-    flags = libvirt.VIR_DOMAIN_START_FORCE_BOOT if discard_saved else 0
-    _call('start', dom.name(), dom.createWithFlags, flags)
-
-
-def managed_save(dom):
-    _call('managed save', dom.name(), dom.managedSave, 0)
-
-
-def ensure_networks(conn, domain):
-    """Start every libvirt network the domain's interfaces use; return the names started."""
-    started = []
-    for name in domain.networks():
-        try:
-            net = conn.networkLookupByName(name)
-        except libvirt.libvirtError:
-            raise HypervisorError('domain %s: network %s does not exist' % (domain.name, name))
-        if not net.isActive():
-            _call('starting network %s' % name, domain.name, net.create)
-            started.append(name)
-    return started
-
-
-def ensure_pools(conn, domain):
-    """Start every storage pool the domain's disks use; return the names started.
-
-    A pool that is already running is refreshed only when it does not list a
-    volume the domain names (one another host of shared storage created, say):
-    a refresh reads every file of the pool, so it is not done per restore
-    without need. Starting a pool reads them anyway.
-    """
-    started = []
-    disks = domain.disks()
-    names = set(d['pool'] for d in disks if d['pool'])
-    files = [d['path'] for d in disks if d['type'] == 'file' and d['path']]
-    if files:
-        dirs = _pool_dirs(conn)
-        names.update(dirs[os.path.dirname(os.path.realpath(path))] for path in files
-                     if os.path.dirname(os.path.realpath(path)) in dirs)
-    for name in sorted(names):
-        try:
-            pool = conn.storagePoolLookupByName(name)
-        except libvirt.libvirtError:
-            raise HypervisorError('domain %s: storage pool %s does not exist' % (domain.name, name))
-        if not pool.isActive():
-            _call('starting storage pool %s' % name, domain.name, pool.create, 0)
-            started.append(name)
-            continue
-        for volume in sorted(set(d['volume'] for d in disks if d['type'] == 'volume' and d['pool'] == name)):
-            try:
-                pool.storageVolLookupByName(volume)
-            except libvirt.libvirtError:
-                try:
-                    pool.refresh(0)
-                except libvirt.libvirtError:
-                    pass  # the start reports the volume that is still missing
-                break
-    return started
-
-
-def _pool_dirs(conn):
-    """{real target directory: pool name} of the defined dir-like pools."""
-    found = {}
-    try:
-        pools = conn.listAllStoragePools(0)
-    except libvirt.libvirtError:
-        return found
-    for pool in pools:
-        try:
-            target = ET.fromstring(pool.XMLDesc(0)).findtext('target/path')
-        except libvirt.libvirtError:
-            continue
-        if target:
-            found.setdefault(os.path.realpath(target), pool.name())
-    return found
-
-
-def volume_object_path(vol):
-    """The path of a virStorageVol; HypervisorError when libvirt cannot say."""
-    try:
-        return vol.path()
-    except libvirt.libvirtError as exc:
-        raise HypervisorError('volume %s: %s' % (vol.name(), exc.get_error_message()))
-
-
-def volume_path(conn, pool, volume):
-    try:
-        return conn.storagePoolLookupByName(pool).storageVolLookupByName(volume).path()
-    except libvirt.libvirtError as exc:
-        raise HypervisorError('volume %s in pool %s: %s' % (volume, pool, exc.get_error_message()))
-
-
-# Pools whose volumes are files named after them in the pool's target directory (libvirt's own rule for them).
-DIR_POOL_TYPES = ('dir', 'fs', 'netfs')
-
-
-class Pools(object):
-    """The storage pools of one run, each looked up and read once (a sweep asks about every disk of the host)."""
-
-    def __init__(self, conn):
-        self._conn = conn
-        self._pools = {}
-        self._lock = threading.Lock()
-
-    def _pool(self, name):
-        """(pool, type, target directory, error) of the named pool."""
-        with self._lock:
-            if name not in self._pools:
-                try:
-                    pool = self._conn.storagePoolLookupByName(name)
-                    root = ET.fromstring(pool.XMLDesc(0))  # the target is the same live or not
-                    self._pools[name] = (pool, root.get('type'), root.findtext('target/path'), None)
-                except (libvirt.libvirtError, ET.ParseError) as exc:
-                    why = exc.get_error_message() if isinstance(exc, libvirt.libvirtError) else str(exc)
-                    self._pools[name] = (None, None, None, why)
-            return self._pools[name]
-
-    def volume(self, name, volume):
-        """The volume's virStorageVol; HypervisorError when the pool or the volume cannot be found."""
-        pool, dummy, dummy, error = self._pool(name)
-        if pool is None:
-            raise HypervisorError('volume %s in pool %s: %s' % (volume, name, error))
-        try:
-            return pool.storageVolLookupByName(volume)
-        except libvirt.libvirtError as exc:
-            raise HypervisorError('volume %s in pool %s: %s' % (volume, name, exc.get_error_message()))
-
-    def path_offline(self, name, volume):
-        """What volume_path_offline says, with no call per volume for a dir-like pool (its target and the name)."""
-        pool, kind, target, error = self._pool(name)
-        if pool is None:
-            raise HypervisorError('volume %s in pool %s: %s' % (volume, name, error))
-        if kind not in DIR_POOL_TYPES or not target:
-            try:
-                return self.volume(name, volume).path()
-            except (HypervisorError, libvirt.libvirtError):
-                pass
-        if not target:
-            raise HypervisorError('volume %s in pool %s: the pool has no target directory' % (volume, name))
-        return os.path.join(target, volume)
-
-
-def volume_path_offline(conn, pool, volume):
-    """Where a volume of a pool lives even while the pool is inactive: the pool's target directory and the volume's
-    name (dir-like pools name a volume's file after it). HypervisorError when even that cannot be read."""
-    return Pools(conn).path_offline(pool, volume)
 
 
 def live_domain(dom):
@@ -534,30 +292,7 @@ def undefine_moved(domain):
     flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | getattr(libvirt, 'VIR_DOMAIN_UNDEFINE_KEEP_NVRAM', 0)
     if domain.managed_save:
         flags |= libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-    _call('undefine after the move', domain.name, domain.dom.undefineFlags, flags)
-
-
-def volume_by_path(conn, real):
-    """The storage volume at ``real`` (a real path), or None when no pool holds it."""
-    try:
-        return conn.storageVolLookupByPath(real)
-    except libvirt.libvirtError:
-        return None
-
-
-def delete_volume(conn, real, vol=None):
-    """Delete the pool volume at ``real`` (``vol``, when the caller has it) through its pool; returns why the pool
-    refused, or None.
-
-    A refusal leaves the file to the caller; the pool is refreshed on its next use.
-    """
-    vol = vol if vol is not None else volume_by_path(conn, real)
-    if vol is not None:
-        try:
-            vol.delete(0)
-        except libvirt.libvirtError as exc:
-            return exc.get_error_message()
-    return None
+    call('undefine after the move', domain.name, domain.dom.undefineFlags, flags)
 
 
 def undefine_flags(domain):

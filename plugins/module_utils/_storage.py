@@ -22,6 +22,7 @@ import threading
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _pools
 
 DEFAULT_INSTANCE_DIRS = ['/var/lib/libvirt/images']
 ARGS = dict(
@@ -155,7 +156,7 @@ def disk_paths(conn, domain):
         path = disk['path']
         if disk['type'] == 'volume' and disk['pool'] and disk['volume']:
             try:
-                path = hv.volume_path(conn, disk['pool'], disk['volume'])
+                path = _pools.volume_path(conn, disk['pool'], disk['volume'])
             except hv.HypervisorError:
                 continue
         if path and disk['type'] in ('file', 'volume', 'block'):
@@ -171,7 +172,7 @@ def check_disks(conn, domain):
     for disk in domain.disks():
         path = disk['path']
         if disk['type'] == 'volume':
-            path = hv.volume_path(conn, disk['pool'], disk['volume'])
+            path = _pools.volume_path(conn, disk['pool'], disk['volume'])
         if disk['type'] not in ('file', 'volume', 'block') or not path:
             continue
         try:
@@ -204,7 +205,7 @@ class Index(object):
         self._lock = threading.Lock()
         self._built = None
         # Each pool looked up once per run, for the index and for the disks of the domains being terminated.
-        self.pools = hv.Pools(conn)
+        self.pools = _pools.Pools(conn)
 
     def _add_domain(self, domain, disks, backing, unresolved):
         for disk in domain.disks():
@@ -297,7 +298,7 @@ def classify_disks(conn, domain, dirs, index):
         if disk['type'] == 'volume':
             try:
                 vol = index.pools.volume(disk['pool'], disk['volume'])
-                path = hv.volume_object_path(vol)
+                path = _pools.volume_object_path(vol)
             except hv.HypervisorError as exc:
                 kept.append(dict(entry, reason=str(exc)))
                 continue
@@ -334,7 +335,7 @@ def classify_disks(conn, domain, dirs, index):
                 'domain %s (%s)' % (name, why) for name, why in unknown[:5])))
             continue
         # The pool volume it is (the one just looked up, unless a link leads elsewhere), for its pool to delete.
-        vol = vol if vol is not None and real == path else hv.volume_by_path(conn, real)
+        vol = vol if vol is not None and real == path else _pools.volume_by_path(conn, real)
         if vol is not None:
             owned.append(dict(entry, kind='pool_volume', identity=ident, volume_handle=vol))
         elif disk['type'] == 'block':
@@ -362,7 +363,7 @@ def delete_disk(conn, item, dirs):
     if item['kind'] == 'pool_volume':
         if identity(real) != item.get('identity', identity(real)):
             raise hv.HypervisorError('disk %s is no longer the file that was checked; not deleted' % real)
-        refused = hv.delete_volume(conn, real, item.get('volume_handle'))
+        refused = _pools.delete_volume(conn, real, item.get('volume_handle'))
     _unlink_checked(real, item.get('identity'))
     if os.path.lexists(real):
         raise hv.HypervisorError('disk %s was not deleted%s' % (real, ': the pool refused: %s' % refused if refused else ''))

@@ -15,6 +15,8 @@ import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _pools
+from ansible_collections.deferred.libvirt.plugins.module_utils import _power
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
@@ -131,7 +133,7 @@ def _check_movable(ctx, domain, view, opts, here):
             continue
         if disk['type'] == 'volume':
             try:
-                path = hv.volume_path_offline(ctx.conn, disk['pool'], disk['volume'])
+                path = _pools.volume_path_offline(ctx.conn, disk['pool'], disk['volume'])
             except hv.HypervisorError:
                 unseen.append('%s/%s' % (disk['pool'], disk['volume']))
                 continue
@@ -213,7 +215,7 @@ class RestorePlan(engine.Plan):
         before = self.before
 
         def record_for(current):
-            hv.destroy(current.dom)
+            _power.destroy(current.dom)
             current = ctx.fresh(current)
             record = copy.deepcopy(before)
             record.update({'vm_state': 'soft_deleted', 'task_state': None})
@@ -254,16 +256,16 @@ def hard_reboot(ctx, domain, opts, resumed=False):
         return steps
     current = domain
     if state not in states.OFF_POWER_STATES:
-        hv.destroy(domain.dom)
+        _power.destroy(domain.dom)
         current = ctx.fresh(domain)
-    steps['networks_started'] = hv.ensure_networks(ctx.conn, current)
-    steps['pools_started'] = hv.ensure_pools(ctx.conn, current)
+    steps['networks_started'] = _pools.ensure_networks(ctx.conn, current)
+    steps['pools_started'] = _pools.ensure_pools(ctx.conn, current)
     storage.check_disks(ctx.conn, current)
     steps['resumed_saved_memory'] = bool(current.managed_save and not opts.hard_reboot)
     failpoint('restore.before_boot')
     began = time.monotonic()
     try:
-        hv.start(domain.dom, discard_saved=opts.hard_reboot)
+        _power.start(domain.dom, discard_saved=opts.hard_reboot)
     except hv.HypervisorError as exc:
         if steps['resumed_saved_memory']:
             # libvirt keeps a saved image it cannot load; only the operator may decide to throw the memory away.
@@ -271,9 +273,9 @@ def hard_reboot(ctx, domain, opts, resumed=False):
                                      'to discard it and boot the guest fresh' % exc)
         raise
     try:
-        hv.wait_running(domain.dom, opts.start_timeout)
+        _power.wait_running(domain.dom, opts.start_timeout)
     except hv.HypervisorError:
-        hv.destroy(domain.dom)
+        _power.destroy(domain.dom)
         raise
     steps['boot_seconds'] = round(time.monotonic() - began, 2)
     return steps

@@ -19,7 +19,7 @@ import datetime
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
-from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _power
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
@@ -203,13 +203,13 @@ def stop_guest(ctx, domain, mode, timeout, retry_interval):
     failpoint('soft_delete.before_shutdown')
     if mode == 'managed_save' and state in SAVABLE_POWER_STATES:
         began = time.monotonic()
-        hv.managed_save(domain.dom)
+        _power.managed_save(domain.dom)
         stopped = {'clean_shutdown': True, 'attempts': 0, 'seconds': round(time.monotonic() - began, 2), 'was': state,
                    'managed_save': True}
     else:
         attempts = []
-        stopped = hv.clean_shutdown(domain.dom, timeout, retry_interval,
-                                    on_attempt=lambda n, at: _attempted(attempts, n, at), state=state)
+        stopped = _power.clean_shutdown(domain.dom, timeout, retry_interval,
+                                        on_attempt=lambda n, at: _attempted(attempts, n, at), state=state)
         stopped['sent_at'] = attempts
     ctx.event('instance.shutdown.end', domain, result='success', clean_shutdown=stopped['clean_shutdown'],
               attempts=stopped['attempts'], seconds=stopped['seconds'], sent_at=stopped.get('sent_at'))

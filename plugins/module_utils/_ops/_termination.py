@@ -22,6 +22,7 @@ import time
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _power
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
@@ -108,7 +109,7 @@ class StaleCopy(engine.Plan):
     def apply(self, ctx):
         domain = self.domain
         ctx.event('instance.delete.start', domain, action='%s (stale copy)' % self.action, stale=self.stale['reason'])
-        hv.destroy(domain.dom)
+        _power.destroy(domain.dom)
         self.flags = hv.undefine(ctx.fresh(domain))
         ctx.event('instance.delete.end', domain, result='success', action='undefined_stale_copy', authoritative=self.where)
         return None
@@ -223,10 +224,10 @@ def power_off(ctx, domain, opts):
         return {'clean_shutdown': bool(opts.shutdown_timeout), 'attempts': 0, 'seconds': 0.0, 'was': state}
     ctx.event('instance.shutdown.start', domain, power_state=state, shutdown_timeout=opts.shutdown_timeout or 0)
     if opts.shutdown_timeout:
-        stopped = hv.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval, state=state)
+        stopped = _power.clean_shutdown(domain.dom, opts.shutdown_timeout, opts.shutdown_retry_interval, state=state)
     else:
         began = time.monotonic()
-        hv.destroy(domain.dom)
+        _power.destroy(domain.dom)
         stopped = {'clean_shutdown': False, 'attempts': 0, 'seconds': round(time.monotonic() - began, 2), 'was': state}
     ctx.event('instance.shutdown.end', domain, result='success', clean_shutdown=stopped['clean_shutdown'],
               attempts=stopped.get('attempts'), seconds=stopped.get('seconds'))

@@ -18,6 +18,10 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _pools
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _power
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
@@ -89,13 +93,13 @@ def test_a_terminate_reads_the_domain_under_its_lock_and_after_the_destroy_only(
 
 def test_a_clean_shutdown_given_the_state_just_read_does_not_ask_for_it_again(conn, define, reads):
     dom = define('web01', running=True)
-    result = hv.clean_shutdown(dom, timeout=5, retry_interval=1, state='running')
+    result = _power.clean_shutdown(dom, timeout=5, retry_interval=1, state='running')
     # One shutdown sent without asking first; the test driver is off at once, which the next look sees.
     assert (result['clean_shutdown'], result['attempts'], reads['state']) == (True, 1, 1)
 
 
 def test_a_dir_pool_gives_its_volumes_paths_without_asking_per_volume(conn, monkeypatch):
-    pools = hv.Pools(conn)
+    pools = _pools.Pools(conn)
     asked = []
     real = hv.libvirt.virStoragePool.storageVolLookupByName
     monkeypatch.setattr(hv.libvirt.virStoragePool, 'storageVolLookupByName',
