@@ -17,7 +17,8 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
-from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint  # noqa: F401 (operations call lc.failpoint)
+# Imported for the operations, which call lc.failpoint: unused here.
+from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint  # noqa: F401  # pylint: disable=unused-import
 from ansible_collections.deferred.libvirt.plugins.module_utils._journal import LOCK_TIMEOUT, StateDir, StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import decide, effective_vm_state, InvalidState
 
