@@ -85,7 +85,7 @@ def templates(path):
 
 
 def _module(module, args):
-    _, result = lib.module_direct(module, args)
+    dummy, result = lib.module_direct(module, args)
     if result.get('failed'):
         raise RuntimeError('%s failed: %s' % (module, result.get('msg')))
     return result

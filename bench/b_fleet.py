@@ -177,10 +177,10 @@ def rows(measured, sizes, reps, used):
             continue
         out.append(lib.Row(
             NAME, 'fleet index, %d hosts' % size,
-            '%s wall with state_facts + index, +%.0f ms per host' % (lib.fmt_s(m['indexed']),
-                                                                    1000 * (m['indexed'] - m['wall']) / size),
-            'sweep alone %s; index task %.0f ms (%.1f ms per host)' % (lib.fmt_s(m['wall']), 1000 * m['index_task'],
-                                                                      1000 * m['index_task'] / size),
+            '%s wall with state_facts + index, +%.0f ms per host' % (
+                lib.fmt_s(m['indexed']), 1000 * (m['indexed'] - m['wall']) / size),
+            'sweep alone %s; index task %.0f ms (%.1f ms per host)' % (
+                lib.fmt_s(m['wall']), 1000 * m['index_task'], 1000 * m['index_task'] / size),
             'x%.2f' % (m['indexed'] / m['wall']), '', 'info',
             'vm_info on every host + one fleet_index pass, once per play' if size == first else ''))
     return out

@@ -170,8 +170,8 @@ def rows(timed, counted, sizes, reps):
                 if not all(clean):
                     note.append('a guest needed destroy')
             if ('ours', n) in counted and ('peer', n) in counted:
-                o_rpc, _, o_calls = counted[('ours', n)][job]
-                p_rpc, _, p_calls = counted[('peer', n)][job]
+                o_rpc, dummy, o_calls = counted[('ours', n)][job]
+                p_rpc, dummy, p_calls = counted[('peer', n)][job]
                 note.append('libvirt RPCs per guest: ours %.1f (%s), peer %.1f (%s)' % (
                     o_rpc / float(n), lib.top_calls(o_calls, 3), p_rpc / float(n), lib.top_calls(p_calls, 3)))
                 lib.log('peer: %s N=%d calls, ours: %s' % (job, n, json.dumps(o_calls, sort_keys=True)))

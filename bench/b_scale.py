@@ -176,7 +176,7 @@ def virsh_stdin(mode, prefix):
     due, commands = [], []
     chunks = ('\n' + reads.stdout).split('\n@@')[1:]
     for chunk in chunks:
-        name, _, text = chunk.partition('\n')
+        name, dummy, text = chunk.partition('\n')
         if '<deferred:vm_state>soft_deleted</deferred:vm_state>' not in text:
             continue
         reclaim_at = text.split('<deferred:reclaim_at>', 1)[-1].split('</deferred:reclaim_at>', 1)[0]
@@ -218,10 +218,10 @@ def _counted(module, args, check=False):
     env = lib.counting_env(directory)
     if check:
         args = dict(args, _ansible_check_mode=True)
-    _, result = lib.module_direct(module, args, env=env)
+    dummy, result = lib.module_direct(module, args, env=env)
     if result.get('failed'):
         raise RuntimeError('%s failed: %s' % (module, result.get('msg')))
-    rpc, _, calls = lib.read_counts(directory)
+    rpc, dummy, calls = lib.read_counts(directory)
     return rpc, calls
 
 
@@ -235,37 +235,37 @@ def _measure(n, prefix, project, state_dir, reps, pool, virsh_loop):
     args = {'uri': lib.URI, 'state_dir': state_dir}
     r = {}
     _module('vm_info', args)  # warm-up: byte-compiles the installed collection
-    runs = [_module('vm_info', args) for _ in range(reps)]
-    r['info'] = lib.median([p.seconds for p, _ in runs])
-    r['info_rss'] = max(p.maxrss_mb for p, _ in runs)
+    runs = [_module('vm_info', args) for dummy in range(reps)]
+    r['info'] = lib.median([p.seconds for p, dummy in runs])
+    r['info_rss'] = max(p.maxrss_mb for p, dummy in runs)
     r['info_count'] = len(runs[0][1]['instances'])
-    floors = [floor('read', prefix) for _ in range(reps)]
-    r['floor_read'] = lib.median([p.seconds for p, _ in floors])
-    r['floor_read_rss'] = max(p.maxrss_mb for p, _ in floors)
+    floors = [floor('read', prefix) for dummy in range(reps)]
+    r['floor_read'] = lib.median([p.seconds for p, dummy in floors])
+    r['floor_read_rss'] = max(p.maxrss_mb for p, dummy in floors)
     r['info_rpc'], r['info_calls'] = _counted('vm_info', args)
     if virsh_loop:
-        adhoc = [_adhoc_info(state_dir) for _ in range(reps)]
+        adhoc = [_adhoc_info(state_dir) for dummy in range(reps)]
         r['adhoc'] = lib.median([p.seconds for p in adhoc])
         r['adhoc_rss'] = max(p.maxrss_mb for p in adhoc)
         lib.log('scale: N=%d vm_info %.2f s, ad hoc %.2f s; virsh loops' % (n, r['info'], r['adhoc']))
         # The same reads and expiry test as with expired records; only the (empty) list of due ones differs.
         sweep = _sweep('check', prefix)
         r['virsh_check'], r['virsh_check_rss'] = sweep.seconds, sweep.maxrss_mb
-        r['stdin_check'], r['stdin_check_rss'], _, _ = virsh_stdin('check', prefix)
+        r['stdin_check'], r['stdin_check_rss'], dummy, dummy = virsh_stdin('check', prefix)
     define(prefix, project, soft, soft, expired=True, pool=pool)
     reclaim_args = dict(args, project=project)
-    runs = [_module('vm_reclaim', reclaim_args, check=True) for _ in range(reps)]
-    r['check'] = lib.median([p.seconds for p, _ in runs])
-    r['check_rss'] = max(p.maxrss_mb for p, _ in runs)
+    runs = [_module('vm_reclaim', reclaim_args, check=True) for dummy in range(reps)]
+    r['check'] = lib.median([p.seconds for p, dummy in runs])
+    r['check_rss'] = max(p.maxrss_mb for p, dummy in runs)
     r['check_due'] = len(runs[0][1]['reclaimed'])
-    r['check_rpc'], _ = _counted('vm_reclaim', reclaim_args, check=True)
+    r['check_rpc'], dummy = _counted('vm_reclaim', reclaim_args, check=True)
     real = []
     for rep in range(reps):
         if rep:
             define(prefix, project, soft, soft, expired=True, pool=pool)  # the ones the last run reclaimed
         real.append(_module('vm_reclaim', reclaim_args))
-    r['real'] = lib.median([p.seconds for p, _ in real])
-    r['real_rss'] = max(p.maxrss_mb for p, _ in real)
+    r['real'] = lib.median([p.seconds for p, dummy in real])
+    r['real_rss'] = max(p.maxrss_mb for p, dummy in real)
     r['real_done'] = len(real[-1][1]['reclaimed'])
     r['disks_left'] = pool.count() if pool else None
     define(prefix, project, soft, soft, expired=True, pool=pool)
@@ -274,7 +274,7 @@ def _measure(n, prefix, project, state_dir, reps, pool, virsh_loop):
     p, out = floor('real', prefix)
     r['floor_real'], r['floor_real_rss'], r['floor_done'] = p.seconds, p.maxrss_mb, out['reclaimed']
     define(prefix, project, soft, soft, expired=True, pool=pool)
-    r['stdin_real'], r['stdin_real_rss'], _, r['stdin_done'] = virsh_stdin('real', prefix)
+    r['stdin_real'], r['stdin_real_rss'], dummy, r['stdin_done'] = virsh_stdin('real', prefix)
     lib.log('scale: N=%d%s reclaim check %.2f s, real %.2f s; floor %.2f s, virsh stdin %.2f s'
             % (n, ' with disks' if pool else '', r['check'], r['real'], r['floor_real'], r['stdin_real']))
     return r
@@ -360,8 +360,8 @@ def rows(results, sizes, reps):
         out.append(lib.Row(
             NAME, 'vm_reclaim check mode, %d domains, %d due' % (n, r['check_due']),
             '%s, %s peak' % (lib.fmt_s(r['check']), lib.fmt_mb(r['check_rss'])),
-            'one virsh on stdin: %s; virsh per domain: %s' % (lib.fmt_s(r['stdin_check']),
-                                                               lib.fmt_s(r['virsh_check'], 1)),
+            'one virsh on stdin: %s; virsh per domain: %s' % (
+                lib.fmt_s(r['stdin_check']), lib.fmt_s(r['virsh_check'], 1)),
             '%.1fx faster than virsh on stdin' % (r['stdin_check'] / r['check']),
             'faster than virsh on stdin' if judged else '',
             lib.verdict(r['check'] < r['stdin_check']) if judged else 'info', '; '.join(x for x in (note, 'libvirt RPCs %.2f/domain' % (
@@ -370,8 +370,8 @@ def rows(results, sizes, reps):
         out.append(lib.Row(
             NAME, 'vm_reclaim, %d domains, %d reclaimed (no disks)' % (n, r['real_done']),
             '%s, %s peak' % (lib.fmt_s(r['real']), lib.fmt_mb(r['real_rss'])),
-            'libvirt-python loop: %s; one virsh on stdin: %s' % (lib.fmt_s(r['floor_real']),
-                                                                  lib.fmt_s(r['stdin_real'])),
+            'libvirt-python loop: %s; one virsh on stdin: %s' % (
+                lib.fmt_s(r['floor_real']), lib.fmt_s(r['stdin_real'])),
             '%.1fx the loop' % (r['real'] / r['floor_real']), '', 'info',
             '; '.join(x for x in (note, 'libvirt RPCs per reclaimed domain beyond check mode: %.1f' % per) if x)))
         ratio = d['real'] / r['real']

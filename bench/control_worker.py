@@ -135,7 +135,7 @@ def main():
             handle.write('5')
         inputs = _status('VmRSS')
         times = []
-        for _ in range(reps):
+        for dummy in range(reps):
             t0 = time.perf_counter()
             out = call()
             times.append(time.perf_counter() - t0)

@@ -87,8 +87,8 @@ def install_peer():
     with open(os.path.join(COLLECTIONS, top, 'MANIFEST.json')) as handle:
         version = json.load(handle)['collection_info']['version']
     if version != PEER_VERSION:
-        raise RuntimeError('ansible %s ships community.libvirt %s, not the pinned %s' % (PEER_ANSIBLE, version,
-                                                                                       PEER_VERSION))
+        raise RuntimeError('ansible %s ships community.libvirt %s, not the pinned %s' % (
+            PEER_ANSIBLE, version, PEER_VERSION))
     return version
 
 
