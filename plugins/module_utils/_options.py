@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
+from ansible_collections.deferred.libvirt.plugins.module_utils._eligibility import DEFAULT_CLOCK_TOLERANCE
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as retention
@@ -29,7 +30,6 @@ DEFAULT_RECLAIM_INTERVAL = 7 * 86400
 DEFAULT_SHUTDOWN_TIMEOUT = 60
 DEFAULT_RETRY_INTERVAL = 10
 DEFAULT_START_TIMEOUT = 300
-DEFAULT_CLOCK_TOLERANCE = 300
 DEFAULT_MAX_OVERDUE = '30d'
 
 

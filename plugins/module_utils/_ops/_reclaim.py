@@ -9,7 +9,7 @@ The sweep's work is a list of small items, each with ``run(ctx)``: a
 a ``StaleUndefine`` of a stale copy's definition (rule 9), a ``LeftWork`` of a
 tombstone whose Cinder work is pending.
 
-Whether a domain may be reclaimed is decided in one place, ``eligibility``:
+Whether a domain may be reclaimed is decided in one place, ``eligible.eligibility``:
 the sweep asks it of every domain's view, and each reclaim asks it again of
 the domain's fresh view under its lock (spec rule 4).
 """
@@ -25,127 +25,14 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as retention
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
+from ansible_collections.deferred.libvirt.plugins.module_utils import _eligibility as eligible
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._locks import LockTimeout
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _termination as termination
 
-DEFAULT_CLOCK_TOLERANCE = options_.DEFAULT_CLOCK_TOLERANCE
-
-
-class Clock(object):
-    """What the sweep trusts of its own clock (spec rule 11): now, how far a deleted_at may lie ahead of it (another
-    host's clock, or ours set back), and how long past its reclaim_at a record may plausibly be (beyond that our
-    clock has probably jumped forward). ``max_overdue`` 0 turns that second check off."""
-
-    def __init__(self, now, tolerance=DEFAULT_CLOCK_TOLERANCE, max_overdue=30 * 86400):
-        self.now = now
-        self.tolerance = tolerance
-        self.max_overdue = max_overdue
-
-    def plausible_overdue(self, interval):
-        """How long past reclaim_at a sweep may plausibly come for a domain kept ``interval`` seconds: 24 of its
-        retention intervals (but at least a day), and never more than max_overdue. None: the check is off."""
-        if not self.max_overdue:
-            return None
-        return min(self.max_overdue, max(OVERDUE_INTERVALS * max(interval, 0), OVERDUE_FLOOR))
-
-
-# A sweep later than this many retention intervals (or a day, whichever is longer) is taken for a clock jump.
-OVERDUE_INTERVALS = 24
-OVERDUE_FLOOR = 86400
-
-
-def _span(seconds):
-    seconds = int(seconds)
-    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
-        if seconds >= size:
-            return '%d%s' % (seconds // size, unit)
-    return '%ds' % seconds
-
-
 # No name or query: a sweep looks at every domain of the host (of one project, with project).
 ARGUMENT_SPEC = options_.spec(options_.Retention, options_.Reclaim, *termination.GROUPS)
-
-# What eligibility() says of a domain.
-DUE, KEPT, RESUME, SKIP, OUT, UNDEFINE = 'due', 'kept', 'resume', 'skip', 'out', 'undefine'
-
-
-def eligibility(view, clock, fleet_view=None):
-    """(verdict, reason) for reclaiming the domain that ``view`` (vm_info's) describes, at ``now``.
-
-    DUE: expired and safe to reclaim. KEPT: not expired yet. RESUME: an
-    interrupted terminate or reclaim (task_state deleting) whose deletion was
-    already decided: finished whatever its reclaim_at says (rule 7). SKIP:
-    never reclaimed now, with why (rule 1 anomalies, protected, locked, another
-    task). OUT: not in the trash at all.
-    """
-    if view.get('metadata_error'):
-        return SKIP, ('its lifecycle record cannot be read (%s); never reclaimed until it is fixed'
-                      % view['metadata_error'])
-    if view.get('vm_state') != 'soft_deleted':
-        return OUT, 'it is not soft-deleted'
-    stale = fleet_view.stale(view) if fleet_view is not None else None
-    if stale is not None:
-        # Rule 9: never reclaimed. Only its definition may go, once every copy of the domain is in the trash.
-        if fleet_view.undefine_only(view, stale) and view.get('task_state') is None and _expired(view, clock):
-            return UNDEFINE, stale['reason']
-        return SKIP, stale['reason']
-    if view.get('anomalies'):
-        return SKIP, ('its lifecycle record is incomplete (%s); never reclaimed until it is fixed'
-                      % '; '.join(view['anomalies']))
-    # Guards first, even for an interrupted reclaim: the sweep has no force, so a protected or locked domain is
-    # left as it is (a terminate with force finishes it).
-    if view.get('protected'):
-        return SKIP, 'protected'
-    if view.get('locked'):
-        return SKIP, 'locked%s' % (' (%s)' % view['lock_reason'] if view.get('lock_reason') else '')
-    if view.get('task_state') == 'deleting':
-        return RESUME, None
-    if view.get('task_state') is not None:
-        return SKIP, 'task %s is in progress or was interrupted; run that operation again' % view['task_state']
-    if _views.started_after_soft_delete(view):
-        # Never destroyed without warning: someone may be using it. It counts against quota while it runs.
-        return SKIP, ('it was started after its soft delete (power state %s); a running guest is not reclaimed: shut it '
-                      'down to leave it to the sweep, or restore it' % view['power_state'])
-    if not isinstance(clock, Clock):
-        clock = Clock(clock)
-    now = clock.now
-    reclaim_at = _time_or_none(view.get('reclaim_at'))
-    if reclaim_at is None:
-        # parse() and anomalies() already refuse this; a view from elsewhere must still not stop the sweep.
-        return SKIP, 'its reclaim_at %r is not a time; never reclaimed until it is fixed' % (view.get('reclaim_at'),)
-    deleted_at = _time_or_none(view.get('deleted_at'))
-    if deleted_at is None:
-        return SKIP, 'its deleted_at %r is not a time; never reclaimed until it is fixed' % (view.get('deleted_at'),)
-    ahead = (deleted_at - now).total_seconds()
-    if ahead > clock.tolerance:
-        return SKIP, ('its deleted_at %s lies %ds in the future of this host\'s clock (tolerance %ds): one of the '
-                      'clocks is wrong; never reclaimed until they agree' % (view['deleted_at'], ahead, clock.tolerance))
-    overdue = (now - reclaim_at).total_seconds()
-    plausible = clock.plausible_overdue((reclaim_at - deleted_at).total_seconds())
-    if plausible is not None and overdue > plausible:
-        return SKIP, ('its reclaim_at %s passed %s ago, more than a sweep can plausibly be late for a retention of %s '
-                      '(at most %s): this host\'s clock may have jumped forward; never reclaimed until the clock is '
-                      'checked (then run vm_reclaim once with max_overdue 0)'
-                      % (view['reclaim_at'], _span(overdue), _span((reclaim_at - deleted_at).total_seconds()),
-                         _span(plausible)))
-    if reclaim_at <= now:
-        return DUE, None
-    return KEPT, None
-
-
-def _time_or_none(text):
-    try:
-        return _record.parse_time(text)
-    except ValueError:
-        return None
-
-
-def _expired(view, clock):
-    reclaim_at = _time_or_none(view.get('reclaim_at'))
-    now = clock.now if isinstance(clock, Clock) else clock
-    return reclaim_at is not None and reclaim_at <= now
 
 
 def classify(items, clock, project=None, fleet_view=None):
@@ -159,16 +46,16 @@ def classify(items, clock, project=None, fleet_view=None):
         view = item.view
         if item.domain is None or (project is not None and view.get('project') != project):
             continue
-        verdict, reason = eligibility(view, clock, fleet_view)
-        if verdict == UNDEFINE:
+        verdict, reason = eligible.eligibility(view, clock, fleet_view)
+        if verdict == eligible.UNDEFINE:
             undefine.append((item, reason))
-        elif verdict == SKIP:
+        elif verdict == eligible.SKIP:
             skipped.append((item, reason))
-        elif verdict == RESUME:
+        elif verdict == eligible.RESUME:
             resumable.append(item)
-        elif verdict == DUE:
+        elif verdict == eligible.DUE:
             due.append(item)
-        elif verdict == KEPT:
+        elif verdict == eligible.KEPT:
             kept.append(item)
     due.sort(key=lambda item: item.view['reclaim_at'])
     if fleet_view is not None:
@@ -177,14 +64,14 @@ def classify(items, clock, project=None, fleet_view=None):
 
 
 def still_due(clock, fleet_view=None):
-    """The precondition a reclaim checks under the domain's lock: eligibility() again, on the state of now."""
+    """The precondition a reclaim checks under the domain's lock: eligible.eligibility() again, on the state of now."""
     def check(domain):
-        verdict, reason = eligibility(_views.describe(domain), clock, fleet_view)
-        if verdict in (DUE, RESUME):
+        verdict, reason = eligible.eligibility(_views.describe(domain), clock, fleet_view)
+        if verdict in (eligible.DUE, eligible.RESUME):
             return
-        if verdict == OUT:
+        if verdict == eligible.OUT:
             raise engine.Skip('domain %s is no longer soft-deleted (restored meanwhile); not reclaimed' % domain.name)
-        if verdict == KEPT:
+        if verdict == eligible.KEPT:
             raise engine.Skip('domain %s: reclaim_at %s has not passed; not reclaimed'
                               % (domain.name, (domain.record or {}).get('reclaim_at')))
         raise engine.Skip('domain %s: %s; not reclaimed' % (domain.name, reason))
@@ -248,8 +135,8 @@ class StaleUndefine(object):
     def run(self, ctx):
         def plan_for(current):
             view = _views.describe(current)
-            verdict, reason = eligibility(view, self.clock, self.fleet_view)
-            if verdict != UNDEFINE:
+            verdict, reason = eligible.eligibility(view, self.clock, self.fleet_view)
+            if verdict != eligible.UNDEFINE:
                 return NotStale(current, reason)
             return termination.StaleCopy(current, self.fleet_view.stale(view), 'reclaim')
 
@@ -319,7 +206,7 @@ def run(ctx, opts):
     began = time.monotonic()
     items = engine.snapshot(ctx)
     now = _record.utcnow()
-    clock = Clock(now, opts.clock_tolerance, opts.max_overdue)
+    clock = eligible.Clock(now, opts.clock_tolerance, opts.max_overdue)
     project = ctx.project
     fleet_view = termination.fleet_view(ctx, opts.terminate)
     foreign_hosts = fleet_view.foreign_hosts()
@@ -395,7 +282,7 @@ def summarize(ctx, work, instances, views, skipped, bad_tombs, over_limit, kept,
     kept_out = [{'name': v['name'], 'uuid': v['uuid'], 'project': v.get('project'), 'deleted_at': v.get('deleted_at'),
                  'reclaim_at': v['reclaim_at'],
                  'expires_in': int((_record.parse_time(v['reclaim_at']) - now).total_seconds())} for v in kept]
-    # (kept holds only views whose reclaim_at eligibility() read as a time, so parse_time cannot fail here.)
+    # (kept holds only views whose reclaim_at eligible.eligibility() read as a time, so parse_time cannot fail here.)
     summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
                    pending=len(pending), finished=len(finished))
     # Stale copies whose definition alone was removed (rule 9): not reclaimed, so not counted as such.

@@ -25,6 +25,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _info
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _reclaim as reclaim
+from ansible_collections.deferred.libvirt.plugins.module_utils import _eligibility as eligible
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
@@ -262,7 +263,7 @@ def test_an_interrupted_reclaim_of_a_locked_or_protected_domain_is_left_alone(co
     define('old')
     put(conn, 'old', soft_deleted_record(PAST, task_state='deleting', **guard))
     view = [s.view for s in engine.snapshot(context(conn, tmp_path)) if s.view['name'] == 'old'][0]
-    assert reclaim.eligibility(view, NOW)[0] == reclaim.SKIP
+    assert eligible.eligibility(view, NOW)[0] == eligible.SKIP
     outcome, dummy = run(reclaim, conn, tmp_path)
     assert outcome['extra']['reclaimed'] == [] and 'old' in [d.name() for d in conn.listAllDomains(0)]
 
@@ -305,8 +306,8 @@ def test_a_record_python_cannot_hold_stops_only_its_own_domain(conn, define, tmp
 
 def test_eligibility_of_a_view_whose_reclaim_at_is_not_a_time_is_skip_not_an_exception():
     view = {'vm_state': 'soft_deleted', 'reclaim_at': '0001-01-01T00:00:00+05:00', 'anomalies': []}
-    verdict, reason = reclaim.eligibility(view, NOW)
-    assert verdict == reclaim.SKIP and 'not a time' in reason
+    verdict, reason = eligible.eligibility(view, NOW)
+    assert verdict == eligible.SKIP and 'not a time' in reason
 
 
 # -- attributes, info, errors ----------------------------------------------------------------------------------------
@@ -400,10 +401,10 @@ def test_a_reclaim_at_implausibly_far_behind_is_never_reclaimed_until_the_operat
 
 
 def test_a_sweep_two_days_late_for_an_hourly_retention_is_a_clock_jump_but_not_for_a_weekly_one():
-    clock = reclaim.Clock(NOW)
+    clock = eligible.Clock(NOW)
     hourly = {'vm_state': 'soft_deleted', 'anomalies': [], 'task_state': None,
               'deleted_at': _record.format_time(NOW - datetime.timedelta(hours=49)),
               'reclaim_at': _record.format_time(NOW - datetime.timedelta(hours=48))}
-    assert reclaim.eligibility(hourly, clock)[0] == reclaim.SKIP
+    assert eligible.eligibility(hourly, clock)[0] == eligible.SKIP
     weekly = dict(hourly, deleted_at=_record.format_time(NOW - datetime.timedelta(days=9)))
-    assert reclaim.eligibility(weekly, clock)[0] == reclaim.DUE
+    assert eligible.eligibility(weekly, clock)[0] == eligible.DUE

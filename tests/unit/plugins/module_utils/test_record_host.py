@@ -135,7 +135,7 @@ def test_a_tie_is_never_undefined_by_the_sweep_on_any_host():
     # No copy is authoritative: undefining every stale one would leave the domain defined nowhere.
     import datetime
     from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
-    from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _reclaim as reclaim
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _eligibility as eligible
     now = _record.utcnow()
     view = {'uuid': 'u1', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'managed': True,
             'task_state': None, 'reclaim_interval': 3600,
@@ -144,6 +144,32 @@ def test_a_tie_is_never_undefined_by_the_sweep_on_any_host():
     others = [{'host': 'hv3', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff'}]
     tie = {'reason': 'no authoritative copy (the copies tie)', 'authoritative': None, 'others': others}
     behind = dict(tie, reason='stale copy: the authoritative copy is hv3/web', authoritative='hv3')
-    for stale, verdict in ((tie, reclaim.SKIP), (behind, reclaim.UNDEFINE)):
+    for stale, verdict in ((tie, eligible.SKIP), (behind, eligible.UNDEFINE)):
         fleet_view = fleet.FleetView({'stale': {'u1': stale}, 'complete': True}, {'hostname': 'hv2'})
-        assert reclaim.eligibility(view, reclaim.Clock(now), fleet_view) == (verdict, stale['reason'])
+        assert eligible.eligibility(view, eligible.Clock(now), fleet_view) == (verdict, stale['reason'])
+
+
+@pytest.mark.parametrize('guard, why', [
+    ({'protected': True}, 'protected'),
+    ({'locked': True, 'lock_reason': 'INC-7'}, 'locked (INC-7)'),
+    ({'power_state': 'running'}, 'it was started after its soft delete'),
+])
+def test_the_sweep_applies_the_guards_before_undefining_a_stale_copy(guard, why):
+    # vm_terminate's stale-copy path refuses a protected copy; the sweep's undefined it unguarded. The safer reading
+    # wins: a protected, locked or running stale copy keeps its definition, and the reason says both things.
+    import datetime
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _eligibility as eligible
+    now = _record.utcnow()
+    view = {'uuid': 'u1', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'managed': True,
+            'task_state': None, 'reclaim_interval': 3600,
+            'deleted_at': _record.format_time(now - datetime.timedelta(hours=2)),
+            'reclaim_at': _record.format_time(now - datetime.timedelta(hours=1))}
+    view.update(guard)
+    others = [{'host': 'hv3', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff'}]
+    behind = {'reason': 'stale copy: the authoritative copy is hv3/web', 'authoritative': 'hv3', 'others': others}
+    fleet_view = fleet.FleetView({'stale': {'u1': behind}, 'complete': True}, {'hostname': 'hv2'})
+    verdict, reason = eligible.eligibility(view, eligible.Clock(now), fleet_view)
+    assert verdict == eligible.SKIP
+    assert reason.startswith(behind['reason'] + '; ')
+    assert why in reason

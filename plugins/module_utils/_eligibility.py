@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Reclaim eligibility, decided in one place: whether a soft-deleted domain is due, kept, skipped (and why) or
+resumed, from its vm_info view, the sweep's clock (spec rule 11) and the fleet view (rule 9).
+
+The sweep asks it of every domain's view, and each reclaim asks it again of the domain's fresh view under its
+lock (spec rule 4). Model layer: reads views and the record's times, changes nothing.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
+
+# How far a deleted_at may lie ahead of this host's clock (the clock_tolerance option's default).
+DEFAULT_CLOCK_TOLERANCE = 300
+
+
+class Clock(object):
+    """What the sweep trusts of its own clock (spec rule 11): now, how far a deleted_at may lie ahead of it (another
+    host's clock, or ours set back), and how long past its reclaim_at a record may plausibly be (beyond that our
+    clock has probably jumped forward). ``max_overdue`` 0 turns that second check off."""
+
+    def __init__(self, now, tolerance=DEFAULT_CLOCK_TOLERANCE, max_overdue=30 * 86400):
+        self.now = now
+        self.tolerance = tolerance
+        self.max_overdue = max_overdue
+
+    def plausible_overdue(self, interval):
+        """How long past reclaim_at a sweep may plausibly come for a domain kept ``interval`` seconds: 24 of its
+        retention intervals (but at least a day), and never more than max_overdue. None: the check is off."""
+        if not self.max_overdue:
+            return None
+        return min(self.max_overdue, max(OVERDUE_INTERVALS * max(interval, 0), OVERDUE_FLOOR))
+
+
+# A sweep later than this many retention intervals (or a day, whichever is longer) is taken for a clock jump.
+OVERDUE_INTERVALS = 24
+OVERDUE_FLOOR = 86400
+
+
+def span(seconds):
+    seconds = int(seconds)
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
+        if seconds >= size:
+            return '%d%s' % (seconds // size, unit)
+    return '%ds' % seconds
+
+
+# What eligibility() says of a domain.
+DUE, KEPT, RESUME, SKIP, OUT, UNDEFINE = 'due', 'kept', 'resume', 'skip', 'out', 'undefine'
+
+
+def eligibility(view, clock, fleet_view=None):
+    """(verdict, reason) for reclaiming the domain that ``view`` (vm_info's) describes, at ``now``.
+
+    DUE: expired and safe to reclaim. KEPT: not expired yet. RESUME: an
+    interrupted terminate or reclaim (task_state deleting) whose deletion was
+    already decided: finished whatever its reclaim_at says (rule 7). SKIP:
+    never reclaimed now, with why (rule 1 anomalies, protected, locked, another
+    task). OUT: not in the trash at all.
+    """
+    if view.get('metadata_error'):
+        return SKIP, ('its lifecycle record cannot be read (%s); never reclaimed until it is fixed'
+                      % view['metadata_error'])
+    if view.get('vm_state') != 'soft_deleted':
+        return OUT, 'it is not soft-deleted'
+    stale = fleet_view.stale(view) if fleet_view is not None else None
+    if stale is not None:
+        # Rule 9: never reclaimed. Only its definition may go, once every copy of the domain is in the trash, and
+        # only past the same guards as any domain (vm_terminate's stale path applies them too).
+        guarded = _guarded(view) or (_views.started_after_soft_delete(view) and _started_reason(view))
+        if guarded:
+            return SKIP, '%s; %s' % (stale['reason'], guarded)
+        if fleet_view.undefine_only(view, stale) and view.get('task_state') is None and expired(view, clock):
+            return UNDEFINE, stale['reason']
+        return SKIP, stale['reason']
+    if view.get('anomalies'):
+        return SKIP, ('its lifecycle record is incomplete (%s); never reclaimed until it is fixed'
+                      % '; '.join(view['anomalies']))
+    # Guards first, even for an interrupted reclaim: the sweep has no force, so a protected or locked domain is
+    # left as it is (a terminate with force finishes it).
+    guarded = _guarded(view)
+    if guarded:
+        return SKIP, guarded
+    if view.get('task_state') == 'deleting':
+        return RESUME, None
+    if view.get('task_state') is not None:
+        return SKIP, 'task %s is in progress or was interrupted; run that operation again' % view['task_state']
+    if _views.started_after_soft_delete(view):
+        # Never destroyed without warning: someone may be using it. It counts against quota while it runs.
+        return SKIP, _started_reason(view)
+    if not isinstance(clock, Clock):
+        clock = Clock(clock)
+    now = clock.now
+    reclaim_at = time_or_none(view.get('reclaim_at'))
+    if reclaim_at is None:
+        # parse() and anomalies() already refuse this; a view from elsewhere must still not stop the sweep.
+        return SKIP, 'its reclaim_at %r is not a time; never reclaimed until it is fixed' % (view.get('reclaim_at'),)
+    deleted_at = time_or_none(view.get('deleted_at'))
+    if deleted_at is None:
+        return SKIP, 'its deleted_at %r is not a time; never reclaimed until it is fixed' % (view.get('deleted_at'),)
+    ahead = (deleted_at - now).total_seconds()
+    if ahead > clock.tolerance:
+        return SKIP, ('its deleted_at %s lies %ds in the future of this host\'s clock (tolerance %ds): one of the '
+                      'clocks is wrong; never reclaimed until they agree' % (view['deleted_at'], ahead, clock.tolerance))
+    overdue = (now - reclaim_at).total_seconds()
+    plausible = clock.plausible_overdue((reclaim_at - deleted_at).total_seconds())
+    if plausible is not None and overdue > plausible:
+        return SKIP, ('its reclaim_at %s passed %s ago, more than a sweep can plausibly be late for a retention of %s '
+                      '(at most %s): this host\'s clock may have jumped forward; never reclaimed until the clock is '
+                      'checked (then run vm_reclaim once with max_overdue 0)'
+                      % (view['reclaim_at'], span(overdue), span((reclaim_at - deleted_at).total_seconds()),
+                         span(plausible)))
+    if reclaim_at <= now:
+        return DUE, None
+    return KEPT, None
+
+
+def _guarded(view):
+    """Why the sweep (which has no force) leaves a domain alone whatever else holds: protected or locked; else None."""
+    if view.get('protected'):
+        return 'protected'
+    if view.get('locked'):
+        return 'locked%s' % (' (%s)' % view['lock_reason'] if view.get('lock_reason') else '')
+    return None
+
+
+def _started_reason(view):
+    return ('it was started after its soft delete (power state %s); a running guest is not reclaimed: shut it down to '
+            'leave it to the sweep, or restore it' % view['power_state'])
+
+
+def time_or_none(text):
+    try:
+        return _record.parse_time(text)
+    except ValueError:
+        return None
+
+
+def expired(view, clock):
+    reclaim_at = time_or_none(view.get('reclaim_at'))
+    now = clock.now if isinstance(clock, Clock) else clock
+    return reclaim_at is not None and reclaim_at <= now
