@@ -79,8 +79,8 @@ def test_no_import_points_upward():
                 upward.append('%s:%d imports plugin_utils (control-node code; modules run on hypervisors)'
                               % (os.path.relpath(path, ROOT), line))
             elif LEVEL.get(target, -1) > LEVEL[unit]:
-                upward.append('%s:%d (%s) imports %s (%s)' % (os.path.relpath(path, ROOT), line, LAYERS[LEVEL[unit]][0],
-                                                           target, LAYERS[LEVEL[target]][0]))
+                upward.append('%s:%d (%s) imports %s (%s)' % (
+                    os.path.relpath(path, ROOT), line, LAYERS[LEVEL[unit]][0], target, LAYERS[LEVEL[target]][0]))
     assert upward == []
 
 
