@@ -80,7 +80,7 @@ def test_no_import_points_upward():
                               % (os.path.relpath(path, ROOT), line))
             elif LEVEL.get(target, -1) > LEVEL[unit]:
                 upward.append('%s:%d (%s) imports %s (%s)' % (os.path.relpath(path, ROOT), line, LAYERS[LEVEL[unit]][0],
-                                                           target, LAYERS[LEVEL[target]][0]))
+                                                              target, LAYERS[LEVEL[target]][0]))
     assert upward == []
 
 
