@@ -159,3 +159,20 @@ def test_selected_items_name_their_domain_or_tombstone(conn, define, tmp_path):
     [item] = engine.select(engine.snapshot(context(conn, tmp_path)),
                            type('Selection', (), dict(names=['web01'], query=None, project=None)))
     assert (item.name, item.tombstone, item.domain.name) == ('web01', None, 'web01')
+
+
+# -- run_each: one result per item, a bug told apart from a refusal ----------------------------------------
+
+def test_an_unexpected_exception_is_reported_as_a_bug_with_its_traceback(conn, tmp_path):
+    def broken(item):
+        return {}['uuid']
+    [result] = engine.run_each(context(conn, tmp_path), [('x', None)], broken, label=lambda item: item[0])
+    assert result['failed'] and 'a bug in deferred.libvirt' in result['msg'] and "KeyError" in result['msg']
+    assert 'Traceback' in result['exception']
+
+
+def test_a_refusal_is_reported_with_its_message_only(conn, tmp_path):
+    def refused(item):
+        raise engine.OperationError('domain x is locked')
+    [result] = engine.run_each(context(conn, tmp_path), [('x', None)], refused, label=lambda item: item[0])
+    assert result['msg'] == 'domain x is locked' and 'exception' not in result

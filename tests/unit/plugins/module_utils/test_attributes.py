@@ -1,0 +1,61 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""vm_attributes' operation (_ops/_attributes.py) on test:///default: guards, the journal's actor, check mode.
+
+Run through a plain Context (ops_support.py): clearing locked or protected needs force, setting them does not,
+the journal names the OS user beside the claimed actor, and check mode reports the record the real run writes.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _attributes as attributes
+
+from ops_support import only, put, record_of, run
+
+
+@pytest.mark.parametrize('guard', ['locked', 'protected'])
+def test_attributes_clears_a_guard_only_with_force(conn, define, tmp_path, guard):
+    define('web01')
+    put(conn, 'web01', dict(_record.empty(), project='web', **{guard: True}))
+    before = conn.lookupByName('web01').XMLDesc(0)
+    [refused] = run(attributes, conn, tmp_path, name=['web01'], **{guard: False})[0]['instances']
+    assert refused['failed'] and 'domain web01 is %s' % guard in refused['msg'] and 'needs force=true' in refused['msg']
+    assert conn.lookupByName('web01').XMLDesc(0) == before
+    done = only(run(attributes, conn, tmp_path, name=['web01'], force=True, **{guard: False})[0])
+    assert done['changed'] and record_of(conn, 'web01')[guard] is False
+
+
+@pytest.mark.parametrize('guard', ['locked', 'protected'])
+def test_attributes_sets_a_guard_without_force(conn, define, tmp_path, guard):
+    define('web01')
+    only(run(attributes, conn, tmp_path, name=['web01'], **{guard: True})[0])
+    assert record_of(conn, 'web01')[guard] is True
+
+
+def test_the_journal_records_the_os_user_beside_the_claimed_actor(conn, define, tmp_path, monkeypatch):
+    import pwd
+    monkeypatch.setenv('DEFERRED_LIBVIRT_ACTOR', 'awx:mallory')
+    define('web01')
+    dummy, ctx = run(attributes, conn, tmp_path, name=['web01'], project='web')
+    [event] = [e for e in ctx.state.read_events() if e['event_type'] == 'instance.update']
+    assert (event['actor'], event['os_user']) == ('awx:mallory', pwd.getpwuid(os.getuid()).pw_name)
+
+
+def test_attributes_check_mode_reports_the_change_and_writes_nothing(conn, define, tmp_path):
+    define('web01')
+    would = only(run(attributes, conn, tmp_path, check_mode=True, name=['web01'], project='web')[0])
+    assert would['changed'] and would['record']['project'] == 'web'
+    assert record_of(conn, 'web01') is None
+    did = only(run(attributes, conn, tmp_path, name=['web01'], project='web')[0])
+    stamped = ('host', 'generation')  # what the write itself adds: who wrote it, and the count of writes
+    assert dict((k, v) for k, v in did['record'].items() if k not in stamped) == \
+        dict((k, v) for k, v in would['record'].items() if k not in stamped)
+    assert did['record']['generation'] == 1

@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What of _cinder.py needs no live Cinder: when Cinder is configured, the Options of a run, secrets kept out of output.
+
+No cloud and no auth means Cinder is not configured (its work stays pending,
+never dropped); every secret of a configuration is found for Ansible to mask,
+and an error text from openstacksdk is cut to its first line. The connection
+is made without a request (openstacksdk authenticates on first use), so no
+Cinder is needed; one test uses a stub connection for what openstacksdk would
+raise, and says so. Detach, delete and the attachments Cinder reports are
+tested in tests/integration against a real Cinder.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
+
+SERVER = '0d8e4c9e-6f1a-4c8e-9d63-5a3b2e9e1f00'
+AUTH = {'auth_url': 'http://127.0.0.1:9/v3', 'username': 'alice', 'password': 'hunter2', 'project_name': 'web',
+        'user_domain_name': 'Default', 'project_domain_name': 'Default'}
+
+
+@pytest.fixture
+def no_clouds(tmp_path, monkeypatch):
+    """openstacksdk with an empty clouds.yaml and no OS_* variables: only what the test gives it."""
+    for name in list(os.environ):
+        if name.startswith('OS_'):
+            monkeypatch.delenv(name)
+    config = tmp_path / 'clouds.yaml'
+    config.write_text('clouds: {}\n')
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(config))
+
+
+# -- configured ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('params', [{}, {'cloud': None, 'auth': None}, {'cloud': '', 'auth': {}},
+                                    {'region_name': 'RegionOne', 'auth_type': 'password', 'validate_certs': False}])
+def test_without_a_cloud_or_auth_cinder_is_not_configured(params):
+    assert not cinder.configured(params)
+    assert not cinder.Options(params).configured
+
+
+@pytest.mark.parametrize('params', [{'cloud': 'devstack'}, {'cloud': {'auth': AUTH}}, {'auth': AUTH}])
+def test_a_cloud_or_auth_configures_cinder(params):
+    assert cinder.configured(params)
+    assert cinder.Options(params).configured
+
+
+def test_options_without_params_are_not_configured_and_wait_the_default():
+    opts = cinder.Options()
+    assert not opts.configured
+    assert opts.wait_timeout == cinder.DEFAULT_WAIT and opts.no_log_values == set()
+
+
+def test_options_keep_only_the_connection_options():
+    opts = cinder.Options({'cloud': 'devstack', 'name': ['web01'], 'volume_wait_timeout': 30, 'region_name': 'R'})
+    assert sorted(opts.params) == sorted(cinder.CONNECTION_KEYS)
+    assert (opts.params['cloud'], opts.params['region_name'], opts.params['auth']) == ('devstack', 'R', None)
+
+
+def test_a_cloud_given_as_a_dict_has_its_password_masked_at_once():
+    masked = set(['already'])
+    cinder.Options({'cloud': {'auth': AUTH, 'region_name': 'R'}}, no_log_values=masked)
+    assert masked == set(['already', 'hunter2'])
+
+
+# -- the connection, made without a request -----------------------------------------------------------------------------
+
+def test_a_cloud_that_clouds_yaml_does_not_have_is_cinder_unavailable(no_clouds):
+    with pytest.raises(cinder.CinderUnavailable) as err:
+        cinder.Options({'cloud': 'no-such-cloud-h5'}).connection()
+    assert str(err.value).startswith('cannot configure the Cinder connection: ')
+    assert 'no-such-cloud-h5' in str(err.value)
+    assert isinstance(err.value, DeferredError)
+
+
+def test_the_connection_is_made_once_masks_the_secrets_and_has_a_default_api_timeout(no_clouds):
+    masked = set()
+    opts = cinder.Options({'auth': dict(AUTH, password='s3cret'), 'auth_type': 'password', 'region_name': 'R'},
+                          no_log_values=masked)
+    conn = opts.connection()
+    assert opts.connection() is conn
+    assert 's3cret' in masked
+    assert conn.config.config['api_timeout'] == cinder.DEFAULT_API_TIMEOUT
+    assert conn.config.config['region_name'] == 'R'
+
+
+def test_an_api_timeout_given_is_kept(no_clouds):
+    conn = cinder.Options({'auth': AUTH, 'auth_type': 'password', 'api_timeout': 7}).connection()
+    assert conn.config.config['api_timeout'] == 7
+
+
+# -- secrets ------------------------------------------------------------------------------------------------------------
+
+def test_secrets_finds_every_secret_string_nested_or_not():
+    config = {'auth': {'password': 'p1', 'token': 't1', 'application_credential_secret': 's1', 'passcode': '123456',
+                       'username': 'alice', 'auth_url': 'https://keystone'},
+              'key': 'k1', 'clouds': {'a': {'auth': {'Password': 'P2'}}}, 'region_name': 'R'}
+    assert cinder.secrets(config) == set(['p1', 't1', 's1', '123456', 'k1', 'P2'])
+
+
+def test_secrets_leaves_out_file_names_ids_names_and_empty_or_non_string_values():
+    config = {'key_file': '/etc/ssl/k.pem', 'keyfile': '/k', 'token_id': 'tid', 'key_name': 'mykey', 'password': '',
+              'api_key': None, 'token_expiry': 3600, 'cert': '/etc/ssl/c.pem'}
+    assert cinder.secrets(config) == set()
+
+
+def test_secrets_of_what_is_not_a_dict_are_none():
+    assert cinder.secrets(None) == set() and cinder.secrets('password') == set() and cinder.secrets(['x']) == set()
+
+
+# -- _safe: error texts -----------------------------------------------------------------------------------------------
+
+def test_an_error_text_keeps_only_its_first_line():
+    exc = Exception('401 Unauthorized\nX-Auth-Token: gAAAAAB-secret\nhttps://alice:hunter2@keystone/v3')
+    assert cinder._safe(exc) == '401 Unauthorized'
+
+
+def test_an_error_text_is_cut_to_300_characters_and_an_empty_one_names_its_class():
+    assert cinder._safe(ValueError('x' * 1000)) == 'x' * 300
+    assert cinder._safe(TimeoutError()) == 'TimeoutError'
+
+
+class BrokenCinder(object):
+    """A stub openstacksdk connection (no Cinder is needed to see what an error from one becomes)."""
+
+    class block_storage(object):
+        @staticmethod
+        def attachments(instance_id):
+            raise RuntimeError('Unable to establish connection\nheaders: {"X-Auth-Token": "gAAAAAB-secret"}')
+
+
+def test_cinder_that_cannot_list_attachments_is_unavailable_with_a_safe_message():
+    with pytest.raises(cinder.CinderUnavailable) as err:
+        cinder.server_attachments(BrokenCinder(), SERVER)
+    assert str(err.value) == 'cannot list Cinder attachments of %s: Unable to establish connection' % SERVER
+    assert 'gAAAAAB' not in str(err.value)

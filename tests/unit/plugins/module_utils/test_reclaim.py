@@ -1,0 +1,120 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""vm_reclaim's sweep (_ops/_reclaim.py) on test:///default: what it reclaims, keeps and skips, and why.
+
+Run through a plain Context (ops_support.py) over records written by hand: expired, not yet due, locked or
+protected, unreadable, and times no clock should be trusted with (spec rule 11); check mode changes nothing.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+
+import pytest
+
+from ansible_collections.deferred.libvirt.plugins.module_utils import _eligibility as eligible
+from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _reclaim as reclaim
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
+
+from ops_support import FUTURE, NOW, PAST, context, only, put, record_of, run, soft_deleted_record
+
+
+def test_the_sweep_reclaims_the_expired_and_keeps_the_rest(conn, define, tmp_path):
+    for name in ('old', 'new', 'held'):
+        define(name)
+    put(conn, 'old', soft_deleted_record(PAST))
+    put(conn, 'new', soft_deleted_record(FUTURE))
+    put(conn, 'held', soft_deleted_record(PAST, locked=True, lock_reason='legal hold'))
+    outcome, dummy = run(reclaim, conn, tmp_path)
+    extra = outcome['extra']
+    assert [r['name'] for r in extra['reclaimed']] == ['old']
+    assert [k['name'] for k in extra['kept']] == ['new']
+    assert [(s['name'], s['reason']) for s in extra['skipped_domains']] == [('held', 'locked (legal hold)')]
+    assert sorted(d.name() for d in conn.listAllDomains(0)) == ['held', 'new', 'test']
+
+
+def test_the_sweep_in_check_mode_changes_nothing_and_names_what_it_would_reclaim(conn, define, tmp_path):
+    define('old')
+    put(conn, 'old', soft_deleted_record(PAST))
+    outcome, dummy = run(reclaim, conn, tmp_path, check_mode=True)
+    assert [i['action'] for i in outcome['instances']] == ['would_terminate']
+    assert 'old' in [d.name() for d in conn.listAllDomains(0)]
+
+
+@pytest.mark.parametrize('guard', [{'locked': True}, {'protected': True}])
+def test_an_interrupted_reclaim_of_a_locked_or_protected_domain_is_left_alone(conn, define, tmp_path, guard):
+    # The sweep's selection used to resume it and the check under the lock to skip it (or not): both now skip.
+    define('old')
+    put(conn, 'old', soft_deleted_record(PAST, task_state='deleting', **guard))
+    view = [s.view for s in engine.snapshot(context(conn, tmp_path)) if s.view['name'] == 'old'][0]
+    assert eligible.eligibility(view, NOW)[0] == eligible.SKIP
+    outcome, dummy = run(reclaim, conn, tmp_path)
+    assert outcome['extra']['reclaimed'] == [] and 'old' in [d.name() for d in conn.listAllDomains(0)]
+
+
+def test_eligibility_under_the_lock_is_the_sweeps_own(conn, define, tmp_path):
+    define('old')
+    put(conn, 'old', soft_deleted_record(PAST))
+    domain = hv.refresh(conn, conn.lookupByName('old'))
+    reclaim.still_due(NOW)(domain)  # due: no Skip
+    put(conn, 'old', dict(record_of(conn, 'old'), vm_state='active', deleted_at=None, reclaim_at=None))
+    with pytest.raises(engine.Skip) as err:
+        reclaim.still_due(NOW)(hv.refresh(conn, conn.lookupByName('old')))
+    assert 'no longer soft-deleted' in str(err.value)
+
+
+def set_text(conn, name, text):
+    """A record as a hand edit leaves it, written straight into the definition."""
+    conn.lookupByName(name).setMetadata(hv.libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, _record.PREFIX, _record.NAMESPACE,
+                                        hv.libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+
+def test_a_record_python_cannot_hold_stops_only_its_own_domain(conn, define, tmp_path):
+    for name in ('bad', 'old', 'new', 'live'):
+        define(name)
+    set_text(conn, 'bad', '<lifecycle version="1"><vm_state>soft_deleted</vm_state>'
+                          '<deleted_at>0001-01-01T00:00:00+05:00</deleted_at><reclaim_at>2024-01-01T00:00:00Z</reclaim_at>'
+                          '<project>web</project></lifecycle>')
+    put(conn, 'old', soft_deleted_record(PAST))
+    put(conn, 'new', soft_deleted_record(FUTURE))
+    put(conn, 'live', dict(_record.empty(), vm_state='stopped', project='web'))
+    only(run(soft_delete, conn, tmp_path, name=['live'])[0])
+    only(run(restore, conn, tmp_path, name=['new'])[0])
+    outcome, ctx = run(reclaim, conn, tmp_path)
+    assert [r['name'] for r in outcome['extra']['reclaimed']] == ['old']
+    [skipped] = [s for s in outcome['extra']['skipped_domains'] if s['name'] == 'bad']
+    assert 'domain bad: lifecycle metadata field deleted_at' in skipped['reason']
+    assert any('bad skipped' in w for w in ctx.warnings)
+    assert 'bad' in [d.name() for d in conn.listAllDomains(0)]
+
+
+# -- rule 11: no clock trusted blindly --------------------------------------------------------------------------------
+
+def test_a_deleted_at_in_the_future_of_this_host_is_never_reclaimed(conn, define, tmp_path):
+    define('ahead')
+    record = soft_deleted_record(PAST)
+    # Another host's clock, or ours set back: written two hours from now, due a minute after that.
+    record['deleted_at'] = _record.format_time(NOW + datetime.timedelta(hours=2))
+    record['reclaim_at'] = _record.format_time(NOW + datetime.timedelta(hours=2, minutes=1))
+    put(conn, 'ahead', record)
+    outcome, dummy = run(reclaim, conn, tmp_path)
+    [skipped] = outcome['extra']['skipped_domains']
+    assert skipped['name'] == 'ahead' and 'in the future of this host' in skipped['reason']
+    assert 'ahead' in [d.name() for d in conn.listAllDomains(0)]
+
+
+def test_a_reclaim_at_implausibly_far_behind_is_never_reclaimed_until_the_operator_says_so(conn, define, tmp_path):
+    define('ancient')
+    put(conn, 'ancient', soft_deleted_record(NOW - datetime.timedelta(days=400)))
+    outcome, dummy = run(reclaim, conn, tmp_path)
+    [skipped] = outcome['extra']['skipped_domains']
+    assert 'clock may have jumped forward' in skipped['reason']
+    outcome, dummy = run(reclaim, conn, tmp_path, max_overdue=0)
+    assert [r['name'] for r in outcome['extra']['reclaimed']] == ['ancient']
