@@ -13,6 +13,7 @@ cannot be done now is returned as pending, never dropped (spec rule 5).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -135,9 +136,16 @@ def secrets(config):
     return found
 
 
+# user:password@ in a URL, and key=value or key: value pairs whose key names a secret.
+_URL_CREDENTIALS = re.compile(r'(?<=://)[^/@\s]+@')
+_SECRET_PAIRS = re.compile(r'\b((?:%s)\w*(?:\s*=\s*|:\s+))[^\s,;&]+' % '|'.join(SECRET_KEYS), re.I)
+
+
 def _safe(exc):
-    """An error text without anything that could carry a token (headers, URLs with credentials)."""
+    """An error text without anything that could carry a token: its first line only (headers follow), credentials
+    of a URL and secret-looking key=value pairs masked."""
     text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    text = _SECRET_PAIRS.sub(r'\1***', _URL_CREDENTIALS.sub('***@', text))
     return text[:300]
 
 

@@ -138,6 +138,14 @@ class BrokenCinder(object):
             raise RuntimeError('Unable to establish connection\nheaders: {"X-Auth-Token": "gAAAAAB-secret"}')
 
 
+def test_an_error_text_never_carries_the_credentials_of_a_url():
+    # openstack.connect() failing names the auth URL; a user:password in it must not reach the task result.
+    exc = Exception('Failed to connect to https://alice:hunter2@keystone:5000/v3: refused; retry token=abc123')
+    text = cinder._safe(exc)
+    assert 'hunter2' not in text and 'alice' not in text and 'abc123' not in text
+    assert text.startswith('Failed to connect to https://***@keystone:5000/v3')
+
+
 def test_cinder_that_cannot_list_attachments_is_unavailable_with_a_safe_message():
     with pytest.raises(cinder.CinderUnavailable) as err:
         cinder.server_attachments(BrokenCinder(), SERVER)
