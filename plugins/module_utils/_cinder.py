@@ -236,9 +236,24 @@ def _held_elsewhere(bs, vol, attachment_ids, foreign_hosts):
     for legacy in volume.attachments or []:
         host = legacy.get('host_name')
         ours = legacy.get('attachment_id') in attachment_ids
-        if ours and host and (host in foreign_hosts or host.split('.')[0] in foreign_hosts):
+        if ours and host and _names_foreign(host, foreign_hosts):
             return host
     return None
+
+
+def _names_foreign(host, foreign_hosts):
+    """Whether Cinder's attachment host name ``host`` may be one of ``foreign_hosts`` (full hostnames of the other
+    hypervisors): the same name, or, where either side is a short name (Cinder's connector may send one), the same
+    first label. hv1.dc1 is not hv1.dc2; a bare hv1 may be hv1.dc2's, and an attachment that may be another
+    hypervisor's is kept (the safe side: the operator detaches it)."""
+    host = host.lower()
+    for other in foreign_hosts:
+        other = (other or '').lower()
+        if not other:
+            continue
+        if host == other or (('.' not in host or '.' not in other) and host.split('.')[0] == other.split('.')[0]):
+            return True
+    return False
 
 
 def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout, foreign_hosts=()):

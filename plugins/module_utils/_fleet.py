@@ -109,8 +109,10 @@ def make_slice(host, entry, missing, hypervisors):
 # -- one host's view of it -----------------------------------------------------------------------------------------
 
 def _names(identity):
+    """The full hostname of ``identity`` (lower case: DNS names ignore case), never its short name: hv1.dc1 and
+    hv1.dc2 are two hosts, and a record naming one is never the other's (a short name once made them one)."""
     hostname = (identity or {}).get('hostname')
-    return set([hostname, hostname.split('.')[0]]) if hostname else set()
+    return set([hostname.lower()]) if hostname else set()
 
 
 class FleetView(object):

@@ -43,16 +43,18 @@ def _same_host(record_host, ident, inventory_name):
         return None  # a record written before hosts were named: it names nobody
     # The same host UUID, or else the same hostname: libvirt makes up a new host UUID at every start where there is
     # no SMBIOS UUID (nor host_uuid in libvirtd.conf), and the hypervisors of a fleet have distinct hostnames.
-    name = record_host.get('hostname')
+    # Full hostnames only (case aside): hv1.dc1 and hv1.dc2 are two hosts, and a short name matching one of them is
+    # no proof a record is that host's (a record that names no host of the play leaves its copy stale: kept).
+    name = (record_host.get('hostname') or '').lower()
     if ident and ident.get('uuid') and record_host.get('uuid'):
         if ident['uuid'] == record_host['uuid'].lower():
             return True
-        own = ident.get('hostname')
-        return bool(own and name) and (name == own or name.split('.')[0] == own.split('.')[0])
-    candidates = set([inventory_name, inventory_name.split('.')[0]])
+        own = (ident.get('hostname') or '').lower()
+        return bool(own and name) and name == own
+    candidates = set([inventory_name.lower()])
     if ident and ident.get('hostname'):
-        candidates.update([ident['hostname'], ident['hostname'].split('.')[0]])
-    return name in candidates or (name or '').split('.')[0] in candidates
+        candidates.add(ident['hostname'].lower())
+    return bool(name) and name in candidates
 
 
 def _named_host(record_host, identities):

@@ -151,3 +151,34 @@ def test_cinder_that_cannot_list_attachments_is_unavailable_with_a_safe_message(
         cinder.server_attachments(BrokenCinder(), SERVER)
     assert str(err.value) == 'cannot list Cinder attachments of %s: Unable to establish connection' % SERVER
     assert 'gAAAAAB' not in str(err.value)
+
+
+class OneVolume(object):
+    """A stub openstacksdk block_storage holding one volume with the given legacy attachments."""
+
+    def __init__(self, attachments):
+        self.attachments = attachments
+
+    def get_volume(self, volume_id):
+        return self
+
+
+def test_an_attachment_hv1_dc2_holds_is_not_detached_by_hv1_dc1():
+    foreign = {'hv1.dc2'}
+    held = OneVolume([{'attachment_id': 'a1', 'host_name': 'hv1.dc2'}])
+    assert cinder._held_elsewhere(held, {'id': 'v'}, ['a1'], foreign) == 'hv1.dc2'
+    mine = OneVolume([{'attachment_id': 'a1', 'host_name': 'hv1.dc1'}])
+    assert cinder._held_elsewhere(mine, {'id': 'v'}, ['a1'], foreign) is None
+
+
+def test_an_attachment_named_by_a_short_name_another_hypervisor_shares_is_kept():
+    # Cinder's connector may send the short hostname: "hv1" may be hv1.dc2's, so it is never detached from here
+    # (keeping it is the safe side; the operator detaches it).
+    short = OneVolume([{'attachment_id': 'a1', 'host_name': 'hv1'}])
+    assert cinder._held_elsewhere(short, {'id': 'v'}, ['a1'], {'hv1.dc2'}) == 'hv1'
+    # A fleet that knows hv2 by its short name still recognises its FQDN.
+    fqdn = OneVolume([{'attachment_id': 'a1', 'host_name': 'hv2.example.org'}])
+    assert cinder._held_elsewhere(fqdn, {'id': 'v'}, ['a1'], {'hv2'}) == 'hv2.example.org'
+    # A short name no other hypervisor has is this host's.
+    own = OneVolume([{'attachment_id': 'a1', 'host_name': 'hv3'}])
+    assert cinder._held_elsewhere(own, {'id': 'v'}, ['a1'], {'hv1.dc2'}) is None

@@ -78,3 +78,39 @@ def test_a_stale_copy_keeps_only_what_the_sweep_reads_of_the_others():
     assert _fleet.FleetView({'stale': {'U1': stale}}, {}).undefine_only({'uuid': 'u1', 'vm_state': 'soft_deleted'}, stale)
     running = _fleet.stale_copy('why', 'hv3', [dict(others[0], power_state='paused')], None)
     assert not _fleet.FleetView(None, {}).undefine_only({'vm_state': 'soft_deleted'}, running)
+
+
+# -- hosts are told apart by host UUID and full hostname, never by a short name (issue 24, item 6) ----------------
+
+DC1 = {'uuid': '11111111-1111-4111-8111-111111111111', 'hostname': 'hv1.dc1'}
+DC2 = {'uuid': '22222222-2222-4222-8222-222222222222', 'hostname': 'hv1.dc2'}
+
+
+def _soft_deleted(record_host):
+    return {'name': 'web', 'uuid': 'u-web', 'managed': True, 'vm_state': 'soft_deleted', 'host': dict(record_host)}
+
+
+def test_a_record_written_by_hv1_dc2_is_not_this_hosts_on_hv1_dc1():
+    # The record check once cut both hostnames at the first dot: hv1.dc1 and hv1.dc2 were one host to it, and a copy
+    # written on hv1.dc2 was reclaimed on hv1.dc1 as its own.
+    view = _fleet.FleetView(None, DC1)
+    stale = view.stale(_soft_deleted(DC2))
+    assert stale is not None and 'hv1.dc2' in stale['reason']
+    # Not even without UUIDs (a record written before hosts carried one).
+    assert _fleet.FleetView(None, {'hostname': 'hv1.dc1'}).stale(_soft_deleted({'hostname': 'hv1.dc2'})) is not None
+    # A short name in the record is no proof either: the record is kept, never reclaimed here.
+    assert _fleet.FleetView(None, {'hostname': 'hv1.dc1'}).stale(_soft_deleted({'hostname': 'hv1'})) is not None
+
+
+def test_a_record_of_this_host_is_its_own_by_uuid_or_by_full_hostname():
+    assert _fleet.FleetView(None, DC1).stale(_soft_deleted(DC1)) is None
+    # libvirt made up a new host UUID at its start: the full hostname still names this host.
+    assert _fleet.FleetView(None, DC1).stale(_soft_deleted(dict(DC1, uuid=DC2['uuid']))) is None
+    assert _fleet.FleetView(None, DC1).stale(_soft_deleted({'hostname': 'HV1.dc1'})) is None
+
+
+def test_the_other_hypervisor_hv1_dc2_stays_foreign_to_hv1_dc1():
+    # foreign_hosts once removed every short name of this host: hv1 (hv1.dc2's short name) went with it.
+    view = _fleet.FleetView({'hypervisors': [DC1, DC2]}, DC1)
+    foreign = view.foreign_hosts()
+    assert 'hv1.dc2' in foreign and 'hv1.dc1' not in foreign

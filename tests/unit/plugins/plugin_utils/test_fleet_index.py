@@ -260,3 +260,21 @@ def test_a_bounded_slice_still_names_another_domain_when_many_copies_of_one_come
     users = index['hosts']['h00']['shared_disks']['path:' + SHARED]
     assert other['uuid'] in [u['uuid'] for u in users]
     assert len(users) <= 12
+
+
+def test_a_record_written_on_hv1_dc2_does_not_name_hv1_dc1():
+    # Issue 24, item 6: the index cut hostnames at the first dot, so hv1.dc1 held "its own" copy of a domain whose
+    # record hv1.dc2 wrote, and both copies named their own host.
+    ids = {'a': {'uuid': '11111111-1111-4111-8111-111111111111', 'hostname': 'hv1.dc1'},
+           'b': {'uuid': '22222222-2222-4222-8222-222222222222', 'hostname': 'hv1.dc2'}}
+    item = copy_(written_by=None, host=dict(ids['b']))
+    hv = {'a': {'state_facts_vm_info': {'instances': [item], 'failed': False, 'hypervisor': dict(ids['a'])}},
+          'b': {'state_facts_vm_info': {'instances': [], 'failed': False, 'hypervisor': dict(ids['b'])}}}
+    index = fleet_index(hv, ['a', 'b'])
+    copy_a = index['domains'][UUID]['copies'][0]
+    assert copy_a['names_own_host'] is False and copy_a['record_host_in_play'] == 'b'
+    # Without identities the inventory name is matched whole: hv1 is not hv1.dc2.
+    hv = {'hv1': {'state_facts_vm_info': {'instances': [copy_(written_by=None, host={'hostname': 'hv1.dc2'})],
+                                          'failed': False}}}
+    index = fleet_index(hv, ['hv1'])
+    assert UUID in index['hosts']['hv1']['stale']
