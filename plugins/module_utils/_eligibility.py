@@ -12,6 +12,11 @@ lock (spec rule 4). Model layer: reads views and the record's times, changes not
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ctypes
+import ctypes.util
+import os
+import time
+
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 
@@ -24,10 +29,12 @@ class Clock(object):
     host's clock, or ours set back), and how long past its reclaim_at a record may plausibly be (beyond that our
     clock has probably jumped forward). ``max_overdue`` 0 turns that second check off."""
 
-    def __init__(self, now, tolerance=DEFAULT_CLOCK_TOLERANCE, max_overdue=30 * 86400):
+    def __init__(self, now, tolerance=DEFAULT_CLOCK_TOLERANCE, max_overdue=30 * 86400, stepped=None):
         self.now = now
         self.tolerance = tolerance
         self.max_overdue = max_overdue
+        # Why this sweep's wall clock is not trusted to reclaim (check_clock()'s message), else None.
+        self.stepped = stepped
 
     def plausible_overdue(self, interval):
         """How long past reclaim_at a sweep may plausibly come for a domain kept ``interval`` seconds: 24 of its
@@ -116,6 +123,8 @@ def eligibility(view, clock, fleet_view=None):
                       % (view['reclaim_at'], span(overdue), span((reclaim_at - deleted_at).total_seconds()),
                          span(plausible)))
     if reclaim_at <= now:
+        if clock.stepped:
+            return SKIP, clock.stepped
         return DUE, None
     return KEPT, None
 
@@ -144,4 +153,126 @@ def time_or_none(text):
 def expired(view, clock):
     reclaim_at = time_or_none(view.get('reclaim_at'))
     now = clock.now if isinstance(clock, Clock) else clock
+    if isinstance(clock, Clock) and clock.stepped:
+        return False
     return reclaim_at is not None and reclaim_at <= now
+
+
+# -- the wall clock checked against the boot clock (spec rule 11, issue 24 item 5) ----------------------------------
+
+BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
+# adjtimex(2)'s status bit: the kernel's clock is not synchronised (by NTP, chrony, systemd-timesyncd).
+STA_UNSYNC = 0x0040
+# Tests stand in for a reboot (another boot id) and for the boot clock through these, read only when
+# DEFERRED_LIBVIRT_TEST_CLOCK is 1: they are no option of the module.
+TEST_FLAG = 'DEFERRED_LIBVIRT_TEST_CLOCK'
+
+
+def _test_env(name):
+    if os.environ.get(TEST_FLAG) != '1':
+        return None
+    return os.environ.get(name)
+
+
+def boot_id():
+    """This boot's id (the kernel's random boot_id), or None when it cannot be read."""
+    path = _test_env('DEFERRED_LIBVIRT_TEST_BOOT_ID_PATH') or BOOT_ID_PATH
+    try:
+        with open(path) as handle:
+            return handle.read().strip() or None
+    except (IOError, OSError):
+        return None
+
+
+def boot_seconds():
+    """Seconds since boot, suspend included (CLOCK_BOOTTIME: no one can set it), or None where there is none."""
+    clock_id = getattr(time, 'CLOCK_BOOTTIME', None)
+    if clock_id is None:
+        return None
+    value = time.clock_gettime(clock_id)
+    offset = _test_env('DEFERRED_LIBVIRT_TEST_BOOT_OFFSET')
+    return value + float(offset) if offset else value
+
+
+class _Timex(ctypes.Structure):
+    # struct timex of <sys/timex.h>: modes (int) then ten longs and a status int; the rest is room to spare.
+    _fields_ = [('modes', ctypes.c_uint), ('offset', ctypes.c_long), ('freq', ctypes.c_long),
+                ('maxerror', ctypes.c_long), ('esterror', ctypes.c_long), ('status', ctypes.c_int),
+                ('rest', ctypes.c_long * 40)]
+
+
+def time_synchronised():
+    """(True/False, None) from the kernel's STA_UNSYNC flag (adjtimex with no change), or (None, why) when it cannot
+    be read."""
+    forced = _test_env('DEFERRED_LIBVIRT_TEST_SYNCHRONISED')
+    if forced in ('0', '1'):
+        return forced == '1', None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+        timex = _Timex()
+        if libc.adjtimex(ctypes.byref(timex)) < 0:
+            return None, 'adjtimex failed: %s' % os.strerror(ctypes.get_errno())
+        return not (timex.status & STA_UNSYNC), None
+    except (OSError, AttributeError) as exc:
+        return None, 'adjtimex cannot be called: %s' % exc
+
+
+def clock_sample(now):
+    """What a sweep records of its clocks: the wall time, the boot clock and the boot id."""
+    return {'wall': _record.format_time(now), 'boot_seconds': boot_seconds(), 'boot_id': boot_id()}
+
+
+# What check_clock() says.
+CLOCK_OK, CLOCK_FIRST, CLOCK_FORWARD, CLOCK_BACKWARD, CLOCK_REBOOT, CLOCK_UNSYNCED, CLOCK_UNKNOWN = (
+    'ok', 'first', 'stepped_forward', 'stepped_back', 'rebooted', 'rebooted_unsynchronised', 'rebooted_unknown')
+
+
+def check_clock(previous, current, tolerance, synchronised=None):
+    """The wall clock of this sweep checked against the last one's (both clock_sample()s): a dict with ``state`` (one
+    of the CLOCK_ names), ``step_seconds`` (wall advance minus boot-clock advance, within one boot), ``blocks`` (no
+    domain is reclaimed in this sweep) and ``message``.
+
+    Within one boot the boot clock cannot be set: a wall clock that advanced more than the boot clock by more than
+    ``tolerance`` was stepped forward, and every reclaim_at it passed is suspect (blocks). Stepped back: reported only,
+    a deleted_at in the future is already never reclaimed. Across a reboot there is nothing to compare: the kernel's
+    synchronised flag decides (``synchronised``: (flag, why) of time_synchronised(), or None to read it); unsynchronised
+    blocks, unreadable is reported and the overdue rule stays the only check.
+    """
+    out = {'state': CLOCK_OK, 'step_seconds': 0, 'blocks': False, 'message': None, 'previous': previous,
+           'current': current}
+    try:
+        before = _record.parse_time(previous['wall'])
+        before_boot = float(previous['boot_seconds'])
+        before_id = previous['boot_id']
+    except (TypeError, KeyError, ValueError):
+        out['state'] = CLOCK_FIRST
+        return out
+    now = _record.parse_time(current['wall'])
+    if current.get('boot_id') and current.get('boot_seconds') is not None and before_id == current['boot_id']:
+        wall = (now - before).total_seconds()
+        boot = current['boot_seconds'] - before_boot
+        step = wall - boot
+        out['step_seconds'] = int(round(step))
+        if step > tolerance:
+            out.update(state=CLOCK_FORWARD, blocks=True, message=(
+                'the wall clock advanced %s since the last sweep (%s) but the boot clock only %s: it was stepped '
+                '%s forward (tolerance %ds); nothing is reclaimed until the clock is checked (then run vm_reclaim '
+                'once with max_overdue 0)' % (span(max(wall, 0)), previous['wall'], span(max(boot, 0)), span(step),
+                                              tolerance)))
+        elif step < -tolerance:
+            out.update(state=CLOCK_BACKWARD, message=(
+                'the wall clock was stepped %s back since the last sweep (%s): a domain soft-deleted in the lost '
+                'time is reclaimed late, never early' % (span(-step), previous['wall'])))
+        return out
+    flag, why = synchronised if synchronised is not None else time_synchronised()
+    if flag:
+        out['state'] = CLOCK_REBOOT
+    elif flag is None:
+        out.update(state=CLOCK_UNKNOWN, message=(
+            'the host rebooted since the last sweep and whether its clock is synchronised cannot be read (%s): only '
+            'the overdue rule checks the clock' % why))
+    else:
+        out.update(state=CLOCK_UNSYNCED, blocks=True, message=(
+            'the host rebooted since the last sweep and the kernel says its clock is not synchronised: nothing is '
+            'reclaimed until it is (or run vm_reclaim once with max_overdue 0 once the clock is checked)'))
+    return out

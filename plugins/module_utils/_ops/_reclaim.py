@@ -206,7 +206,9 @@ def run(ctx, opts):
     began = time.monotonic()
     items = engine.snapshot(ctx)
     now = _record.utcnow()
-    clock = eligible.Clock(now, opts.clock_tolerance, opts.max_overdue)
+    clock_check = check_clock(ctx, now, opts)
+    clock = eligible.Clock(now, opts.clock_tolerance, opts.max_overdue,
+                           stepped=clock_check['message'] if clock_check['blocks'] else None)
     project = ctx.project
     fleet_view = termination.fleet_view(ctx, opts.terminate)
     foreign_hosts = fleet_view.foreign_hosts()
@@ -233,9 +235,43 @@ def run(ctx, opts):
     report['cinder_unchecked'] = [{'name': t.get('name'), 'uuid': t.get('uuid'), 'terminated_at': t.get('terminated_at')}
                                   for t in waiting]
     # When the sweep ran and how long it took: the reclaim role keeps them as the host's last sweep (report, metrics).
+    report['clock'] = dict((k, clock_check[k]) for k in ('state', 'step_seconds', 'blocks', 'message'))
     report.update(started_at=_record.format_time(now), finished_at=_record.format_time(_record.utcnow()),
                   duration_seconds=round(time.monotonic() - began, 3))
     return engine.outcome(instances, 'vm_reclaim', **report)
+
+
+def _host_key(ctx):
+    host = ctx.host or {}
+    return (host.get('hostname') or host.get('uuid') or ctx.uri or '').lower()
+
+
+def check_clock(ctx, now, opts):
+    """Rule 11 against the boot clock: this sweep's clocks compared with the last sweep's (clock.json), recorded for
+    the next one. A forward step (or a reboot onto an unsynchronised clock) blocks every reclaim of this sweep, and
+    the last good sample is kept, so every sweep says so until the clock is fixed or an operator, having checked it,
+    runs one sweep with max_overdue 0 (which takes the clock as it is). Said as a warning and a journal event."""
+    sample = eligible.clock_sample(now)
+    state = ctx.state
+    key = _host_key(ctx)
+    try:
+        previous = state.read_clock(key) if state is not None else None
+    except Exception as exc:  # a clock file that cannot be read is said, never fatal: the overdue rule still holds
+        ctx.warnings.append('vm_reclaim: %s; the wall clock is checked by the overdue rule alone' % exc)
+        previous = None
+    result = eligible.check_clock(previous, sample, opts.clock_tolerance)
+    if result['blocks'] and not opts.max_overdue:
+        # The operator checked the clock (max_overdue 0): taken as it is, said, and the new sample kept.
+        result = dict(result, blocks=False, message='%s (accepted: max_overdue 0)' % result['message'])
+    if result['message']:
+        ctx.warnings.append('vm_reclaim: %s' % result['message'])
+    if state is not None and not ctx.check_mode:
+        if result['state'] != eligible.CLOCK_OK and result['state'] != eligible.CLOCK_FIRST:
+            state.event('reclaim.clock', ctx.request_id, result=result['state'], step_seconds=result['step_seconds'],
+                        blocks=result['blocks'], message=result['message'], previous=previous, current=sample)
+        if not result['blocks']:
+            state.write_clock(key, sample)
+    return result
 
 
 class _Report(object):

@@ -11,6 +11,9 @@ world-writable or owned by someone else is refused):
   last_sweep.json              the host's last reclaim sweep (when, how long, counts, what was skipped and why),
                                written by the deferred.libvirt.reclaim role (ansible.builtin.copy, atomic) and
                                read by the report role; the modules never read or write it
+  clock.json                   each host's last reclaim sweep as its clocks saw it (wall time, CLOCK_BOOTTIME,
+                               boot id; by full hostname), written by vm_reclaim (atomic, under locks/journal.lock):
+                               the next sweep tells a stepped wall clock from time that passed (rule 11)
   locks/<uuid>.lock            flock() files of the state_dir's per-domain locks
   locks/journal.lock           serialises journal appends with its rotation
   tombstones/pending/<uuid>.json    tombstones with work left (not undefined yet, or Cinder work pending):
@@ -45,6 +48,7 @@ JOURNAL = 'events.jsonl'
 ROTATED = re.compile(r'^events-(\d{8}T\d{6}Z)(?:-(\d+))?\.jsonl$')
 # The role's record of the last sweep: named here so the layout is whole; no module touches it.
 LAST_SWEEP = 'last_sweep.json'
+CLOCK = 'clock.json'
 LOCKS = 'locks'
 JOURNAL_LOCK = 'journal.lock'
 TOMBSTONES = 'tombstones'

@@ -18,6 +18,7 @@ import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _locks
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._clock import ClockFile
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files import (
     remove_stale_temp_files, write_all)
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._journal import Journal
@@ -26,7 +27,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._layou
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._store import Store
 
 
-class StateDir(_locks.Locks, Journal, Store):
+class StateDir(_locks.Locks, Journal, Store, ClockFile):
     """A checked state directory. Creating one checks that it can be written before anything changes.
 
     ``host_lock_dir``: the host-wide lock directory (None: ``_locks.default_host_lock_dir()``).

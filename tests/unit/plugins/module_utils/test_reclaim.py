@@ -118,3 +118,56 @@ def test_a_reclaim_at_implausibly_far_behind_is_never_reclaimed_until_the_operat
     assert 'clock may have jumped forward' in skipped['reason']
     outcome, dummy = run(reclaim, conn, tmp_path, max_overdue=0)
     assert [r['name'] for r in outcome['extra']['reclaimed']] == ['ancient']
+
+
+def _plant_last_sweep(ctx, wall, boot_seconds, boot_id):
+    """clock.json as a last sweep of this host left it."""
+    ctx.state.write_clock(reclaim._host_key(ctx), {'wall': _record.format_time(wall), 'boot_seconds': boot_seconds,
+                                                   'boot_id': boot_id})
+
+
+def test_a_clock_stepped_10_days_forward_reclaims_nothing_in_a_7_day_trash(conn, define, tmp_path):
+    # Issue 24, item 5: the overdue rule allows 24 intervals (capped at 30 days), so a clock stepped 10 days forward
+    # made every domain of a 7-day trash due. The boot clock saw only an hour pass since the last sweep.
+    define('web')
+    now = _record.utcnow()
+    record = soft_deleted_record(now + datetime.timedelta(days=1))
+    record.update(deleted_at=_record.format_time(now - datetime.timedelta(days=10)),
+                  reclaim_at=_record.format_time(now - datetime.timedelta(days=3)))
+    put(conn, 'web', record)
+    ctx = context(conn, tmp_path)
+    here = eligible.clock_sample(now)
+    _plant_last_sweep(ctx, now - datetime.timedelta(days=10), here['boot_seconds'] - 3600, here['boot_id'])
+    before = ctx.state.read_clock(reclaim._host_key(ctx))
+    outcome = reclaim.run(ctx, reclaim.options(ctx.params))
+    extra = outcome['extra']
+    assert extra['reclaimed'] == []
+    assert extra['clock']['state'] == 'stepped_forward' and extra['clock']['blocks']
+    assert abs(extra['clock']['step_seconds'] - (10 * 86400 - 3600)) < 120
+    [skip] = extra['skipped_domains']
+    assert skip['name'] == 'web' and 'stepped 9d forward' in skip['reason']
+    assert any('stepped 9d forward' in w for w in ctx.warnings)
+    assert [e['result'] for e in ctx.state.read_events() if e['event_type'] == 'reclaim.clock'] == ['stepped_forward']
+    assert 'web' in [d.name() for d in conn.listAllDomains(0)]
+    # The last good sample is kept: the next sweep still sees the step.
+    assert ctx.state.read_clock(reclaim._host_key(ctx)) == before
+    # Once the clock is checked, one sweep with max_overdue 0 takes it as it is and reclaims.
+    outcome, ctx = run(reclaim, conn, tmp_path, max_overdue=0)
+    assert [r['name'] for r in outcome['extra']['reclaimed']] == ['web']
+    assert ctx.state.read_clock(reclaim._host_key(ctx))['boot_id'] == here['boot_id']
+
+
+def test_a_reboot_onto_an_unsynchronised_clock_reclaims_nothing(conn, define, tmp_path, monkeypatch):
+    define('web')
+    put(conn, 'web', soft_deleted_record(PAST))
+    ctx = context(conn, tmp_path)
+    now = _record.utcnow()
+    _plant_last_sweep(ctx, now - datetime.timedelta(hours=1), 10.0, 'another-boot')
+    monkeypatch.setenv(eligible.TEST_FLAG, '1')
+    monkeypatch.setenv('DEFERRED_LIBVIRT_TEST_SYNCHRONISED', '0')
+    outcome = reclaim.run(ctx, reclaim.options(ctx.params))
+    assert outcome['extra']['reclaimed'] == [] and outcome['extra']['clock']['state'] == 'rebooted_unsynchronised'
+    monkeypatch.setenv('DEFERRED_LIBVIRT_TEST_SYNCHRONISED', '1')
+    outcome, dummy = run(reclaim, conn, tmp_path)
+    assert [r['name'] for r in outcome['extra']['reclaimed']] == ['web']
+    assert outcome['extra']['clock']['state'] == 'rebooted'

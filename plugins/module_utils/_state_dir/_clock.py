@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""clock.json: what each host's last reclaim sweep saw of its clocks (wall time, boot clock, boot id), so the next
+sweep can tell a stepped wall clock from time that passed (spec rule 11). One entry per host (full hostname): a
+state_dir shared by several hypervisors keeps each one's apart. Written atomically under the journal lock."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files import read_checked, write_atomic
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._layout import CLOCK
+
+MAX_BYTES = 1024 * 1024
+
+
+class ClockFile(object):
+    """Mixed into StateDir (needs ``path``, ``temp`` and ``_journal_locked``)."""
+
+    def _clock_entries(self):
+        raw, dummy = read_checked(os.path.join(self.path, CLOCK), 'clock file', MAX_BYTES, StateDirError)
+        if raw is None:
+            return {}
+        try:
+            data = json.loads(raw.decode('utf-8'))
+        except ValueError as exc:
+            raise StateDirError('clock file %s is not JSON: %s' % (os.path.join(self.path, CLOCK), exc))
+        return data if isinstance(data, dict) else {}
+
+    def read_clock(self, host_key):
+        """The last sweep's clock sample of ``host_key``, or None (none yet, or not a sample this version wrote)."""
+        entry = self._clock_entries().get(host_key)
+        return entry if isinstance(entry, dict) else None
+
+    def write_clock(self, host_key, sample):
+        with self._journal_locked():
+            entries = self._clock_entries()
+            entries[host_key] = sample
+            write_atomic(self.temp, self.path, CLOCK, json.dumps(entries, sort_keys=True).encode('utf-8'))
