@@ -192,6 +192,19 @@ request_id:
   description: The id of this sweep, as in the event journal.
   returned: always
   type: str
+clock:
+  description:
+    - Rule 11 against the boot clock. Each sweep records in the state_dir's C(clock.json), beside the wall time, the
+      host's C(CLOCK_BOOTTIME) and boot id. Within one boot, a wall clock that advanced more than the boot clock by more
+      than O(clock_tolerance) was stepped forward (V(stepped_forward)), and nothing is reclaimed (each due domain is in
+      RV(skipped_domains) with the reason, a warning and a C(reclaim.clock) journal event say by how much) until the
+      clock is fixed or one sweep runs with O(max_overdue=0). Stepped back (V(stepped_back)) is reported only.
+    - After a reboot the kernel's synchronised flag decides - V(rebooted) (synchronised, the overdue rule still
+      applies), V(rebooted_unsynchronised) (nothing reclaimed), V(rebooted_unknown) (flag unreadable, said; overdue rule only).
+      V(first) when there was no earlier sweep, V(ok) otherwise.
+  returned: always
+  type: dict
+  sample: {state: stepped_forward, step_seconds: 860400, blocks: true, message: "the wall clock advanced 10d ..."}
 started_at:
   description: When this sweep started on the host (UTC ISO 8601); the deferred.libvirt.reclaim role records it.
   returned: always
