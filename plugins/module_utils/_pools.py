@@ -123,6 +123,10 @@ class Pools(object):
                     self._pools[name] = (None, None, None, why)
             return self._pools[name]
 
+    def pool_type(self, name):
+        """The type of the named pool (dir, netfs, rbd, ...), None when it cannot be found."""
+        return self._pool(name)[1]
+
     def volume(self, name, volume):
         """The volume's virStorageVol; HypervisorError when the pool or the volume cannot be found."""
         pool, dummy, dummy, error = self._pool(name)

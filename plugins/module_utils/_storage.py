@@ -22,6 +22,7 @@ import threading
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _locality
 from ansible_collections.deferred.libvirt.plugins.module_utils import _pools
 
 DEFAULT_INSTANCE_DIRS = ['/var/lib/libvirt/images']
@@ -197,8 +198,10 @@ class Index(object):
     per domain would walk every other domain's disks again each time.
     """
 
-    def __init__(self, conn, domains, fleet_view=None):
+    def __init__(self, conn, domains, fleet_view=None, mounts=None):
         self._conn = conn
+        # This host's mounts (mountinfo), read once: which disks another host could reach (rule 12).
+        self.mounts = mounts if mounts is not None else _locality.Mounts()
         self._domains = [d for d in domains if d is not None]
         # What the other hosts of the play use (rule 10); without a fleet view, only this host is known.
         self.fleet = fleet_view if fleet_view is not None else fleet.FleetView(None, None)
@@ -318,10 +321,11 @@ def classify_disks(conn, domain, dirs, index):
             kept.append(dict(entry, reason='backing file of a disk of domain(s) %s'
                              % ', '.join(sorted(set(backing_of_others[ident])))))
             continue
-        if not index.fleet.complete:
-            kept.append(dict(entry, reason='not deleted: the fleet view is incomplete (%s did not report), so another '
-                             'host\'s use of it cannot be ruled out' % ', '.join(index.fleet.missing) or 'a host'))
-            continue
+        if not index.fleet.complete or not index.fleet.given:
+            why = _reachable_elsewhere(disk, real, index)
+            if why:
+                kept.append(dict(entry, reason=why, kept_for_now=True))
+                continue
         users = index.fleet.disk_users(disk, path, domain.uuid)
         if users:
             kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(
@@ -345,6 +349,27 @@ def classify_disks(conn, domain, dirs, index):
         else:
             kept.append(dict(entry, reason='%s is outside the instance directories (%s)' % (real, ', '.join(dirs))))
     return owned, kept
+
+
+def _reachable_elsewhere(disk, real, index):
+    """Why a disk is kept when no complete fleet index vouches for it (rule 12), or None to go on deciding.
+
+    No fleet index at all (a single-host ad hoc call): a disk on a network or cluster filesystem, or in a shared or
+    network pool, may be another host's; a directory bind-mounted from this host's own disk counts as local, as
+    the record's host decides which copy is ours. An incomplete index (some host of the fleet did not report):
+    anything not provably local (a bind mount too) is kept for now; local disks are still deleted.
+    """
+    pool_type = index.pools.pool_type(disk['pool']) if disk['type'] == 'volume' and disk['pool'] else None
+    given = index.fleet.given
+    why = _locality.disk_reachable_elsewhere(disk, real, pool_type, index.mounts, strict=given)
+    if not why:
+        return None
+    if given:
+        return ('not deleted for now: %s, and the fleet index is incomplete (%s did not report), so another host\'s '
+                'use of it cannot be ruled out; a sweep over the whole fleet deletes it once no domain uses it'
+                % (why, ', '.join(index.fleet.missing) or 'a host'))
+    return ('not deleted: %s, and no fleet index was given, so another host\'s use of it cannot be ruled out; pass '
+            'the fleet index (the fleet option, as the playbooks do) to delete it' % why)
 
 
 def delete_disk(conn, item, dirs):

@@ -101,6 +101,10 @@ instances:
       description:
         - Disks left in place, each with C(target), C(path), C(real_path) and the C(reason) (outside O(instance_dirs),
           shared with or the backing file of another domain's disk, read-only, CD-ROM, network or block device).
+        - C(kept_for_now=true) marks a disk kept because another host could reach it and no complete fleet index
+          (O(fleet)) vouched that none uses it; a network or cluster filesystem (by its mount type, such as nfs, cifs, ceph,
+          fuse.sshfs, ...), a shared or network pool's volume, a shareable disk, and while the index is incomplete a
+          bind-mounted directory too. Local disks are still deleted. See docs/lifecycle.md "Fleets".
       type: list
       elements: dict
     undefine_flags:

@@ -26,6 +26,10 @@ FLEET_DIR = '/var/lib/deferred-libvirt-testbed/fleet'
 FLEET_JSON = os.path.join(FLEET_DIR, 'fleet-hosts.json')
 SSH_CONFIG = os.path.join(FLEET_DIR, 'ssh_config')
 SHARED_DIR = '/srv/shared-images'
+# A real network filesystem (sshfs, FUSE) mounted at the same path on every host; NETFS_EXPORT is the directory
+# hv2's sshd exports, where a file's existence is read without any client's cache.
+NETFS_DIR = '/srv/netfs-images'
+NETFS_EXPORT = '/var/lib/deferred-libvirt-testbed/netfs'
 HOSTS = ('hv2', 'hv3')
 ANSIBLE_PLAYBOOK = os.path.join(os.path.dirname(PYTHON), 'ansible-playbook')
 
@@ -119,6 +123,20 @@ def task_on(runner, inventory, host, module, **args):
                 'uri': "{{ deferred_libvirt_uri }}", 'state_dir': "{{ deferred_libvirt_state_dir }}"}}}
     result = run_playbook(runner, [play], inventory)
     return result.task(0, host)
+
+
+def adhoc_on(runner, inventory, host, module, args):
+    """``ansible HOST -i INVENTORY -m MODULE -a ARGS`` (``args`` a dict, given as JSON), as an operator types it:
+    no fleet option. Returns (rc, the host's result)."""
+    cmd = [os.path.join(os.path.dirname(PYTHON), 'ansible'), host, '-i', inventory, '-m', module,
+           '-a', json.dumps(args)]
+    proc = subprocess.run(cmd, env=runner.env(), capture_output=True, text=True, timeout=600, check=False)
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError('ansible did not print JSON (rc %s)\nstdout: %s\nstderr: %s'
+                             % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
+    return proc.returncode, data['plays'][0]['tasks'][0]['hosts'][host]
 
 
 def named_task(result, name, host):

@@ -20,6 +20,12 @@
 # over SSH uses the default uri and state_dir, exactly as on a real host. Inside, `ssh hv3` and
 # qemu+ssh://hv3/system reach the other host by name.
 #
+# A real network filesystem too: $NETFS_DIR (default /srv/netfs-images) is an sshfs (FUSE) mount, in every host's
+# namespace and in the main one (hv1), of $NETFS_EXPORT exported by hv2's sshd (sftp), as an NFS export would be
+# mounted on every hypervisor. This kernel has no NFS client or server; FUSE works. Each namespace has its own
+# mount (private propagation: a FUSE mount made in one namespace is not seen in another), so the same file has a
+# different st_dev on each host, and /proc/self/mountinfo says fuse.sshfs (statfs only says "fuseblk").
+#
 # From the main namespace a host's daemon answers on
 #   qemu+unix:///system?socket=$FLEET_DIR/HV/run/libvirt-sock
 # and $FLEET_DIR/fleet-hosts.json says how to reach every host (the tests read it; fleet.json has the same).
@@ -33,6 +39,10 @@ FLEET_DIR=${FLEET_DIR:-/var/lib/deferred-libvirt-testbed/fleet}
 FLEET_SSH_PORT=${FLEET_SSH_PORT:-2222}
 FLEET_SHARED=${FLEET_SHARED:-$(dirname "$FLEET_DIR")/shared}
 SHARED_DIR=${FLEET_SHARED_DIR:-/srv/shared-images}
+# The network filesystem: exported by hv2's sshd, mounted with sshfs at NETFS_DIR everywhere.
+NETFS_EXPORT=${FLEET_NETFS_EXPORT:-$(dirname "$FLEET_DIR")/netfs}
+NETFS_DIR=${FLEET_NETFS_DIR:-/srv/netfs-images}
+NETFS_SERVER=hv2
 # name:ssh port:first migration port:loopback address. hv2 keeps the port and files it always had (tests reach it
 # as before). Each host has a loopback address of its own for migrations: libvirt refuses 127.0.0.1 as a
 # migration_address ("the address of the local machine"), and the name in a migration URI must lead to the host.
@@ -98,6 +108,8 @@ PACKAGES=(
   cron systemd
   # For the fleet tests: a clock stepped forward for one process (libfaketime), as a wrong RTC or an NTP step would.
   faketime
+  # The network filesystem shared by the hosts (FUSE: this kernel has no NFS).
+  sshfs
 )
 
 # running PID: alive and not a zombie.
@@ -390,6 +402,8 @@ describe_host() {
     "host_uuid": "$(host_uuid)",
     "holder_pid": $(holder || echo null),
     "shared_dir": "$SHARED_DIR",
+    "netfs_dir": "$NETFS_DIR",
+    "netfs_export_from_main_namespace": "$NETFS_EXPORT",
     "uri_from_main_namespace": "$URI_OUTSIDE",
     "images_from_main_namespace": "$D/lib/images",
     "state_dir_from_main_namespace": "$D/state"
@@ -410,6 +424,86 @@ write_description() {
   printf '%s' "$text" >"$FLEET_DIR/fleet.json.new" && mv "$FLEET_DIR/fleet.json.new" "$FLEET_DIR/fleet.json"
 }
 
+# -- the network filesystem (sshfs) ---------------------------------------------------------------------------------
+
+# netfs_type PID: the fstype of what is mounted at NETFS_DIR in PID's mount namespace (empty when nothing is). Read
+# from mountinfo, never by a stat: a mount whose server is gone could hang it.
+netfs_type() {
+  awk -v dir="$NETFS_DIR" '$5 == dir { for (i = 7; i <= NF; i++) if ($i == "-") { t = $(i + 1); break } } END { print t }' \
+    "/proc/$1/mountinfo" 2>/dev/null
+}
+
+# netfs_run PID CMD...: CMD in PID's mount namespace (the main one for our own pid).
+netfs_run() {
+  local pid=$1
+  shift
+  if [[ $pid == "$$" ]]; then "$@"; else nsenter --mount --target "$pid" -- "$@"; fi
+}
+
+netfs_umount() {
+  [[ -n $(netfs_type "$1") ]] || return 0
+  netfs_run "$1" umount "$NETFS_DIR" 2>/dev/null || netfs_run "$1" umount -l "$NETFS_DIR"
+}
+
+# netfs_mount PID WHERE: mount the export at NETFS_DIR in PID's namespace, unless an answering sshfs is there.
+netfs_mount() {
+  local pid=$1 where=$2 server_port
+  if [[ $(netfs_type "$pid") == fuse.sshfs ]] && netfs_run "$pid" timeout 10 stat -t "$NETFS_DIR" >/dev/null 2>&1; then
+    return 0
+  fi
+  netfs_umount "$pid"  # a dead one (its server restarted) or something else in the way
+  server_port=$(select_host "$NETFS_SERVER"; echo "$PORT")
+  log "mounting the network filesystem (sshfs) at $NETFS_DIR on $where"
+  netfs_run "$pid" mkdir -p "$NETFS_DIR"
+  # allow_other + default_permissions: libvirtd and QEMU (root here) use it as any local directory. dir_cache=no:
+  # another host's create or delete shows within the kernel's 1 s entry timeout (sshfs's own cache keeps it 20 s).
+  # reconnect: a restarted server sshd is reached again. The daemon must not inherit the fleet lock (8>&-).
+  netfs_run "$pid" sshfs -o "allow_other,default_permissions,reconnect,dir_cache=no,ServerAliveInterval=5" \
+    -o "ServerAliveCountMax=3,port=$server_port,IdentityFile=$KEY,UserKnownHostsFile=$KNOWN_ALL" \
+    -o "StrictHostKeyChecking=yes,BatchMode=yes" "root@127.0.0.1:$NETFS_EXPORT" "$NETFS_DIR" 8>&- ||
+    die "sshfs of $NETFS_EXPORT at $NETFS_DIR on $where failed"
+  [[ $(netfs_type "$pid") == fuse.sshfs ]] || die "$NETFS_DIR on $where is not a fuse.sshfs mount after mounting it"
+}
+
+# netfs_pids: "PID:WHERE" of every namespace the network filesystem is mounted in: the main one (hv1), each host's.
+netfs_pids() {
+  local name pid
+  echo "$$:hv1"
+  for name in "${HOST_NAMES[@]}"; do
+    select_host "$name"
+    if pid=$(holder); then echo "$pid:$H"; fi
+  done
+}
+
+ensure_netfs() {
+  local item probe name
+  mkdir -p "$NETFS_EXPORT"
+  chmod 0755 "$NETFS_EXPORT"
+  for item in $(netfs_pids); do netfs_mount "${item%%:*}" "${item#*:}"; done
+  # One file, one path, every host: a file made on the server side is seen at NETFS_DIR everywhere.
+  probe=.probe-$$-$RANDOM
+  : >"$NETFS_EXPORT/$probe"
+  for item in $(netfs_pids); do
+    netfs_run "${item%%:*}" timeout 10 test -e "$NETFS_DIR/$probe" ||
+      { rm -f "$NETFS_EXPORT/$probe"; die "${item#*:} does not see $NETFS_DIR/$probe"; }
+  done
+  rm -f "$NETFS_EXPORT/$probe"
+}
+
+netfs_status() {
+  local item rc=0
+  for item in $(netfs_pids); do
+    if [[ $(netfs_type "${item%%:*}") == fuse.sshfs ]] &&
+       netfs_run "${item%%:*}" timeout 10 stat -t "$NETFS_DIR" >/dev/null 2>&1; then
+      echo "${item#*:} network filesystem: $NETFS_DIR mounted (fuse.sshfs)"
+    else
+      echo "${item#*:} network filesystem: $NETFS_DIR not mounted"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
 up_host() {
   select_host "$1"
   write_files
@@ -427,6 +521,9 @@ cmd_up() {
   stop_orphans
   local name
   for name in "${@:-${HOST_NAMES[@]}}"; do up_host "$name"; done
+  # The export's server must run for any host to mount it.
+  if [[ $# -gt 0 ]] && ! (select_host "$NETFS_SERVER"; holder >/dev/null && ssh_ok); then up_host "$NETFS_SERVER"; fi
+  ensure_netfs
   write_description
   log "up: ${HOST_NAMES[*]} (ssh -F $SSH_CONFIG HOST; libvirt qemu+unix:///system?socket=$FLEET_DIR/HOST/run/libvirt-sock)"
 }
@@ -443,6 +540,13 @@ stop_pid() {
 
 stop_host() {
   local pid
+  # Before the namespace goes: its sshfs would keep it alive. The server's export goes from every host with it.
+  if pid=$(holder); then netfs_umount "$pid"; fi
+  if [[ $H == "$NETFS_SERVER" ]]; then
+    local item
+    for item in $(netfs_pids); do netfs_umount "${item%%:*}"; done
+    select_host "$NETFS_SERVER"
+  fi
   if pid=$(pid_in "$SSHD_PID" sshd); then stop_pid "$H's sshd" "$pid"; fi
   if pid=$(pid_in "$D/run/libvirtd.pid" libvirtd); then stop_pid "$H's libvirtd" "$pid"; fi
   if pid=$(pid_in "$D/run/virtlogd.pid" virtlogd); then stop_pid "$H's virtlogd" "$pid"; fi
@@ -456,6 +560,7 @@ cmd_down() {
     select_host "$name"
     stop_host
   done
+  [[ $# -gt 0 ]] || netfs_umount $$
 }
 
 cmd_status() {
@@ -470,6 +575,7 @@ cmd_status() {
     if holder >/dev/null && [[ $(in_ns hostname) == "$H" ]]; then echo "$H hostname: $H"; else echo "$H hostname: not its own"; rc=1; fi
     if ssh_ok; then echo "$H over ssh: answering"; else echo "$H over ssh: not answering"; rc=1; fi
   done
+  netfs_status || rc=1
   return $rc
 }
 
