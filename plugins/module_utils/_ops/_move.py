@@ -233,10 +233,10 @@ class Move(object):
         failpoint('move.after_source_marked')
         generation = (source.record or {}).get('generation')
         defined_now = False
-        if here is None:
-            here = self._define_here(source)
-            defined_now = True
         try:
+            if here is None:
+                here = self._define_here(source)
+                defined_now = True
             failpoint('move.after_define')
             current = self._read(self.source_conn, source.uuid)
             if current is not None:
