@@ -95,6 +95,11 @@ def eligibility(view, clock, fleet_view=None):
         return SKIP, guarded
     if view.get('task_state') == 'deleting':
         return RESUME, None
+    if view.get('task_state') == 'moving':
+        # Rule 4 across hosts: the move may already have defined it on its new host, or booted it there.
+        return SKIP, ('it is being moved to another host (task_state moving); never reclaimed while the move holds it: '
+                      'run the same move (playbooks/restore.yml with restore_host, or vm_restore move_from) again to '
+                      'finish it or roll it back')
     if view.get('task_state') is not None:
         return SKIP, 'task %s is in progress or was interrupted; run that operation again' % view['task_state']
     if _views.started_after_soft_delete(view):

@@ -137,6 +137,15 @@ class Domain(object):
     def has_tpm(self):
         return self.root.find('devices/tpm') is not None
 
+    def nvram_file(self):
+        """The domain's own NVRAM file (UEFI variables), when its definition names one."""
+        text = self.root.findtext('os/nvram')
+        return text.strip() if text and text.strip() else None
+
+    def tpm_state(self):
+        """Whether the domain has an emulated TPM, whose state libvirt keeps on the host (swtpm), not in a disk."""
+        return self.root.find("devices/tpm/backend[@type='emulator']") is not None
+
 
 def _list_set(conn, flag):
     try:
@@ -287,12 +296,19 @@ def define(conn, xml):
         raise HypervisorError('cannot define the domain here: %s' % exc.get_error_message())
 
 
-def undefine_moved(domain):
-    """Undefine a domain that was defined on another host: its NVRAM file stays (the file may be shared)."""
+def undefine_moved_flags(domain):
+    """The flags that undefine a domain defined on another host now: its NVRAM file and its TPM state stay (the new
+    host boots with them), only the snapshot metadata and saved memory, which cannot come along, go."""
     flags = libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | getattr(libvirt, 'VIR_DOMAIN_UNDEFINE_KEEP_NVRAM', 0)
+    flags |= getattr(libvirt, 'VIR_DOMAIN_UNDEFINE_KEEP_TPM', 0)
     if domain.managed_save:
         flags |= libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-    call('undefine after the move', domain.name, domain.dom.undefineFlags, flags)
+    return flags
+
+
+def undefine_moved(domain):
+    """Undefine a domain that was defined on another host: its NVRAM file and TPM state stay (they may be shared)."""
+    call('undefine after the move', domain.name, domain.dom.undefineFlags, undefine_moved_flags(domain))
 
 
 def undefine_flags(domain):

@@ -195,6 +195,7 @@ class Restore(Group):
         start_timeout=dict(type='raw', default=DEFAULT_START_TIMEOUT),
         hard_reboot=dict(type='bool', default=False),
         move_from=dict(type='str'),
+        move_to=dict(type='str'),
     )
 
     @classmethod
@@ -202,9 +203,14 @@ class Restore(Group):
         own = cls(start_timeout=parse_duration(param(params, 'start_timeout', DEFAULT_START_TIMEOUT), 'start_timeout',
                                                allow_zero=False),
                   hard_reboot=bool(params.get('hard_reboot')), quota=params.get('quota'), usage=params.get('usage'),
-                  move_from=params.get('move_from'))
+                  move_from=params.get('move_from'), move_to=params.get('move_to'))
         if own.move_from is not None and params.get('name') is None:
             raise InputError('move_from needs name: say which domains to bring here')
+        if own.move_to is not None and params.get('name') is None:
+            raise InputError('move_to needs name: say which domains to mark as moving')
+        if own.move_to is not None and own.move_from is not None:
+            raise InputError('move_to and move_from are the two ends of a move: give move_to on the host that holds '
+                             'the domain and move_from on the host it moves to, never both in one task')
         if own.quota is not None:
             try:
                 quota.validate_limits(own.quota)

@@ -179,3 +179,20 @@ def delete_volume(conn, real, vol=None):
         except libvirt.libvirtError as exc:
             return exc.get_error_message()
     return None
+
+
+def volume_identity(conn, pool, volume):
+    """What the host behind ``conn`` says a pool volume is: its path, size on disk and modification time (whole
+    seconds), read through libvirt (so a host that runs nothing of ours can still be asked). HypervisorError when
+    the volume cannot be read there."""
+    try:
+        vol = conn.storagePoolLookupByName(pool).storageVolLookupByName(volume)
+        root = ET.fromstring(vol.XMLDesc(0))
+    except (libvirt.libvirtError, ET.ParseError) as exc:
+        message = exc.get_error_message() if hasattr(exc, 'get_error_message') else str(exc)
+        raise HypervisorError('volume %s in pool %s cannot be read: %s' % (volume, pool, message))
+    mtime = root.findtext('target/timestamps/mtime')
+    physical = root.findtext('physical') or root.findtext('allocation')
+    return {'path': root.findtext('target/path') or vol.path(),
+            'size': int(physical) if physical and physical.isdigit() else None,
+            'mtime': int(float(mtime)) if mtime else None}

@@ -16,7 +16,7 @@ __metaclass__ = type
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 VM_STATES = ('active', 'stopped', 'paused', 'soft_deleted', 'error', 'deleted')
-TASK_STATES = (None, 'soft_deleting', 'restoring', 'deleting')
+TASK_STATES = (None, 'soft_deleting', 'restoring', 'deleting', 'moving')
 
 # libvirt power state -> vm_state of a domain that is not soft-deleted.
 POWER_TO_VM_STATE = {
@@ -69,6 +69,17 @@ TRANSITIONS = {
         'task_state': 'deleting',
         'resumes': ('deleting',),
         'leaves': 'deleted',
+    },
+    # Restore onto another host (vm_restore move_to on the source, then move_from on the target): the source record
+    # holds 'moving' from before anything is defined on the target until the source definition is gone, and the
+    # target's copy holds it until the move is finished there. Nothing else starts, reclaims or terminates a domain
+    # in 'moving' (rule 4 across hosts); running the same move again finishes it or rolls it back (rule 7).
+    'move': {
+        'accepts': ('soft_deleted',),
+        'noop': (),
+        'task_state': 'moving',
+        'resumes': ('moving',),
+        'leaves': 'soft_deleted',
     },
 }
 

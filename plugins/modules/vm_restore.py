@@ -70,9 +70,28 @@ options:
       - Every disk and boot file of the domain must exist here at the same path (shared storage), or nothing changes
         and the ones this host cannot see are named. That they are the same files is checked by the C(restore)
         playbook, which sees both hosts (inode, size and modification time).
-      - The domain is defined here with its lifecycle record (which then names this host, so this copy is the
-        authoritative one), undefined on the other host, and restored here. Saved memory cannot move along, so a domain
-        soft-deleted with managed save needs O(hard_reboot=true).
+      - Every pool volume must be the same volume on both hosts (the same path, size and modification time), every
+        backing file of every disk, the NVRAM file and an emulated TPM's state must be here too.
+      - The move is serialised with the other host (rule 4 across hosts). Its record first goes to task_state
+        C(moving) by a compare-and-set (done under that host's lock by O(move_to) run there first, as the C(restore)
+        playbook does; ad hoc, through its libvirt connection), so its sweep, restores and terminates leave it alone.
+        The domain is then defined here with its lifecycle record, undefined on the other host (its NVRAM and TPM
+        state kept), its record here stamped with this host (so this copy is the authoritative one), and restored
+        here. Saved memory cannot move along, so a domain soft-deleted with managed save needs O(hard_reboot=true).
+      - Each domain moves on its own. A failed move is that domain's failure (the others are still tried), and a
+        failure before the other host's definition is gone removes the definition made here and puts the domain
+        back to idle there, so it is never startable on two hosts. An interrupted move (task_state C(moving)) is
+        finished by running the same task again.
+    type: str
+  move_to:
+    description:
+      - The first step of a restore onto another host, run on the host that holds the domain now (the C(restore)
+        playbook runs it before O(move_from) on the target). Marks the selected idle soft-deleted domains as
+        C(moving) to this host name (the target's hostname as its libvirt reports it) under this host's per-domain
+        lock, with a compare-and-set on task_state; nothing else changes. From then on the sweep here skips them
+        and only O(move_from) on that host takes them.
+      - Running it again for the same target changes nothing; a domain being moved to another host is refused.
+        O(name) is required; not together with O(move_from).
     type: str
 author:
   - deferred.libvirt developers (!UNKNOWN)

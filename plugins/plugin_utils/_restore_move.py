@@ -45,8 +45,14 @@ def restore_move_plan(located, hostvars, target, result_var='state_facts_vm_info
                                      % (item.get('name'), item['uuid'], item['host']))
         paths = []
         for disk in views[0].get('disks') or []:
-            if disk.get('path') and disk['path'] not in paths:
-                paths.append(disk['path'])
+            # The disk, then every backing file of its chain where vm_info reports one: each must be the same file.
+            for each in [disk] + list(disk.get('chain') or []):
+                path = each.get('path') if isinstance(each, dict) else each
+                if path and path not in paths:
+                    paths.append(path)
+        nvram = views[0].get('nvram')
+        if nvram and nvram not in paths:
+            paths.append(nvram)
         plan['moves'].append({'host': item['host'], 'name': item.get('name'), 'uuid': item['uuid'], 'paths': paths})
         plan['by_source'].setdefault(item['host'], []).append(item['uuid'])
         for path in paths:

@@ -10,7 +10,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import os
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
@@ -25,6 +24,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _storage a
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, RESUME
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _move
 
 OPERATION = 'restore'
 ARGUMENT_SPEC = options_.spec(options_.Selection, options_.Lifecycle, options_.Restore)
@@ -38,6 +38,7 @@ class RestoreOptions(object):
         self.quota = own.quota
         self.usage = own.usage
         self.move_from = own.move_from
+        self.move_to = own.move_to
         self.force = force
 
 
@@ -49,8 +50,10 @@ def options(params, no_log_values=None):
 
 def run(ctx, opts):
     """vm_restore: the batch quota check before anything, then one restore per selected domain."""
+    if opts.move_to:
+        return _move.mark(ctx, opts)  # the source's side of a move onto another host
     if opts.move_from:
-        return move_here(ctx, opts)
+        return _move.move_here(ctx, opts, restore)
     items = engine.snapshot(ctx)
     chosen = engine.select(items, opts.selection)
     extra = {}
@@ -81,89 +84,6 @@ def check_quota(ctx, opts, items, chosen):
                                instances=[dict(name=i.domain.name, uuid=i.domain.uuid, changed=False, failed=True,
                                                msg='over quota') for i in chosen])
     return figures
-
-
-def move_here(ctx, opts):
-    """Restore onto this host soft-deleted domains another host holds (``move_from``, its libvirt URI as seen here).
-
-    Every disk must already be visible here at the same path (shared storage; that it is the same file is the
-    restore role's check, which sees both hosts): otherwise nothing changes. The domain is defined here with its
-    record (stamped with this host, so this copy is the authoritative one), undefined there, then restored here:
-    at no moment is there no definition, and the one left there is gone before the guest runs here.
-    """
-    source = hv.open_connection(opts.move_from)
-    try:
-        there = engine.snapshot(engine.Context(source, uri=opts.move_from, project=ctx.project))
-        chosen = engine.select(there, options_.Selection(names=opts.selection.names, query=None, project=ctx.project))
-        here = set(i.uuid for i in engine.snapshot(ctx))
-        for item in chosen:
-            _check_movable(ctx, item.domain, item.view, opts, here)
-        extra = {}
-        if opts.quota is not None:
-            extra['quota'] = check_quota(ctx, opts, engine.snapshot(ctx), chosen)
-        results = []
-        for item in chosen:
-            moved = _define_here(ctx, item.domain, opts)
-            results.append(dict(restore(ctx, moved, opts), moved_from=opts.move_from))
-        return engine.outcome(results, 'vm_restore', **extra)
-    finally:
-        try:
-            source.close()
-        except Exception:  # the source going away after the move changes nothing here
-            pass
-
-
-def _check_movable(ctx, domain, view, opts, here):
-    """Refuse (nothing changed) a domain that cannot move here: guards, state, a UUID already here, disks not seen."""
-    engine.guard(domain, 'restore', ctx.project, opts.force, check_protected=False)
-    if view['vm_state'] != 'soft_deleted' or view.get('task_state'):
-        raise engine.OperationError('domain %s is %s%s on %s; only an idle soft-deleted domain moves; nothing was changed'
-                                    % (domain.name, view['vm_state'], ' (task %s)' % view['task_state']
-                                       if view.get('task_state') else '', opts.move_from))
-    if domain.uuid in here:
-        raise engine.OperationError('domain %s (%s) is already defined on this host; nothing was changed'
-                                    % (domain.name, domain.uuid))
-    if domain.managed_save and not opts.hard_reboot:
-        raise engine.OperationError('domain %s has saved memory on %s, which cannot come along: restore it there, or '
-                                    'here with hard_reboot=true to boot it fresh; nothing was changed'
-                                    % (domain.name, opts.move_from))
-    unseen = []
-    for disk in domain.disks():
-        if disk['device'] in ('cdrom', 'floppy') and not disk['path']:
-            continue
-        if disk['type'] == 'volume':
-            try:
-                path = _pools.volume_path_offline(ctx.conn, disk['pool'], disk['volume'])
-            except hv.HypervisorError:
-                unseen.append('%s/%s' % (disk['pool'], disk['volume']))
-                continue
-        elif disk['type'] in ('file', 'block'):
-            path = disk['path']
-        else:
-            continue
-        if path and not os.path.exists(path):
-            unseen.append(path)
-    for path in domain.boot_files():
-        if not os.path.exists(path):
-            unseen.append(path)
-    if unseen:
-        raise engine.OperationError('domain %s cannot be restored onto %s: this host cannot see %s; nothing was changed'
-                                    % (domain.name, ctx.host.get('hostname'), ', '.join(unseen)))
-
-
-def _define_here(ctx, domain, opts):
-    """Define the domain here from its definition there (record included), then undefine it there."""
-    xml = hv.definition(domain)
-    with ctx.lock(domain):
-        dom = hv.define(ctx.conn, xml)
-        moved = ctx.fresh(hv.Domain(dom, xml, 'shutoff'))
-        record = dict(moved.record or _record.empty())
-        record = _record.add_history(record, 'move', ctx.request_id, _record.format_time(_record.utcnow()), 'success',
-                                     'from %s' % opts.move_from)
-        ctx.save(moved, record)  # stamped with this host: this copy is now the authoritative one (rule 9)
-        ctx.event('instance.move', moved, result='success', source=opts.move_from)
-        hv.undefine_moved(domain)
-    return ctx.fresh(moved)
 
 
 class RestorePlan(engine.Plan):

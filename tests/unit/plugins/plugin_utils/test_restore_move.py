@@ -82,3 +82,21 @@ def test_a_disk_that_was_not_checked_is_a_problem(hv):
     plan = restore_move_plan(located(hv, 'web'), hv, 'hv3')
     check = restore_move_check(plan, [stat('hv2', '/srv/shared/web.qcow2'), stat('hv3', '/srv/shared/web.qcow2')])
     assert check['problems'] == ['/srv/shared/data.qcow2 (disk of web on hv2): was not checked on hv2 itself']
+
+
+def test_every_backing_file_and_the_nvram_file_are_checked_on_both_hosts():
+    """A golden image under an overlay, and the NVRAM file, must be the same files on the target as the disk itself."""
+    web = view('web', ['/srv/shared/web.qcow2'])
+    web['disks'][0]['chain'] = [{'path': '/srv/shared/golden.qcow2'}, {'path': '/srv/shared/base.raw'}]
+    web['nvram'] = '/srv/shared/web_VARS.fd'
+    hv = hostvars(hv2=[web], hv3=[])
+    plan = restore_move_plan(located(hv, 'web'), hv, 'hv3')
+    [move] = plan['moves']
+    assert move['paths'] == ['/srv/shared/web.qcow2', '/srv/shared/golden.qcow2', '/srv/shared/base.raw',
+                             '/srv/shared/web_VARS.fd']
+    assert sorted((s['host'], s['path']) for s in plan['stats'] if s['path'].endswith('golden.qcow2')) == [
+        ('hv2', '/srv/shared/golden.qcow2'), ('hv3', '/srv/shared/golden.qcow2')]
+    stats = [{'item': s, 'stat': {'exists': True, 'inode': 1, 'size': 1, 'mtime': 1}} for s in plan['stats']]
+    stats[-1]['stat'] = dict(stats[-1]['stat'], inode=2)  # the target's NVRAM file is another file
+    checked = restore_move_check(plan, stats)
+    assert not checked['ok'] and '/srv/shared/web_VARS.fd' in checked['message']
