@@ -20,7 +20,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _recl
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
 
-from test_operations import NOW, PAST, context, put, record_of, run, soft_deleted_record
+from ops_support import NOW, PAST, context, put, record_of, run, soft_deleted_record
 
 
 def disk_device(path):

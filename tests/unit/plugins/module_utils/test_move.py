@@ -21,7 +21,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _recl
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
 
-from test_operations import PAST, NOW, context, put, record_of, run, soft_deleted_record
+from ops_support import PAST, NOW, context, put, record_of, run, soft_deleted_record
 
 
 def test_move_to_marks_an_idle_soft_deleted_domain_moving_to_the_target(conn, define, tmp_path):
