@@ -386,7 +386,7 @@ def test_a_failed_webhook_post_never_prints_its_url_or_token_at_vvvv(ansible, fl
         assert token not in output, 'the webhook URL was printed:\n' + output[-4000:]
         assert token not in as_json.stdout + as_json.stderr
     said = named_task(as_json, 'Say that the warning webhook did not take the post', 'hv1')['msg']
-    assert said.startswith('the warning webhook at 127.0.0.1 did not take the post (%s)'
+    assert said.startswith('the warning webhook at 127.0.0.1 did not take the post (%s'
                            % ('HTTP status 500' if how == 'answers_500' else 'no HTTP answer'))
     assert said in output
 
