@@ -11,7 +11,8 @@
 - Lock files of domains that no longer exist and have no pending tombstone are removed, each under its
   lock and only when nobody holds it (a run about to take it notices and takes the new file), and only
   those that name the sweep's own connection: a domain of another connection is not in ``live_uuids``.
-- events.jsonl is rotated (renamed to events-<UTC stamp>.jsonl under the journal lock) when it is bigger than
+- events.jsonl is rotated (moved to a free events-<UTC stamp>[-N].jsonl under the journal lock, never over an
+  existing file, so concurrent sweeps of one state_dir lose no rotated journal) when it is bigger than
   ``journal_rotate_size`` or its first event is older than ``journal_rotate_age``; rotated files older than
   ``journal_retention`` are removed.
 """

@@ -201,3 +201,18 @@ class Hv2Guests(HostGuests):
 
     def __init__(self, fleet, prefix):
         super(Hv2Guests, self).__init__(fleet, prefix, 'hv2')
+
+
+def run_as_operator(runner, playbook, inventory, *flags, **extra_env):
+    """ansible-playbook as an operator sees it: the default stdout callback, with ``flags`` (-vvvv, --diff, -e ...).
+
+    Returns the finished process (stdout and stderr as text); the plays are written as for run_playbook."""
+    if isinstance(playbook, list):
+        path = os.path.join(runner.state_dir + '-plays', 'play-%s.yml' % uuidlib.uuid4().hex[:8])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as handle:
+            json.dump(playbook, handle)
+        playbook = path
+    env = runner.env(ANSIBLE_STDOUT_CALLBACK='default', ANSIBLE_NOCOLOR='1', **extra_env)
+    return subprocess.run([ANSIBLE_PLAYBOOK, '-i', inventory, playbook] + list(flags), env=env, capture_output=True,
+                          text=True, timeout=900, check=False)

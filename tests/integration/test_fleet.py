@@ -16,6 +16,8 @@ import os
 import libvirt
 import pytest
 
+import guests
+
 from fleet_support import (Hv2Guests, fleet_up, named_task, new_project, run_playbook, task_on, wait_past,
                            write_inventory)
 
@@ -260,6 +262,36 @@ def test_soft_delete_playbook_finds_each_domain_on_its_host(ansible, inventory, 
         done = named_task(result, 'Soft delete the domains on their hosts', host)
         assert [(i['name'], i['action']) for i in done['instances']] == [(name, 'soft_deleted')]
         assert state_of(ansible, inventory, host, name) == 'soft_deleted'
+
+
+@pytest.mark.parametrize('playbook, extra, task', [
+    ('soft_delete', {'reclaim_interval': '0'}, 'Soft delete the domains on their hosts'),
+    ('terminate', {}, 'Terminate the domains on their hosts'),
+])
+def test_every_deleting_playbook_owns_disks_by_deferred_libvirt_instance_dirs(
+        ansible, fleet, make_guest, scratch, state_dir, tmp_path, project, playbook, extra, task):
+    """Issue 24 item 8 (spec rule 6): soft_delete.yml with reclaim_interval 0 ignored deferred_libvirt_instance_dirs,
+    so an interval-0 delete removed disks under the default /var/lib/libvirt/images that terminate.yml and the
+    reclaim sweep keep, and kept those they delete. Every playbook that deletes follows one ownership rule."""
+    instances = scratch('/var/tmp', 'instances')
+    os.makedirs(instances)
+    owned_disk = guests.make_disk(os.path.join(instances, 'owned.qcow2'))
+    default_disk = guests.make_disk(scratch('/var/lib/libvirt/images', 'default-dir.qcow2'))
+    name, uuid = make_guest('a', start=False, disks=[{'path': owned_disk, 'target': 'vdb'},
+                                                     {'path': default_disk, 'target': 'vdc'}])
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, hosts_over_ssh=(),
+                                group_vars={'deferred_libvirt_instance_dirs': [instances]})
+    owned(ansible, inventory, 'hv1', name, project)
+
+    result = run_playbook(ansible, 'deferred.libvirt.%s' % playbook, inventory,
+                          extra_vars=[dict({'names': name, 'project': project}, **extra)])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    [inst] = named_task(result, task, 'hv1')['instances']
+    assert inst['disks_deleted'] == [owned_disk]
+    assert [k['path'] for k in inst['disks_kept']] == [default_disk]
+    assert 'outside the instance directories' in inst['disks_kept'][0]['reason']
+    assert not os.path.exists(owned_disk) and os.path.exists(default_disk)
 
 
 def test_playbook_refuses_an_unknown_or_foreign_name_before_anything_changes(ansible, inventory, make_guest, hv2,

@@ -25,7 +25,8 @@ import uuid as uuidlib
 
 import pytest
 
-from fleet_support import Hv2Guests, fleet_up, named_task, new_project, run_playbook, task_on, wait_past, write_inventory
+from fleet_support import (Hv2Guests, fleet_up, named_task, new_project, run_as_operator, run_playbook, task_on, wait_past,
+                           write_inventory)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARTIFACTS = os.path.join(ROOT, 'build', 'artifacts')
@@ -331,6 +332,63 @@ def test_webhook_gets_nothing_when_no_domain_is_due_within_the_window(ansible, i
     post = named_task(result, 'Post the domains due within the warning window to the webhook', 'hv1')
     assert post.get('skipped') is True
     assert not [line for line in named_task(result, 'Show the summary', 'hv1')['msg'] if line.startswith('due within')]
+
+
+class Refuser(http.server.BaseHTTPRequestHandler):
+    """A webhook that takes the post and answers 500."""
+
+    def do_POST(self):  # noqa: N802 (the http.server API)
+        self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        self.server.received.append(self.path)
+        self.send_response(500)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def refusing_webhook():
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Refuser)
+    server.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.security
+@pytest.mark.parametrize('how', ['answers_500', 'port_closed'])
+def test_a_failed_webhook_post_never_prints_its_url_or_token_at_vvvv(ansible, fleet, state_dir, tmp_path, make_guest,
+                                                                     project, refusing_webhook, how):
+    """Issue 24 item 3: a failed webhook post printed its URL, token included. The sweep still succeeds, and says
+    which webhook failed by its host alone, at every verbosity and in the JSON an AWX job keeps."""
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, hosts_over_ssh=())
+    name, dummy = make_guest('soon', start=False)
+    soft_delete(ansible, inventory, 'hv1', name, project, '1h')
+    path_token, query_token, user_token = ('tok%s' % uuidlib.uuid4().hex for dummy in range(3))
+    port = refusing_webhook.server_address[1] if how == 'answers_500' else closed_port()
+    url = 'http://hook:%s@127.0.0.1:%d/hooks/%s?token=%s' % (user_token, port, path_token, query_token)
+    play = [{'hosts': 'hypervisors', 'gather_facts': False, 'roles': [
+        {'role': 'deferred.libvirt.reclaim', 'vars': {'reclaim_project': project, 'reclaim_warning_window': '24h',
+                                                      'reclaim_warning_webhook': url}}]}]
+
+    proc = run_as_operator(ansible, play, inventory, '-vvvv')
+    as_json = run_playbook(ansible, play, inventory)
+
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert as_json.rc == 0, as_json.stdout[-4000:]
+    if how == 'answers_500':
+        assert len(refusing_webhook.received) == 2  # it was posted to, and refused, in both runs
+    for token in (path_token, query_token, user_token):
+        assert token not in output, 'the webhook URL was printed:\n' + output[-4000:]
+        assert token not in as_json.stdout + as_json.stderr
+    said = named_task(as_json, 'Say that the warning webhook did not take the post', 'hv1')['msg']
+    assert said.startswith('the warning webhook at 127.0.0.1 did not take the post (%s'
+                           % ('HTTP status 500' if how == 'answers_500' else 'no HTTP answer'))
+    assert said in output
 
 
 def test_sweep_prints_each_hosts_line_as_soon_as_that_host_is_done(ansible, inventory, make_guest, hv2, project,

@@ -20,7 +20,8 @@ import uuid as uuidlib
 
 import pytest
 
-from fleet_support import Hv2Guests, fleet_up, new_project, run_playbook, task_on, wait_past, write_inventory
+from fleet_support import (Hv2Guests, fleet_up, new_project, run_as_operator, run_playbook, task_on, wait_past,
+                           write_inventory)
 
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -55,8 +56,8 @@ def timer_name():
     return 'deferred-libvirt-reclaim-t%s' % uuidlib.uuid4().hex[:8]
 
 
-def install(ansible, tmp_path, inventory, project, timer_name, **role_vars):
-    """Run the reclaim_timer role on the control node; files go under tmp_path unless role_vars say otherwise."""
+def timer_play(tmp_path, inventory, project, timer_name, **role_vars):
+    """The role's vars (files under tmp_path unless role_vars say otherwise) and a play applying it on the control node."""
     base = str(tmp_path / 'timer')
     os.makedirs(base, exist_ok=True)
     args = {
@@ -78,6 +79,12 @@ def install(ansible, tmp_path, inventory, project, timer_name, **role_vars):
         os.makedirs(os.path.dirname(args[key]), exist_ok=True)
     play = [{'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
              'roles': [{'role': 'deferred.libvirt.reclaim_timer', 'vars': args}]}]
+    return args, play
+
+
+def install(ansible, tmp_path, inventory, project, timer_name, **role_vars):
+    """Run the reclaim_timer role on the control node; files go under tmp_path unless role_vars say otherwise."""
+    args, play = timer_play(tmp_path, inventory, project, timer_name, **role_vars)
     result = run_playbook(ansible, play, 'localhost,')
     assert result.rc == 0, result.stdout[-4000:]
     return args, result
@@ -236,6 +243,28 @@ def test_secrets_stay_out_of_readable_files_and_the_process_list(ansible, tmp_pa
             assert secret not in handle.read(), path  # the command line (what ps shows) is built from these
     with open(args['reclaim_timer_extra_vars_file']) as handle:
         assert secret in handle.read()
+
+
+@pytest.mark.security
+@pytest.mark.parametrize('backend', ['cron', 'systemd'])
+def test_installing_the_timer_with_diff_at_vvvv_never_prints_the_cloud_password(
+        ansible, tmp_path, inventory, project, timer_name, backend):
+    """Issue 24 item 3: --diff on the timer role printed the extra-vars file, the cloud password included (and the
+    script, whose environment may hold secrets). Installed and then changed, as an operator rolls out a new password."""
+    secrets = ['pw-%s' % uuidlib.uuid4().hex for dummy in range(3)]
+    for secret, env_secret in ((secrets[0], secrets[2]), (secrets[1], secrets[2] + 'x')):
+        args, play = timer_play(tmp_path, inventory, project, timer_name, reclaim_timer_backend=backend,
+                                reclaim_timer_extra_vars={'reclaim_project': project,
+                                                          'reclaim_cloud': {'auth': {'password': secret}}},
+                                reclaim_timer_environment={'OS_PASSWORD': env_secret})
+        proc = run_as_operator(ansible, play, 'localhost,', '--diff', '-vvvv')
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 0, output[-4000:]
+        assert 'Keep the run\'s extra vars in a private file' in output
+        for value in secrets + [secrets[2] + 'x']:
+            assert value not in output, 'a secret was printed:\n' + output[-4000:]
+        with open(args['reclaim_timer_extra_vars_file']) as handle:
+            assert secret in handle.read()  # the file itself was (re)written
 
 
 def test_the_third_skipped_run_in_a_row_fails_so_monitoring_sees_a_hung_sweep(

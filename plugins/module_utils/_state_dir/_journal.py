@@ -4,15 +4,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The event journal (events.jsonl) and its rotation, and who an event names (actor, os_user).
 
-Every event is one JSON line, appended whole under locks/journal.lock and fsynced. Rotation renames the
-journal under that same lock, so no line is lost or split; rotated files (events-<UTC stamp>.jsonl) are
-read by the same tools and removed after the journal retention.
+Every event is one JSON line, appended whole under locks/journal.lock and fsynced. Rotation moves the
+journal under that same lock to a name no other file has (link + unlink, never a rename over a file), so no
+line is lost, split or overwritten; rotated files (events-<UTC stamp>[-N].jsonl) are read by the same tools
+and removed after the journal retention.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import contextlib
+import errno
 import datetime
 import json
 import os
@@ -142,35 +144,30 @@ class Journal(object):
         """Rotate events.jsonl when bigger than ``max_size`` bytes or its first line older than ``max_age`` seconds;
         remove rotated files older than ``retention`` seconds. Returns {'rotated': path or None, 'removed': [paths]}.
 
-        Rotation is a rename under the journal lock, which every append holds while it writes: no line is
-        lost or split, and a line appended by an earlier version (without the lock) lands whole in one file or
-        the other.
+        Whether it is due, its rotated name and the move all happen under the journal lock, which every append
+        holds while it writes: no line is lost or split. The move is link() to a free name plus unlink(), never a
+        rename over an existing file, so a rotated journal is never replaced, even by two sweeps of one
+        state_dir in the same second (a counter suffix, events-<stamp>-N.jsonl, keeps the names apart).
         """
         now = now or utcnow()
         out = {'rotated': None, 'removed': []}
-        try:
-            st = os.lstat(self.events)
-        except OSError:
-            st = None
-        due = None
-        if st is not None and st.st_size > 0:
-            if max_size is not None and st.st_size > max_size:
-                due = 'size %d bytes > %d' % (st.st_size, max_size)
-            elif max_age is not None:
-                first = self._first_time()
-                if first is None or (now - first).total_seconds() >= max_age:
-                    due = 'first event older than %ds' % max_age
-        if due:
-            target = self._rotated_name(now)
-            out['rotated'], out['reason'] = target, due
-            if not check_mode:
-                try:
-                    with self._journal_locked():
+        if check_mode:
+            due = self._rotation_due(max_size, max_age, now)
+            if due:
+                out['rotated'], out['reason'] = self._rotated_name(now), due
+        else:
+            try:
+                with self._journal_locked():
+                    # Decided and named under the lock: a sweep that rotated the journal first leaves this one
+                    # a fresh (or no) journal, and two rotations in one second get two names.
+                    due = self._rotation_due(max_size, max_age, now)
+                    if due:
                         check_file(self.events, 'event journal')
-                        os.rename(self.events, target)
+                        out['rotated'], out['reason'] = self._link_rotated(now), due
+                        os.unlink(self.events)
                         fsync_dir(self.path)
-                except (OSError, LockTimeout) as exc:
-                    raise StateDirError('cannot rotate the event journal %s: %s' % (self.events, getattr(exc, 'strerror', None) or exc))
+            except (OSError, LockTimeout) as exc:
+                raise StateDirError('cannot rotate the event journal %s: %s' % (self.events, getattr(exc, 'strerror', None) or exc))
         if retention is not None:
             cutoff = now - datetime.timedelta(seconds=retention)
             for path in self.journal_files():
@@ -199,11 +196,47 @@ class Journal(object):
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return None
 
-    def _rotated_name(self, now):
+    def _rotation_due(self, max_size, max_age, now):
+        """Why events.jsonl is due for rotation, or None (also when it is missing or empty)."""
+        try:
+            st = os.lstat(self.events)
+        except OSError:
+            return None
+        if st.st_size == 0:
+            return None
+        if max_size is not None and st.st_size > max_size:
+            return 'size %d bytes > %d' % (st.st_size, max_size)
+        if max_age is not None:
+            first = self._first_time()
+            if first is None or (now - first).total_seconds() >= max_age:
+                return 'first event older than %ds' % max_age
+        return None
+
+    def _candidates(self, now):
         stamp = now.strftime('%Y%m%dT%H%M%SZ')
-        candidate = os.path.join(self.path, 'events-%s.jsonl' % stamp)
+        yield os.path.join(self.path, 'events-%s.jsonl' % stamp)
         n = 0
-        while os.path.lexists(candidate):
+        while True:
             n += 1
-            candidate = os.path.join(self.path, 'events-%s-%d.jsonl' % (stamp, n))
-        return candidate
+            yield os.path.join(self.path, 'events-%s-%d.jsonl' % (stamp, n))
+
+    def _rotated_name(self, now):
+        """The first free rotated name (what a rotation would pick now; check mode reports it)."""
+        for candidate in self._candidates(now):
+            if not os.path.lexists(candidate):
+                return candidate
+
+    def _link_rotated(self, now):
+        """Give events.jsonl its rotated name with link(), which never replaces an existing file; returns the name.
+
+        Called under the journal lock; a name taken by anyone (another sweep, an earlier version that renamed
+        outside the lock, a file copied in) is skipped for the next counter suffix.
+        """
+        for candidate in self._candidates(now):
+            try:
+                os.link(self.events, candidate)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    continue
+                raise
+            return candidate

@@ -206,3 +206,50 @@ def test_the_journal_rotated_while_two_processes_append_loses_and_splits_no_line
     events = [json.loads(line) for line in lines]  # every line whole
     for who in ('a', 'b'):
         assert [e['domain'] for e in events if e['request_id'] == 'req-%s' % who] == ['d-%d' % n for n in range(count)]
+
+
+SWEEPER = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from ansible_collections.deferred.libvirt.plugins.module_utils._record import parse_time
+    from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
+    state = StateDir(sys.argv[1], host_lock_dir=sys.argv[4])
+    now = parse_time('2026-12-01T12:00:00Z')  # every sweep in the same second
+    for n in range(int(sys.argv[5])):
+        state.event('instance.update', sys.argv[3], domain='d-%d' % n)
+        state.rotate_journal(max_size=1, now=now)
+''')
+
+
+def test_sweeps_rotating_one_state_dir_in_the_same_second_never_overwrite_a_rotated_journal(
+        tmp_path, collections_path, host_lock_dir):
+    """Issue 24 item 4: the rotated name was picked outside the journal lock and os.rename replaced an existing
+    file, so two sweeps of one shared state_dir in the same second lost every earlier event."""
+    state = StateDir(str(tmp_path / 'state'))
+    script = tmp_path / 'sweep.py'
+    script.write_text(SWEEPER)
+    count, sweepers = 150, ('a', 'b', 'c', 'd')
+    procs = [subprocess.Popen([sys.executable, str(script), state.path, collections_path, 'req-%s' % who, host_lock_dir,
+                               str(count)]) for who in sweepers]
+    assert [p.wait() for p in procs] == [0] * len(sweepers)
+    files = state.journal_files()
+    assert len(files) > 1
+    assert all(os.path.basename(p).startswith('events-20261201T120000Z') for p in files if p != state.events)
+    events = []
+    for path in files:
+        with open(path, 'rb') as handle:
+            events += [json.loads(line) for line in handle.read().split(b'\n')[:-1]]
+    for who in sweepers:
+        assert [e['domain'] for e in events if e['request_id'] == 'req-%s' % who] == ['d-%d' % n for n in range(count)]
+
+
+def test_a_rotation_never_replaces_a_rotated_journal_that_already_has_its_name(tmp_path):
+    """A rotated file made by another sweep (or an earlier version) under the name this rotation would pick is kept."""
+    state = StateDir(str(tmp_path / 'state'))
+    state.event('instance.update', 'req-new')
+    taken = os.path.join(state.path, 'events-20261201T120000Z.jsonl')
+    with open(taken, 'w') as handle:
+        handle.write(json.dumps({'request_id': 'req-old'}) + '\n')
+    out = state.rotate_journal(max_size=1, now=_now())
+    assert out['rotated'] == os.path.join(state.path, 'events-20261201T120000Z-1.jsonl')
+    assert [e['request_id'] for e in state.read_events(rotated=True)] == ['req-old', 'req-new']
