@@ -158,9 +158,9 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
                      if record_host else None}
             copies_by_uuid.setdefault(uuid, []).append(copy_)
             for disk in view.get('disks') or []:
-                ref = _fleet.disk_reference(host, view, uuid, disk)
-                for key in _fleet.disk_keys(disk):
-                    index['disks'].setdefault(key, []).append(ref)
+                for keys, ref in _fleet.disk_references(host, view, uuid, disk):  # the disk and its backing files
+                    for key in keys:
+                        index['disks'].setdefault(key, []).append(ref)
     for uuid, copies in copies_by_uuid.items():
         copies.sort(key=lambda c: c['host'])
         winner, why = _decide(copies)
@@ -252,7 +252,8 @@ def _index_lines(index):
     for item in index['shared_disks']:
         refs = item['references']
         lines.append('shared disk %s: %s%s' % (item['disk'], ', '.join(
-            '%s/%s' % (r['host'], r['name']) for r in refs[:LINE_REFERENCES]),
+            '%s/%s%s' % (r['host'], r['name'], ' (backing file)' if r.get('backing_of') else '')
+            for r in refs[:LINE_REFERENCES]),
             ' and %d more' % (len(refs) - LINE_REFERENCES) if len(refs) > LINE_REFERENCES else ''))
     return lines
 

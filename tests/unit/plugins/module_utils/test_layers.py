@@ -23,7 +23,7 @@ LAYERS = (
     ('base', ('_errors', '_faults', '_duration')),
     ('formats', ('_states', '_record')),
     ('clients', ('_hypervisor', '_power', '_pools', '_cinder')),
-    ('model', ('_views', '_selection', '_storage', '_quota', '_fleet', '_tombstone', '_eligibility')),
+    ('model', ('_chains', '_views', '_selection', '_storage', '_quota', '_fleet', '_tombstone', '_eligibility')),
     ('state_dir', ('_state_dir', '_retention')),
     ('options', ('_options',)),
     ('engine', ('_engine',)),
