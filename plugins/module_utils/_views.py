@@ -81,11 +81,12 @@ def add_backing_chains(view, volume_path):
     per file), each with its path, format and identity (``st_dev``/``st_ino``); None for a disk that is no file (a
     network disk, an empty CD-ROM). A pool volume is followed from the file ``volume_path(pool, volume)`` resolves it
     to (``file_path``, with its identity). A chain that cannot be read is reported in ``backing_chain_error`` with
-    what was read before it; the fleet index then cannot rule out what it reaches.
+    what was read before it; the fleet index lists it among its ``chain_errors`` (the files behind it are not
+    indexed), and the host's own disk index keeps whatever it might reach.
     """
     for item in view['disks']:
-        item['file_path'], item['backing_chain'], item['backing_chain_error'] = item.get('path'), None, None
-        path = item.get('path')
+        path = item.get('path') if item.get('type') in ('file', 'block') else None
+        item['file_path'], item['backing_chain'], item['backing_chain_error'] = path, None, None
         if item.get('type') == 'volume':
             path = item['file_path'] = None
             if item.get('pool') and item.get('volume'):
@@ -100,7 +101,7 @@ def add_backing_chains(view, volume_path):
                     item['st_dev'], item['st_ino'] = st.st_dev, st.st_ino
                 except OSError:
                     pass
-        if item.get('type') not in ('file', 'block', 'volume') or not path:
+        if not path:
             continue
         dummy, item['backing_chain'], item['backing_chain_error'] = _chains.describe_chain(path)
     return view

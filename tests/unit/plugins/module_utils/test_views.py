@@ -259,4 +259,4 @@ def test_a_disk_that_is_no_file_has_no_chain(conn, define):
 
     [vdb] = [d for d in chain_view(conn, 'web')['disks'] if d['target'] == 'vdb']
 
-    assert (vdb['backing_chain'], vdb['backing_chain_error']) == (None, None)
+    assert (vdb['file_path'], vdb['backing_chain'], vdb['backing_chain_error']) == (None, None, None)

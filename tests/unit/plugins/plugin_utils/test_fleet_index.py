@@ -188,6 +188,16 @@ def test_two_overlays_on_one_golden_image_share_only_the_golden_image():
     assert [r['name'] for r in index['hosts']['hv2']['shared_disks']['path:' + GOLDEN]] == ['db']
 
 
+def test_a_chain_a_host_could_not_read_is_listed_and_printed():
+    db = copy_(name='db', vm_state='active', disks=('/srv/shared-images/db.qcow2',))
+    db['disks'][0].update(backing_chain=[], backing_chain_error="backing name 'json:{' cannot be parsed")
+    index = index_of(hv2=[db])
+    assert index['chain_errors'] == [{'host': 'hv2', 'name': 'db', 'uuid': UUID, 'target': 'vda',
+                                      'error': "backing name 'json:{' cannot be parsed"}]
+    assert ("UNREADABLE CHAIN hv2/db disk vda: backing name 'json:{' cannot be parsed: the files it reaches behind "
+            "the disk are not indexed") in index['lines']
+
+
 def test_the_two_copies_of_one_domain_sharing_their_disk_are_listed_as_sharing_it():
     index = index_of(hv2=[copy_()], hv3=[copy_()])
     refs = index['hosts']['hv2']['shared_disks']['path:' + SHARED]
