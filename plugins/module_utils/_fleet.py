@@ -57,12 +57,13 @@ def reported(result, key=INSTANCES, absent='did not report', failed_counts=False
 def disk_keys(disk, path=None, file_id=None):
     """The identities under which a disk is indexed: its path, its pool volume, its file (device and inode).
 
-    ``disk`` is a disk as vm_info reports it (``st_dev``/``st_ino`` when the host could stat it) or as the
+    ``disk`` is a disk as vm_info reports it (``st_dev``/``st_ino`` when the host could stat it, ``file_path`` the
+    file a pool volume resolves to), one file of its ``backing_chain`` (path and identity), or a disk as the
     hypervisor lists it; ``path`` another path it resolves to (a pool volume's file) and ``file_id`` the
     (device, inode) of that file as the operation sees it now, which wins over the reported one.
     """
     keys = []
-    for each in (disk.get('path'), path):
+    for each in (disk.get('path'), disk.get('file_path'), path):
         if each and 'path:%s' % each not in keys:
             keys.append('path:%s' % each)
     if disk.get('pool') and disk.get('volume'):
@@ -84,9 +85,31 @@ def host_entry(hypervisor):
     return {'hypervisor': hypervisor, 'stale': {}, 'shared_disks': {}, 'complete': True}
 
 
-def disk_reference(host, view, uuid, disk):
-    """One domain's use of a disk, as the index lists it under each of the disk's keys."""
-    return {'host': host, 'name': view.get('name'), 'uuid': uuid, 'target': disk.get('target'), 'path': disk.get('path')}
+def disk_reference(host, view, uuid, disk, backing=None):
+    """One domain's use of a disk, as the index lists it under each of the disk's keys; with ``backing`` (one file of
+    the disk's ``backing_chain``), its use of that file as a backing file of the disk: ``backing_of`` names the disk."""
+    ref = {'host': host, 'name': view.get('name'), 'uuid': uuid, 'target': disk.get('target'), 'path': disk.get('path')}
+    if backing is not None:
+        ref.update(path=backing.get('path'), backing_of=disk.get('path') or disk.get('file_path'))
+    return ref
+
+
+def disk_references(host, view, uuid, disk):
+    """[(keys, reference)] for every file a disk of vm_info's ``view`` opens: the disk itself, then each file of its
+    backing chain (rule 10: a file any domain reaches, as a disk or a backing file, is never deleted)."""
+    found = [(disk_keys(disk), disk_reference(host, view, uuid, disk))]
+    for backing in disk.get('backing_chain') or []:
+        if isinstance(backing, dict):
+            found.append((disk_keys(backing), disk_reference(host, view, uuid, disk, backing)))
+    return found
+
+
+def describe_user(ref):
+    """One reference of the index as a reason names it: 'NAME on HOST', and how it reaches the file."""
+    text = '%s on %s' % (ref.get('name'), ref.get('host'))
+    if ref.get('backing_of'):
+        text += ' (backing file of its disk %s)' % ref['backing_of']
+    return text
 
 
 def stale_copy(reason, authoritative, others, record_host, **where):

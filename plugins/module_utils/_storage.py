@@ -5,8 +5,8 @@
 """Storage ownership (spec rule 6): which disks a domain owns, what other domains use, deleting a disk.
 
 Backing chains are read one way only, from the qcow2 image headers
-(``backing_files``), by terminate's ownership checks and restore's disk
-checks alike. The host's disk index is built once per run (``Index``) and
+(``_chains``), by terminate's ownership checks and restore's disk checks
+alike. The host's disk index is built once per run (``Index``) and
 handed to every terminate of that run.
 """
 
@@ -14,13 +14,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import json
 import os
 import stat
-import struct
 import threading
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+# Backing chains are read in _chains; these names are part of this file's interface too.
+from ansible_collections.deferred.libvirt.plugins.module_utils._chains import (  # noqa: F401
+    MAX_CHAIN, ChainUnreadable, backing_chain, backing_files)
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _locality
 from ansible_collections.deferred.libvirt.plugins.module_utils import _pools
@@ -29,9 +30,6 @@ DEFAULT_INSTANCE_DIRS = ['/var/lib/libvirt/images']
 ARGS = dict(
     instance_dirs=dict(type='list', elements='path', default=DEFAULT_INSTANCE_DIRS),
 )
-QCOW2_MAGIC = b'QFI\xfb'
-# The longest backing chain followed; deeper chains are not something libvirt builds.
-MAX_CHAIN = 16
 
 
 # Directories that would make far too much "owned": a terminate could delete any file below them.
@@ -54,90 +52,6 @@ def instance_dirs(paths):
                                      % (path, '' if real == path else ' (%s)' % real))
         dirs.append(real)
     return dirs
-
-
-def _backing_name(handle):
-    """The backing file name in a qcow2 header, '' for none, None when the file is not qcow2."""
-    header = handle.read(20)
-    if len(header) < 20 or header[:4] != QCOW2_MAGIC:
-        return None
-    offset = struct.unpack('>Q', header[8:16])[0]
-    size = struct.unpack('>I', header[16:20])[0]
-    if not offset or not size or size > 4096:
-        return ''
-    handle.seek(offset)
-    return handle.read(size).decode('utf-8', 'replace')
-
-
-class ChainUnreadable(hv.HypervisorError):
-    """A backing chain that cannot be followed: what it reaches is unknown."""
-
-
-def _json_filename(name):
-    """The file a json: backing name opens (QEMU's pseudo-protocol), or None; ChainUnreadable when it cannot be read."""
-    try:
-        spec = json.loads(name[len('json:'):])
-    except ValueError:
-        raise ChainUnreadable('backing name %r cannot be parsed' % name[:200])
-    while isinstance(spec, dict):
-        for key in ('file.filename', 'filename'):
-            if isinstance(spec.get(key), str):
-                return spec[key]
-        spec = spec.get('file') or spec.get('backing')
-    if isinstance(spec, str):
-        return spec
-    raise ChainUnreadable('backing name %r names no file' % name[:200])
-
-
-def backing_chain(path, strict=False):
-    """The backing files below ``path`` (not itself), as (name as QEMU opens it, real path) pairs.
-
-    A relative backing name is resolved against the directory of the name the
-    image was opened by, as QEMU does (not against where a symbolic link
-    leads). A ``json:`` backing name is followed to the file it opens; other
-    protocols (nbd:, rbd:) reach no local file. With ``strict``, a missing
-    image in the chain raises HypervisorError naming it; otherwise the chain
-    stops there. An image that exists but whose chain cannot be read raises
-    ChainUnreadable unless ``strict`` is False and ``fail_open`` is wanted by
-    the caller (Index treats it as "may reach anything").
-    """
-    chain = []
-    current = path
-    seen = set([os.path.realpath(path)])
-    for dummy in range(MAX_CHAIN):
-        try:
-            with open(current, 'rb') as handle:
-                name = _backing_name(handle)
-        except (IOError, OSError) as exc:
-            if exc.errno == errno.ENOENT and not strict:
-                break
-            if strict:
-                if current == path:
-                    raise hv.HypervisorError('disk file %s does not exist' % path)
-                raise hv.HypervisorError('disk file %s: backing file %s cannot be opened: %s'
-                                         % (path, current, exc.strerror or exc))
-            raise ChainUnreadable('%s cannot be read: %s' % (current, exc.strerror or exc))
-        if not name:
-            break
-        if name.startswith('json:'):
-            name = _json_filename(name)
-        elif ':' in name.split('/', 1)[0]:
-            break  # a protocol (nbd:, rbd:), not a local file
-        opened = name if name.startswith('/') else os.path.join(os.path.dirname(current), name)
-        real = os.path.realpath(opened)
-        if real in seen:
-            break
-        seen.add(real)
-        chain.append((opened, real))
-        current = opened
-    else:
-        raise ChainUnreadable('the backing chain of %s is deeper than %d images' % (path, MAX_CHAIN))
-    return chain
-
-
-def backing_files(path):
-    """Real paths of the qcow2 backing chain below ``path``, read from the image headers (ChainUnreadable if it cannot be)."""
-    return [real for dummy, real in backing_chain(path)]
 
 
 def identity(path):
@@ -329,7 +243,7 @@ def classify_disks(conn, domain, dirs, index):
         users = index.fleet.disk_users(disk, path, domain.uuid)
         if users:
             kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(
-                '%s on %s' % (u.get('name'), u.get('host')) for u in users))))
+                fleet.describe_user(u) for u in users))))
             continue
         unknown = [(name, why) for name, volume, why in unresolved
                    if volume is None or volume == os.path.basename(real)]

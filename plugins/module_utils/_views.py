@@ -13,7 +13,9 @@ __metaclass__ = type
 import copy
 import os
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _chains
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._hypervisor import HypervisorError
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import RUNNING_POWER_STATES, effective_vm_state
 
 
@@ -69,6 +71,39 @@ def describe(domain, owned=None):
         disks.append(item)
     view['disks'] = disks
     view['anomalies'] = [] if domain.metadata_error else _record.anomalies(record)
+    return view
+
+
+def add_backing_chains(view, volume_path):
+    """Each disk of vm_info's ``view`` of a live domain with the files it opens behind its top (rule 10).
+
+    ``backing_chain``: the backing files, in the order QEMU opens them, read from the image headers (one small read
+    per file), each with its path, format and identity (``st_dev``/``st_ino``); None for a disk that is no file (a
+    network disk, an empty CD-ROM). A pool volume is followed from the file ``volume_path(pool, volume)`` resolves it
+    to (``file_path``, with its identity). A chain that cannot be read is reported in ``backing_chain_error`` with
+    what was read before it; the fleet index lists it among its ``chain_errors`` (the files behind it are not
+    indexed), and the host's own disk index keeps whatever it might reach.
+    """
+    for item in view['disks']:
+        path = item.get('path') if item.get('type') in ('file', 'block') else None
+        item['file_path'], item['backing_chain'], item['backing_chain_error'] = path, None, None
+        if item.get('type') == 'volume':
+            path = item['file_path'] = None
+            if item.get('pool') and item.get('volume'):
+                try:
+                    path = item['file_path'] = volume_path(item['pool'], item['volume'])
+                except HypervisorError as exc:
+                    item['backing_chain_error'] = str(exc)
+                    continue
+            if path and item.get('st_dev') is None:
+                try:
+                    st = os.stat(path)
+                    item['st_dev'], item['st_ino'] = st.st_dev, st.st_ino
+                except OSError:
+                    pass
+        if not path:
+            continue
+        dummy, item['backing_chain'], item['backing_chain_error'] = _chains.describe_chain(path)
     return view
 
 

@@ -119,11 +119,45 @@ instances:
     disks:
       description:
         - Local disks from the domain definition (target, device, type, path, pool, volume).
-        - C(st_dev) and C(st_ino), the device and inode of a file or block disk that exists on this host (null
-          otherwise), let the fleet index tell one file under two paths apart (rule 10).
+        - C(st_dev) and C(st_ino), the device and inode of a file or block disk (or the file a pool volume resolves
+          to) that exists on this host (null otherwise), let the fleet index tell one file under two paths apart
+          (rule 10).
+        - Of a live domain, each disk's backing chain, read from the image headers (one small read per file), so the
+          fleet index keeps every file any domain of the fleet reaches, as a disk or a backing file (rule 10).
+          Tombstones (O(include_deleted)) and the results of the other modules do not carry it.
       type: list
       elements: dict
       returned: always
+      contains:
+        file_path:
+          description: The file the disk opens on this host; for a pool volume, the file its pool resolves it to.
+          type: str
+          returned: for live domains
+        backing_chain:
+          description:
+            - Every file the disk opens behind its top image, in the order QEMU opens them (at most 16; a deeper
+              chain is reported in RV(instances[].disks[].backing_chain_error)). A relative backing name is
+              resolved against the directory of the image naming it, a C(json:) name to the file it opens; a
+              protocol (C(nbd:), C(rbd:)) ends the chain.
+            - Null for a disk that is no file on this host (a network disk, an empty CD-ROM, a pool that cannot be
+              read).
+          type: list
+          elements: dict
+          returned: for live domains
+          contains:
+            path: {description: "The backing file as QEMU opens it.", type: str}
+            format: {description: "C(qcow2) or C(raw) as read from its header; null when it cannot be opened.", type: str}
+            st_dev: {description: "Its device number; null when it cannot be stat'ed (a backing file that is gone).", type: int}
+            st_ino: {description: "Its inode number; null when it cannot be stat'ed.", type: int}
+          sample: [{path: /srv/shared-images/golden.qcow2, format: qcow2, st_dev: 64768, st_ino: 1835010}]
+        backing_chain_error:
+          description:
+            - Why the chain (beyond what RV(instances[].disks[].backing_chain) lists) cannot be read, or null. An
+              unreadable image, a backing name that cannot be parsed, a format whose backing file is not read
+              (qed, vmdk), a chain deeper than 16 images or a pool volume that cannot be resolved is reported. What such a chain
+              reaches is unknown; the host's own terminate keeps what it might be.
+          type: str
+          returned: for live domains
     history:
       description: The last lifecycle actions (action, request_id, start, finish, result, message).
       type: list

@@ -126,7 +126,7 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     and its disks that another domain references). Built once per play, in one pass over every record.
     """
     index = {'hosts': {}, 'missing': {}, 'complete': True, 'domains': {}, 'stale': [], 'conflicts': [],
-             'disks': {}, 'shared_disks': [], 'aliases': {}, 'lines': []}
+             'disks': {}, 'shared_disks': [], 'aliases': {}, 'lines': [], 'chain_errors': []}
     reported = []
     copies_by_uuid = {}
     first_of = {}  # hypervisor identity -> (inventory host, its UUIDs)
@@ -160,9 +160,12 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
                      if record_host else None}
             copies_by_uuid.setdefault(uuid, []).append(copy_)
             for disk in view.get('disks') or []:
-                ref = _fleet.disk_reference(host, view, uuid, disk)
-                for key in _fleet.disk_keys(disk):
-                    index['disks'].setdefault(key, []).append(ref)
+                if disk.get('backing_chain_error'):
+                    index['chain_errors'].append({'host': host, 'name': view.get('name'), 'uuid': uuid,
+                                                  'target': disk.get('target'), 'error': disk['backing_chain_error']})
+                for keys, ref in _fleet.disk_references(host, view, uuid, disk):  # the disk and its backing files
+                    for key in keys:
+                        index['disks'].setdefault(key, []).append(ref)
     for uuid, copies in copies_by_uuid.items():
         copies.sort(key=lambda c: c['host'])
         winner, why = _decide(copies)
@@ -251,10 +254,14 @@ def _index_lines(index):
         lines.append('STALE %s/%s (%s): %s' % (item['host'], item['name'], item['uuid'], item['reason']))
     for item in index['conflicts']:
         lines.append('CONFLICT %s on %s: %s' % (item['uuid'], ', '.join(item['hosts']), item['why']))
+    for item in index['chain_errors']:
+        lines.append('UNREADABLE CHAIN %s/%s disk %s: %s: the files it reaches behind the disk are not indexed'
+                     % (item['host'], item['name'], item['target'], item['error']))
     for item in index['shared_disks']:
         refs = item['references']
         lines.append('shared disk %s: %s%s' % (item['disk'], ', '.join(
-            '%s/%s' % (r['host'], r['name']) for r in refs[:LINE_REFERENCES]),
+            '%s/%s%s' % (r['host'], r['name'], ' (backing file)' if r.get('backing_of') else '')
+            for r in refs[:LINE_REFERENCES]),
             ' and %d more' % (len(refs) - LINE_REFERENCES) if len(refs) > LINE_REFERENCES else ''))
     return lines
 

@@ -353,6 +353,42 @@ def test_a_disk_shared_by_domains_on_two_hosts_survives_the_terminate_of_either(
     assert not hv3.exists(b) and not os.path.exists(path)
 
 
+@fleet_rules
+def test_a_golden_image_another_hosts_overlay_is_backed_by_survives_the_reclaim_of_its_own_domain(
+        ansible, inventory, hv2, hv3, shared, project, prefix):
+    """Rule 10 through backing chains: G is the disk of an expired domain on hv2 and the backing file of an overlay
+    that a domain on hv3 uses. A whole-fleet sweep reclaims the expired domain but keeps G, naming its user."""
+    golden = shared('golden')
+    overlay = guests.make_disk(os.path.join(SHARED_DIR, '%soverlay.qcow2' % prefix), size=None, backing=golden)
+    a, a_uuid = hv2.make('a', start=False, disks=[disk(golden)])
+    b, b_uuid = hv3.make('b', start=False, disks=[disk(overlay)])
+    owned(ansible, inventory, 'hv2', a, project)
+    owned(ansible, inventory, 'hv3', b, project)
+    reclaim_at = soft_delete(ansible, inventory, 'hv2', a, project, '2s')['reclaim_at']
+    before = record_on(ansible, inventory, 'hv3', b)
+    wait_past(reclaim_at)
+
+    result, summary = sweep(ansible, inventory, project)
+
+    assert result.rc == 0, result.stdout[-3000:]
+    assert [r['name'] for r in summary['reclaimed']] == [a]
+    assert not hv2.exists(a)
+    # The golden image stays, and the sweep says who still reaches it, and how.
+    assert os.path.exists(golden)
+    [reclaimed] = summary['reclaimed']
+    assert golden not in reclaimed['disks_deleted']
+    [kept] = [k for k in reclaimed['disks_kept'] if k['path'] == golden]
+    assert b in kept['reason'] and 'hv3' in kept['reason'] and 'backing file' in kept['reason'], kept
+    # The overlay's domain is untouched: still defined, same record, its disk and chain intact.
+    after = record_on(ansible, inventory, 'hv3', b)
+    assert after['generation'] == before['generation'] and after['vm_state'] == before['vm_state']
+    assert os.path.exists(overlay)
+    [vdb] = [d for d in after['disks'] if d['path'] == overlay]
+    st = os.stat(golden)
+    assert [(f['path'], f['st_dev'], f['st_ino']) for f in vdb['backing_chain']] == [(golden, st.st_dev, st.st_ino)]
+    assert subprocess.run(['qemu-img', 'check', overlay], capture_output=True, check=False).returncode == 0
+
+
 # -- a state_dir shared by two hosts ----------------------------------------------------------------------------------
 
 def shared_state_inventory(fleet, tmp_path, cloud, state):

@@ -10,6 +10,7 @@ __metaclass__ = type
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
+from ansible_collections.deferred.libvirt.plugins.module_utils import _pools
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _termination as termination
 
@@ -32,7 +33,14 @@ def run(ctx, opts):
     if opts.include_deleted:
         ctx.open_state(create=False)
         items = termination.with_terminated(ctx, items, every=True, mine_only=False)
-    instances = [i.view for i in engine.select(items, opts.selection)]
+    selected = engine.select(items, opts.selection)
+    # Each live disk's backing chain (rule 10: the fleet index keeps every file a chain reaches), read for the selected
+    # domains only, each pool looked up once.
+    pools = _pools.Pools(ctx.conn)
+    for item in selected:
+        if item.domain is not None:
+            _views.add_backing_chains(item.view, pools.path_offline)
+    instances = [i.view for i in selected]
     usage = _views.usage(instances)
     # Which hypervisor answered: the fleet index matches records' host against it (rule 9).
     return {'changed': False, 'instances': instances, 'usage': usage, 'hypervisor': hv.host_identity(ctx.conn),

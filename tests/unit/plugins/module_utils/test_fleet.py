@@ -46,6 +46,42 @@ def test_a_disk_the_index_shares_is_found_by_the_host_under_the_same_key(tmp_pat
     assert [(u['host'], u['name']) for u in users] == [('hv2', 'web')]
 
 
+def test_a_domain_reaching_a_file_through_its_backing_chain_is_a_user_of_that_file(tmp_path):
+    # Rule 10 through chains: web's disk on hv2 is the backing file of db's overlay on hv3, under another path there.
+    golden = tmp_path / 'golden.qcow2'
+    golden.write_text(u'x')
+    st = os.stat(str(golden))
+    web_disk = {'target': 'vda', 'path': str(golden), 'pool': None, 'volume': None,
+                'st_dev': st.st_dev, 'st_ino': st.st_ino}
+    overlay = {'target': 'vda', 'path': '/srv/db.qcow2', 'pool': None, 'volume': None, 'st_dev': 1, 'st_ino': 2,
+               'backing_chain': [{'path': '/mnt/images/golden.qcow2', 'format': 'qcow2',
+                                  'st_dev': st.st_dev, 'st_ino': st.st_ino}]}
+    views = {'hv2': [{'name': 'web', 'uuid': 'u-web', 'vm_state': 'soft_deleted', 'disks': [web_disk]}],
+             'hv3': [{'name': 'db', 'uuid': 'u-db', 'vm_state': 'active', 'disks': [overlay]}]}
+    hostvars = dict((h, {'r': {'instances': v}}) for h, v in views.items())
+    view = _fleet.FleetView(fleet_index_for(fleet_index(hostvars, ['hv2', 'hv3'], result_var='r'), 'hv2'),
+                            {'hostname': 'hv2'})
+
+    [user] = view.disk_users(dict(web_disk), str(golden), 'u-web')
+
+    assert (user['host'], user['name'], user['backing_of']) == ('hv3', 'db', '/srv/db.qcow2')
+    assert _fleet.describe_user(user) == 'db on hv3 (backing file of its disk /srv/db.qcow2)'
+
+
+def test_every_file_a_disk_opens_is_referenced_under_its_own_keys():
+    disk = {'target': 'vda', 'path': '/srv/top.qcow2', 'st_dev': 1, 'st_ino': 2,
+            'backing_chain': [{'path': '/srv/base.qcow2', 'format': 'qcow2', 'st_dev': 1, 'st_ino': 3}]}
+    found = _fleet.disk_references('hv2', {'name': 'web'}, 'u-web', disk)
+    assert [keys for keys, dummy in found] == [['path:/srv/top.qcow2', 'file:1:2'], ['path:/srv/base.qcow2', 'file:1:3']]
+    assert [ref.get('backing_of') for dummy, ref in found] == [None, '/srv/top.qcow2']
+    assert [ref['path'] for dummy, ref in found] == ['/srv/top.qcow2', '/srv/base.qcow2']
+
+
+def test_a_pool_volume_is_keyed_by_the_file_it_resolves_to_as_well():
+    disk = {'target': 'vda', 'path': None, 'pool': 'shared', 'volume': 'a.qcow2', 'file_path': '/srv/a.qcow2'}
+    assert _fleet.disk_keys(disk) == ['path:/srv/a.qcow2', 'volume:shared/a.qcow2']
+
+
 def test_a_host_reported_when_its_result_holds_the_key_and_did_not_fail():
     ok = {'instances': [], 'failed': False}
     assert _fleet.reported(ok) == (ok, None)

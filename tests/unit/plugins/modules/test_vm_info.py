@@ -35,8 +35,10 @@ def test_reports_every_domain_with_its_lifecycle_record(run_module, tmp_path):
     assert (test['name'], test['uuid']) == ('test', TEST_UUID)
     assert (test['managed'], test['vm_state'], test['power_state']) == (False, 'active', 'running')
     assert (test['vcpus'], test['memory_mb']) == (2, 8192)
+    # The test driver's disk is no file here: no identity, and nothing behind it.
     assert test['disks'] == [{'target': 'vda', 'device': 'disk', 'type': 'file', 'path': '/guest/diskimage1',
-                              'pool': None, 'volume': None, 'st_dev': None, 'st_ino': None}]
+                              'pool': None, 'volume': None, 'st_dev': None, 'st_ino': None,
+                              'file_path': '/guest/diskimage1', 'backing_chain': [], 'backing_chain_error': None}]
     assert result['usage'] == {}
 
 

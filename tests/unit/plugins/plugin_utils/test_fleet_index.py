@@ -150,6 +150,54 @@ def test_pool_volumes_are_indexed_by_pool_and_volume():
     assert [d['disk'] for d in index['shared_disks']] == ['volume:shared/web.qcow2']
 
 
+GOLDEN = '/srv/shared-images/golden.qcow2'
+
+
+def test_a_backing_file_of_another_hosts_overlay_is_shared_with_the_domain_whose_disk_it_is():
+    # Rule 10 through a chain: the golden image is web's disk on hv2 and the backing file of db's overlay on hv3.
+    web = copy_(disks=(GOLDEN,))
+    web['disks'][0].update(st_dev=64768, st_ino=77)
+    db = copy_(name='db', uuid='0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33', vm_state='active', written_by='hv3',
+               disks=('/srv/shared-images/db.qcow2',))
+    db['disks'][0]['backing_chain'] = [{'path': GOLDEN, 'format': 'qcow2', 'st_dev': 64768, 'st_ino': 77}]
+
+    index = index_of(hv2=[web], hv3=[db])
+
+    assert sorted(d['disk'] for d in index['shared_disks']) == ['file:64768:77', 'path:' + GOLDEN]
+    for key in ('path:' + GOLDEN, 'file:64768:77'):
+        [ref] = index['hosts']['hv2']['shared_disks'][key]
+        assert (ref['host'], ref['name'], ref['path'], ref['backing_of']) == (
+            'hv3', 'db', GOLDEN, '/srv/shared-images/db.qcow2')
+        [mine] = index['hosts']['hv3']['shared_disks'][key]
+        assert (mine['host'], mine['name'], mine.get('backing_of')) == ('hv2', 'web', None)
+    # The overlay itself is db's alone.
+    assert 'path:/srv/shared-images/db.qcow2' not in index['hosts']['hv3']['shared_disks']
+    assert 'shared disk path:%s: hv2/web, hv3/db (backing file)' % GOLDEN in index['lines']
+
+
+def test_two_overlays_on_one_golden_image_share_only_the_golden_image():
+    overlays = []
+    for host, name, uuid in (('hv2', 'web', UUID), ('hv3', 'db', '0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33')):
+        view = copy_(name=name, uuid=uuid, vm_state='active', written_by=host, disks=('/srv/%s.qcow2' % name,))
+        view['disks'][0]['backing_chain'] = [{'path': GOLDEN, 'format': 'qcow2', 'st_dev': None, 'st_ino': None}]
+        overlays.append(view)
+
+    index = index_of(hv2=[overlays[0]], hv3=[overlays[1]])
+
+    assert [d['disk'] for d in index['shared_disks']] == ['path:' + GOLDEN]
+    assert [r['name'] for r in index['hosts']['hv2']['shared_disks']['path:' + GOLDEN]] == ['db']
+
+
+def test_a_chain_a_host_could_not_read_is_listed_and_printed():
+    db = copy_(name='db', vm_state='active', disks=('/srv/shared-images/db.qcow2',))
+    db['disks'][0].update(backing_chain=[], backing_chain_error="backing name 'json:{' cannot be parsed")
+    index = index_of(hv2=[db])
+    assert index['chain_errors'] == [{'host': 'hv2', 'name': 'db', 'uuid': UUID, 'target': 'vda',
+                                      'error': "backing name 'json:{' cannot be parsed"}]
+    assert ("UNREADABLE CHAIN hv2/db disk vda: backing name 'json:{' cannot be parsed: the files it reaches behind "
+            "the disk are not indexed") in index['lines']
+
+
 def test_the_two_copies_of_one_domain_sharing_their_disk_are_listed_as_sharing_it():
     index = index_of(hv2=[copy_()], hv3=[copy_()])
     refs = index['hosts']['hv2']['shared_disks']['path:' + SHARED]
