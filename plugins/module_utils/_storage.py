@@ -319,8 +319,9 @@ def classify_disks(conn, domain, dirs, index):
                              % ', '.join(sorted(set(backing_of_others[ident])))))
             continue
         if not index.fleet.complete:
-            kept.append(dict(entry, reason='not deleted: the fleet view is incomplete (%s did not report), so another '
-                             'host\'s use of it cannot be ruled out' % ', '.join(index.fleet.missing) or 'a host'))
+            kept.append(dict(entry, kept_for_now=True,
+                             reason='not deleted: the fleet view is incomplete (%s did not report), so another '
+                             'host\'s use of it cannot be ruled out' % (', '.join(index.fleet.missing) or 'a host')))
             continue
         users = index.fleet.disk_users(disk, path, domain.uuid)
         if users:
