@@ -260,6 +260,10 @@ def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout, foreign_ho
     bs = conn.block_storage
     outcome = {'detached': False, 'deleted': False, 'kept': False, 'missing': False}
     holder = _held_elsewhere(bs, vol, attachment_ids, foreign_hosts)
+    if holder and getattr(foreign_hosts, 'uncertain', lambda name: False)(holder):
+        # The fleet index is incomplete and this host is none of the fleet's: it may be one that did not report.
+        raise RuntimeError('attached on host %s, which the incomplete fleet index cannot place; neither detached nor '
+                           'deleted, left pending until a sweep with a complete fleet index' % holder)
     if holder:
         # Rule 10: another hypervisor of the fleet has this volume attached (the same server UUID running there).
         outcome.update(kept=True, note='attached on hypervisor %s; neither detached nor deleted' % holder)

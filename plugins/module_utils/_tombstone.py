@@ -102,6 +102,7 @@ FIELD_CHECKS = (
     ('volumes_done', _valid_volumes, 'a list of volumes with a Cinder id each'),
     ('disks_deleted', _list_of(str), 'a list of paths'),
     ('disks_kept', _list_of((dict, str)), 'a list'),
+    ('disks_pending', _list_of(dict), 'a list of disks'),
     ('disks', _list_of((dict, str)), 'a list'),
     ('history', _list_of(dict), 'a list of actions'),
 )
@@ -124,10 +125,35 @@ def validate_tombstone(data, file_uuid, path):
 
 
 def finished(tomb):
-    """Nothing left to do: undefined, no pending volume, and Cinder asked (the state_dir keeps it with the finished)."""
+    """Nothing left to do: undefined, no pending volume, no pending disk, and Cinder asked (the state_dir keeps it
+    with the finished)."""
     # A tombstone that never says it asked Cinder has not: only a real answer from Cinder marks it checked (rule 5).
-    done = tomb.get('status') == 'terminated' and not tomb.get('volumes_pending')
+    # A disk kept only because the fleet index was incomplete is work left too (disks_pending): the next sweep with
+    # a complete index deletes it if it is then safe, so it is never forgotten.
+    done = tomb.get('status') == 'terminated' and not tomb.get('volumes_pending') and not tomb.get('disks_pending')
     return done and tomb.get('cinder_checked') is True
+
+
+PENDING_DISK_KEYS = ('target', 'path', 'pool', 'volume', 'real_path', 'type', 'st_dev', 'st_ino', 'reason')
+
+
+def pending_disks(kept, disks=(), identities=None):
+    """The disks of ``kept`` (a terminate's disks_kept) kept for now only (``kept_for_now``: another host could reach
+    them and the fleet index was incomplete). They stay in the tombstone as ``disks_pending`` until a sweep with a
+    complete index. ``disks``: the domain's disks (for each one's type); ``identities``: real path -> (device, inode)
+    of the file as it was when it was kept, so a file put in its place later is never taken for it."""
+    types = dict((d.get('target'), d.get('type')) for d in disks or [])
+    pending = []
+    for item in kept or []:
+        if not item.get('kept_for_now'):
+            continue
+        entry = dict((k, item.get(k)) for k in PENDING_DISK_KEYS if item.get(k) is not None)
+        entry.setdefault('type', types.get(item.get('target')) or ('volume' if item.get('volume') else 'file'))
+        ident = (identities or {}).get(item.get('real_path'))
+        if isinstance(ident, tuple):
+            entry['st_dev'], entry['st_ino'] = ident
+        pending.append(entry)
+    return pending
 
 
 def foreign(tomb, host):
@@ -178,7 +204,14 @@ def for_sweep(state, live, cinder_opts, project=None, host=None):
         elif foreign(tomb, host):
             continue
         elif tomb.get('uuid') not in live and not finished(tomb) and (project is None or tomb.get('project') == project):
-            (waiting if waits_for_cinder(tomb, cinder_opts) else work).append(tomb)
+            # Pending disks need no Cinder: such a tombstone is worked on in every sweep (and still reported as
+            # waiting for Cinder when it is).
+            if waits_for_cinder(tomb, cinder_opts):
+                waiting.append(tomb)
+                if tomb.get('disks_pending'):
+                    work.append(tomb)
+            else:
+                work.append(tomb)
     return work, waiting, bad
 
 
@@ -228,6 +261,11 @@ def answer_when_named(ctx, tomb, cinder_opts, foreign_hosts=()):
     ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
     if finished(tomb):
         return dict(ident, changed=False, action='none', msg='already terminated at %s' % tomb.get('terminated_at'))
+    if tomb.get('status') == 'terminated' and tomb.get('cinder_checked') and not tomb.get('volumes_pending'):
+        return dict(ident, changed=False, action='none', disks_pending=tomb.get('disks_pending'),
+                    msg='already terminated at %s; disk(s) %s were kept because the fleet index was incomplete: the '
+                        'next vm_reclaim sweep with a complete fleet index deletes what is then safe'
+                        % (tomb.get('terminated_at'), ', '.join(d.get('path') or '?' for d in tomb['disks_pending'])))
     if waits_for_cinder(tomb, cinder_opts):
         return dict(ident, changed=False, action='none', cinder_checked=False,
                     msg='already terminated at %s; Cinder has not been asked about its volumes yet (no cloud was given): '
@@ -258,8 +296,10 @@ def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
     with ctx.state.lock(tomb['uuid'], timeout=ctx.lock_timeout, name=tomb.get('name')):
         on_disk = ctx.state.read_tombstone(tomb['uuid'])
         if on_disk:
-            for key in ('volumes_pending', 'volumes_done', 'cinder_checked'):
-                tomb[key] = on_disk.get(key)
+            for key in ('volumes_pending', 'volumes_done', 'cinder_checked', 'disks_pending', 'disks_deleted',
+                        'disks_kept'):
+                if key in on_disk or key in tomb:
+                    tomb[key] = on_disk.get(key)
             if on_disk.get('status') == 'terminated':
                 tomb['status'] = 'terminated'
         pending = tomb.get('volumes_pending') or []

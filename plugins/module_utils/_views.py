@@ -118,6 +118,7 @@ def describe_tombstone(tombstone):
         'vm_state': 'deleted', 'task_state': None, 'deleted_at': tombstone.get('deleted_at'),
         'terminated_at': tombstone.get('terminated_at'),
         'volumes': tombstone.get('volumes') or [], 'volumes_pending': tombstone.get('volumes_pending') or [],
+        'disks_pending': tombstone.get('disks_pending') or [],
         'disks': tombstone.get('disks') or [], 'history': tombstone.get('history') or [], 'anomalies': [],
         'locked': False, 'protected': False, 'host': tombstone.get('host'),
     })

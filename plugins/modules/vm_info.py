@@ -170,6 +170,14 @@ instances:
       type: list
       elements: dict
       returned: for tombstones (O(include_deleted))
+    disks_pending:
+      description:
+        - Disks a terminate kept only because the fleet index was incomplete (a host of the fleet did not report and
+          another host could reach them); the next vm_reclaim sweep with a complete fleet index deletes what is then
+          safe. Each has target, path, real_path and the reason it was kept.
+      type: list
+      elements: dict
+      returned: for tombstones (O(include_deleted))
     anomalies:
       description: What makes a soft-deleted record unsafe to reclaim (for example a missing reclaim_at); such domains are never reclaimed.
       type: list

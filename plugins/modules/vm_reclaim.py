@@ -163,6 +163,27 @@ finished:
   returned: always
   type: list
   elements: dict
+disks_pending:
+  description:
+    - Terminated domains (reclaimed now or earlier) whose disks are kept only because the fleet index was incomplete
+      (another host could reach them and a host of the fleet did not report). They stay in the tombstone, which is not
+      finished, until a sweep with a complete index deletes what is then safe.
+    - Each item has name, uuid, project, disks (paths) and reason.
+  type: list
+  elements: dict
+  returned: always
+disks_settled:
+  description: Terminated domains whose pending disks this sweep deleted (name, uuid, disks_deleted).
+  type: list
+  elements: dict
+  returned: always
+fleet:
+  description:
+    - What the sweep knew of the fleet - given (a O(fleet) slice was passed), complete (every host of the fleet
+      reported) and missing (the hosts that did not). While it is incomplete no disk another host could reach is
+      deleted and a Cinder attachment that is not this hypervisor's is never detached.
+  type: dict
+  returned: always
 cinder_unchecked:
   description:
     - Tombstones of domains terminated without Cinder options that Cinder has not been asked about yet (name, uuid,

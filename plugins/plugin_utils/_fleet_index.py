@@ -147,8 +147,17 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     for host, ident, views in reported:
         for view in views:
             uuid = (view.get('uuid') or '').lower()
-            if not uuid or view.get('vm_state') == 'deleted':
-                continue  # a tombstone holds no definition and no disk
+            if uuid and view.get('vm_state') == 'deleted':
+                # A tombstone holds no definition; its disks kept while the index was incomplete (disks_pending) are
+                # still its own until a sweep deletes them: another domain using one makes it shared, so that sweep
+                # sees the user and keeps it.
+                for disk in view.get('disks_pending') or []:
+                    ref = _fleet.disk_reference(host, view, uuid, disk)
+                    for key in _fleet.disk_keys(disk):
+                        index['disks'].setdefault(key, []).append(ref)
+                continue
+            if not uuid:
+                continue
             record_host = view.get('host')
             names_own = _same_host(record_host, ident, host) if view.get('managed') else None
             copy_ = {'host': host, 'name': view.get('name'), 'uuid': uuid, 'vm_state': view.get('vm_state'),

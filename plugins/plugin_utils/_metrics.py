@@ -76,6 +76,7 @@ def report_metrics(report):
         per.setdefault(key, empty_totals())
         per[key]['pending_tombstones'] += 1
         per[key]['pending_volumes'] += len(tomb['volumes_pending'])
+        per[key]['pending_disks'] += len(tomb.get('disks_pending') or [])
     for host in sorted(report['hosts']):
         m.add(P + 'host_up', 'gauge', '1 when the hypervisor reported to the report, else 0.',
               bool(report['hosts'][host]['reported']), host=host)
@@ -90,6 +91,8 @@ def report_metrics(report):
         ('pending_cinder_volumes', 'Cinder volumes of terminated domains whose detach or delete is pending.',
          'pending_volumes'),
         ('pending_cinder_tombstones', 'Terminated domains with Cinder work pending.', 'pending_tombstones'),
+        ('pending_disks', 'Disks of terminated domains kept while the fleet index was incomplete, deleted by the next '
+         'sweep with a complete index if then safe.', 'pending_disks'),
     ]
     for suffix, help_text, key in rows:
         for (host, project) in sorted(per):

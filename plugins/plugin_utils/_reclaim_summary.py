@@ -23,7 +23,7 @@ def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=Fal
     """One summary of a reclaim run over many hosts from each host's vm_reclaim result."""
     summary = {'totals': dict((k, 0) for k in ('reclaimed', 'failed', 'skipped', 'kept', 'pending', 'finished')),
                'hosts': {}, 'reclaimed': [], 'failed': [], 'skipped': [], 'pending': [], 'not_swept': {},
-               'next': None, 'check_mode': bool(check_mode)}
+               'next': None, 'check_mode': bool(check_mode), 'disks_pending': [], 'fleet_missing': []}
     for host in hosts or []:
         host = to_text(host)
         # A sweep in which some domain failed still swept the others: its counts are the run's.
@@ -39,6 +39,12 @@ def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=Fal
                             ('pending', 'pending')):
             for item in result.get(source) or []:
                 summary[key].append(dict(item, host=host))
+        for item in result.get('disks_pending') or []:
+            summary['disks_pending'].append(dict(item, host=host))
+        fleet = result.get('fleet') or {}
+        for missing in fleet.get('missing') or []:
+            if fleet.get('given') and not fleet.get('complete') and missing not in summary['fleet_missing']:
+                summary['fleet_missing'].append(missing)
         for item in result.get('kept') or []:
             if summary['next'] is None or (item.get('reclaim_at') or '') < (summary['next'].get('reclaim_at') or ''):
                 summary['next'] = dict(item, host=host)
@@ -47,11 +53,21 @@ def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=Fal
     lines = ['%s %d, failed %d, skipped %d, kept %d, Cinder work pending %d, finished %d on %d host(s)%s'
              % (verb, totals['reclaimed'], totals['failed'], totals['skipped'], totals['kept'], totals['pending'],
                 totals['finished'], len(summary['hosts']), ' (check mode: nothing changed)' if check_mode else '')]
+    summary['fleet_missing'].sort()
+    summary['fleet_complete'] = not summary['fleet_missing']
+    if summary['fleet_missing']:
+        # Rule 12: said first, since it bounds what the sweep could do.
+        lines.append('FLEET INDEX INCOMPLETE: %s did not report; disks another host could reach were kept (pending '
+                     'in the tombstones until a sweep with a complete index), no copy was taken for the only one'
+                     % ', '.join(summary['fleet_missing']))
     lines += ['%s %s/%s (%s)' % (verb, i['host'], i.get('name'), i.get('uuid')) for i in summary['reclaimed']]
     lines += ['FAILED %s/%s: %s' % (i['host'], i.get('name'), i.get('msg')) for i in summary['failed']]
     lines += ['skipped %s/%s: %s' % (i['host'], i.get('name'), i.get('reason')) for i in summary['skipped']]
     lines += ['pending %s/%s: volume(s) %s' % (i['host'], i.get('name'), ', '.join(v.get('id') or '?' for v in i.get('volumes') or []))
               for i in summary['pending']]
+    lines += ['disks pending %s/%s: %s (%s)' % (i['host'], i.get('name'), ', '.join(d or '?' for d in i.get('disks') or []),
+                                                i.get('reason') or 'kept while the fleet index was incomplete')
+              for i in summary['disks_pending']]
     lines += ['NOT SWEPT %s: %s' % (h, summary['not_swept'][h]) for h in sorted(summary['not_swept'])]
     if summary['next']:
         lines.append('next to expire: %s/%s at %s' % (summary['next']['host'], summary['next'].get('name'),

@@ -77,7 +77,7 @@ def _trash_item(host, view, now, window):
 
 def empty_totals():
     return {'domains': 0, 'vcpus': 0, 'memory_bytes': 0, 'disks': 0, 'due_soon': 0, 'anomalies': 0,
-            'pending_volumes': 0, 'pending_tombstones': 0, 'next_reclaim_at': None}
+            'pending_volumes': 0, 'pending_tombstones': 0, 'pending_disks': 0, 'next_reclaim_at': None}
 
 
 def add_to_totals(totals, item):
@@ -146,12 +146,15 @@ def build(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_las
             state = view.get('vm_state')
             if state == 'deleted':
                 pending = view.get('volumes_pending') or []
-                if pending:
+                # Disks a terminate kept while the fleet index was incomplete: work left, like pending volumes.
+                disks = view.get('disks_pending') or []
+                if pending or disks:
                     tomb = {'host': host, 'name': view.get('name'), 'uuid': view.get('uuid'),
                             'project': view.get('project'), 'deleted_at': view.get('deleted_at'),
                             'terminated_at': view.get('terminated_at'),
                             'volumes_pending': [dict((k, v.get(k)) for k in ('id', 'delete_on_termination', 'error'))
-                                                for v in pending]}
+                                                for v in pending],
+                            'disks_pending': [dict((k, d.get(k)) for k in ('path', 'target', 'reason')) for d in disks]}
                     entry['tombstones'].append(tomb)
                     report['tombstones'].append(tomb)
                 continue
@@ -174,6 +177,7 @@ def build(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_las
         for tomb in entry['tombstones']:
             entry['totals']['pending_tombstones'] += 1
             entry['totals']['pending_volumes'] += len(tomb['volumes_pending'])
+            entry['totals']['pending_disks'] += len(tomb['disks_pending'])
         if sweep is None:
             entry['problems'].append('no sweep recorded (%s in its state_dir)' % LAST_SWEEP_FILE)
         else:
@@ -203,6 +207,7 @@ def build(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_las
         for totals in (report['totals'], proj):
             totals['pending_tombstones'] += 1
             totals['pending_volumes'] += len(tomb['volumes_pending'])
+            totals['pending_disks'] += len(tomb['disks_pending'])
         if tomb['host'] not in proj['hosts']:
             proj['hosts'].append(tomb['host'])
     for proj in report['projects'].values():
@@ -222,8 +227,13 @@ def _problems(report):
         problems.append('%s/%s is never reclaimed until its record is fixed: %s'
                         % (item['host'], item['name'], '; '.join(item['reasons'])))
     for tomb in report['tombstones']:
-        problems.append('%s/%s: Cinder work pending for %d volume(s)' % (tomb['host'], tomb['name'],
-                                                                         len(tomb['volumes_pending'])))
+        if tomb['volumes_pending']:
+            problems.append('%s/%s: Cinder work pending for %d volume(s)' % (tomb['host'], tomb['name'],
+                                                                             len(tomb['volumes_pending'])))
+        if tomb.get('disks_pending'):
+            problems.append('%s/%s: %d disk(s) kept while the fleet index was incomplete, pending until a sweep with a '
+                            'complete index: %s' % (tomb['host'], tomb['name'], len(tomb['disks_pending']),
+                                                    ', '.join(d.get('path') or '?' for d in tomb['disks_pending'])))
     return problems
 
 

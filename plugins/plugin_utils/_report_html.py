@@ -264,7 +264,7 @@ def render(report, title='Trash report'):
 
     # Pending Cinder work.
     rows = []
-    for tomb in report['tombstones']:
+    for tomb in (t for t in report['tombstones'] if t['volumes_pending']):
         vols = '<br>'.join('<code>%s</code>%s%s' % (
             _e(v['id']), ' <span class="tag">delete_on_termination</span>' if v.get('delete_on_termination') else '',
             ' <span class="muted">%s</span>' % _e(v['error']) if v.get('error') else '') for v in tomb['volumes_pending'])
@@ -277,6 +277,23 @@ def render(report, title='Trash report'):
                  'sweep with Cinder configured finishes this work (spec rule 5).</p></section>' % _table(
                      'cinder-table', ['Host', 'Domain', 'Project', 'terminated_at', 'Volumes#', 'Pending volumes'],
                      rows, 'No Cinder work is pending.'))
+
+    # Disks kept while the fleet index was incomplete (rule 12): work left, never forgotten.
+    rows = []
+    for tomb in (t for t in report['tombstones'] if t.get('disks_pending')):
+        disks = '<br>'.join('<code>%s</code>%s' % (_e(d.get('path') or '?'), ' <span class="muted">%s</span>'
+                                                   % _e(d['reason']) if d.get('reason') else '')
+                            for d in tomb['disks_pending'])
+        rows.append('<tr>%s</tr>' % ''.join([
+            _cell(_e(tomb['host'])),
+            _cell('<b>%s</b><br><code class="muted">%s</code>' % (_e(tomb['name']), _e(tomb['uuid'])), tomb['name']),
+            _cell(_e(tomb['project'] or 'none')), _cell(_e(tomb['terminated_at'] or 'not finished')),
+            _cell(_e(len(tomb['disks_pending'])), len(tomb['disks_pending']), 'num'), _cell(disks)]))
+    parts.append('<section id="disks-pending"><h2>Terminated, with disks pending</h2>%s<p class="muted">Kept because '
+                 'a host of the fleet did not report: the next sweep with a complete fleet index deletes what is then '
+                 'safe (rules 10 and 12).</p></section>' % _table(
+                     'disks-pending-table', ['Host', 'Domain', 'Project', 'terminated_at', 'Disks#', 'Pending disks'],
+                     rows, 'No disk is pending.'))
 
     # Skipped by the last sweep, and anomalies now.
     rows = []

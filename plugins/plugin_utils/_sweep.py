@@ -94,6 +94,11 @@ def sweep_record(result, host, started_at=None, finished_at=None, previous=None,
         'pending': [{'name': i.get('name'), 'uuid': i.get('uuid'),
                      'volumes': [v.get('id') for v in i.get('volumes') or []]} for i in result.get('pending') or []],
         'finished': [dict((k, item.get(k)) for k in ('name', 'uuid')) for item in result.get('finished') or []],
+        # Disks kept while the fleet index was incomplete, pending in the tombstones; the hosts that were missing.
+        'disks_pending': [dict((k, item.get(k)) for k in ('name', 'uuid', 'project', 'disks', 'reason'))
+                          for item in result.get('disks_pending') or []],
+        'fleet_missing': list((result.get('fleet') or {}).get('missing') or [])
+        if (result.get('fleet') or {}).get('given') and not (result.get('fleet') or {}).get('complete') else [],
         'kept': kept,
         'warning_window_seconds': window,
         'due_soon': [k for k in kept if window and k.get('expires_in') is not None and k['expires_in'] <= window],
@@ -142,6 +147,10 @@ def host_line(host, sweep, entry=None):
         if not sweep.get('ok'):
             text += ' - FAILED'
         parts.append(text)
+        if sweep.get('fleet_missing'):
+            parts.append('fleet index INCOMPLETE (%s did not report)' % ', '.join(sweep['fleet_missing']))
+        if sweep.get('disks_pending'):
+            parts.append('%d terminated domain(s) with disks pending' % len(sweep['disks_pending']))
         if sweep.get('due_soon'):
             parts.append('%d due within %s' % (len(sweep['due_soon']),
                                                _duration.format_duration(sweep.get('warning_window_seconds'))))

@@ -98,8 +98,8 @@ def write_inventory(path, fleet, state_dir, extra_hosts=None, group_vars=None, h
     return path
 
 
-def run_playbook(runner, playbook, inventory, extra_vars=None, check=False, env=None, timeout=900):
-    """ansible-playbook PLAYBOOK (a collection playbook name, a path, or a list of plays) -i INVENTORY."""
+def run_playbook(runner, playbook, inventory, extra_vars=None, check=False, env=None, timeout=900, args=()):
+    """ansible-playbook PLAYBOOK (a collection playbook name, a path, or a list of plays) -i INVENTORY [ARGS]."""
     if isinstance(playbook, list):
         path = os.path.join(runner.state_dir + '-plays', 'play-%s.yml' % uuidlib.uuid4().hex[:8])
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -111,6 +111,7 @@ def run_playbook(runner, playbook, inventory, extra_vars=None, check=False, env=
         cmd += ['-e', item if isinstance(item, str) else json.dumps(item)]
     if check:
         cmd.append('--check')
+    cmd += list(args)
     proc = subprocess.run(cmd, env=runner.env(**(env or {})), capture_output=True, text=True, timeout=timeout,
                           check=False)
     return PlayResult(proc)

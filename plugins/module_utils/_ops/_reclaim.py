@@ -122,6 +122,12 @@ class Reclaim(object):
             entry.update((k, result.get(k)) for k in ('name', 'uuid', 'volumes_deleted', 'volumes_detached',
                                                       'volumes_pending', 'disks_deleted', 'disks_kept'))
             report.reclaimed.append(entry)
+            if result.get('disks_pending'):
+                report.disks_pending.append({'name': result['name'], 'uuid': result.get('uuid'),
+                                             'project': view.get('project'),
+                                             'disks': [d.get('path') for d in result['disks_pending']],
+                                             'reason': 'the fleet index is incomplete (%s did not report)'
+                                             % (', '.join(self.index.fleet.missing) or 'a host')})
 
 
 class StaleUndefine(object):
@@ -166,22 +172,55 @@ class NotStale(engine.Plan):
 
 
 class LeftWork(object):
-    """A tombstone whose domain is gone with Cinder work left: finished (or reported, in check mode)."""
+    """A tombstone whose domain is gone with work left: disks kept while the fleet index was incomplete, Cinder work;
+    finished (or reported, in check mode)."""
 
-    def __init__(self, tomb, opts, foreign_hosts):
-        self.tomb, self.opts, self.foreign_hosts = tomb, opts, foreign_hosts
+    def __init__(self, tomb, opts, foreign_hosts, index=None):
+        self.tomb, self.opts, self.foreign_hosts, self.index = tomb, opts, foreign_hosts, index
         self.name, self.uuid = tomb.get('name'), tomb.get('uuid')
 
     def run(self, ctx):
-        return tombstones.finish_left_work(ctx, self.tomb, self.opts.terminate.cinder, self.foreign_hosts)
+        disks = None
+        if self.tomb.get('disks_pending') and self.index is not None:
+            disks = termination.settle_pending_disks(ctx, self.tomb, self.opts.terminate, self.index)
+        if tombstones.waits_for_cinder(self.tomb, self.opts.terminate.cinder) or (
+                disks is not None and tombstones.finished(dict(self.tomb, disks_pending=None))):
+            result = {'name': self.name, 'uuid': self.uuid, 'changed': False, 'action': 'none'}
+            if disks is not None and disks['changed']:
+                # Cinder already settled (or not to be asked in this run): the tombstone moves on with its disks.
+                result['action'] = 'would_finish_pending' if ctx.check_mode else 'pending_finished'
+        else:
+            result = tombstones.finish_left_work(ctx, self.tomb, self.opts.terminate.cinder, self.foreign_hosts)
+        if disks is not None:
+            result['changed'] = bool(result.get('changed') or disks['changed'])
+            result.update((k, disks[k]) for k in ('disks_deleted', 'disks_kept', 'disks_pending', 'disks_gone'))
+            if disks.get('disks_pending_reason'):
+                result['disks_pending_reason'] = disks['disks_pending_reason']
+            if not ctx.check_mode and disks['changed']:
+                ctx.state.event('instance.delete.end', ctx.request_id, domain=self.name, uuid=self.uuid,
+                                project=self.tomb.get('project'), action='pending_disks',
+                                result='pending' if disks['disks_pending'] else 'success',
+                                disks_deleted=disks['disks_deleted'],
+                                disks_kept=[d.get('path') for d in disks['disks_kept']],
+                                disks_pending=[d.get('path') for d in disks['disks_pending']])
+        return result
 
     def summarize(self, ctx, result, report, views):
         if result.get('failed'):
             report.failed(result)
         elif result.get('action') == 'skipped':
             report.skipped(result)
-        elif not result.get('volumes_pending'):
-            report.finished.append({'name': result['name'], 'uuid': result.get('uuid')})
+        else:
+            if result.get('disks_pending'):
+                report.disks_pending.append({'name': result['name'], 'uuid': result.get('uuid'),
+                                             'project': self.tomb.get('project'),
+                                             'disks': [d.get('path') for d in result['disks_pending']],
+                                             'reason': result.get('disks_pending_reason')})
+            if result.get('disks_deleted'):
+                report.disks_settled.append({'name': result['name'], 'uuid': result.get('uuid'),
+                                             'disks_deleted': result['disks_deleted']})
+            if not result.get('volumes_pending') and not result.get('disks_pending'):
+                report.finished.append({'name': result['name'], 'uuid': result.get('uuid')})
 
 
 class ReclaimOptions(object):
@@ -221,7 +260,7 @@ def run(ctx, opts):
     index = storage.Index(ctx.conn, [i.domain for i in items], fleet_view)
     tombs, waiting, bad_tombs = tombstones.for_sweep(ctx.state, set(i.uuid for i in items), opts.terminate.cinder,
                                                      project, ctx.host)
-    work = [LeftWork(t, opts, foreign_hosts) for t in tombs] + [Reclaim(i, opts, index, clock) for i in todo] + \
+    work = [LeftWork(t, opts, foreign_hosts, index) for t in tombs] + [Reclaim(i, opts, index, clock) for i in todo] + \
         [StaleUndefine(i, fleet_view, clock) for i, dummy in stale_undefine]
     views = dict((i.uuid, i.view) for i in items)
     instances = engine.run_each(ctx, work, lambda item: item.run(ctx))
@@ -234,6 +273,13 @@ def run(ctx, opts):
     # Terminated without Cinder and never checked since: reported, finished by the first sweep that has Cinder.
     report['cinder_unchecked'] = [{'name': t.get('name'), 'uuid': t.get('uuid'), 'terminated_at': t.get('terminated_at')}
                                   for t in waiting]
+    # What the sweep knew of the fleet: an incomplete index (a host of the fleet did not report) keeps every disk
+    # another host could reach, and the result says so, with the hosts that were missing.
+    report['fleet'] = {'given': fleet_view.given, 'complete': fleet_view.complete, 'missing': fleet_view.missing}
+    if fleet_view.given and not fleet_view.complete:
+        ctx.warnings.append('vm_reclaim: the fleet index is incomplete (%s did not report): disks another host could '
+                            'reach were kept and stay pending in the tombstones until a sweep with a complete index'
+                            % (', '.join(fleet_view.missing) or 'a host'))
     # When the sweep ran and how long it took: the reclaim role keeps them as the host's last sweep (report, metrics).
     report['clock'] = dict((k, clock_check[k]) for k in ('state', 'step_seconds', 'blocks', 'message'))
     report.update(started_at=_record.format_time(now), finished_at=_record.format_time(_record.utcnow()),
@@ -280,6 +326,8 @@ class _Report(object):
     def __init__(self):
         self.reclaimed, self.failed_domains, self.finished, self.pending, self.skipped_domains, self.undefined = \
             [], [], [], [], [], []
+        # Tombstones whose disks are kept until a sweep with a complete fleet index; those it deleted in this sweep.
+        self.disks_pending, self.disks_settled = [], []
 
     def failed(self, result):
         self.failed_domains.append({'name': result['name'], 'uuid': result.get('uuid'), 'msg': result['msg']})
@@ -320,7 +368,8 @@ def summarize(ctx, work, instances, views, skipped, bad_tombs, over_limit, kept,
                  'expires_in': int((_record.parse_time(v['reclaim_at']) - now).total_seconds())} for v in kept]
     # (kept holds only views whose reclaim_at eligible.eligibility() read as a time, so parse_time cannot fail here.)
     summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
-                   pending=len(pending), finished=len(finished))
+                   pending=len(pending), finished=len(finished), disks_pending=len(report.disks_pending))
     # Stale copies whose definition alone was removed (rule 9): not reclaimed, so not counted as such.
     return dict(reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out, kept=kept_out,
-                pending=pending, finished=finished, stale_undefined=undefined, summary=summary)
+                pending=pending, finished=finished, stale_undefined=undefined, summary=summary,
+                disks_pending=report.disks_pending, disks_settled=report.disks_settled)

@@ -17,6 +17,7 @@ is not rolled back: it stays in task_state deleting and a re-run finishes it.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import os
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
@@ -174,7 +175,12 @@ class TerminatePlan(engine.Plan):
             self.irreversible = True  # even a delete that fails half-way may have removed something
             storage.delete_disk(ctx.conn, item, opts.instance_dirs)
             self.deleted.append(item['real_path'])
-        tomb.update(disks_deleted=sorted(set(tomb.get('disks_deleted', []) + self.deleted)), disks_kept=self.kept)
+        # A disk kept only because the fleet index was incomplete is work left in the tombstone (disks_pending): the
+        # next sweep with a complete index deletes it if it is then safe. Never forgotten, never deleted blindly.
+        idents = dict((k['real_path'], storage.identity(k['real_path'])) for k in self.kept
+                      if k.get('kept_for_now') and k.get('real_path'))
+        tomb.update(disks_deleted=sorted(set(tomb.get('disks_deleted', []) + self.deleted)), disks_kept=self.kept,
+                    disks_pending=tombstones.pending_disks(self.kept, self.domain.disks(), idents))
         ctx.state.write_tombstone(tomb)
         failpoint('terminate.after_disks')
         self.flags = hv.undefine(domain)
@@ -208,6 +214,13 @@ class TerminatePlan(engine.Plan):
         if tomb['volumes_pending']:
             warnings.append('domain %s is terminated but Cinder work is pending for volume(s) %s; the next vm_reclaim '
                             'finishes it' % (domain.name, ', '.join(v['id'] for v in tomb['volumes_pending'])))
+        if tomb.get('disks_pending'):
+            cinder_result['disks_pending'] = tomb['disks_pending']
+            warnings.append('domain %s is terminated but disk(s) %s were kept because the fleet index is incomplete '
+                            '(%s did not report); they stay pending in its tombstone and the next vm_reclaim sweep '
+                            'with a complete fleet index deletes what is then safe'
+                            % (domain.name, ', '.join(d.get('path') or '?' for d in tomb['disks_pending']),
+                               ', '.join(self.opts_fleet_missing) or 'a host'))
         ctx.event('instance.delete.end', domain, result='pending' if tomb['volumes_pending'] else 'success',
                   action=self.action, disks_deleted=self.deleted, disks_kept=[k['path'] for k in self.kept],
                   volumes_pending=[v['id'] for v in tomb['volumes_pending']])
@@ -244,6 +257,7 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
             return StaleCopy.refused_without_force(ctx, current, opts, stale, action)
         plan = TerminatePlan(ctx, current, opts, index, action, operation, precondition)
         plan.foreign_hosts = foreign_hosts
+        plan.opts_fleet_missing = index.fleet.missing
         return plan
 
     return engine.carry_out(ctx, domain, plan_for, when_gone=engine.already_gone)
@@ -252,3 +266,84 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
 def answer_for_terminated(ctx, tomb, opts, foreign_hosts=()):
     """A terminated domain named again: nothing when it is finished, else its pending Cinder work is finished."""
     return tombstones.answer_when_named(ctx, tomb, opts.cinder, foreign_hosts)
+
+
+class _GoneDomain(object):
+    """A terminated domain's pending disks, shaped as the domain was for storage.classify_disks: the same ownership
+    and fleet checks a terminate makes, on the domain that is gone (every domain of the host is then another)."""
+
+    def __init__(self, tomb):
+        self.name, self.uuid = tomb.get('name'), tomb.get('uuid')
+        self._disks = [{'target': d.get('target'), 'device': 'disk', 'type': d.get('type') or 'file', 'format': None,
+                        'readonly': False, 'shareable': False, 'path': d.get('path'), 'pool': d.get('pool'),
+                        'volume': d.get('volume')} for d in tomb.get('disks_pending') or []]
+
+    def disks(self):
+        return [dict(d) for d in self._disks]
+
+
+def settle_pending_disks(ctx, tomb, opts, index):
+    """Delete what is now safe of the disks a terminate kept only because the fleet index was incomplete.
+
+    Only with a fleet view that is given and complete: a run without one cannot know another host's use. Under the
+    domain's lock, from the tombstone on disk: each pending disk is checked again exactly as a terminate checks a
+    disk (ownership, this host's domains and backing chains, the fleet's users); what is owned is deleted, what is
+    still unsafe only for want of a complete index stays pending, and what a domain now references, or what is no
+    longer the file that was kept, leaves the pending work and is reported as kept (never deleted). Returns a
+    summary: disks_deleted, disks_kept, disks_pending, disks_gone, changed.
+    """
+    summary = {'disks_deleted': [], 'disks_kept': [], 'disks_pending': list(tomb.get('disks_pending') or []),
+               'disks_gone': [], 'changed': False}
+    view = index.fleet
+    if not summary['disks_pending']:
+        return summary
+    if not view.given or not view.complete:
+        summary['disks_pending_reason'] = (
+            'the fleet index is incomplete (%s did not report)' % (', '.join(view.missing) or 'a host')
+            if view.given else 'no fleet view was given: only a sweep with a complete fleet index deletes them')
+        return summary
+    with ctx.state.lock(tomb['uuid'], timeout=ctx.lock_timeout, name=tomb.get('name')):
+        on_disk = ctx.state.read_tombstone(tomb['uuid']) or tomb
+        pending = list(on_disk.get('disks_pending') or [])
+        still, kept, deleted, gone = [], [], [], []
+        checkable = []
+        for disk in pending:
+            real = disk.get('real_path') or disk.get('path')
+            if not real or not os.path.lexists(real):
+                gone.append(disk)
+                continue
+            if disk.get('st_dev') is not None and storage.identity(real) != (disk['st_dev'], disk.get('st_ino')):
+                kept.append(dict(disk, reason='%s is no longer the file that was kept (it was replaced); not deleted'
+                                 % real))
+                continue
+            checkable.append(disk)
+        if checkable:
+            gone_domain = _GoneDomain(dict(on_disk, disks_pending=checkable))
+            owned, kept_now = storage.classify_disks(ctx.conn, gone_domain, opts.instance_dirs, index)
+            by_target = dict((d.get('target'), d) for d in checkable)
+            for item in kept_now:
+                source = by_target.get(item.get('target'), {})
+                if item.get('kept_for_now'):
+                    still.append(dict(source, reason=item.get('reason')))
+                else:
+                    kept.append(dict(source, reason=item.get('reason')))
+            for item in owned:
+                if ctx.check_mode:
+                    deleted.append(item['real_path'])
+                    continue
+                try:
+                    storage.delete_disk(ctx.conn, item, opts.instance_dirs)
+                except Exception as exc:  # the disk stays pending: a later sweep tries again
+                    still.append(dict(by_target.get(item.get('target'), {}), reason=str(exc)))
+                    continue
+                deleted.append(item['real_path'])
+        summary.update(disks_deleted=deleted, disks_kept=kept, disks_pending=still, disks_gone=[
+            d.get('real_path') or d.get('path') for d in gone])
+        summary['changed'] = bool(deleted or kept or gone)
+        if ctx.check_mode or not summary['changed']:
+            return summary
+        on_disk.update(disks_pending=still, disks_deleted=sorted(set((on_disk.get('disks_deleted') or []) + deleted)),
+                       disks_kept=list(on_disk.get('disks_kept') or []) + kept)
+        ctx.state.write_tombstone(on_disk)
+        tomb.update((k, on_disk.get(k)) for k in ('disks_pending', 'disks_deleted', 'disks_kept'))
+    return summary
