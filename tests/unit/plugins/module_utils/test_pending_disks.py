@@ -12,9 +12,12 @@ __metaclass__ = type
 import datetime
 import os
 
+import pytest
+
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _locality
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _info as info
@@ -23,6 +26,20 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state
 
 NOW = _record.utcnow()
 PAST = NOW - datetime.timedelta(hours=1)
+
+
+@pytest.fixture(autouse=True)
+def images_on_a_network_filesystem(tmp_path, monkeypatch):
+    """The images directory as an sshfs mount (this host's mountinfo says so): a disk there is not provably local,
+    so an incomplete index keeps it (a local disk it would delete, as test_locality.py shows)."""
+    images = tmp_path / 'images'
+    images.mkdir()
+    st = os.stat(str(images))
+    text = '\n'.join(['27 1 254:0 / / rw,relatime - ext4 /dev/vda rw',
+                      '41 27 %d:%d / %s rw,nosuid - fuse.sshfs root@hv2:/export rw,allow_other'
+                      % (os.major(st.st_dev), os.minor(st.st_dev), images)])
+    real = _locality.Mounts
+    monkeypatch.setattr(_locality, 'Mounts', lambda text_=None: real(text if text_ is None else text_))
 
 
 def context(conn, tmp_path, **params):
