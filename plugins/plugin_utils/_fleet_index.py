@@ -20,6 +20,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._hostvars import host_result, without_gc_pauses
 
 # How many other users of a shared disk a host's slice of the fleet index names, and a printed line: enough to keep
@@ -124,7 +125,9 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     and its disks that another domain references). Built once per play, in one pass over every record.
     """
     index = {'hosts': {}, 'missing': {}, 'complete': True, 'domains': {}, 'stale': [], 'conflicts': [],
-             'disks': {}, 'shared_disks': [], 'aliases': {}, 'lines': []}
+             'disks': {}, 'shared_disks': [], 'aliases': {}, 'lines': [],
+             # When it was built (UTC): every slice carries it, and a module refuses one older than fleet_max_age.
+             'built_at': _record.format_time(_record.utcnow())}
     reported = []
     copies_by_uuid = {}
     first_of = {}  # hypervisor identity -> (inventory host, its UUIDs)
@@ -269,4 +272,8 @@ def fleet_index_for(index, host):
         raise AnsibleFilterError('host %s is not in the fleet index (%s)' % (
             host, 'it did not report: %s' % index['missing'][host] if host in index.get('missing', {})
             else 'it is not one of the hosts it was built from'))
-    return _fleet.make_slice(host, entry, index.get('missing'), index.get('hypervisors'))
+    # The fleet it describes: the declared group when the index names it, else the inventory hosts it was built from.
+    fleet = index.get('fleet') if isinstance(index.get('fleet'), str) else sorted(
+        set(index['hosts']) | set(index.get('missing') or {}))
+    return _fleet.make_slice(host, entry, index.get('missing'), index.get('hypervisors'), fleet=fleet,
+                             built_at=index.get('built_at'))

@@ -175,8 +175,22 @@ def test_a_host_that_did_not_report_makes_the_index_incomplete():
 def test_one_hosts_slice_carries_only_what_an_operation_there_needs():
     index = index_of(hv2=[copy_()], hv3=[copy_()])
     part = fleet_index_for(index, 'hv3')
-    assert sorted(part) == ['complete', 'host', 'hypervisor', 'hypervisors', 'missing', 'shared_disks', 'stale']
+    assert sorted(part) == ['built_at', 'complete', 'fleet', 'host', 'hypervisor', 'hypervisors', 'missing',
+                            'reclaim_here', 'shared_disks', 'stale']
     assert part['hypervisor'] == IDS['hv3'] and list(part['stale']) == [UUID]
+
+
+def test_a_slice_is_bound_to_its_host_the_fleet_and_when_the_index_was_built():
+    # Rule 12: a module can tell a slice built for another host, or long ago, from its own.
+    hv = hostvars(hv2=[copy_()])
+    hv['hv3'] = {'state_facts_vm_info': {'failed': True, 'msg': 'unreachable'}}
+    index = fleet_index(hv, ['hv2', 'hv3'])
+    part = fleet_index_for(index, 'hv2')
+    assert part['host'] == 'hv2' and part['hypervisor'] == IDS['hv2']
+    assert part['fleet'] == ['hv2', 'hv3']  # no declared group known to the index: the hosts it was built from
+    assert part['built_at'] == index['built_at'] and part['built_at'].endswith('Z')
+    index['fleet'] = 'hypervisors'
+    assert fleet_index_for(index, 'hv2')['fleet'] == 'hypervisors'
 
 
 def test_a_slice_for_a_host_outside_the_index_says_why():
