@@ -199,3 +199,34 @@ def test_an_ad_hoc_restore_of_a_stale_copy_is_refused_and_changes_nothing(ansibl
                           extra_vars=[{'names': [name], 'project': project}])
     assert played.rc == 0, played.stdout[-3000:]
     assert running(hv2, name) and not running(hv3, name)
+
+
+# -- item 8: rule 5 after a move --------------------------------------------------------------------------------------
+
+@pytest.mark.cinder
+def test_a_moved_domains_volume_attached_on_its_old_host_is_settled(
+        ansible, inventory, hv2, hv3, shared, project, prefix):
+    # The volume was attached while the domain ran on hv2 (Cinder's attachment names hv2). The domain moved to hv3;
+    # hv2 is another hypervisor of the fleet, but that attachment is the domain's own: a terminate on hv3 detaches and
+    # deletes the delete_on_termination volume instead of leaving it attached to a deleted server.
+    cinder = ch.connect()
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    volume = ch.create_volume(prefix + 'vol', 1, conn=cinder).id
+    try:
+        ch.attach_like_nova(volume, uuid, mountpoint='/dev/vdc', conn=cinder,
+                            connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
+        owned(ansible, inventory, 'hv2', name, project,
+              volumes=[{'id': volume, 'target': 'vdc', 'delete_on_termination': True}])
+        migrate('hv2', 'hv3', name, '--offline', '--persistent', '--undefinesource')
+        assert not hv2.exists(name) and hv3.exists(name)
+
+        result = run_playbook(ansible, 'deferred.libvirt.terminate', inventory,
+                              extra_vars=[{'names': [name], 'project': project}])
+
+        assert result.rc == 0, result.stdout[-3000:]
+        assert not hv3.exists(name)
+        assert ch.volume_status(volume, conn=cinder) is None, 'the delete_on_termination volume is still there'
+        assert ch.attachments_for(uuid, conn=cinder) == []
+    finally:
+        ch.cleanup(prefix, conn=cinder)
