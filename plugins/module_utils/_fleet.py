@@ -41,7 +41,7 @@ ARGS = dict(
 # The key of vm_info's domain list in its registered result: the result that holds it is a host that reported.
 INSTANCES = 'instances'
 # What a copy of a stale domain says of each other copy (enough to tell whether they are all in the trash).
-OTHER_KEYS = ('host', 'name', 'vm_state', 'power_state', 'generation')
+OTHER_KEYS = ('host', 'name', 'vm_state', 'power_state', 'generation', 'reclaim_at')
 # The keys of one host's slice of the index (fleet_index_for's output, the modules' ``fleet`` option).
 SLICE_KEYS = ('host', 'hypervisor', 'fleet', 'built_at', 'complete', 'missing', 'stale', 'shared_disks', 'hypervisors',
               'reclaim_here')
@@ -91,8 +91,14 @@ def runs(copy_):
 
 
 def host_entry(hypervisor):
-    """A reporting host's entry in the index's ``hosts``: its identity, and its part of rules 9 and 10."""
-    return {'hypervisor': hypervisor, 'stale': {}, 'shared_disks': {}, 'complete': True}
+    """A reporting host's entry in the index's ``hosts``: its identity, and its part of rules 9 and 10 (``reclaim_here``:
+    the tied domains, every copy in the trash, that this host reclaims once for the fleet)."""
+    return {'hypervisor': hypervisor, 'stale': {}, 'shared_disks': {}, 'complete': True, 'reclaim_here': {}}
+
+
+def other_copy(copy_):
+    """What one copy of a domain says of another copy (OTHER_KEYS)."""
+    return dict((k, copy_.get(k)) for k in OTHER_KEYS)
 
 
 def disk_reference(host, view, uuid, disk):
@@ -105,7 +111,7 @@ def stale_copy(reason, authoritative, others, record_host, **where):
     (OTHER_KEYS of each) and the host its record names; ``where`` adds host, name and uuid in the index."""
     entry = dict(where)
     entry.update({'reason': reason, 'authoritative': authoritative,
-                  'others': [dict((k, o.get(k)) for k in OTHER_KEYS) for o in others], 'record_host': record_host})
+                  'others': [other_copy(o) for o in others], 'record_host': record_host})
     return entry
 
 
@@ -197,6 +203,20 @@ def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None):
 
 # -- one host's view of it -----------------------------------------------------------------------------------------
 
+def _not_expired(copies, now=None):
+    """The copies whose reclaim_at has not passed at ``now`` (or cannot be read: never taken for passed, rule 1)."""
+    now = now or _record.utcnow()
+    waiting = []
+    for copy_ in copies:
+        try:
+            passed = _record.parse_time(copy_.get('reclaim_at')) <= now
+        except (ValueError, TypeError, AttributeError):
+            passed = False
+        if not passed:
+            waiting.append(copy_)
+    return waiting
+
+
 def _names(identity):
     hostname = (identity or {}).get('hostname')
     return set([hostname, hostname.split('.')[0]]) if hostname else set()
@@ -246,13 +266,29 @@ class FleetView(object):
             return True
         return bool(_names(record_host) & _names(self.me))
 
-    def undefine_only(self, view, stale):
+    def undefine_only(self, view, stale, now=None):
         """A stale copy the sweep may undefine (definition only): soft-deleted itself, and so is every other copy, one
-        of which is authoritative. With no authoritative copy (a tie, two that run) every copy is stale, and undefining
-        them would leave the domain defined nowhere: they are all kept until an operator settles it."""
+        of which is authoritative. With no authoritative copy (two that run, one that is not in the trash) every copy
+        is stale, and undefining them would leave the domain defined nowhere: they are all kept until an operator
+        settles it. A tie the index settled (``tie``: every copy in the trash) waits until every copy has expired."""
         if view.get('vm_state') != 'soft_deleted' or not stale or not stale.get('others') or not stale.get('authoritative'):
             return False
-        return all(o.get('vm_state') == 'soft_deleted' and not runs(o) for o in stale['others'])
+        if not all(o.get('vm_state') == 'soft_deleted' and not runs(o) for o in stale['others']):
+            return False
+        return not (stale.get('tie') and _not_expired(stale['others'], now))
+
+    def tie_waits(self, view, now=None):
+        """Why this host, chosen to reclaim a tied domain once for the fleet, waits: another copy has not expired yet;
+        None when it need not wait (or the domain is no tie this host reclaims)."""
+        tie = ((self.fleet or {}).get('reclaim_here') or {}).get((view.get('uuid') or '').lower())
+        if not tie:
+            return None
+        waiting = _not_expired(tie.get('others') or [], now)
+        if not waiting:
+            return None
+        return ('%s; it waits until every copy has expired (%s)'
+                % (tie.get('reason'), ', '.join('%s/%s reclaim_at %s' % (o.get('host'), o.get('name'), o.get('reclaim_at'))
+                                                for o in waiting)))
 
     def disk_users(self, disk, path, me_uuid):
         """Other domains of the fleet (other UUIDs) that reference ``disk`` (a disk of vm_info's view) at ``path``."""

@@ -230,3 +230,33 @@ def test_a_moved_domains_volume_attached_on_its_old_host_is_settled(
         assert ch.attachments_for(uuid, conn=cinder) == []
     finally:
         ch.cleanup(prefix, conn=cinder)
+
+
+# -- item 9: ties -----------------------------------------------------------------------------------------------------
+
+def test_a_tie_of_two_copies_in_the_trash_is_reclaimed_once(ansible, inventory, hv2, hv3, shared, project, state_dir):
+    # One UUID on hv2 and hv3, both soft-deleted and expired, both records naming their own host at one generation:
+    # no copy is authoritative. One sweep of the fleet reclaims it once: one tombstone, the disk deleted once, no
+    # definition left anywhere, nothing failed.
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    owned(ansible, inventory, 'hv2', name, project)
+    reclaim_at = soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at']
+    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    for host in ('hv2', 'hv3'):  # one more write on each: each record names its own host, at the same generation
+        ok(task_on(ansible, inventory, host, ATTRS, name=name, user='bob'))
+    on2, on3 = record_on(ansible, inventory, 'hv2', name), record_on(ansible, inventory, 'hv3', name)
+    assert (on2['host']['hostname'], on3['host']['hostname']) == ('hv2', 'hv3')
+    assert on2['generation'] == on3['generation']
+    wait_past(reclaim_at)
+
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    summary = named_task(result, 'Sum up the run over every host', 'hv2')['ansible_facts']['reclaim_summary']
+    assert summary['failed'] == []
+    assert [(r['name'], r['uuid']) for r in summary['reclaimed']] == [(name, uuid)]
+    assert not hv2.exists(name) and not hv3.exists(name)
+    assert not os.path.exists(path)
+    tombstones = glob.glob(os.path.join(state_dir, '*', 'tombstones', '*', '%s.json' % uuid))
+    assert len(tombstones) == 1 and '/hv2/' in tombstones[0]

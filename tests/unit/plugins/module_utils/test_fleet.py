@@ -76,7 +76,7 @@ def test_a_copy_runs_in_the_power_states_that_states_names():
 
 def test_a_stale_copy_keeps_only_what_the_sweep_reads_of_the_others():
     others = [{'host': 'hv3', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'generation': 2,
-               'record_host': {'hostname': 'hv3'}, 'names_own_host': True}]
+               'reclaim_at': '2024-01-01T00:00:00Z', 'record_host': {'hostname': 'hv3'}, 'names_own_host': True}]
     stale = _fleet.stale_copy('why', 'hv3', others, None, host='hv2', name='web', uuid='u1')
     assert stale == {'host': 'hv2', 'name': 'web', 'uuid': 'u1', 'reason': 'why', 'authoritative': 'hv3',
                      'others': [dict((k, others[0][k]) for k in _fleet.OTHER_KEYS)], 'record_host': None}
