@@ -24,5 +24,19 @@ options:
         never detached. While the index is incomplete (a host did not report) no disk is deleted.
       - Without it (a single-host ad hoc call), the record's own C(host) decides which copy is authoritative, and only
         this host's domains count as disk users.
+      - The slice is bound to the host it was built for and to the time the index was built (C(host), C(hypervisor),
+        C(fleet), C(built_at)). A slice built for another hypervisor (compared by full hostname, else libvirt host
+        UUID, never by a short name), one older than O(fleet_max_age), or a dict not built by
+        C(deferred.libvirt.fleet_index_for) is refused before anything changes, with a message naming both hosts or
+        both times.
     type: dict
+  fleet_max_age:
+    description:
+      - How old O(fleet) may be, counted from the C(built_at) of its index to this host's clock; seconds or a string
+        such as C(15m). C(0) sets no age limit (for an index carried on purpose, such as a test).
+      - A slice is a picture of the fleet. The older it is, the likelier a copy was started, moved or defined since.
+        The roles and playbooks build the index in the same play, so their slices are fresh.
+      - A slice built more than 5 minutes in the future of this host's clock is refused whatever this says.
+    type: raw
+    default: 15m
 '''

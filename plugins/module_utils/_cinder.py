@@ -179,7 +179,7 @@ def server_attachments(conn, server_uuid):
         raise CinderUnavailable('cannot list Cinder attachments of %s: %s' % (server_uuid, _safe(exc)))
 
 
-def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT, foreign_hosts=()):
+def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT, foreign_hosts=(), own_hosts=()):
     """Detach ``volumes`` from ``server_uuid`` and delete those marked delete_on_termination.
 
     ``volumes`` are dicts with id and delete_on_termination (the record's list);
@@ -188,8 +188,13 @@ def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT, foreign_hosts=
     happened to each volume (detached, deleted, kept, missing, seconds),
     pending ones carry the error. Raises CinderUnavailable when Cinder cannot
     even list the attachments; then nothing was changed.
+
+    ``foreign_hosts``: the other hypervisors of the fleet; an attachment one of them holds is theirs (rule 10).
+    ``own_hosts``: hosts this domain itself lived on before (a move, a migration): an attachment naming one of them
+    is the domain's own, left from before it moved, and is settled like any other (rule 5).
     """
     attached = server_attachments(conn, server_uuid)
+    foreign_hosts = _without(foreign_hosts, own_hosts)
     known = set(v['id'] for v in volumes)
     volumes = list(volumes) + [{'id': vid, 'target': None, 'delete_on_termination': False, 'discovered': True}
                                for vid in sorted(attached) if vid not in known]
@@ -221,6 +226,15 @@ def plan(conn, server_uuid, volumes):
     every = list(volumes) + [{'id': vid, 'delete_on_termination': False, 'discovered': True}
                              for vid in sorted(attached) if vid not in known]
     return every
+
+
+def _without(foreign_hosts, own_hosts):
+    """The foreign hosts that are none of the domain's own earlier hosts (by full or short name)."""
+    own = set()
+    for host in own_hosts or ():
+        if host:
+            own.update([host, host.split('.')[0]])
+    return set(h for h in foreign_hosts or () if h not in own and h.split('.')[0] not in own)
 
 
 def _held_elsewhere(bs, vol, attachment_ids, foreign_hosts):

@@ -82,8 +82,12 @@ def eligibility(view, clock, fleet_view=None):
         guarded = _guarded(view) or (_views.started_after_soft_delete(view) and _started_reason(view))
         if guarded:
             return SKIP, '%s; %s' % (stale['reason'], guarded)
-        if fleet_view.undefine_only(view, stale) and view.get('task_state') is None and expired(view, clock):
+        now = clock.now if isinstance(clock, Clock) else clock
+        if fleet_view.undefine_only(view, stale, now) and view.get('task_state') is None and expired(view, clock):
             return UNDEFINE, stale['reason']
+        if stale.get('tie') and view.get('task_state') is None and fleet_view.undefine_only(view, dict(stale, tie=False)):
+            # A tie the fleet reclaims once: this copy's definition goes once every copy has expired.
+            return KEPT, '%s; it waits until every copy has expired' % stale['reason']
         return SKIP, stale['reason']
     if view.get('anomalies'):
         return SKIP, ('its lifecycle record is incomplete (%s); never reclaimed until it is fixed'
@@ -130,6 +134,9 @@ def eligibility(view, clock, fleet_view=None):
     if reclaim_at <= now:
         if clock.stepped:
             return SKIP, clock.stepped
+        waits = fleet_view.tie_waits(view, now) if fleet_view is not None else None
+        if waits:
+            return KEPT, waits  # rule 9: a tie is reclaimed once, when every copy has expired
         return DUE, None
     return KEPT, None
 

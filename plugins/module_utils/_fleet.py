@@ -22,18 +22,29 @@ import os
 
 from ansible.module_utils.common.text.converters import to_text
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._duration import format_duration
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import RUNNING_POWER_STATES
+
+# How old a slice may be before a module refuses it (the fleet_max_age option's default): a slice is a picture of the
+# fleet, and the longer ago it was taken, the likelier a copy was started, moved or defined since (spec rule 12).
+DEFAULT_MAX_AGE = 15 * 60
+# How far a slice's built_at may lie ahead of this host's clock (the control node's clock and this one's disagree).
+BUILT_AT_TOLERANCE = 300
 
 ARGS = dict(
     fleet=dict(type='dict'),
+    fleet_max_age=dict(type='raw', default='15m'),
 )
 
 # The key of vm_info's domain list in its registered result: the result that holds it is a host that reported.
 INSTANCES = 'instances'
 # What a copy of a stale domain says of each other copy (enough to tell whether they are all in the trash).
-OTHER_KEYS = ('host', 'name', 'vm_state', 'power_state', 'generation')
+OTHER_KEYS = ('host', 'name', 'vm_state', 'power_state', 'generation', 'reclaim_at')
 # The keys of one host's slice of the index (fleet_index_for's output, the modules' ``fleet`` option).
-SLICE_KEYS = ('host', 'hypervisor', 'complete', 'missing', 'stale', 'shared_disks', 'hypervisors')
+SLICE_KEYS = ('host', 'hypervisor', 'fleet', 'built_at', 'complete', 'missing', 'stale', 'shared_disks', 'hypervisors',
+              'reclaim_here')
 
 
 # -- the wire format ---------------------------------------------------------------------------------------------
@@ -81,8 +92,14 @@ def runs(copy_):
 
 
 def host_entry(hypervisor):
-    """A reporting host's entry in the index's ``hosts``: its identity, and its part of rules 9 and 10."""
-    return {'hypervisor': hypervisor, 'stale': {}, 'shared_disks': {}, 'complete': True}
+    """A reporting host's entry in the index's ``hosts``: its identity, and its part of rules 9 and 10 (``reclaim_here``:
+    the tied domains, every copy in the trash, that this host reclaims once for the fleet)."""
+    return {'hypervisor': hypervisor, 'stale': {}, 'shared_disks': {}, 'complete': True, 'reclaim_here': {}}
+
+
+def other_copy(copy_):
+    """What one copy of a domain says of another copy (OTHER_KEYS)."""
+    return dict((k, copy_.get(k)) for k in OTHER_KEYS)
 
 
 def disk_reference(host, view, uuid, disk, backing=None):
@@ -117,19 +134,111 @@ def stale_copy(reason, authoritative, others, record_host, **where):
     (OTHER_KEYS of each) and the host its record names; ``where`` adds host, name and uuid in the index."""
     entry = dict(where)
     entry.update({'reason': reason, 'authoritative': authoritative,
-                  'others': [dict((k, o.get(k)) for k in OTHER_KEYS) for o in others], 'record_host': record_host})
+                  'others': [other_copy(o) for o in others], 'record_host': record_host})
     return entry
 
 
-def make_slice(host, entry, missing, hypervisors):
+def make_slice(host, entry, missing, hypervisors, fleet=None, built_at=None):
     """Host ``host``'s slice of the index from its ``entry``, the hosts that did not report and every hypervisor of
-    the play (a Cinder attachment one of the others holds is never detached by this host)."""
-    return {'host': host, 'hypervisor': entry['hypervisor'], 'complete': entry['complete'],
-            'missing': sorted(missing or {}), 'stale': entry['stale'], 'shared_disks': entry['shared_disks'],
-            'hypervisors': hypervisors or []}
+    the play (a Cinder attachment one of the others holds is never detached by this host).
+
+    A slice is bound (spec rule 12): it names the host it is for (``host``, the inventory name, and ``hypervisor``,
+    the libvirt identity that host reported), the ``fleet`` it describes (the declared group's name, else the
+    inventory hosts it was built from) and when the index was built (``built_at``, UTC ISO 8601). A module refuses a
+    slice for another hypervisor, or older than its fleet_max_age (``check_slice``).
+    """
+    return {'host': host, 'hypervisor': entry['hypervisor'], 'fleet': fleet, 'built_at': built_at,
+            'complete': entry['complete'], 'missing': sorted(missing or {}), 'stale': entry['stale'],
+            'shared_disks': entry['shared_disks'], 'hypervisors': hypervisors or [],
+            'reclaim_here': entry.get('reclaim_here') or {}}
+
+
+def _span(seconds):
+    """A rough, readable span: 22m, 3h, 2d (whole units, rounded down), else seconds."""
+    seconds = int(seconds)
+    for unit, size in (('d', 86400), ('h', 3600), ('m', 60)):
+        if seconds >= size:
+            return '%d%s' % (seconds // size, unit)
+    return '%ds' % seconds
+
+
+def _fleet_text(fleet):
+    if isinstance(fleet, list):
+        return 'hosts %s' % ', '.join(to_text(h) for h in fleet)
+    return 'group %s' % to_text(fleet)
+
+
+def _identity_text(identity):
+    identity = identity or {}
+    return 'hostname %s, host UUID %s' % (identity.get('hostname') or 'unknown', identity.get('uuid') or 'unknown')
+
+
+def same_hypervisor(one, other):
+    """Whether two libvirt identities ({uuid, hostname}) are one hypervisor, by its full hostname, else its host UUID.
+
+    Never by a short name (hv2 and hv2.other.example are two hosts). The full hostname first: libvirt makes up a new
+    host UUID at every start where the machine has no SMBIOS UUID (nor host_uuid in libvirtd.conf).
+    """
+    one, other = one or {}, other or {}
+    if one.get('hostname') and other.get('hostname'):
+        return one['hostname'].lower() == other['hostname'].lower()
+    if one.get('uuid') and other.get('uuid'):
+        return one['uuid'].lower() == other['uuid'].lower()
+    return False
+
+
+def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None):
+    """Refuse, before anything changes, a ``fleet`` option that is no fresh slice for this host (``me``, its libvirt
+    identity): not built by fleet_index_for, built for another hypervisor, or older than ``max_age`` seconds (0: no
+    age limit). None (no fleet view) passes: then the record's own host decides. Raises DeferredError."""
+    if fleet is None:
+        return None
+    if not isinstance(fleet, dict) or any(key not in fleet for key in ('host', 'hypervisor', 'fleet', 'built_at')):
+        raise DeferredError('the fleet option is not a fleet slice built by fleet_index_for (it lacks %s): build it '
+                            'with deferred.libvirt.fleet_index and deferred.libvirt.fleet_index_for(inventory_hostname) '
+                            'in the same play; nothing was changed'
+                            % ', '.join(k for k in ('host', 'hypervisor', 'fleet', 'built_at')
+                                        if not isinstance(fleet, dict) or k not in fleet))
+    if not same_hypervisor(fleet.get('hypervisor'), me):
+        raise DeferredError('the fleet slice was built for %s (%s), not this host %s (%s): pass each host its own slice, '
+                            'fleet_index_for(inventory_hostname); nothing was changed'
+                            % (to_text(fleet.get('host')), _identity_text(fleet.get('hypervisor')),
+                               (me or {}).get('hostname') or 'unknown', _identity_text(me)))
+    try:
+        built = _record.parse_time(fleet.get('built_at'))
+    except (ValueError, TypeError, AttributeError):
+        raise DeferredError('the fleet slice has no readable built_at (%r): it is not a fleet slice built by '
+                            'fleet_index_for; nothing was changed' % (fleet.get('built_at'),))
+    now = now or _record.utcnow()
+    age = (now - built).total_seconds()
+    if age < -BUILT_AT_TOLERANCE:
+        raise DeferredError('the fleet slice of %s was built at %s, %s in the future of this host\'s clock: the control '
+                            'node\'s clock or this one is wrong; nothing was changed'
+                            % (_fleet_text(fleet['fleet']), fleet['built_at'], _span(-age)))
+    if max_age and age > max_age:
+        raise DeferredError('the fleet slice of %s was built at %s, %s ago, older than fleet_max_age %s: a copy may have '
+                            'been started, moved or defined since; rebuild the index in the same play (the state_facts '
+                            'role, or the reclaim, terminate and restore playbooks do); nothing was changed'
+                            % (_fleet_text(fleet['fleet']), fleet['built_at'], _span(age),
+                               format_duration(max_age)))
+    return fleet
 
 
 # -- one host's view of it -----------------------------------------------------------------------------------------
+
+def _not_expired(copies, now=None):
+    """The copies whose reclaim_at has not passed at ``now`` (or cannot be read: never taken for passed, rule 1)."""
+    now = now or _record.utcnow()
+    waiting = []
+    for copy_ in copies:
+        try:
+            passed = _record.parse_time(copy_.get('reclaim_at')) <= now
+        except (ValueError, TypeError, AttributeError):
+            passed = False
+        if not passed:
+            waiting.append(copy_)
+    return waiting
+
 
 def _names(identity):
     """The full hostname of ``identity`` (lower case: DNS names ignore case), never its short name: hv1.dc1 and
@@ -182,13 +291,29 @@ class FleetView(object):
             return True
         return bool(_names(record_host) & _names(self.me))
 
-    def undefine_only(self, view, stale):
+    def undefine_only(self, view, stale, now=None):
         """A stale copy the sweep may undefine (definition only): soft-deleted itself, and so is every other copy, one
-        of which is authoritative. With no authoritative copy (a tie, two that run) every copy is stale, and undefining
-        them would leave the domain defined nowhere: they are all kept until an operator settles it."""
+        of which is authoritative. With no authoritative copy (two that run, one that is not in the trash) every copy
+        is stale, and undefining them would leave the domain defined nowhere: they are all kept until an operator
+        settles it. A tie the index settled (``tie``: every copy in the trash) waits until every copy has expired."""
         if view.get('vm_state') != 'soft_deleted' or not stale or not stale.get('others') or not stale.get('authoritative'):
             return False
-        return all(o.get('vm_state') == 'soft_deleted' and not runs(o) for o in stale['others'])
+        if not all(o.get('vm_state') == 'soft_deleted' and not runs(o) for o in stale['others']):
+            return False
+        return not (stale.get('tie') and _not_expired(stale['others'], now))
+
+    def tie_waits(self, view, now=None):
+        """Why this host, chosen to reclaim a tied domain once for the fleet, waits: another copy has not expired yet;
+        None when it need not wait (or the domain is no tie this host reclaims)."""
+        tie = ((self.fleet or {}).get('reclaim_here') or {}).get((view.get('uuid') or '').lower())
+        if not tie:
+            return None
+        waiting = _not_expired(tie.get('others') or [], now)
+        if not waiting:
+            return None
+        return ('%s; it waits until every copy has expired (%s)'
+                % (tie.get('reason'), ', '.join('%s/%s reclaim_at %s' % (o.get('host'), o.get('name'), o.get('reclaim_at'))
+                                                for o in waiting)))
 
     def disk_users(self, disk, path, me_uuid):
         """Other domains of the fleet (other UUIDs) that reference ``disk`` (a disk of vm_info's view) at ``path``."""

@@ -31,6 +31,7 @@ DEFAULT_SHUTDOWN_TIMEOUT = 60
 DEFAULT_RETRY_INTERVAL = 10
 DEFAULT_START_TIMEOUT = 300
 DEFAULT_MAX_OVERDUE = '30d'
+DEFAULT_FLEET_MAX_AGE = '15m'
 
 
 def param(params, name, default):
@@ -133,13 +134,16 @@ class Cinder(Group):
 
 
 class Fleet(Group):
-    """The fleet option: fleet_index_for's output for this host, or None (rules 9 and 10)."""
+    """The fleet option: fleet_index_for's output for this host, or None (rules 9 and 10), and how old it may be
+    (fleet_max_age, 0: no limit; rule 12). Whether the slice is this host's and fresh is checked against the host's
+    identity (``fleet.check_slice``), once the hypervisor is connected."""
 
-    ARGSPEC = dict(fleet=dict(type='dict'))
+    ARGSPEC = dict(fleet=dict(type='dict'), fleet_max_age=dict(type='raw', default=DEFAULT_FLEET_MAX_AGE))
 
     @classmethod
     def read(cls, params):
-        return cls(index=params.get('fleet'))
+        return cls(index=params.get('fleet'),
+                   max_age=parse_duration(param(params, 'fleet_max_age', DEFAULT_FLEET_MAX_AGE), 'fleet_max_age'))
 
 
 class Retention(Group):

@@ -22,6 +22,11 @@ import copy
 import json
 import re
 
+try:
+    from urllib.parse import urlsplit
+except ImportError:  # Python 2 (ansible-test's old controllers import module_utils too)
+    from urlparse import urlsplit
+
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
@@ -105,6 +110,7 @@ FIELD_CHECKS = (
     ('disks_pending', _list_of(dict), 'a list of disks'),
     ('disks', _list_of((dict, str)), 'a list'),
     ('history', _list_of(dict), 'a list of actions'),
+    ('record_host', _opt(dict), 'a host or null'),
 )
 
 
@@ -253,7 +259,34 @@ def initial(ctx, domain, record):
         'volumes_pending': [dict(v) for v in record.get('volumes') or []],
         'cinder_checked': False, 'volumes_done': [], 'disks_deleted': [], 'disks_kept': [], 'host': ctx.host,
         'history': copy.deepcopy(record.get('history') or []),
+        # The host the record named when the terminate began (another one after a migration that kept the record):
+        # with the history's moves, the domain's own earlier hosts, whose Cinder attachments are its own (rule 5).
+        'record_host': copy.deepcopy(record.get('host')),
     }
+
+
+_URI_HOST = re.compile(r'[A-Za-z][A-Za-z0-9+.-]*://[^/\s]*')
+
+
+def earlier_hosts(tomb):
+    """The hostnames the domain of ``tomb`` lived on before this host: the host its record named at terminate, and
+    the source of every move in its history (\"from qemu+ssh://hv2/system\"). A Cinder attachment naming one of them
+    is the domain's own, left from before it moved, not another hypervisor's."""
+    names = []
+    record_host = tomb.get('record_host')
+    if isinstance(record_host, dict) and isinstance(record_host.get('hostname'), str):
+        names.append(record_host['hostname'])
+    for entry in tomb.get('history') or []:
+        if not isinstance(entry, dict) or entry.get('action') != 'move' or not isinstance(entry.get('message'), str):
+            continue
+        for uri in _URI_HOST.findall(entry['message']):
+            try:
+                host = urlsplit(uri).hostname
+            except ValueError:
+                host = None
+            if host and host not in names:
+                names.append(host)
+    return names
 
 
 def answer_when_named(ctx, tomb, cinder_opts, foreign_hosts=()):
@@ -312,7 +345,7 @@ def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
         elif pending or not tomb.get('cinder_checked'):
             try:
                 done, left = cinder.settle(cinder_opts.connection(), tomb['uuid'], pending, cinder_opts.wait_timeout,
-                                           foreign_hosts=foreign_hosts)
+                                           foreign_hosts=foreign_hosts, own_hosts=earlier_hosts(tomb))
                 failpoint('terminate.after_cinder')
                 tomb['cinder_checked'] = True
             except cinder.CinderUnavailable as exc:

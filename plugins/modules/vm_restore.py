@@ -24,10 +24,15 @@ description:
     and C(reclaim_at) and the error in its history, so it is neither active-but-broken nor reclaimed early.
   - An C(active) domain is left alone (V(changed=false)). A domain left in C(task_state=restoring) by an interrupted
     run is finished (or rolled back) by running the module again.
+  - Rule 9, one authoritative copy per domain. A stale copy - its lifecycle record names another host, or O(fleet) says
+    another copy of the same UUID is authoritative or runs - is refused without O(force), with the reason and where
+    the other copy lives (two copies of one domain running write the same disks). With O(force=true) it is restored,
+    and the result (RV(instances[].overrode)) and a warning say what was overridden.
 extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
+  - deferred.libvirt.fleet
   - deferred.libvirt.attributes
   - deferred.libvirt.attributes.ACTIONGROUP
 attributes:
@@ -110,6 +115,11 @@ EXAMPLES = r'''
       web: {instances: 10, cores: 20, ram_mb: 32768}
       default: {instances: 5, cores: 10, ram_mb: 8192}
 
+- name: Restore with the fleet view, so a stale copy of a domain is refused (playbooks/restore.yml does this)
+  deferred.libvirt.vm_restore:
+    name: web01
+    fleet: "{{ state_facts_index | deferred.libvirt.fleet_index_for(inventory_hostname) }}"
+
 - name: Boot fresh, throwing away the saved memory
   deferred.libvirt.vm_restore:
     name: web01
@@ -136,6 +146,10 @@ instances:
     boot_seconds: {description: From start until running., type: float}
     seconds: {description: The whole restore of this domain., type: float}
     record: {description: The lifecycle record after., type: dict}
+    overrode:
+      description: The rule 9 reason O(force=true) overrode to restore this stale copy; absent for an authoritative copy.
+      type: str
+    authoritative: {description: "With RV(instances[].overrode): the host of the authoritative copy, if any.", type: str}
 quota:
   description:
     - The quota check of the batch, per project of the batch - C(request) (what the restore adds), C(usage)

@@ -20,6 +20,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._hostvars import host_result, without_gc_pauses
 
 # How many other users of a shared disk a host's slice of the fleet index names, and a printed line: enough to keep
@@ -99,7 +100,40 @@ def _decide(copies):
     return newest[0], '%s; it has the newest record (generation %d)' % (why, best)
 
 
-# How many other users of a shared disk a host's slice of the fleet index names, and a printed line: enough to keep
+def _reclaim_once(copies, ident_of):
+    """Whether a tie (no authoritative copy) is one the fleet settles itself: every copy soft-deleted, shut off and
+    idle, on hypervisors that are told apart (two inventory hosts with one identity may be one daemon seen twice)."""
+    if len(copies) < 2:
+        return False
+    if any(c.get('vm_state') != 'soft_deleted' or _fleet.runs(c) or c.get('task_state') is not None for c in copies):
+        return False
+    seen = set()
+    for c in copies:
+        ident = ident_of.get(c['host']) or {}
+        key = (ident.get('uuid'), ident.get('hostname')) if ident.get('uuid') or ident.get('hostname') else c['host']
+        if key in seen:
+            return False
+        seen.add(key)
+    return True
+
+
+def _resolve_command(copies, uuid, hostvars):
+    """The exact commands that settle a tie the fleet cannot settle itself: keep one copy (the lowest inventory name's
+    here, as an example) and remove the others' definitions only (their disks are the kept copy's; a running one is
+    stopped first). By UUID, never by name: a name is data (rule 13)."""
+    keep, drop = copies[0], copies[1:]
+    commands = []
+    for other in drop:
+        uri = 'qemu:///system'
+        try:
+            uri = to_text((hostvars.get(other['host']) or {}).get('deferred_libvirt_uri') or uri)
+        except Exception:  # an undefined or untemplatable variable: the default URI
+            pass
+        stop = 'virsh -c %s destroy %s; ' % (uri, uuid) if _fleet.runs(other) else ''
+        commands.append("ansible %s -m ansible.builtin.shell -a '%svirsh -c %s undefine %s --keep-nvram --keep-tpm'"
+                        % (other['host'], stop, uri, uuid))
+    return ('an operator must choose the copy to keep; to keep %s\'s, remove the other definitions only: %s'
+            % (keep['host'], ' && '.join(commands)))
 
 
 def _bounded(refs):
@@ -126,7 +160,9 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     and its disks that another domain references). Built once per play, in one pass over every record.
     """
     index = {'hosts': {}, 'missing': {}, 'complete': True, 'domains': {}, 'stale': [], 'conflicts': [],
-             'disks': {}, 'shared_disks': [], 'aliases': {}, 'lines': [], 'chain_errors': []}
+             'disks': {}, 'shared_disks': [], 'aliases': {}, 'lines': [], 'chain_errors': [],
+             # When it was built (UTC): every slice carries it, and a module refuses one older than fleet_max_age.
+             'built_at': _record.format_time(_record.utcnow())}
     reported = []
     copies_by_uuid = {}
     first_of = {}  # hypervisor identity -> (inventory host, its UUIDs)
@@ -162,7 +198,8 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             names_own = _same_host(record_host, ident, host) if view.get('managed') else None
             copy_ = {'host': host, 'name': view.get('name'), 'uuid': uuid, 'vm_state': view.get('vm_state'),
                      'task_state': view.get('task_state'), 'power_state': view.get('power_state'),
-                     'generation': view.get('generation'), 'record_host': record_host, 'names_own_host': names_own,
+                     'generation': view.get('generation'), 'reclaim_at': view.get('reclaim_at'),
+                     'record_host': record_host, 'names_own_host': names_own,
                      # Which host of the play the record names: asked only of a record that does not name its own
                      # (a migrated or copied definition), so a healthy fleet makes no search per domain.
                      'record_host_in_play': (host if names_own else _named_host(record_host, identities_list))
@@ -175,28 +212,45 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
                 for keys, ref in _fleet.disk_references(host, view, uuid, disk):  # the disk and its backing files
                     for key in keys:
                         index['disks'].setdefault(key, []).append(ref)
+    ident_of = dict(identities_list)
     for uuid, copies in copies_by_uuid.items():
         copies.sort(key=lambda c: c['host'])
         winner, why = _decide(copies)
+        tie = winner is None and _reclaim_once(copies, ident_of)
+        if tie:
+            # Rule 9's last sentence: every copy is in the trash and shut off, and none is newer. The fleet reclaims the
+            # domain once: the lowest inventory name reclaims its copy (disks deleted once), the others lose their
+            # definition only; each host's sweep still waits until every copy has expired (FleetView.tie_waits).
+            winner = copies[0]
+            why = ('%s; every copy is soft-deleted and shut off, so the fleet reclaims it once, on %s (the lowest '
+                   'inventory name), and the other copies lose their definition only' % (why, winner['host']))
+            index['hosts'][winner['host']]['reclaim_here'][uuid] = {
+                'reason': why, 'others': [_fleet.other_copy(o) for o in copies if o is not winner]}
         entry = {'copies': copies, 'authoritative': winner['host'] if winner else None, 'why': why, 'stale': []}
         index['domains'][uuid] = entry
         if len(copies) == 1 and winner is not None:
             continue
+        resolve = None if winner is not None else _resolve_command(copies, uuid, hostvars)
         for copy_ in copies:
             if copy_ is winner:
                 continue
-            if winner is not None:
+            if tie:
+                reason = 'tied copy: %s' % why
+            elif winner is not None:
                 reason = 'stale copy: the authoritative copy is %s (%s)' % (_copy_text(winner), why)
             else:
-                reason = 'no authoritative copy (%s)' % why
+                reason = 'no authoritative copy (%s); %s' % (why, resolve)
             stale = _fleet.stale_copy(reason, winner['host'] if winner else None,
                                       [o for o in copies if o is not copy_], copy_['record_host'],
                                       host=copy_['host'], name=copy_['name'], uuid=uuid)
+            if tie:
+                stale['tie'] = True
             entry['stale'].append(stale)
             index['stale'].append(stale)
             index['hosts'][copy_['host']]['stale'][uuid] = stale
         if winner is None:
-            index['conflicts'].append({'uuid': uuid, 'why': why, 'hosts': [c['host'] for c in copies]})
+            index['conflicts'].append({'uuid': uuid, 'why': why, 'hosts': [c['host'] for c in copies],
+                                       'resolve': resolve})
     for key, refs in index['disks'].items():
         first = {}  # (host, uuid) -> its first reference, in order
         for ref in refs:
@@ -262,7 +316,7 @@ def _index_lines(index):
     for item in index['stale']:
         lines.append('STALE %s/%s (%s): %s' % (item['host'], item['name'], item['uuid'], item['reason']))
     for item in index['conflicts']:
-        lines.append('CONFLICT %s on %s: %s' % (item['uuid'], ', '.join(item['hosts']), item['why']))
+        lines.append('CONFLICT %s on %s: %s; %s' % (item['uuid'], ', '.join(item['hosts']), item['why'], item['resolve']))
     for item in index['chain_errors']:
         lines.append('UNREADABLE CHAIN %s/%s disk %s: %s: the files it reaches behind the disk are not indexed'
                      % (item['host'], item['name'], item['target'], item['error']))
@@ -287,4 +341,8 @@ def fleet_index_for(index, host):
         raise AnsibleFilterError('host %s is not in the fleet index (%s)' % (
             host, 'it did not report: %s' % index['missing'][host] if host in index.get('missing', {})
             else 'it is not one of the hosts it was built from'))
-    return _fleet.make_slice(host, entry, index.get('missing'), index.get('hypervisors'))
+    # The fleet it describes: the declared group when the index names it, else the inventory hosts it was built from.
+    fleet = index.get('fleet') if isinstance(index.get('fleet'), str) else sorted(
+        set(index['hosts']) | set(index.get('missing') or {}))
+    return _fleet.make_slice(host, entry, index.get('missing'), index.get('hypervisors'), fleet=fleet,
+                             built_at=index.get('built_at'))

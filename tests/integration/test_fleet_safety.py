@@ -272,7 +272,11 @@ def test_stale_copy_left_by_a_migration_is_not_reclaimed_after_a_restore_on_the_
               volumes=[{'id': volume, 'target': 'vdc', 'delete_on_termination': True}])
         reclaim_at = soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at']
         migrate('hv2', 'hv3', name, '--offline', '--persistent')
-        ok(task_on(ansible, inventory, 'hv3', RESTORE, name=name, project=project, start_timeout=BOOT_TIMEOUT))
+        # The copy on hv3 still names hv2: rule 9 makes a restore there refuse it unless the operator says so (force),
+        # and the result says what was overridden.
+        restored = ok(task_on(ansible, inventory, 'hv3', RESTORE, name=name, project=project,
+                              start_timeout=BOOT_TIMEOUT, force=True))['instances'][0]
+        assert 'its record names host hv2' in restored['overrode']
         # The new host attaches the volume, as Nova's compute on it would.
         ch.attach_like_nova(volume, uuid, mountpoint='/dev/vdc', conn=cinder,
                             connector=dict(ch.DEFAULT_CONNECTOR, host='hv3'))

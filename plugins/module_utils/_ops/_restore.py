@@ -13,6 +13,7 @@ import copy
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _pools
 from ansible_collections.deferred.libvirt.plugins.module_utils import _power
@@ -27,12 +28,14 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._states import NO
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _move
 
 OPERATION = 'restore'
-ARGUMENT_SPEC = options_.spec(options_.Selection, options_.Lifecycle, options_.Restore)
+ARGUMENT_SPEC = options_.spec(options_.Selection, options_.Lifecycle, options_.Restore, options_.Fleet)
 
 
 class RestoreOptions(object):
-    def __init__(self, selection, own, force):
+    def __init__(self, selection, own, force, fleet_opts=None):
         self.selection = selection
+        self.fleet = fleet_opts.index if fleet_opts is not None else None
+        self.fleet_max_age = fleet_opts.max_age if fleet_opts is not None else fleet.DEFAULT_MAX_AGE
         self.start_timeout = own.start_timeout
         self.hard_reboot = own.hard_reboot
         self.quota = own.quota
@@ -45,11 +48,14 @@ class RestoreOptions(object):
 def options(params, no_log_values=None):
     """RestoreOptions from the task's options; DeferredError naming the option when one cannot be read."""
     return RestoreOptions(options_.Selection.read(params), options_.Restore.read(params),
-                          options_.Lifecycle.read(params).force)
+                          options_.Lifecycle.read(params).force, options_.Fleet.read(params))
 
 
 def run(ctx, opts):
     """vm_restore: the batch quota check before anything, then one restore per selected domain."""
+    # Rule 9 (and 12): a slice for another host, or an old one, is refused before anything changes.
+    fleet.check_slice(opts.fleet, ctx.host, opts.fleet_max_age)
+    opts.fleet_view = fleet.FleetView(opts.fleet, ctx.host)
     if opts.move_to:
         return _move.mark(ctx, opts)  # the source's side of a move onto another host
     if opts.move_from:
@@ -100,6 +106,9 @@ class RestorePlan(engine.Plan):
         self.decision = engine.decision(domain, OPERATION)
         self.before = copy.deepcopy(domain.record)
         self.before_view = _views.describe(domain)
+        self.overrode = None
+        if self.decision != NOOP:
+            self.overrode = stale_copy_check(ctx, domain, self.before_view, opts)
         self.resumes_saved_memory = bool(domain.managed_save and not opts.hard_reboot)
         self.after_view = dict(self.before_view, vm_state=states.leaves(OPERATION), task_state=None, deleted_at=None,
                                reclaim_at=None, soft_delete_mode=None, power_state='running')
@@ -109,7 +118,16 @@ class RestorePlan(engine.Plan):
             return engine.result_for(self.domain, False, action='none', record=self.before_view, msg='already active')
         return engine.result_for(self.domain, True, before=self.before_view, after=self.after_view,
                                  action='would_restore', resumed_saved_memory=self.resumes_saved_memory,
-                                 record=self.after_view)
+                                 record=self.after_view, **self._overridden())
+
+    def _overridden(self):
+        """What the result says when force restored a stale copy (rule 9 overridden): the reason, and a warning."""
+        if not self.overrode:
+            return {}
+        text = ('domain %s: force=true restores a stale copy, overriding rule 9 (%s); the other copy must not run at '
+                'the same time as this one' % (self.domain.name, self.overrode['reason']))
+        return {'overrode': self.overrode['reason'], 'authoritative': self.overrode.get('authoritative'),
+                'warnings': [text]}
 
     def start_payload(self):
         return dict(deleted_at=self.before.get('deleted_at'), reclaim_at=self.before.get('reclaim_at'))
@@ -157,9 +175,27 @@ class RestorePlan(engine.Plan):
         failpoint('restore.after_record')
         ctx.event('instance.restore.end', self.domain, result='success', **self.steps)
         after_view = _views.describe(self.after)
+        extra = dict(self.steps, **self._overridden())
         return engine.result_for(self.domain, True, before=self.before_view, after=after_view, action='restored',
                                  resumed=self.decision == RESUME, seconds=round(time.monotonic() - self.started, 2),
-                                 record=after_view, **self.steps)
+                                 record=after_view, **extra)
+
+
+def stale_copy_check(ctx, domain, view, opts):
+    """Rule 9 for a restore: a stale copy (its record names another host, or the fleet slice says another copy is
+    authoritative or runs) is refused without force, saying why and where the other copy lives. With force it is
+    restored, and the stale entry is returned so the result says what was overridden; None for an authoritative copy.
+    """
+    fleet_view = getattr(opts, 'fleet_view', None) or fleet.FleetView(getattr(opts, 'fleet', None), ctx.host)
+    stale = fleet_view.stale(view)
+    if stale is None:
+        return None
+    if not opts.force:
+        raise engine.OperationError(
+            'domain %s is a %s; restore refuses it: two copies of one domain must never run (they would write the same '
+            'disks). Restore the authoritative copy on %s instead, or force=true to restore this one anyway'
+            % (domain.name, stale['reason'], stale.get('authoritative') or 'the host that should keep it'))
+    return stale
 
 
 def restore(ctx, domain, opts):

@@ -40,13 +40,14 @@ class TerminationOptions(object):
     """What a terminate needs: where owned disks live, how to stop the guest, force, Cinder, the fleet index."""
 
     def __init__(self, instance_dirs=None, shutdown_timeout=None, shutdown_retry_interval=options_.DEFAULT_RETRY_INTERVAL,
-                 force=False, cinder_opts=None, fleet_index=None):
+                 force=False, cinder_opts=None, fleet_index=None, fleet_max_age=fleet.DEFAULT_MAX_AGE):
         self.instance_dirs = storage.instance_dirs(instance_dirs)
         self.shutdown_timeout = shutdown_timeout
         self.shutdown_retry_interval = shutdown_retry_interval
         self.force = force
         self.cinder = cinder_opts or options_.Cinder.read({})
         self.fleet = fleet_index  # the fleet option as given (fleet_index_for's output), or None
+        self.fleet_max_age = fleet_max_age
 
     def with_shutdown(self, timeout, retry_interval):
         """A copy that stops the guest with ``timeout`` (soft delete with reclaim_interval 0: its own clean shutdown)."""
@@ -59,15 +60,19 @@ class TerminationOptions(object):
 def read(params, no_log_values=None):
     """TerminationOptions from the task's options; DeferredError naming the option when one cannot be read."""
     stop = options_.Shutdown.read(params)
+    fleet_opts = options_.Fleet.read(params)
     return TerminationOptions(
         instance_dirs=params.get('instance_dirs'), shutdown_timeout=stop.timeout,
         shutdown_retry_interval=stop.retry_interval,
         force=options_.Lifecycle.read(params).force, cinder_opts=options_.Cinder.read(params, no_log_values),
-        fleet_index=options_.Fleet.read(params).index)
+        fleet_index=fleet_opts.index, fleet_max_age=fleet_opts.max_age)
 
 
 def fleet_view(ctx, opts):
-    """The run's FleetView (rules 9 and 10): stale copies, disks other hosts use, their Cinder attachments."""
+    """The run's FleetView (rules 9 and 10): stale copies, disks other hosts use, their Cinder attachments.
+
+    A slice for another hypervisor, or older than fleet_max_age, is refused before anything changes (rule 12)."""
+    fleet.check_slice(opts.fleet, ctx.host, getattr(opts, 'fleet_max_age', fleet.DEFAULT_MAX_AGE))
     return fleet.FleetView(opts.fleet, ctx.host)
 
 

@@ -61,3 +61,9 @@ def put(conn, name, record):
 NOW = _record.utcnow()
 PAST = NOW - datetime.timedelta(hours=1)
 FUTURE = NOW + datetime.timedelta(days=2)
+
+
+def set_text(conn, name, text):
+    """A record as a hand edit leaves it, written straight into the definition."""
+    conn.lookupByName(name).setMetadata(hv.libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, _record.PREFIX, _record.NAMESPACE,
+                                        hv.libvirt.VIR_DOMAIN_AFFECT_CONFIG)

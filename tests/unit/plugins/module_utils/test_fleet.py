@@ -10,9 +10,14 @@ Each function here is the only place its rule is written: a change shows up on b
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import datetime
 import os
 
+import pytest
+
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import OFF_POWER_STATES, RUNNING_POWER_STATES
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import fleet_index, fleet_index_for
 
@@ -107,7 +112,7 @@ def test_a_copy_runs_in_the_power_states_that_states_names():
 
 def test_a_stale_copy_keeps_only_what_the_sweep_reads_of_the_others():
     others = [{'host': 'hv3', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'generation': 2,
-               'record_host': {'hostname': 'hv3'}, 'names_own_host': True}]
+               'reclaim_at': '2024-01-01T00:00:00Z', 'record_host': {'hostname': 'hv3'}, 'names_own_host': True}]
     stale = _fleet.stale_copy('why', 'hv3', others, None, host='hv2', name='web', uuid='u1')
     assert stale == {'host': 'hv2', 'name': 'web', 'uuid': 'u1', 'reason': 'why', 'authoritative': 'hv3',
                      'others': [dict((k, others[0][k]) for k in _fleet.OTHER_KEYS)], 'record_host': None}
@@ -150,3 +155,57 @@ def test_the_other_hypervisor_hv1_dc2_stays_foreign_to_hv1_dc1():
     view = _fleet.FleetView({'hypervisors': [DC1, DC2]}, DC1)
     foreign = view.foreign_hosts()
     assert 'hv1.dc2' in foreign and 'hv1.dc1' not in foreign
+
+
+# -- a bound slice (spec rule 12) -------------------------------------------------------------------------------------
+
+HV2 = {'uuid': '88dc30c7-1bec-456d-b194-7254d74f571d', 'hostname': 'hv2.fleet.example'}
+HV3 = {'uuid': 'f578e1a5-63eb-4883-8148-5b0a1ca5f6e2', 'hostname': 'hv3.fleet.example'}
+
+
+def _slice(hypervisor=HV3, host='hv3', built=None):
+    built = built or _record.utcnow()
+    return _fleet.make_slice(host, _fleet.host_entry(dict(hypervisor)), {}, [HV2, HV3], fleet='hypervisors',
+                             built_at=_record.format_time(built))
+
+
+def test_a_fresh_slice_for_this_host_is_taken():
+    part = _slice()
+    assert _fleet.check_slice(part, dict(HV3)) is part
+    # libvirt made up a new host UUID at its restart: the full hostname still names this host.
+    assert _fleet.check_slice(part, dict(HV3, uuid='0b3c0b55-0000-4000-8000-000000000001')) is part
+    assert _fleet.check_slice(None, HV3) is None  # no fleet view: the record's own host decides
+
+
+def test_a_slice_built_for_another_hypervisor_is_refused_naming_both():
+    with pytest.raises(DeferredError) as refused:
+        _fleet.check_slice(_slice(), dict(HV2))
+    msg = str(refused.value)
+    assert msg.startswith('the fleet slice was built for hv3 (hostname hv3.fleet.example, host UUID f578e1a5')
+    assert 'not this host hv2.fleet.example (hostname hv2.fleet.example, host UUID 88dc30c7' in msg
+    assert msg.endswith('nothing was changed')
+    # Never by a short name: hv3 of another domain is another host.
+    with pytest.raises(DeferredError, match='was built for hv3'):
+        _fleet.check_slice(_slice(), {'uuid': HV3['uuid'], 'hostname': 'hv3.other.example'})
+
+
+def test_a_slice_older_than_fleet_max_age_is_refused_saying_when_it_was_built():
+    old = _record.utcnow() - datetime.timedelta(minutes=22)
+    part = _slice(built=old)
+    with pytest.raises(DeferredError) as refused:
+        _fleet.check_slice(part, HV3, 15 * 60)
+    msg = str(refused.value)
+    assert 'the fleet slice of group hypervisors was built at %s, 22m ago, older than fleet_max_age 15m' % (
+        part['built_at']) in msg
+    assert 'rebuild the index' in msg and msg.endswith('nothing was changed')
+    assert _fleet.check_slice(part, HV3, 30 * 60) is part
+    assert _fleet.check_slice(part, HV3, 0) is part  # 0: no age limit
+    ahead = _slice(built=_record.utcnow() + datetime.timedelta(hours=1))
+    with pytest.raises(DeferredError, match='in the future of this host'):
+        _fleet.check_slice(ahead, HV3, 0)
+
+
+def test_a_dict_not_built_by_fleet_index_for_is_refused():
+    for hand_made in ({'stale': {}, 'complete': True}, dict(_slice(), built_at=None), 'hv3'):
+        with pytest.raises(DeferredError, match='not a fleet slice built by fleet_index_for'):
+            _fleet.check_slice(hand_made, HV3)

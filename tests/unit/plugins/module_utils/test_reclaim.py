@@ -23,7 +23,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _recl
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 
-from ops_support import FUTURE, NOW, PAST, context, only, put, record_of, run, soft_deleted_record
+from ops_support import FUTURE, NOW, PAST, context, only, put, record_of, run, set_text, soft_deleted_record
 
 
 def test_the_sweep_reclaims_the_expired_and_keeps_the_rest(conn, define, tmp_path):
@@ -68,12 +68,6 @@ def test_eligibility_under_the_lock_is_the_sweeps_own(conn, define, tmp_path):
     with pytest.raises(engine.Skip) as err:
         reclaim.still_due(NOW)(hv.refresh(conn, conn.lookupByName('old')))
     assert 'no longer soft-deleted' in str(err.value)
-
-
-def set_text(conn, name, text):
-    """A record as a hand edit leaves it, written straight into the definition."""
-    conn.lookupByName(name).setMetadata(hv.libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, _record.PREFIX, _record.NAMESPACE,
-                                        hv.libvirt.VIR_DOMAIN_AFFECT_CONFIG)
 
 
 def test_a_record_python_cannot_hold_stops_only_its_own_domain(conn, define, tmp_path):

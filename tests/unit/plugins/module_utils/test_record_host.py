@@ -173,3 +173,39 @@ def test_the_sweep_applies_the_guards_before_undefining_a_stale_copy(guard, why)
     assert verdict == eligible.SKIP
     assert reason.startswith(behind['reason'] + '; ')
     assert why in reason
+
+
+def test_a_tie_in_the_trash_is_reclaimed_once_and_only_when_every_copy_has_expired():
+    # Rule 9: the index picked hv2 to reclaim the tied domain; hv3's copy loses its definition only. Neither acts while
+    # the other copy has not expired, in whatever order the two hosts' sweeps run.
+    import datetime
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _eligibility as eligible
+    now = _record.utcnow()
+    past, future = (_record.format_time(now + datetime.timedelta(hours=h)) for h in (-1, 1))
+
+    def view(reclaim_at):
+        return {'uuid': 'u1', 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'managed': True,
+                'task_state': None, 'deleted_at': _record.format_time(now - datetime.timedelta(hours=2)),
+                'reclaim_at': reclaim_at}
+
+    def other(host, reclaim_at):
+        return {'host': host, 'name': 'web', 'vm_state': 'soft_deleted', 'power_state': 'shutoff', 'generation': 3,
+                'reclaim_at': reclaim_at}
+
+    why = 'the copies tie at generation 3; every copy is soft-deleted and shut off, so the fleet reclaims it once, on hv2'
+    clock = eligible.Clock(now)
+    for hv3_expiry, verdict in ((past, eligible.DUE), (future, eligible.KEPT)):
+        chosen = fleet.FleetView({'stale': {}, 'complete': True,
+                                  'reclaim_here': {'u1': {'reason': why, 'others': [other('hv3', hv3_expiry)]}}},
+                                 {'hostname': 'hv2'})
+        got, reason = eligible.eligibility(view(past), clock, chosen)
+        assert got == verdict
+        if verdict == eligible.KEPT:
+            assert reason.endswith('it waits until every copy has expired (hv3/web reclaim_at %s)' % future)
+    tied = {'reason': 'tied copy: ' + why, 'authoritative': 'hv2', 'tie': True, 'others': [other('hv2', past)]}
+    other_host = fleet.FleetView({'stale': {'u1': tied}, 'complete': True}, {'hostname': 'hv3'})
+    assert eligible.eligibility(view(past), clock, other_host) == (eligible.UNDEFINE, tied['reason'])
+    waiting = dict(tied, others=[other('hv2', future)])
+    other_host = fleet.FleetView({'stale': {'u1': waiting}, 'complete': True}, {'hostname': 'hv3'})
+    assert eligible.eligibility(view(past), clock, other_host)[0] == eligible.KEPT

@@ -15,11 +15,12 @@ import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _attributes as attributes
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 
-from ops_support import only, record_of, run
+from ops_support import FUTURE, only, record_of, run, set_text, soft_deleted_record
 
 
 def test_restore_brings_a_soft_deleted_domain_back_to_running(conn, define, tmp_path):
@@ -52,3 +53,63 @@ def test_restore_check_mode_matches_the_real_restore(conn, define, tmp_path):
     did = only(run(restore, conn, tmp_path, name=['web01'])[0])
     for key in ('vm_state', 'task_state', 'deleted_at', 'reclaim_at', 'power_state'):
         assert would['record'][key] == did['record'][key], key
+
+
+def _record_naming(conn, name, host):
+    """The domain's soft-deleted record as a copy left by an offline migration carries it: naming ``host``."""
+    record = soft_deleted_record(FUTURE)
+    _record.stamp(record, record_of(conn, name), host)
+    set_text(conn, name, _record.serialize(record))
+    return record_of(conn, name)
+
+
+HV2 = {'uuid': '88dc30c7-1bec-456d-b194-7254d74f571d', 'hostname': 'hv2.fleet.example'}
+
+
+def test_restore_refuses_a_stale_copy_whose_record_names_another_host(conn, define, tmp_path):
+    # Rule 9, ad hoc (no fleet view): the record's host decides. Booting this copy would make two writers of one disk.
+    define('web01')
+    before = _record_naming(conn, 'web01', HV2)
+    [instance] = run(restore, conn, tmp_path, name=['web01'])[0]['instances']
+    assert instance['failed']
+    assert instance['msg'].startswith('domain web01 is a stale copy: its record names host hv2.fleet.example')
+    assert 'restore refuses it' in instance['msg'] and 'force=true' in instance['msg']
+    assert record_of(conn, 'web01') == before
+    assert conn.lookupByName('web01').state()[0] == hv.libvirt.VIR_DOMAIN_SHUTOFF
+
+
+def test_restore_refuses_a_copy_the_fleet_slice_calls_stale_and_force_says_what_it_overrode(conn, define, tmp_path):
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+    define('web01')
+    run(soft_delete, conn, tmp_path, name=['web01'])
+    uuid = conn.lookupByName('web01').UUIDString()
+    me = hv.host_identity(conn)
+    stale = fleet.stale_copy('stale copy: the authoritative copy is hv2/web01 (active, power running, generation 9) '
+                             '(it runs)', 'hv2', [{'host': 'hv2', 'power_state': 'running'}], None,
+                             host='hv3', name='web01', uuid=uuid)
+    entry = dict(fleet.host_entry(me), stale={uuid: stale})
+    part = fleet.make_slice('hv3', entry, {}, [me, HV2], fleet='hypervisors',
+                            built_at=_record.format_time(_record.utcnow()))
+    before = record_of(conn, 'web01')
+    [refused] = run(restore, conn, tmp_path, name=['web01'], fleet=part)[0]['instances']
+    assert refused['failed'] and 'the authoritative copy is hv2/web01' in refused['msg']
+    assert 'Restore the authoritative copy on hv2 instead' in refused['msg']
+    assert record_of(conn, 'web01') == before
+    would = only(run(restore, conn, tmp_path, check_mode=True, name=['web01'], fleet=part, force=True)[0])
+    assert would['overrode'] == stale['reason'] and would['authoritative'] == 'hv2'
+    did = only(run(restore, conn, tmp_path, name=['web01'], fleet=part, force=True)[0])
+    assert did['action'] == 'restored' and did['overrode'] == stale['reason']
+    assert 'overriding rule 9' in did['warnings'][0]
+
+
+def test_restore_refuses_a_slice_built_for_another_host_before_anything_changes(conn, define, tmp_path):
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _errors
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+    define('web01')
+    run(soft_delete, conn, tmp_path, name=['web01'])
+    part = fleet.make_slice('hv2', fleet.host_entry(HV2), {}, [HV2], fleet='hypervisors',
+                            built_at=_record.format_time(_record.utcnow()))
+    before = record_of(conn, 'web01')
+    with pytest.raises(_errors.DeferredError, match='the fleet slice was built for hv2 .* not this host'):
+        run(restore, conn, tmp_path, name=['web01'], fleet=part)
+    assert record_of(conn, 'web01') == before

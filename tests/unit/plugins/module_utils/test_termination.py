@@ -68,3 +68,29 @@ def test_terminated_domains_join_the_selection_as_tombstones(conn, define, tmp_p
     items = termination.with_terminated(ctx, engine.snapshot(ctx), names=['web01'])
     [gone] = [i for i in items if i.name == 'web01']
     assert gone.domain is None and gone.tombstone['status'] == 'terminated' and gone.view['vm_state'] == 'deleted'
+
+
+def test_the_hosts_a_domain_lived_on_before_are_its_own_for_cinder_attachments():
+    # Rule 5 after a move: an attachment naming the domain's earlier host is its own, not another hypervisor's.
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
+    tomb = {'record_host': {'uuid': None, 'hostname': 'hv1.fleet.example'},
+            'history': [{'action': 'soft_delete', 'message': 'from qemu+ssh://hv9/system'},
+                        {'action': 'move', 'message': 'from qemu+ssh://root@hv2:2222/system'},
+                        {'action': 'move', 'message': 'from qemu+tcp://hv4.fleet.example/system?x=1'},
+                        {'action': 'move', 'message': None}]}
+    assert tombstones.earlier_hosts(tomb) == ['hv1.fleet.example', 'hv2', 'hv4.fleet.example']
+    assert tombstones.earlier_hosts({'history': None, 'record_host': None}) == []
+    foreign = set(['hv1', 'hv1.fleet.example', 'hv2', 'hv3', 'hv4', 'hv9'])
+    assert cinder._without(foreign, tombstones.earlier_hosts(tomb)) == set(['hv3', 'hv9'])
+    assert cinder._without(foreign, []) == foreign
+
+
+def test_a_terminate_keeps_the_host_the_record_named_in_the_tombstone(conn, define, tmp_path):
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
+    define('web01')
+    domain = hv.refresh(conn, conn.lookupByName('web01'))
+    record = dict(_record.empty(), project='web', host={'uuid': None, 'hostname': 'hv2'})
+    tomb = tombstones.initial(context(conn, tmp_path), domain, record)
+    assert tomb['record_host'] == {'uuid': None, 'hostname': 'hv2'}
+    assert tombstones.validate_tombstone(tomb, domain.uuid, 'x') is tomb

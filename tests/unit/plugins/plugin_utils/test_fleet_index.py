@@ -90,11 +90,51 @@ def test_two_running_copies_are_a_conflict_and_neither_is_authoritative():
     assert index['conflicts'][0]['hosts'] == ['hv2', 'hv3']
 
 
-def test_a_tie_has_no_winner_so_nothing_of_that_domain_is_reclaimed():
-    # Both records were written before hosts were named, at the same generation.
-    index = index_of(hv2=[copy_(written_by=None)], hv3=[copy_(written_by=None)])
+def test_a_tie_of_copies_all_in_the_trash_is_reclaimed_once_by_the_lowest_inventory_name():
+    # Rule 9's last sentence. Both records name their own host at the same generation; both copies are soft-deleted
+    # and shut off: skipping both for ever helps nobody. hv2 (the lowest inventory name) reclaims, hv3 undefines.
+    index = index_of(hv2=[copy_()], hv3=[copy_(written_by='hv3')])
+    assert index['domains'][UUID]['authoritative'] == 'hv2'
+    assert index['conflicts'] == []
+    here = fleet_index_for(index, 'hv2')
+    assert here['stale'] == {} and list(here['reclaim_here']) == [UUID]
+    assert [o['host'] for o in here['reclaim_here'][UUID]['others']] == ['hv3']
+    there = fleet_index_for(index, 'hv3')
+    assert there['reclaim_here'] == {}
+    stale = there['stale'][UUID]
+    assert stale['tie'] is True and stale['authoritative'] == 'hv2'
+    assert stale['reason'].startswith('tied copy: its record names its own host and the copies tie at generation 3')
+    assert 'the fleet reclaims it once, on hv2 (the lowest inventory name)' in stale['reason']
+    # Records written before hosts were named tie the same way.
+    assert index_of(hv2=[copy_(written_by=None)], hv3=[copy_(written_by=None)])['domains'][UUID]['authoritative'] == 'hv2'
+
+
+@pytest.mark.parametrize('hv3_copy', [
+    copy_(written_by='hv3', vm_state='active'),                       # one copy is not in the trash
+    copy_(written_by='hv3', task_state='restoring'),                  # one copy is being restored
+])
+def test_any_other_tie_is_skipped_with_the_exact_command_that_resolves_it(hv3_copy):
+    index = index_of(hv2=[copy_()], hv3=[hv3_copy])
     assert index['domains'][UUID]['authoritative'] is None
-    assert UUID in index['hosts']['hv2']['stale'] and UUID in index['hosts']['hv3']['stale']
+    [conflict] = index['conflicts']
+    command = ("ansible hv3 -m ansible.builtin.shell -a 'virsh -c qemu:///system undefine %s --keep-nvram --keep-tpm'"
+               % UUID)
+    assert conflict['resolve'] == ("an operator must choose the copy to keep; to keep hv2's, remove the other "
+                                   "definitions only: %s" % command)
+    for host in ('hv2', 'hv3'):
+        reason = index['hosts'][host]['stale'][UUID]['reason']
+        assert reason.startswith('no authoritative copy (') and reason.endswith(command)
+    assert any(line.startswith('CONFLICT %s on hv2, hv3' % UUID) and command in line for line in index['lines'])
+
+
+def test_the_command_for_two_running_copies_stops_one_first_on_the_uri_the_inventory_gives():
+    hv = hostvars(hv2=[copy_(power_state='running', vm_state='active')],
+                  hv3=[copy_(power_state='running', vm_state='active', written_by='hv3')])
+    hv['hv3']['deferred_libvirt_uri'] = 'qemu+ssh://hv3/system'
+    index = fleet_index(hv, ['hv2', 'hv3'])
+    assert index['conflicts'][0]['resolve'].endswith(
+        "ansible hv3 -m ansible.builtin.shell -a 'virsh -c qemu+ssh://hv3/system destroy %s; "
+        "virsh -c qemu+ssh://hv3/system undefine %s --keep-nvram --keep-tpm'" % (UUID, UUID))
 
 
 def test_a_single_copy_moved_with_undefinesource_is_authoritative():
@@ -223,8 +263,22 @@ def test_a_host_that_did_not_report_makes_the_index_incomplete():
 def test_one_hosts_slice_carries_only_what_an_operation_there_needs():
     index = index_of(hv2=[copy_()], hv3=[copy_()])
     part = fleet_index_for(index, 'hv3')
-    assert sorted(part) == ['complete', 'host', 'hypervisor', 'hypervisors', 'missing', 'shared_disks', 'stale']
+    assert sorted(part) == ['built_at', 'complete', 'fleet', 'host', 'hypervisor', 'hypervisors', 'missing',
+                            'reclaim_here', 'shared_disks', 'stale']
     assert part['hypervisor'] == IDS['hv3'] and list(part['stale']) == [UUID]
+
+
+def test_a_slice_is_bound_to_its_host_the_fleet_and_when_the_index_was_built():
+    # Rule 12: a module can tell a slice built for another host, or long ago, from its own.
+    hv = hostvars(hv2=[copy_()])
+    hv['hv3'] = {'state_facts_vm_info': {'failed': True, 'msg': 'unreachable'}}
+    index = fleet_index(hv, ['hv2', 'hv3'])
+    part = fleet_index_for(index, 'hv2')
+    assert part['host'] == 'hv2' and part['hypervisor'] == IDS['hv2']
+    assert part['fleet'] == ['hv2', 'hv3']  # no declared group known to the index: the hosts it was built from
+    assert part['built_at'] == index['built_at'] and part['built_at'].endswith('Z')
+    index['fleet'] = 'hypervisors'
+    assert fleet_index_for(index, 'hv2')['fleet'] == 'hypervisors'
 
 
 def test_a_slice_for_a_host_outside_the_index_says_why():

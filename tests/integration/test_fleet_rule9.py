@@ -1,0 +1,262 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Rule 9 at any scope (issue 23) on the real fleet: a bound slice, a restore that respects the authoritative copy,
+Cinder attachments after a move, and ties.
+
+hv2 and hv3 are the test bed's independent hypervisors (tests/testbed/fleet.sh), reached over SSH as production
+playbooks reach them; stale copies are made as operators make them, with ``virsh migrate --offline --persistent``.
+Each test asserts what the operator sees (the task's message) and that nothing changed where it must not.
+"""
+
+import glob
+import os
+import subprocess
+
+import libvirt
+import pytest
+import yaml
+
+import cinder_helpers as ch
+import guests
+from fleet_support import (HostGuests, SHARED_DIR, fleet_up, migrate, named_task, new_project, run_playbook, task_on,
+                           wait_past, write_inventory)
+
+ATTRS = 'deferred.libvirt.vm_attributes'
+SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
+RESTORE = 'deferred.libvirt.vm_restore'
+RECLAIM = 'deferred.libvirt.vm_reclaim'
+INFO = 'deferred.libvirt.vm_info'
+DEFAULTS = {'group/deferred.libvirt.all': {'uri': "{{ deferred_libvirt_uri }}",
+                                           'state_dir': "{{ deferred_libvirt_state_dir }}"}}
+
+
+@pytest.fixture(scope='module')
+def fleet(hypervisor):
+    return fleet_up()
+
+
+@pytest.fixture
+def hv2(fleet, prefix):
+    host = HostGuests(fleet, prefix, 'hv2')
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def hv3(fleet, prefix):
+    host = HostGuests(fleet, prefix, 'hv3')
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def shared(prefix):
+    def make(suffix):
+        return guests.make_disk(os.path.join(SHARED_DIR, '%s%s.qcow2' % (prefix, suffix)))
+    yield make
+    for path in glob.glob(os.path.join(SHARED_DIR, prefix + '*')):
+        if os.path.isdir(path):
+            subprocess.run(['rm', '-rf', '--one-file-system', path], check=False)
+        else:
+            os.unlink(path)
+
+
+@pytest.fixture
+def cloud():
+    with open(ch.CLOUDS_YAML) as handle:
+        return yaml.safe_load(handle)['clouds']['testbed']
+
+
+@pytest.fixture
+def inventory(fleet, state_dir, tmp_path, cloud):
+    return write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, hosts_over_ssh=('hv2', 'hv3'),
+                           local=False, group_vars={'deferred_libvirt_cloud': cloud,
+                                                    'deferred_libvirt_instance_dirs': ['/var/lib/libvirt/images',
+                                                                                       SHARED_DIR]})
+
+
+@pytest.fixture
+def project():
+    return new_project()
+
+
+def ok(result):
+    assert not result.get('failed'), result
+    return result
+
+
+def owned(ansible, inventory, host, name, project, **more):
+    ok(task_on(ansible, inventory, host, ATTRS, name=name, project=project, user='alice', **more))
+
+
+def soft_delete(ansible, inventory, host, name, project, interval='1h'):
+    return ok(task_on(ansible, inventory, host, SOFT_DELETE, name=name, project=project,
+                      reclaim_interval=interval))['instances'][0]
+
+
+def record_on(ansible, inventory, host, name):
+    result = ok(task_on(ansible, inventory, host, INFO))
+    found = [i for i in result['instances'] if i['name'] == name]
+    return found[0] if found else None
+
+
+def disk(path, target='vdb'):
+    return {'path': path, 'target': target}
+
+
+def running(host, name):
+    try:
+        return host.conn.lookupByName(name).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    except libvirt.libvirtError:
+        return False
+
+
+def slice_play(on_host, module, args, slice_expr):
+    """A play over the fleet that indexes it (state_facts), then runs ``module`` on ``on_host`` with ``slice_expr``
+    as its fleet option."""
+    task = {'name': 'the task under test', module: dict(args, fleet=slice_expr), 'when': 'inventory_hostname == %r'
+            % on_host, 'ignore_errors': True}
+    return [{'hosts': 'hypervisors', 'gather_facts': False, 'module_defaults': DEFAULTS,
+             'roles': [{'role': 'deferred.libvirt.state_facts', 'vars': {'state_facts_show': False}}],
+             'tasks': [task]}]
+
+
+# -- item 6: a bound slice (spec rule 12) ---------------------------------------------------------------------------
+
+def test_a_foreign_or_stale_slice_is_refused_and_nothing_changes(ansible, inventory, hv2, shared, project):
+    # An expired soft-deleted domain on hv2 that a sweep would terminate: only a slice fit for hv2 may drive that.
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    owned(ansible, inventory, 'hv2', name, project)
+    reclaim_at = soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at']
+    wait_past(reclaim_at)
+    before = record_on(ansible, inventory, 'hv2', name)
+    sweep_args = {'project': project}
+
+    # hv3's slice handed to hv2 (a playbook bug, or an ad hoc call with the wrong host's variable).
+    foreign = run_playbook(ansible, slice_play(
+        'hv2', RECLAIM, sweep_args, "{{ state_facts_index | deferred.libvirt.fleet_index_for('hv3') }}"), inventory)
+    refused = named_task(foreign, 'the task under test', 'hv2')
+    assert refused['failed'], refused
+    assert refused['msg'].startswith('the fleet slice was built for hv3 (hostname hv3, host UUID ')
+    assert 'not this host hv2 (hostname hv2, host UUID ' in refused['msg']
+    assert refused['msg'].endswith('nothing was changed')
+
+    # hv2's own slice, but from an index built 22 minutes ago (a cached index, a long-paused workflow).
+    old = run_playbook(ansible, slice_play(
+        'hv2', RECLAIM, sweep_args,
+        "{{ state_facts_index | deferred.libvirt.fleet_index_for('hv2') | combine({'built_at': "
+        "lookup('ansible.builtin.pipe', \"date -u -d '22 minutes ago' +%Y-%m-%dT%H:%M:%SZ\")}) }}"), inventory)
+    refused = named_task(old, 'the task under test', 'hv2')
+    assert refused['failed'], refused
+    assert ', 22m ago, older than fleet_max_age 15m: ' in refused['msg']
+    assert 'rebuild the index' in refused['msg'] and refused['msg'].endswith('nothing was changed')
+
+    # A hand-made dict is no slice at all.
+    hand = run_playbook(ansible, slice_play('hv2', RECLAIM, sweep_args, {'stale': {}, 'complete': True}), inventory)
+    refused = named_task(hand, 'the task under test', 'hv2')
+    assert refused['failed'] and 'not a fleet slice built by fleet_index_for' in refused['msg']
+
+    # Nothing changed: the domain, its record and its disk are all there.
+    assert hv2.exists(name) and os.path.exists(path)
+    assert record_on(ansible, inventory, 'hv2', name) == before
+
+    # And the slice fit for hv2, fresh, does the sweep's work.
+    fresh = run_playbook(ansible, slice_play(
+        'hv2', RECLAIM, sweep_args, "{{ state_facts_index | deferred.libvirt.fleet_index_for(inventory_hostname) }}"),
+        inventory)
+    done = named_task(fresh, 'the task under test', 'hv2')
+    assert not done.get('failed'), done
+    assert [r['name'] for r in done['reclaimed']] == [name]
+    assert not hv2.exists(name)
+
+
+# -- item 3: restore respects rule 9 ----------------------------------------------------------------------------------
+
+def test_an_ad_hoc_restore_of_a_stale_copy_is_refused_and_changes_nothing(ansible, inventory, hv2, hv3, shared, project):
+    # The copy an offline migration left on hv3 still names hv2, where the authoritative copy is: booting it would
+    # put two writers on one qcow2.
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    owned(ansible, inventory, 'hv2', name, project)
+    soft_delete(ansible, inventory, 'hv2', name, project)
+    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    before = record_on(ansible, inventory, 'hv3', name)
+    assert before['host']['hostname'] == 'hv2'
+
+    result = task_on(ansible, inventory, 'hv3', RESTORE, name=name)  # ad hoc: no fleet view
+
+    assert result['failed']
+    [instance] = result['instances']
+    assert instance['failed']
+    assert instance['msg'].startswith('domain %s is a stale copy: its record names host hv2, not this one' % name)
+    assert 'restore refuses it' in instance['msg'] and 'force=true' in instance['msg']
+    assert record_on(ansible, inventory, 'hv3', name) == before
+    assert not running(hv3, name) and not running(hv2, name)
+
+    # Through the restore playbook (the fleet slice): the authoritative copy on hv2 is the one that comes back.
+    played = run_playbook(ansible, 'deferred.libvirt.restore', inventory,
+                          extra_vars=[{'names': [name], 'project': project}])
+    assert played.rc == 0, played.stdout[-3000:]
+    assert running(hv2, name) and not running(hv3, name)
+
+
+# -- item 8: rule 5 after a move --------------------------------------------------------------------------------------
+
+@pytest.mark.cinder
+def test_a_moved_domains_volume_attached_on_its_old_host_is_settled(
+        ansible, inventory, hv2, hv3, shared, project, prefix):
+    # The volume was attached while the domain ran on hv2 (Cinder's attachment names hv2). The domain moved to hv3;
+    # hv2 is another hypervisor of the fleet, but that attachment is the domain's own: a terminate on hv3 detaches and
+    # deletes the delete_on_termination volume instead of leaving it attached to a deleted server.
+    cinder = ch.connect()
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    volume = ch.create_volume(prefix + 'vol', 1, conn=cinder).id
+    try:
+        ch.attach_like_nova(volume, uuid, mountpoint='/dev/vdc', conn=cinder,
+                            connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
+        owned(ansible, inventory, 'hv2', name, project,
+              volumes=[{'id': volume, 'target': 'vdc', 'delete_on_termination': True}])
+        migrate('hv2', 'hv3', name, '--offline', '--persistent', '--undefinesource')
+        assert not hv2.exists(name) and hv3.exists(name)
+
+        result = run_playbook(ansible, 'deferred.libvirt.terminate', inventory,
+                              extra_vars=[{'names': [name], 'project': project}])
+
+        assert result.rc == 0, result.stdout[-3000:]
+        assert not hv3.exists(name)
+        assert ch.volume_status(volume, conn=cinder) is None, 'the delete_on_termination volume is still there'
+        assert ch.attachments_for(uuid, conn=cinder) == []
+    finally:
+        ch.cleanup(prefix, conn=cinder)
+
+
+# -- item 9: ties -----------------------------------------------------------------------------------------------------
+
+def test_a_tie_of_two_copies_in_the_trash_is_reclaimed_once(ansible, inventory, hv2, hv3, shared, project, state_dir):
+    # One UUID on hv2 and hv3, both soft-deleted and expired, both records naming their own host at one generation:
+    # no copy is authoritative. One sweep of the fleet reclaims it once: one tombstone, the disk deleted once, no
+    # definition left anywhere, nothing failed.
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    owned(ansible, inventory, 'hv2', name, project)
+    reclaim_at = soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at']
+    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    for host in ('hv2', 'hv3'):  # one more write on each: each record names its own host, at the same generation
+        ok(task_on(ansible, inventory, host, ATTRS, name=name, user='bob'))
+    on2, on3 = record_on(ansible, inventory, 'hv2', name), record_on(ansible, inventory, 'hv3', name)
+    assert (on2['host']['hostname'], on3['host']['hostname']) == ('hv2', 'hv3')
+    assert on2['generation'] == on3['generation']
+    wait_past(reclaim_at)
+
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    summary = named_task(result, 'Sum up the run over every host', 'hv2')['ansible_facts']['reclaim_summary']
+    assert summary['failed'] == []
+    assert [(r['name'], r['uuid']) for r in summary['reclaimed']] == [(name, uuid)]
+    assert not hv2.exists(name) and not hv3.exists(name)
+    assert not os.path.exists(path)
+    tombstones = glob.glob(os.path.join(state_dir, '*', 'tombstones', '*', '%s.json' % uuid))
+    assert len(tombstones) == 1 and '/hv2/' in tombstones[0]
