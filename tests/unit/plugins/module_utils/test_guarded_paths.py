@@ -11,11 +11,14 @@ __metaclass__ = type
 
 import os
 
+import libvirt
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _eligibility as eligible
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
+from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
+from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _reclaim as reclaim
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
@@ -31,8 +34,11 @@ def shared_slice(path):
     """This host's slice of a complete index in which a domain on hv3 uses ``path`` too."""
     other = '11111111-2222-3333-4444-555555555555'
     ref = fleet.disk_reference('hv3', {'name': 'other'}, other, {'target': 'vda', 'path': path})
-    return {'host': 'hv2', 'hypervisor': {'hostname': 'hv2'}, 'complete': True, 'missing': [], 'stale': {},
-            'shared_disks': {'path:%s' % path: [ref]}, 'hypervisors': [{'hostname': 'hv2'}, {'hostname': 'hv3'}]}
+    # Bound to this host as fleet_index_for binds a slice (test:///default answers with this machine's hostname).
+    me = hv.host_identity(libvirt.open('test:///default'))
+    entry = dict(fleet.host_entry(me), shared_disks={'path:%s' % path: [ref]})
+    return fleet.make_slice('hv2', entry, {}, [me, {'hostname': 'hv3'}], fleet='hypervisors',
+                            built_at=_record.format_time(_record.utcnow()))
 
 
 @pytest.mark.parametrize('operation, params', [

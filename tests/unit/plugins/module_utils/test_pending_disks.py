@@ -54,8 +54,13 @@ def sweep(conn, tmp_path, fleet_slice):
 
 
 def a_slice(complete, missing=()):
-    return {'host': 'hv2', 'hypervisor': {'uuid': None, 'hostname': 'hv2'}, 'complete': complete,
-            'missing': list(missing), 'stale': {}, 'shared_disks': {}, 'hypervisors': [{'hostname': 'hv2'}]}
+    """This host's slice, bound to it as fleet_index_for binds one (test:///default answers with this machine's
+    hostname): a module refuses a slice for another hypervisor, or an old one."""
+    import libvirt
+    me = hv.host_identity(libvirt.open('test:///default'))
+    entry = dict(fleet.host_entry(me), complete=complete)
+    return fleet.make_slice('hv2', entry, list(missing), [me], fleet='hypervisors',
+                            built_at=_record.format_time(_record.utcnow()))
 
 
 def expired_domain_with_disk(conn, define, tmp_path, name='web01'):
