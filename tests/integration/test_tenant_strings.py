@@ -24,6 +24,17 @@ def _code(marker):
     return "INC-1 {{ lookup('pipe', 'touch %s') }} {%% set x = lookup('pipe', 'touch %s') %%}" % (marker, marker)
 
 
+def set_attributes(ansible, inventory, tmp_path, **args):
+    """vm_attributes on hv1 with every value !unsafe, as a tenant's own string reaches the module (never templated)."""
+    lines = ['- hosts: hv1', '  gather_facts: false', '  tasks:', '    - deferred.libvirt.vm_attributes:',
+             '        uri: "{{ deferred_libvirt_uri }}"', '        state_dir: "{{ deferred_libvirt_state_dir }}"']
+    lines += ['        %s: !unsafe %s' % (key, json.dumps(value)) for key, value in args.items()]
+    path = str(tmp_path / 'attributes.yml')
+    with open(path, 'w') as handle:
+        handle.write('\n'.join(lines) + '\n')
+    return run_playbook(ansible, path, inventory).task(0, 'hv1')
+
+
 def ok(result):
     assert not result.get('failed'), result
     return result
@@ -36,16 +47,16 @@ def test_tenant_strings_never_run_as_jinja_in_any_playbook(ansible, make_guest, 
     project, other = new_project(), new_project()
     held, _ = make_guest('held', start=False)
     bystander, _ = make_guest('other', start=False)
-    ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_attributes', name=held, project=project, user=code))
+    ok(set_attributes(ansible, inventory, tmp_path, name=held, project=project, user=code))
     ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_attributes', name=bystander, project=other,
                user='bob'))
     deleted = run_playbook(ansible, 'deferred.libvirt.soft_delete', inventory, extra_vars=[
         {'names': [held], 'project': project, 'reclaim_interval': '2s'}])
     assert deleted.rc == 0, deleted.stdout
-    ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_attributes', name=held, locked=True,
-               lock_reason=code))
+    ok(set_attributes(ansible, inventory, tmp_path, name=held, locked=True, lock_reason=code))
     info = ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_info', name=held))
     wait_past(info['instances'][0]['reclaim_at'])
+    assert not os.path.exists(marker), 'the test planted the strings through a template'
     swept = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory)
     with open(os.path.join(state_dir, 'hv1', 'last_sweep.json')) as handle:
         skipped = json.load(handle)['skipped']
