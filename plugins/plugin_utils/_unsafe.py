@@ -9,9 +9,11 @@ reasons, history messages, the skip reasons of last_sweep.json) into new
 strings and dicts. On ansible-core 2.16 to 2.18 a plain string that holds
 ``{{ ... }}`` is templated again when a later task reads the variable it was
 stored in, so a lock reason could run a lookup on the control node.
-``wrap_var`` marks the whole result unsafe (on 2.19 and later it strips the
-trust data tagging gives templates, to the same effect): the result is data,
-never a template, on every line the collection supports.
+``wrap_var`` marks the whole result unsafe there. On 2.19 and later data
+tagging templates only strings tagged trusted (the playbook's own), and a
+filter's new strings carry no such tag, so the result is left as it is
+(``wrap_var`` would rebuild the lazy containers of hostvars in it, which 2.19
+refuses). Either way the result is data, never a template.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -21,10 +23,16 @@ import functools
 
 from ansible.utils.unsafe_proxy import wrap_var
 
+try:
+    from ansible.template import trust_as_template  # noqa: F401 (only there to tell the lines apart)
+    DATA_TAGGING = True  # ansible-core 2.19 and later
+except ImportError:
+    DATA_TAGGING = False
+
 
 def unsafe(value):
     """``value`` with every string in it marked unsafe (never templated)."""
-    return wrap_var(value)
+    return value if DATA_TAGGING else wrap_var(value)
 
 
 def unsafe_result(func):
