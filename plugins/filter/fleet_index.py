@@ -82,8 +82,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import fleet_index
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'fleet_index': fleet_index}
+        return unsafe_filters({'fleet_index': fleet_index})

@@ -45,8 +45,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import fleet_index_for
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'fleet_index_for': fleet_index_for}
+        return unsafe_filters({'fleet_index_for': fleet_index_for})

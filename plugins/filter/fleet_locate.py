@@ -61,8 +61,9 @@ _value:
 """
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_state import fleet_locate
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'fleet_locate': fleet_locate}
+        return unsafe_filters({'fleet_locate': fleet_locate})

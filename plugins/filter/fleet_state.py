@@ -67,8 +67,9 @@ _value:
 """
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_state import fleet_state
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'fleet_state': fleet_state}
+        return unsafe_filters({'fleet_state': fleet_state})

@@ -62,8 +62,9 @@ _value:
 """
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._quota import quota_check
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'quota_check': quota_check}
+        return unsafe_filters({'quota_check': quota_check})

@@ -41,8 +41,9 @@ _value:
 """
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._quota import quota_lock_name
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'quota_lock_name': quota_lock_name}
+        return unsafe_filters({'quota_lock_name': quota_lock_name})

@@ -57,8 +57,9 @@ _value:
 """
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._reclaim_summary import reclaim_summary
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'reclaim_summary': reclaim_summary}
+        return unsafe_filters({'reclaim_summary': reclaim_summary})

@@ -42,8 +42,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import reclaim_sweep_line
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'reclaim_sweep_line': reclaim_sweep_line}
+        return unsafe_filters({'reclaim_sweep_line': reclaim_sweep_line})

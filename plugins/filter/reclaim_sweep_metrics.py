@@ -43,8 +43,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import reclaim_sweep_metrics
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'reclaim_sweep_metrics': reclaim_sweep_metrics}
+        return unsafe_filters({'reclaim_sweep_metrics': reclaim_sweep_metrics})

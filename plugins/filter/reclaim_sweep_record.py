@@ -65,8 +65,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import reclaim_sweep_record
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'reclaim_sweep_record': reclaim_sweep_record}
+        return unsafe_filters({'reclaim_sweep_record': reclaim_sweep_record})

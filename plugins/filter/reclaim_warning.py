@@ -55,8 +55,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import reclaim_warning
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'reclaim_warning': reclaim_warning}
+        return unsafe_filters({'reclaim_warning': reclaim_warning})

@@ -41,8 +41,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import reclaim_warning_line
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'reclaim_warning_line': reclaim_warning_line}
+        return unsafe_filters({'reclaim_warning_line': reclaim_warning_line})

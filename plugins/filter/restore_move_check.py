@@ -50,8 +50,9 @@ _value:
 """
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._restore_move import restore_move_check
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'restore_move_check': restore_move_check}
+        return unsafe_filters({'restore_move_check': restore_move_check})

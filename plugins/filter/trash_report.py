@@ -50,6 +50,13 @@ options:
   sweep_max_age:
     description: A last sweep older than this (a duration) is a problem. Null for any age.
     type: raw
+  project:
+    description:
+    - Only this project's domains, in every list that names domains - the trash, tombstones, anomalies, and what each
+      host's last sweep skipped, reclaimed, kept or left pending (an entry without a project is kept when its uuid is
+      one of the project's). Another project's names and reasons never reach the result.
+    - Null or empty for every project.
+    type: str
 author:
 - deferred.libvirt developers
 '''
@@ -71,8 +78,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import trash_report
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'trash_report': trash_report}
+        return unsafe_filters({'trash_report': trash_report})

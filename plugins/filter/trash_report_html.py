@@ -46,8 +46,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import trash_report_html
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'trash_report_html': trash_report_html}
+        return unsafe_filters({'trash_report_html': trash_report_html})

@@ -43,8 +43,9 @@ _value:
 '''
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import trash_report_metrics
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._unsafe import unsafe_filters
 
 
 class FilterModule(object):
     def filters(self):
-        return {'trash_report_metrics': trash_report_metrics}
+        return unsafe_filters({'trash_report_metrics': trash_report_metrics})

@@ -115,21 +115,57 @@ def _timeline(trash, now, days):
     return buckets
 
 
+# The lists of a sweep record that name domains: with a project, only that project's are kept.
+_SWEEP_DOMAIN_LISTS = ('reclaimed', 'failed', 'skipped', 'pending', 'finished', 'kept', 'due_soon')
+
+
+def _sweep_of_project(sweep, project, uuids):
+    """The sweep record with only ``project``'s domains in its lists (an entry without a project by its uuid)."""
+    if not sweep or not project:
+        return sweep
+    sweep = dict(sweep)
+    for key in _SWEEP_DOMAIN_LISTS:
+        if isinstance(sweep.get(key), list):
+            sweep[key] = [item for item in sweep[key] if isinstance(item, dict) and (
+                item.get('project') == project if 'project' in item else item.get('uuid') in uuids)]
+    sweep['skipped_anomalies'] = len([s for s in sweep.get('skipped') or [] if s.get('kind') == 'anomaly'])
+    sweep['project_filter'] = project
+    return sweep
+
+
+def _instances(result, project):
+    """A host's views, only ``project``'s when a project is given."""
+    views = result['instances']
+    return [v for v in views if v.get('project') == project] if project else views
+
+
 def build(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_last_sweep', now=None,
-          warning_window='24h', days=TIMELINE_DAYS, sweep_max_age=None):
-    """The report data (the JSON file, and what the page and the metrics are made of)."""
+          warning_window='24h', days=TIMELINE_DAYS, sweep_max_age=None, project=None):
+    """The report data (the JSON file, and what the page and the metrics are made of).
+
+    With ``project`` every list that names domains (the trash, tombstones,
+    anomalies, what the last sweeps skipped, reclaimed, kept or left pending)
+    holds that project's domains only: another tenant's names and reasons never
+    reach the page or the JSON.
+    """
+    project = project or None
     now = now_of(now)
     window = window_seconds(warning_window)
     max_age = window_seconds(sweep_max_age, 'sweep_max_age') if sweep_max_age else None
     report = {'version': REPORT_VERSION, 'generated_at': _record.format_time(now), 'warning_window_seconds': window,
               'warning_window': _duration.format_duration(window) if window else None,
               'hosts': {}, 'projects': {}, 'trash': [], 'tombstones': [], 'anomalies': [], 'skipped': [],
-              'sweeps': {}, 'missing': {}, 'due_soon': [], 'totals': empty_totals()}
+              'sweeps': {}, 'missing': {}, 'due_soon': [], 'totals': empty_totals(), 'project': project}
+    uuids = set()
+    for host in hosts or []:
+        result, why = _fleet.reported(host_vars(hostvars, str(host)).get(info_var))
+        if not why:
+            uuids.update(v.get('uuid') for v in _instances(result, project))
     for host in hosts or []:
         host = str(host)
         hv = host_vars(hostvars, host)
         result = hv.get(info_var)
-        sweep = read_sweep(hv.get(sweep_var))
+        sweep = _sweep_of_project(read_sweep(hv.get(sweep_var)), project, uuids)
         entry = {'reported': False, 'why': None, 'trash': [], 'tombstones': [], 'domains': 0,
                  'totals': empty_totals(), 'last_sweep': sweep, 'problems': []}
         report['hosts'][host] = entry
@@ -142,7 +178,7 @@ def build(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_las
             entry['problems'].append('did not report: %s' % why)
             continue
         entry['reported'] = True
-        for view in result['instances']:
+        for view in _instances(result, project):
             state = view.get('vm_state')
             if state == 'deleted':
                 pending = view.get('volumes_pending') or []

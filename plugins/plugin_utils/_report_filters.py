@@ -40,10 +40,11 @@ def _checked(func):
 
 @_checked
 def trash_report(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_last_sweep', now=None,
-                 warning_window='24h', days=_report.TIMELINE_DAYS, sweep_max_age=None):
-    """The report data over ``hosts`` (see trash_report.yml)."""
+                 warning_window='24h', days=_report.TIMELINE_DAYS, sweep_max_age=None, project=None):
+    """The report data over ``hosts`` (see trash_report.yml); with ``project`` only that project's domains."""
     return _report.build(hostvars, hosts, info_var=info_var, sweep_var=sweep_var, now=now,
-                         warning_window=warning_window, days=int(days), sweep_max_age=sweep_max_age)
+                         warning_window=warning_window, days=int(days), sweep_max_age=sweep_max_age,
+                         project=project)
 
 
 def _report_of(report):

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from html import escape
+import re
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_time import human
 
@@ -83,6 +84,14 @@ def _e(value):
     return escape(u'' if value is None else u'%s' % value, quote=True)
 
 
+def _id(value):
+    """An id attribute from any text (an inventory hostname): only [A-Za-z0-9_.-], every other character as _hex_.
+
+    Distinct texts keep distinct ids, and nothing a hostname holds can end the attribute or the tag.
+    """
+    return re.sub(r'[^A-Za-z0-9.-]', lambda m: '_%x_' % ord(m.group()), u'%s' % value)
+
+
 def _cell(text, sort=None, cls=None):
     attrs = ''
     if sort is not None:
@@ -94,10 +103,10 @@ def _cell(text, sort=None, cls=None):
 
 def _table(table_id, headers, rows, empty):
     if not rows:
-        return '<p class="empty" id="%s-empty">%s</p>' % (table_id, _e(empty))
+        return '<p class="empty" id="%s-empty">%s</p>' % (_id(table_id), _e(empty))
     head = ''.join('<th%s>%s</th>' % (' class="num"' if h.endswith('#') else '', _e(h.rstrip('#'))) for h in headers)
     return ('<div class="scroll"><table class="sortable" id="%s"><thead><tr>%s</tr></thead><tbody>%s</tbody></table>'
-            '</div>' % (table_id, head, ''.join(rows)))
+            '</div>' % (_id(table_id), head, ''.join(rows)))
 
 
 def _tags(item):
@@ -258,7 +267,7 @@ def render(report, title='Trash report'):
             body = _table('trash-%s' % host, TRASH_HEADERS, _trash_rows(entry['trash'], False),
                           'The trash is empty on %s.' % host)
         host_parts.append('<div class="host" id="host-%s"><h3>%s <span class="muted">(%d domain(s), %d in the trash)'
-                          '</span></h3>%s</div>' % (_e(host), _e(host), entry['domains'], entry['totals']['domains'],
+                          '</span></h3>%s</div>' % (_id(host), _e(host), entry['domains'], entry['totals']['domains'],
                                                     body))
     parts.append('<section id="trash"><h2>In the trash, per host</h2>%s</section>' % ''.join(host_parts))
 

@@ -34,8 +34,8 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'cinder: needs the real Cinder test service (tests/testbed/cinder.sh)')
     config.addinivalue_line('markers', 'fleet_rules: the fleet scenarios of rules 9-11 and the restore onto another '
                             'host (test_fleet_safety.py), in the default run; -m fleet_rules runs them alone')
-    config.addinivalue_line('markers', 'security: secrets never printed, tenant strings never run; in the default run, '
-                            'and -m security runs them alone (also on the newest ansible-core line)')
+    config.addinivalue_line('markers', 'security: the security tests of issue 24 (tenant strings, secrets, clocks), run '
+                            'on the oldest line with the rest and on the newest by the security-newest stage')
 
 
 @pytest.fixture(scope='session')

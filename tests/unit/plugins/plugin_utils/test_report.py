@@ -10,6 +10,8 @@ The inputs are report_samples.py's; the assertions are the ones the report filte
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import (
@@ -90,3 +92,21 @@ def test_hand_started_soft_deleted_guest_is_flagged():
     [item] = data['trash']
     assert item['warnings'] == ['running although soft-deleted (started by hand?); the sweep destroys it when it is due']
     assert 'running although soft-deleted' in trash_report_html(data)
+
+
+def test_project_filter_keeps_other_projects_skipped_domains_off_the_report():
+    record = sweep(dict(SWEEP_RESULT, failed_domains=[{'name': 'dbfail', 'uuid': 'uuid-dbfail', 'msg': 'db broke'}],
+                        pending=[{'name': 'dbpend', 'uuid': 'uuid-dbpend', 'volumes': [{'id': 'v1'}]}]))
+    data = trash_report(fleet(hv1=([view('soon', reclaim_at='2024-05-01T13:00:00Z'),
+                                    view('later', project='db', reclaim_at='2024-05-05T12:00:00Z'),
+                                    view('dbfail', project='db')], record)),
+                        ['hv1'], now=NOW, project='web')
+    assert [(s['name'], s['project']) for s in data['skipped']] == [('broken', 'web')]
+    last = data['hosts']['hv1']['last_sweep']
+    assert [s['name'] for s in last['skipped']] == ['broken']
+    assert [k['name'] for k in last['kept']] == ['soon'] and [d['name'] for d in last['due_soon']] == ['soon']
+    assert last['failed'] == [] and last['pending'] == [] and [r['name'] for r in last['reclaimed']] == ['old']
+    assert [t['name'] for t in data['trash']] == ['soon'] and data['project'] == 'web'
+    text = json.dumps(data)
+    for other in ('"guarded"', '"name": "later"', 'dbfail', 'dbpend', 'db broke', '"project": "db"'):
+        assert other not in text, other

@@ -24,3 +24,15 @@ def test_page_is_self_contained_and_escapes_names():
     assert '&lt;script&gt;x&lt;/script&gt;' in page and '<script>x' not in page
     assert not re.search(r'(src|href)="(?!data:)', page)
     assert 'http://' not in page and 'https://' not in page and '@import' not in page and 'url(' not in page
+
+
+def test_hostname_cannot_break_out_of_an_id_attribute():
+    host = 'hv1"><script>alert(1)</script><p x="'
+    data = trash_report(fleet(**{host: ([view('a', reclaim_at='2024-05-03T00:00:00Z')], None),
+                                 'hv2': ([], None)}), [host, 'hv2'], now=NOW)
+    page = trash_report_html(data)
+    assert '<script>alert' not in page and 'x=""' not in page
+    ids = re.findall(r' id="([^"]*)"', page)
+    assert all(re.match(r'^[A-Za-z0-9_.-]+$', i) for i in ids), ids
+    assert len(ids) == len(set(ids))
+    assert 'id="trash-hv2-empty"' in page
