@@ -3,7 +3,9 @@
 """Rule 11 on the real hypervisor: a sweep whose clock has jumped forward (libfaketime under the whole
 ansible-playbook run, as a wrong RTC at boot or an NTP step would) reclaims nothing early."""
 
+import datetime
 import glob
+import time
 
 import pytest
 
@@ -58,3 +60,73 @@ def test_a_record_written_by_a_clock_ahead_of_the_sweeps_is_not_reclaimed(ansibl
     [skipped] = sweep['skipped_domains']
     assert skipped['uuid'] == uuid and 'in the future of this host' in skipped['reason']
     assert hypervisor.lookupByName(name)
+
+
+def _with_clock(ansible, env, module, **args):
+    """One module task with ``env`` in its environment (faketime, or the test stand-ins for a reboot)."""
+    return ansible.playbook([{'name': module, module: args, 'environment': env}]).task(0)
+
+
+def test_a_wall_clock_stepped_forward_within_one_boot_reclaims_nothing_in_a_7_day_trash(
+        ansible, make_guest, hypervisor, faketime):
+    # Ten days forward is within the plausible lateness of a 7-day retention (24 intervals, at most 30 days), so the
+    # overdue rule alone let every domain of the trash become due. The boot clock cannot be stepped: the sweep
+    # compares its advance with the wall clock's since the last sweep (issue 24, item 5).
+    name, uuid = make_guest('a', start=False)
+    project = name.rsplit('-', 1)[0]
+    only(ansible.task(ATTRS, name=name, project=project))
+    only(ansible.task(SOFT_DELETE, name=name, reclaim_interval='7d'))
+    # Records this sweep's wall and boot clocks (max_overdue 0: whatever an earlier test left, this clock is taken).
+    first = ansible.task(RECLAIM, project=project, max_overdue=0)
+    assert not first.get('failed') and first['reclaimed'] == [], first
+
+    stepped = jumped(ansible, faketime, '+10d', RECLAIM, project=project)
+
+    assert not stepped.get('failed'), stepped
+    assert stepped['reclaimed'] == []
+    assert stepped['clock']['state'] == 'stepped_forward' and stepped['clock']['blocks'] is True
+    assert stepped['clock']['step_seconds'] > 9 * 86400
+    assert 'stepped' in stepped['clock']['message'] and 'forward' in stepped['clock']['message']
+    [skipped] = [s for s in stepped['skipped_domains'] if s['uuid'] == uuid]
+    assert 'stepped' in skipped['reason']
+    assert hypervisor.lookupByName(name)
+
+
+def test_a_wall_clock_stepped_back_is_reported_and_reclaims_nothing_early(ansible, make_guest, hypervisor, faketime):
+    name, uuid = make_guest('a', start=False)
+    project = name.rsplit('-', 1)[0]
+    only(ansible.task(ATTRS, name=name, project=project))
+    only(ansible.task(SOFT_DELETE, name=name, reclaim_interval='1d'))
+    assert not ansible.task(RECLAIM, project=project, max_overdue=0).get('failed')
+
+    back = jumped(ansible, faketime, '-3d', RECLAIM, project=project)
+
+    assert not back.get('failed'), back
+    assert back['clock']['state'] == 'stepped_back' and back['clock']['blocks'] is False
+    assert back['reclaimed'] == []
+    assert hypervisor.lookupByName(name)
+
+
+@pytest.mark.parametrize('synchronised, reclaimed', [('0', False), ('1', True)])
+def test_after_a_reboot_the_kernels_synchronised_flag_decides(ansible, make_guest, hypervisor, tmp_path, synchronised,
+                                                              reclaimed):
+    # A reboot (another boot id) leaves nothing to compare the wall clock with: an unsynchronised clock reclaims
+    # nothing, a synchronised one falls back to the overdue rule. The boot id and the flag are the test stand-ins the
+    # module reads only under DEFERRED_LIBVIRT_TEST_CLOCK (a real reboot of the test host would end the test run).
+    name, uuid = make_guest('a', start=False)
+    project = name.rsplit('-', 1)[0]
+    only(ansible.task(ATTRS, name=name, project=project))
+    reclaim_at = only(ansible.task(SOFT_DELETE, name=name, reclaim_interval='2s'))['reclaim_at']
+    assert not ansible.task(RECLAIM, project=project, max_overdue=0).get('failed')  # the boot before
+    boot_id = tmp_path / 'boot_id'
+    boot_id.write_text(u'00000000-0000-4000-8000-00000000b007\n')
+    env = {'DEFERRED_LIBVIRT_TEST_CLOCK': '1', 'DEFERRED_LIBVIRT_TEST_BOOT_ID_PATH': str(boot_id),
+           'DEFERRED_LIBVIRT_TEST_SYNCHRONISED': synchronised}
+    when = datetime.datetime.strptime(reclaim_at, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+    time.sleep(max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + 1.1)
+
+    after = _with_clock(ansible, env, RECLAIM, project=project)
+
+    assert not after.get('failed'), after
+    assert after['clock']['state'] == ('rebooted' if reclaimed else 'rebooted_unsynchronised')
+    assert [r['uuid'] for r in after['reclaimed']] == ([uuid] if reclaimed else [])

@@ -1,7 +1,7 @@
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Rule 9 at any scope (issue 23) on the real fleet: a bound slice, a restore that respects the authoritative copy,
-Cinder attachments after a move, and ties.
+Cinder attachments after a move, ties, and one guarded path for every way a domain is deleted.
 
 hv2 and hv3 are the test bed's independent hypervisors (tests/testbed/fleet.sh), reached over SSH as production
 playbooks reach them; stale copies are made as operators make them, with ``virsh migrate --offline --persistent``.
@@ -260,3 +260,57 @@ def test_a_tie_of_two_copies_in_the_trash_is_reclaimed_once(ansible, inventory, 
     assert not os.path.exists(path)
     tombstones = glob.glob(os.path.join(state_dir, '*', 'tombstones', '*', '%s.json' % uuid))
     assert len(tombstones) == 1 and '/hv2/' in tombstones[0]
+
+
+# -- item 5: one guarded path -----------------------------------------------------------------------------------------
+
+def test_a_reclaim_interval_0_soft_delete_keeps_a_disk_another_hosts_domain_uses(
+        ansible, inventory, hv2, hv3, shared, project):
+    # soft_delete.yml with reclaim_interval 0 is a terminate: it gets this host's slice of the fleet index, as
+    # terminate.yml does. A disk a domain on hv3 also uses stays, named with its user; the domain's own disk goes.
+    both, own = shared('both'), shared('own')
+    name, uuid = hv2.make('web', start=False, disks=[disk(both), disk(own, 'vdc')])
+    other, dummy = hv3.make('db', start=False, disks=[disk(both)])
+    owned(ansible, inventory, 'hv2', name, project)
+
+    result = run_playbook(ansible, 'deferred.libvirt.soft_delete', inventory,
+                          extra_vars=[{'names': [name], 'project': project, 'reclaim_interval': 0}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    [done] = named_task(result, 'Soft delete the domains on their hosts', 'hv2')['instances']
+    assert done['action'] == 'terminated'
+    assert done['disks_deleted'] == [own] and not os.path.exists(own)
+    [kept] = done['disks_kept']
+    assert kept['path'] == both and other in kept['reason'] and 'hv3' in kept['reason']
+    assert os.path.exists(both) and hv3.exists(other) and not hv2.exists(name)
+
+
+def test_the_sweep_leaves_a_stale_copy_locked_after_the_index_was_built(ansible, inventory, hv2, hv3, shared, project):
+    # Every copy is in the trash and expired, so the sweep would undefine hv3's stale copy; an operator locks that copy
+    # after the index was built (in the same play, between the index and the sweep). Under its lock the sweep reads the
+    # copy again and applies the guards: the definition stays, and the skip says why.
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    owned(ansible, inventory, 'hv2', name, project)
+    reclaim_at = soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at']
+    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    ok(task_on(ansible, inventory, 'hv2', ATTRS, name=name, user='bob'))  # hv2's copy is the newer: authoritative
+    wait_past(reclaim_at)
+    play = [{'hosts': 'hypervisors', 'gather_facts': False, 'module_defaults': DEFAULTS,
+             'roles': [{'role': 'deferred.libvirt.state_facts', 'vars': {'state_facts_show': False}}],
+             'tasks': [
+                 {'name': 'Lock the stale copy after the index was built',
+                  ATTRS: {'name': name, 'locked': True, 'lock_reason': 'INC-9'}, 'when': "inventory_hostname == 'hv3'"},
+                 {'name': 'the sweep under test',
+                  RECLAIM: {'project': project,
+                            'fleet': "{{ state_facts_index | deferred.libvirt.fleet_index_for(inventory_hostname) }}"},
+                  'when': "inventory_hostname == 'hv3'"}]}]
+
+    result = run_playbook(ansible, play, inventory)
+
+    assert result.rc == 0, result.stdout[-3000:]
+    swept = named_task(result, 'the sweep under test', 'hv3')
+    assert swept['stale_undefined'] == [] and swept['reclaimed'] == []
+    [skipped] = [s for s in swept['skipped_domains'] if s['name'] == name]
+    assert 'locked (INC-9)' in skipped['reason']
+    assert hv3.exists(name) and hv2.exists(name) and os.path.exists(path)
