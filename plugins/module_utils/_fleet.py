@@ -43,7 +43,7 @@ INSTANCES = 'instances'
 # What a copy of a stale domain says of each other copy (enough to tell whether they are all in the trash).
 OTHER_KEYS = ('host', 'name', 'vm_state', 'power_state', 'generation', 'reclaim_at')
 # The keys of one host's slice of the index (fleet_index_for's output, the modules' ``fleet`` option).
-SLICE_KEYS = ('host', 'hypervisor', 'fleet', 'built_at', 'complete', 'missing', 'stale', 'shared_disks', 'hypervisors',
+SLICE_KEYS = ('host', 'hypervisor', 'fleet', 'built_at', 'complete', 'missing', 'gaps', 'stale', 'shared_disks', 'hypervisors',
               'reclaim_here')
 
 
@@ -138,7 +138,15 @@ def stale_copy(reason, authoritative, others, record_host, **where):
     return entry
 
 
-def make_slice(host, entry, missing, hypervisors, fleet=None, built_at=None):
+def gaps(missing, unreadable=None):
+    """Why an index is incomplete, one line per gap: each host that did not report, each chain a host could not read."""
+    found = ['%s did not report' % host for host in sorted(missing or {})]
+    for host in sorted(unreadable or {}):
+        found += ['%s: %s' % (host, why) for why in unreadable[host]]
+    return found
+
+
+def make_slice(host, entry, missing, hypervisors, fleet=None, built_at=None, gaps=None):
     """Host ``host``'s slice of the index from its ``entry``, the hosts that did not report and every hypervisor of
     the play (a Cinder attachment one of the others holds is never detached by this host).
 
@@ -150,7 +158,9 @@ def make_slice(host, entry, missing, hypervisors, fleet=None, built_at=None):
     return {'host': host, 'hypervisor': entry['hypervisor'], 'fleet': fleet, 'built_at': built_at,
             'complete': entry['complete'], 'missing': sorted(missing or {}), 'stale': entry['stale'],
             'shared_disks': entry['shared_disks'], 'hypervisors': hypervisors or [],
-            'reclaim_here': entry.get('reclaim_here') or {}}
+            'reclaim_here': entry.get('reclaim_here') or {},
+            # Why it is incomplete (missing hosts, unreadable chains), for the operator: the results say it.
+            'gaps': list(gaps if gaps is not None else ['%s did not report' % h for h in sorted(missing or {})])}
 
 
 def _span(seconds):
@@ -268,6 +278,11 @@ class FleetView(object):
     @property
     def missing(self):
         return list((self.fleet or {}).get('missing') or [])
+
+    def gaps_text(self):
+        """Why the index is incomplete, in one line (a host that did not report, a chain a host could not read)."""
+        found = (self.fleet or {}).get('gaps') or ['%s did not report' % h for h in self.missing]
+        return '; '.join(found) or 'a host did not report'
 
     def stale(self, view):
         """Why the copy ``view`` (vm_info's) describes is a stale copy, with where the other copies live; else None."""

@@ -279,9 +279,9 @@ def _reachable_elsewhere(disk, real, index):
     if not why:
         return None
     if given:
-        return ('not deleted for now: %s, and the fleet index is incomplete (%s did not report), so another host\'s '
-                'use of it cannot be ruled out; a sweep over the whole fleet deletes it once no domain uses it'
-                % (why, ', '.join(index.fleet.missing) or 'a host'))
+        return ('not deleted for now: %s, and the fleet index is incomplete (%s), so another host\'s use of it '
+                'cannot be ruled out; a sweep over the whole fleet deletes it once no domain uses it'
+                % (why, index.fleet.gaps_text()))
     return ('not deleted: %s, and no fleet index was given, so another host\'s use of it cannot be ruled out; pass '
             'the fleet index (the fleet option, as the playbooks do) to delete it' % why)
 

@@ -180,8 +180,10 @@ disks_settled:
 fleet:
   description:
     - What the sweep knew of the fleet - given (a O(fleet) slice was passed), complete (every host of the fleet
-      reported) and missing (the hosts that did not). While it is incomplete no disk another host could reach is
-      deleted and a Cinder attachment that is not this hypervisor's is never detached.
+      reported, and every backing chain could be read), missing (the hosts that did not report) and gaps (why the
+      index is incomplete, one line each - a host that did not report, a backing chain a host could not read). While
+      it is incomplete no disk another host could reach is deleted and a Cinder attachment that is not this
+      hypervisor's is never detached.
   type: dict
   returned: always
 cinder_unchecked:

@@ -270,7 +270,13 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     for alias, host in index['aliases'].items():
         # An operation run through the second name works on the same hypervisor: it gets the same slice.
         index['hosts'][alias] = dict(index['hosts'][host], alias_of=host)
-    if index['missing']:
+    # Rule 10 through chains: what an unreadable chain reaches behind its disk is unknown, so, as for a host that did
+    # not report, storage another host could reach waits (kept for now) until the chain can be read.
+    index['unreadable'] = {}
+    for item in index['chain_errors']:
+        index['unreadable'].setdefault(item['host'], []).append(
+            "the backing chain of %s's disk %s cannot be read (%s)" % (item['name'], item['target'], item['error']))
+    if index['missing'] or index['unreadable']:
         index['complete'] = False
         for entry in index['hosts'].values():
             entry['complete'] = False
@@ -345,4 +351,5 @@ def fleet_index_for(index, host):
     fleet = index.get('fleet') if isinstance(index.get('fleet'), str) else sorted(
         set(index['hosts']) | set(index.get('missing') or {}))
     return _fleet.make_slice(host, entry, index.get('missing'), index.get('hypervisors'), fleet=fleet,
-                             built_at=index.get('built_at'))
+                             built_at=index.get('built_at'),
+                             gaps=_fleet.gaps(index.get('missing'), index.get('unreadable')))

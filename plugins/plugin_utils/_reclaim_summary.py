@@ -23,7 +23,7 @@ def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=Fal
     """One summary of a reclaim run over many hosts from each host's vm_reclaim result."""
     summary = {'totals': dict((k, 0) for k in ('reclaimed', 'failed', 'skipped', 'kept', 'pending', 'finished')),
                'hosts': {}, 'reclaimed': [], 'failed': [], 'skipped': [], 'pending': [], 'not_swept': {},
-               'next': None, 'check_mode': bool(check_mode), 'disks_pending': [], 'fleet_missing': []}
+               'next': None, 'check_mode': bool(check_mode), 'disks_pending': [], 'fleet_missing': [], 'fleet_gaps': []}
     for host in hosts or []:
         host = to_text(host)
         # A sweep in which some domain failed still swept the others: its counts are the run's.
@@ -45,6 +45,9 @@ def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=Fal
         for missing in fleet.get('missing') or []:
             if fleet.get('given') and not fleet.get('complete') and missing not in summary['fleet_missing']:
                 summary['fleet_missing'].append(missing)
+        for gap in fleet.get('gaps') or []:
+            if fleet.get('given') and not fleet.get('complete') and gap not in summary['fleet_gaps']:
+                summary['fleet_gaps'].append(gap)
         for item in result.get('kept') or []:
             if summary['next'] is None or (item.get('reclaim_at') or '') < (summary['next'].get('reclaim_at') or ''):
                 summary['next'] = dict(item, host=host)
@@ -54,12 +57,14 @@ def reclaim_summary(hostvars, hosts, result_var='reclaim_result', check_mode=Fal
              % (verb, totals['reclaimed'], totals['failed'], totals['skipped'], totals['kept'], totals['pending'],
                 totals['finished'], len(summary['hosts']), ' (check mode: nothing changed)' if check_mode else '')]
     summary['fleet_missing'].sort()
-    summary['fleet_complete'] = not summary['fleet_missing']
-    if summary['fleet_missing']:
+    summary['fleet_gaps'].sort()
+    summary['fleet_complete'] = not summary['fleet_missing'] and not summary['fleet_gaps']
+    if not summary['fleet_complete']:
         # Rule 12: said first, since it bounds what the sweep could do.
-        lines.append('FLEET INDEX INCOMPLETE: %s did not report; disks another host could reach were kept (pending '
-                     'in the tombstones until a sweep with a complete index), no copy was taken for the only one'
-                     % ', '.join(summary['fleet_missing']))
+        lines.append('FLEET INDEX INCOMPLETE: %s; disks another host could reach were kept (pending in the '
+                     'tombstones until a sweep with a complete index), no copy was taken for the only one'
+                     % ('; '.join(summary['fleet_gaps'])
+                        or '%s did not report' % ', '.join(summary['fleet_missing'])))
     lines += ['%s %s/%s (%s)' % (verb, i['host'], i.get('name'), i.get('uuid')) for i in summary['reclaimed']]
     lines += ['FAILED %s/%s: %s' % (i['host'], i.get('name'), i.get('msg')) for i in summary['failed']]
     lines += ['skipped %s/%s: %s' % (i['host'], i.get('name'), i.get('reason')) for i in summary['skipped']]

@@ -99,6 +99,9 @@ def sweep_record(result, host, started_at=None, finished_at=None, previous=None,
                           for item in result.get('disks_pending') or []],
         'fleet_missing': list((result.get('fleet') or {}).get('missing') or [])
         if (result.get('fleet') or {}).get('given') and not (result.get('fleet') or {}).get('complete') else [],
+        # Why it was incomplete: hosts that did not report, chains a host could not read.
+        'fleet_gaps': list((result.get('fleet') or {}).get('gaps') or [])
+        if (result.get('fleet') or {}).get('given') and not (result.get('fleet') or {}).get('complete') else [],
         'kept': kept,
         'warning_window_seconds': window,
         'due_soon': [k for k in kept if window and k.get('expires_in') is not None and k['expires_in'] <= window],
@@ -147,8 +150,9 @@ def host_line(host, sweep, entry=None):
         if not sweep.get('ok'):
             text += ' - FAILED'
         parts.append(text)
-        if sweep.get('fleet_missing'):
-            parts.append('fleet index INCOMPLETE (%s did not report)' % ', '.join(sweep['fleet_missing']))
+        if sweep.get('fleet_gaps') or sweep.get('fleet_missing'):
+            parts.append('fleet index INCOMPLETE (%s)' % ('; '.join(sweep.get('fleet_gaps') or [])
+                                                          or '%s did not report' % ', '.join(sweep['fleet_missing'])))
         if sweep.get('disks_pending'):
             parts.append('%d terminated domain(s) with disks pending' % len(sweep['disks_pending']))
         if sweep.get('due_soon'):

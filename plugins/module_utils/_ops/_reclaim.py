@@ -126,8 +126,8 @@ class Reclaim(object):
                 report.disks_pending.append({'name': result['name'], 'uuid': result.get('uuid'),
                                              'project': view.get('project'),
                                              'disks': [d.get('path') for d in result['disks_pending']],
-                                             'reason': 'the fleet index is incomplete (%s did not report)'
-                                             % (', '.join(self.index.fleet.missing) or 'a host')})
+                                             'reason': 'the fleet index is incomplete (%s)'
+                                             % self.index.fleet.gaps_text()})
 
 
 class StaleUndefine(object):
@@ -275,11 +275,12 @@ def run(ctx, opts):
                                   for t in waiting]
     # What the sweep knew of the fleet: an incomplete index (a host of the fleet did not report) keeps every disk
     # another host could reach, and the result says so, with the hosts that were missing.
-    report['fleet'] = {'given': fleet_view.given, 'complete': fleet_view.complete, 'missing': fleet_view.missing}
+    report['fleet'] = {'given': fleet_view.given, 'complete': fleet_view.complete, 'missing': fleet_view.missing,
+                       'gaps': (fleet_view.fleet or {}).get('gaps') or [] if not fleet_view.complete else []}
     if fleet_view.given and not fleet_view.complete:
-        ctx.warnings.append('vm_reclaim: the fleet index is incomplete (%s did not report): disks another host could '
-                            'reach were kept and stay pending in the tombstones until a sweep with a complete index'
-                            % (', '.join(fleet_view.missing) or 'a host'))
+        ctx.warnings.append('vm_reclaim: the fleet index is incomplete (%s): disks another host could reach were kept '
+                            'and stay pending in the tombstones until a sweep with a complete index'
+                            % fleet_view.gaps_text())
     # When the sweep ran and how long it took: the reclaim role keeps them as the host's last sweep (report, metrics).
     report['clock'] = dict((k, clock_check[k]) for k in ('state', 'step_seconds', 'blocks', 'message'))
     report.update(started_at=_record.format_time(now), finished_at=_record.format_time(_record.utcnow()),

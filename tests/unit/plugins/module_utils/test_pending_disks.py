@@ -86,7 +86,7 @@ def test_a_disk_kept_while_a_host_did_not_report_stays_pending_until_a_complete_
     first = sweep(conn, tmp_path, a_slice(False, ['hv3']))
     # The domain is reclaimed; its disk, which a host that did not report could reach, is kept, as pending work.
     assert [r['name'] for r in first['extra']['reclaimed']] == ['web01'] and os.path.exists(disk)
-    assert first['extra']['fleet'] == {'given': True, 'complete': False, 'missing': ['hv3']}
+    assert first['extra']['fleet'] == {'given': True, 'complete': False, 'missing': ['hv3'], 'gaps': ['hv3 did not report']}
     assert [(p['name'], p['disks']) for p in first['extra']['disks_pending']] == [('web01', [disk])]
     assert first['extra']['summary']['disks_pending'] == 1
     tomb = tomb_of(tmp_path, uuid)

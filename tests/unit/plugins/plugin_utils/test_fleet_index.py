@@ -16,6 +16,7 @@ import pytest
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import fleet_index, fleet_index_for
 
 UUID = '6f1c3c8e-7a4e-4a53-9d6e-3f4b2c1d0a11'
@@ -238,6 +239,25 @@ def test_a_chain_a_host_could_not_read_is_listed_and_printed():
             "the disk are not indexed") in index['lines']
 
 
+def test_an_unreadable_chain_makes_the_index_incomplete_for_every_host_saying_why():
+    # What the chain reaches behind hv2's disk is unknown: another host's terminate must not delete a file it may be
+    # (rule 10 through chains). Like a host that did not report, it keeps storage another host could reach for now.
+    db = copy_(name='db', vm_state='active', disks=('/srv/shared-images/db.qcow2',))
+    db['disks'][0].update(backing_chain=[], backing_chain_error="backing name 'json:{' cannot be parsed")
+    web = copy_(name='web', uuid='0b0e5b7f-1d9a-4f36-8a0f-6c2b9f1e2d33', vm_state='soft_deleted', written_by='hv3',
+                disks=('/srv/shared-images/web.qcow2',))
+    index = index_of(hv2=[db], hv3=[web])
+    assert index['complete'] is False and index['missing'] == {}
+    assert index['unreadable'] == {'hv2': ["the backing chain of db's disk vda cannot be read (backing name 'json:{' "
+                                           "cannot be parsed)"]}
+    part = fleet_index_for(index, 'hv3')
+    assert part['complete'] is False and part['missing'] == []
+    assert part['gaps'] == ["hv2: the backing chain of db's disk vda cannot be read (backing name 'json:{' cannot be "
+                            "parsed)"]
+    view = _fleet.FleetView(part, part['hypervisor'])
+    assert not view.complete and view.gaps_text() == part['gaps'][0]
+
+
 def test_the_two_copies_of_one_domain_sharing_their_disk_are_listed_as_sharing_it():
     index = index_of(hv2=[copy_()], hv3=[copy_()])
     refs = index['hosts']['hv2']['shared_disks']['path:' + SHARED]
@@ -263,7 +283,7 @@ def test_a_host_that_did_not_report_makes_the_index_incomplete():
 def test_one_hosts_slice_carries_only_what_an_operation_there_needs():
     index = index_of(hv2=[copy_()], hv3=[copy_()])
     part = fleet_index_for(index, 'hv3')
-    assert sorted(part) == ['built_at', 'complete', 'fleet', 'host', 'hypervisor', 'hypervisors', 'missing',
+    assert sorted(part) == ['built_at', 'complete', 'fleet', 'gaps', 'host', 'hypervisor', 'hypervisors', 'missing',
                             'reclaim_here', 'shared_disks', 'stale']
     assert part['hypervisor'] == IDS['hv3'] and list(part['stale']) == [UUID]
 

@@ -53,6 +53,19 @@ def test_each_hosts_sweep_line_and_record_say_the_index_was_incomplete():
     assert 'fleet index INCOMPLETE (hv3 did not report)' in line and '1 terminated domain(s) with disks pending' in line
 
 
+def test_an_unreadable_chain_is_said_as_the_reason_the_index_was_incomplete():
+    # Every host reported, but hv2 could not read a backing chain: the summary and each line say that, not "did not
+    # report" of nobody.
+    gap = "hv2: the backing chain of db's disk vda cannot be read (backing name 'json:{' cannot be parsed)"
+    result = dict(sweep_result(False), fleet={'given': True, 'complete': False, 'missing': [], 'gaps': [gap]})
+    summary = reclaim_summary({'hv3': {'reclaim_result': result}}, ['hv3'])
+    assert summary['fleet_complete'] is False and summary['fleet_gaps'] == [gap]
+    assert summary['lines'][1].startswith('FLEET INDEX INCOMPLETE: %s; disks another host could reach were kept' % gap)
+    record = sweep(result)
+    assert record['fleet_gaps'] == [gap]
+    assert 'fleet index INCOMPLETE (%s)' % gap in reclaim_sweep_line(record)
+
+
 def test_a_disk_a_terminated_domain_keeps_pending_is_shared_with_any_domain_that_uses_it_now():
     hostvars = {'hv2': {'state_facts_vm_info': {'instances': [gone_with_pending_disk()], 'failed': False}},
                 'hv3': {'state_facts_vm_info': {'instances': [view('other', disks=[
