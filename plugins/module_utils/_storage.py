@@ -19,9 +19,7 @@ import stat
 import threading
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
-# Backing chains are read in _chains; these names are part of this file's interface too.
-from ansible_collections.deferred.libvirt.plugins.module_utils._chains import (  # noqa: F401
-    MAX_CHAIN, ChainUnreadable, backing_chain, backing_files)
+from ansible_collections.deferred.libvirt.plugins.module_utils._chains import ChainUnreadable, backing_chain
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _locality
 from ansible_collections.deferred.libvirt.plugins.module_utils import _pools

@@ -23,11 +23,11 @@ import functools
 
 from ansible.utils.unsafe_proxy import wrap_var
 
-try:
-    from ansible.template import trust_as_template  # noqa: F401 (only there to tell the lines apart)
-    DATA_TAGGING = True  # ansible-core 2.19 and later
-except ImportError:
-    DATA_TAGGING = False
+import ansible.template
+
+# ansible-core 2.19 and later tag data instead: a filter's new strings are never templated there, and wrap_var would
+# break lazy containers ("Direct construction of lazy containers is not supported").
+DATA_TAGGING = hasattr(ansible.template, 'trust_as_template')
 
 
 def unsafe(value):

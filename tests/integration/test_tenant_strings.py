@@ -12,6 +12,10 @@ the collection's name rule (and libvirt's) refuses ``{`` ``}`` ``%`` and spaces.
 
 import json
 import os
+import re
+from xml.sax.saxutils import quoteattr
+
+import libvirt
 
 import pytest
 
@@ -45,8 +49,8 @@ def test_tenant_strings_never_run_as_jinja_in_any_playbook(ansible, make_guest, 
     code = _code(marker)
     inventory = write_inventory(str(tmp_path / 'inventory.json'), None, state_dir, hosts_over_ssh=())
     project, other = new_project(), new_project()
-    held, _ = make_guest('held', start=False)
-    bystander, _ = make_guest('other', start=False)
+    held, dummy = make_guest('held', start=False)
+    bystander, dummy = make_guest('other', start=False)
     ok(set_attributes(ansible, inventory, tmp_path, name=held, project=project, user=code))
     ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_attributes', name=bystander, project=other,
                user='bob'))
@@ -82,3 +86,49 @@ def test_tenant_strings_never_run_as_jinja_in_any_playbook(ansible, make_guest, 
         {'names': [held], 'project': project, 'force': True}])
     assert not os.path.exists(marker), 'a tenant string ran on the control node:\n%s\n%s\n%s' % (
         swept.stdout[-3000:], restored.stdout[-3000:], terminated.stdout[-3000:])
+
+
+def hand_edit_history(dom, message):
+    """Add a history entry carrying ``message`` to the domain's record, as an operator's virsh metadata edit would."""
+    namespace = 'urn:deferred-libvirt:lifecycle:1'
+    text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, namespace, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    # libvirt gives the element back with its namespace; it takes it without (it adds prefix and xmlns itself).
+    text = re.sub(r'\sxmlns(:\w+)?="[^"]*"', '', re.sub(r'(</?)\w+:', r'\1', text))
+    entry = '<action action="note" request_id="req-hand" result="error" message=%s/>' % quoteattr(message)
+    if re.search(r'<history\s*/>', text):
+        text = re.sub(r'<history\s*/>', '<history>%s</history>' % entry, text)
+    else:
+        text = text.replace('</history>', entry + '</history>')
+    dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, text, 'deferred', namespace, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+
+def test_a_project_and_a_hand_edited_history_message_that_are_code_never_run(
+        ansible, make_guest, hypervisor, state_dir, tmp_path):
+    # The project a domain is given, and a history message edited by hand into its record (virsh metadata): both reach
+    # every fleet fact, the sweep's record and the report. Neither is ever templated.
+    marker = str(tmp_path / 'tenant-marker')
+    code = _code(marker)
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), None, state_dir, hosts_over_ssh=())
+    held, uuid = make_guest('proj', start=False)
+    ok(set_attributes(ansible, inventory, tmp_path, name=held, project=code, user='alice'))
+    ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_soft_delete', name=held, reclaim_interval='2s'))
+    hand_edit_history(hypervisor.lookupByName(held), code)
+    info = ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_info', name=held))
+    assert info['instances'][0]['project'] == code and info['instances'][0]['history'][-1]['message'] == code
+    wait_past(info['instances'][0]['reclaim_at'])
+    ok(set_attributes(ansible, inventory, tmp_path, name=held, locked=True, lock_reason='INC-2'))
+    assert not os.path.exists(marker), 'the test planted the strings through a template'
+
+    swept = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory)
+    report = run_playbook(ansible, 'deferred.libvirt.report', inventory,
+                          extra_vars=[{'report_dest': str(tmp_path / 'r')}])
+    with open(str(tmp_path / 'r' / 'trash-report.json')) as handle:
+        data = json.load(handle)
+    assert [t['project'] for t in data['trash'] if t['name'] == held] == [code]
+    terminated = run_playbook(ansible, 'deferred.libvirt.terminate', inventory, extra_vars=[
+        {'names': [held], 'force': True}])
+
+    assert not os.path.exists(marker), 'a tenant string ran on the control node:\n%s\n%s\n%s' % (
+        swept.stdout[-3000:], report.stdout[-3000:], terminated.stdout[-3000:])
+    assert terminated.rc == 0, terminated.stdout[-3000:]
+    assert held not in [d.name() for d in hypervisor.listAllDomains()]

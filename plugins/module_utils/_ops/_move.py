@@ -30,6 +30,7 @@ __metaclass__ = type
 import copy
 import os
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _chains
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _pools
@@ -37,7 +38,6 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _options a
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
-from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, RESUME
@@ -359,7 +359,7 @@ def check_movable(ctx, source_conn, domain, opts):
             unseen.append(path)
             continue
         try:
-            storage.backing_chain(path, strict=True)
+            _chains.backing_chain(path, strict=True)
         except hv.HypervisorError as exc:
             unseen.append('the backing chain of %s (%s)' % (path, exc))
     for path in domain.boot_files() + ([domain.nvram_file()] if domain.nvram_file() else []):

@@ -182,3 +182,14 @@ def test_an_attachment_named_by_a_short_name_another_hypervisor_shares_is_kept()
     # A short name no other hypervisor has is this host's.
     own = OneVolume([{'attachment_id': 'a1', 'host_name': 'hv3'}])
     assert cinder._held_elsewhere(own, {'id': 'v'}, ['a1'], {'hv1.dc2'}) is None
+
+
+def test_secrets_of_a_cloud_config_are_tokens_and_passwords_not_names_or_urls():
+    config = {
+        'auth_type': 'password',
+        'auth': {'auth_url': 'https://keystone.example:5000/v3', 'username': 'ops', 'password': 's3cret',
+                 'project_name': 'admin', 'project_id': 'abc123', 'token': 'tok-1',
+                 'application_credential_secret': 'acs-1'},
+        'region_name': 'RegionOne',
+    }
+    assert cinder.secrets(config) == set(['s3cret', 'tok-1', 'acs-1'])

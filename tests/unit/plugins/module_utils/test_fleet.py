@@ -163,7 +163,8 @@ HV2 = {'uuid': '88dc30c7-1bec-456d-b194-7254d74f571d', 'hostname': 'hv2.fleet.ex
 HV3 = {'uuid': 'f578e1a5-63eb-4883-8148-5b0a1ca5f6e2', 'hostname': 'hv3.fleet.example'}
 
 
-def _slice(hypervisor=HV3, host='hv3', built=None):
+def _slice(hypervisor=None, host='hv3', built=None):
+    hypervisor = hypervisor or HV3
     built = built or _record.utcnow()
     return _fleet.make_slice(host, _fleet.host_entry(dict(hypervisor)), {}, [HV2, HV3], fleet='hypervisors',
                              built_at=_record.format_time(built))
