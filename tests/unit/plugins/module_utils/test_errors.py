@@ -43,7 +43,7 @@ def test_unchanged_leaves_a_message_that_already_says_so_as_it_is():
 def test_unchanged_keeps_the_class_and_the_result_extras_and_leaves_the_original_alone():
     exc = quota.QuotaError('restore of web01 is over quota', quota={'over': ['cores']}, changed=False)
     said = errors.unchanged(exc)
-    assert type(said) is quota.QuotaError
+    assert said.__class__ is quota.QuotaError  # the very class, not a subclass or a parent
     assert said.result == {'quota': {'over': ['cores']}, 'changed': False}
     assert str(said) == 'restore of web01 is over quota; nothing was changed'
     assert str(exc) == 'restore of web01 is over quota'
