@@ -89,10 +89,11 @@ class MarkPlan(engine.Plan):
         self.decision = engine.decision(domain, OPERATION)
         record = domain.record or _record.empty()
         if self.decision == RESUME and not same_host(marked_for(record), self.target):
+            elsewhere = marked_for(record)
             raise engine.OperationError('domain %s is being moved to %s, not %s; finish that move (vm_restore move_from '
-                                        'on %s) first; nothing was changed' % (domain.name, marked_for(record) or
-                                                                               'another host', self.target,
-                                                                               marked_for(record) or 'that host'))
+                                        'on %s) first; nothing was changed'
+                                        % (domain.name, elsewhere or 'another host', self.target,
+                                           elsewhere or 'that host'))
         if self.decision == RESUME:
             self.decision = NOOP  # marked for this target already: a re-run changes nothing
         self.before_view = _views.describe(domain)
@@ -370,7 +371,6 @@ def check_movable(ctx, source_conn, domain, opts):
         if not os.path.isdir(tpm_dir):
             unseen.append('its TPM state %s' % tpm_dir)
     if unseen or differs:
+        problems = (['this host cannot see %s' % ', '.join(unseen)] if unseen else []) + differs
         raise engine.OperationError('domain %s cannot be restored onto %s: %s; nothing was changed'
-                                    % (domain.name, ctx.host.get('hostname'),
-                                       '; '.join((['this host cannot see %s' % ', '.join(unseen)] if unseen else [])
-                                                 + differs)))
+                                    % (domain.name, ctx.host.get('hostname'), '; '.join(problems)))
