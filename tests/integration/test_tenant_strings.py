@@ -104,19 +104,21 @@ def hand_edit_history(dom, message):
 
 def test_a_project_and_a_hand_edited_history_message_that_are_code_never_run(
         ansible, make_guest, hypervisor, state_dir, tmp_path):
-    # The project a domain is given, and a history message edited by hand into its record (virsh metadata): both reach
-    # every fleet fact, the sweep's record and the report. Neither is ever templated.
+    # The project a domain is given, a history message edited by hand into its record (virsh metadata), and the
+    # domain's own name (libvirt takes braces and spaces in a name): all reach every fleet fact, the sweep's record
+    # and the report. None is ever templated: the name comes out as it was given, not as 49.
     marker = str(tmp_path / 'tenant-marker')
     code = _code(marker)
     inventory = write_inventory(str(tmp_path / 'inventory.json'), None, state_dir, hosts_over_ssh=())
-    held, uuid = make_guest('proj', start=False)
-    ok(set_attributes(ansible, inventory, tmp_path, name=held, project=code, user='alice'))
-    ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_soft_delete', name=held, reclaim_interval='2s'))
+    held, uuid = make_guest('proj{{ 7 * 7 }}', start=False)
+    ok(set_attributes(ansible, inventory, tmp_path, name=uuid, project=code, user='alice'))
+    ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_soft_delete', name=uuid, reclaim_interval='2s'))
     hand_edit_history(hypervisor.lookupByName(held), code)
-    info = ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_info', name=held))
+    info = ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_info', name=uuid))
+    assert info['instances'][0]['name'] == held
     assert info['instances'][0]['project'] == code and info['instances'][0]['history'][-1]['message'] == code
     wait_past(info['instances'][0]['reclaim_at'])
-    ok(set_attributes(ansible, inventory, tmp_path, name=held, locked=True, lock_reason='INC-2'))
+    ok(set_attributes(ansible, inventory, tmp_path, name=uuid, locked=True, lock_reason='INC-2'))
     assert not os.path.exists(marker), 'the test planted the strings through a template'
 
     swept = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory)
@@ -125,8 +127,11 @@ def test_a_project_and_a_hand_edited_history_message_that_are_code_never_run(
     with open(str(tmp_path / 'r' / 'trash-report.json')) as handle:
         data = json.load(handle)
     assert [t['project'] for t in data['trash'] if t['name'] == held] == [code]
+    with open(os.path.join(state_dir, 'hv1', 'last_sweep.json')) as handle:
+        assert held in [s['name'] for s in json.load(handle)['skipped']]
+    # By UUID: extra vars on the command line are the operator's own input, which Ansible templates by design.
     terminated = run_playbook(ansible, 'deferred.libvirt.terminate', inventory, extra_vars=[
-        {'names': [held], 'force': True}])
+        {'names': [uuid], 'force': True}])
 
     assert not os.path.exists(marker), 'a tenant string ran on the control node:\n%s\n%s\n%s' % (
         swept.stdout[-3000:], report.stdout[-3000:], terminated.stdout[-3000:])
