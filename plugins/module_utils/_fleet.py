@@ -228,7 +228,8 @@ def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None):
     if max_age and age > max_age:
         raise DeferredError('the fleet slice of %s was built at %s, %s ago, older than fleet_max_age %s: a copy may have '
                             'been started, moved or defined since; rebuild the index in the same play (the state_facts '
-                            'role, or the reclaim, terminate and restore playbooks do); nothing was changed'
+                            'role, or the reclaim, terminate and restore playbooks do), or, if it was just built, set '
+                            'this host\'s clock right: it runs ahead of the control node\'s; nothing was changed'
                             % (_fleet_text(fleet['fleet']), fleet['built_at'], _span(age),
                                format_duration(max_age)))
     return fleet

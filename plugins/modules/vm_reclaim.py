@@ -207,10 +207,12 @@ retention:
   returned: always
   type: dict
 summary:
-  description: Counts of reclaimed, failed, skipped, kept, pending and finished.
+  description:
+    - Counts of reclaimed, failed, skipped, kept, pending (Cinder work) and finished, and disks_pending (terminated
+      domains with disks kept while the fleet index was incomplete).
   returned: always
   type: dict
-  sample: {reclaimed: 2, failed: 0, skipped: 1, kept: 4, pending: 0, finished: 0}
+  sample: {reclaimed: 2, failed: 0, skipped: 1, kept: 4, pending: 0, finished: 0, disks_pending: 0}
 request_id:
   description: The id of this sweep, as in the event journal.
   returned: always

@@ -116,8 +116,9 @@ def test_after_a_reboot_the_kernels_synchronised_flag_decides(ansible, make_gues
     name, uuid = make_guest('a', start=False)
     project = name.rsplit('-', 1)[0]
     only(ansible.task(ATTRS, name=name, project=project))
-    reclaim_at = only(ansible.task(SOFT_DELETE, name=name, reclaim_interval='2s'))['reclaim_at']
-    assert not ansible.task(RECLAIM, project=project, max_overdue=0).get('failed')  # the boot before
+    reclaim_at = only(ansible.task(SOFT_DELETE, name=name, reclaim_interval='20s'))['reclaim_at']
+    before = ansible.task(RECLAIM, project=project, max_overdue=0)  # the boot before: records its clocks
+    assert not before.get('failed') and before['reclaimed'] == [], before
     boot_id = tmp_path / 'boot_id'
     boot_id.write_text(u'00000000-0000-4000-8000-00000000b007\n')
     env = {'DEFERRED_LIBVIRT_TEST_CLOCK': '1', 'DEFERRED_LIBVIRT_TEST_BOOT_ID_PATH': str(boot_id),

@@ -150,7 +150,7 @@ def test_a_sweep_over_part_of_the_fleet_keeps_every_disk_another_host_uses_and_r
     assert 'stale copy' in skipped['reason'] and 'hv3' in skipped['reason']
     reclaimed = named_task(result, 'Sweep the hypervisor', 'hv2')
     [kept] = [r for r in reclaimed['reclaimed'] if r['name'] == web][0]['disks_kept']
-    assert 'hv3' in kept['reason'] and reclaimed['fleet'] == {'given': True, 'complete': True, 'missing': []}
+    assert 'hv3' in kept['reason'] and reclaimed['fleet'] == {'given': True, 'complete': True, 'missing': [], 'gaps': []}
     assert summary['fleet_complete'] is True
 
 

@@ -123,7 +123,8 @@ def test_expired_domain_is_reclaimed_and_unexpired_one_kept(ansible, make_guest,
     [kept] = result['kept']
     assert (kept['name'], kept['reclaim_at']) == (new, new_at)
     assert 3000 < kept['expires_in'] <= 3600
-    assert result['summary'] == {'reclaimed': 1, 'failed': 0, 'skipped': 0, 'kept': 1, 'pending': 0, 'finished': 0}
+    assert result['summary'] == {'reclaimed': 1, 'failed': 0, 'skipped': 0, 'kept': 1, 'pending': 0, 'finished': 0,
+                                 'disks_pending': 0}
     assert not exists(hypervisor, old)
     assert info(ansible, new)['vm_state'] == 'soft_deleted'
     tomb = ansible.tombstone(old_uuid)
