@@ -13,6 +13,8 @@ systemd units running under a real systemd are tested in tests/systemd/.
 
 import fcntl
 import os
+import re
+import threading
 import shutil
 import subprocess
 import time
@@ -20,6 +22,7 @@ import uuid as uuidlib
 
 import pytest
 
+import kernel_clock
 from fleet_support import (Hv2Guests, fleet_up, new_project, run_as_operator, run_playbook, task_on, wait_past,
                            write_inventory)
 
@@ -73,6 +76,7 @@ def timer_play(tmp_path, inventory, project, timer_name, **role_vars):
         'reclaim_timer_manage_cron': False,
         'reclaim_timer_extra_vars_file': os.path.join(base, 'etc', timer_name + '.vars.json'),
         'reclaim_timer_skip_count_file': os.path.join(base, timer_name + '.skipped'),
+        'reclaim_timer_clock_file': os.path.join(base, 'state', 'clock'),
     }
     args.update(role_vars)
     for key in ('reclaim_timer_script', 'reclaim_timer_cron_file'):
@@ -123,12 +127,16 @@ def cron_line(path):
     return job, variables
 
 
-def run_as_cron(command, variables):
-    """Run a cron job's command as cron does: /bin/sh -c, with only the cron file's variables, HOME and LOGNAME."""
+def run_as_cron(command, variables, clock=None, wrap=None):
+    """Run a cron job's command as cron does: /bin/sh -c, with only the cron file's variables, HOME and LOGNAME.
+    ``clock``: libfaketime's variables (a wall clock stepped on this host); ``wrap``: a function of the argv (a run
+    on a host that has just rebooted, kernel_clock.as_if_rebooted)."""
     env = dict((k, variables[k]) for k in CRON_ENV_KEYS if k in variables)
     env.update(HOME='/root', LOGNAME='root')
-    return subprocess.run([variables.get('SHELL', '/bin/sh'), '-c', command], env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
+    env.update(clock or {})
+    argv = [variables.get('SHELL', '/bin/sh'), '-c', command]
+    return subprocess.run(wrap(argv) if wrap else argv, env=env, capture_output=True, text=True, timeout=900,
+                          check=False)
 
 
 def domain_names(conn):
@@ -265,6 +273,105 @@ def test_installing_the_timer_with_diff_at_vvvv_never_prints_the_cloud_password(
             assert value not in output, 'a secret was printed:\n' + output[-4000:]
         with open(args['reclaim_timer_extra_vars_file']) as handle:
             assert secret in handle.read()  # the file itself was (re)written
+
+
+# -- the control node's clocks, checked before every sweep (rule 11, issue 24) -------------------------------------
+
+def expired_on_hv1(ansible, inventory, make_guest, project):
+    """One domain of hv1 soft-deleted 2 s ago and so due; returns its name once reclaim_at has passed."""
+    name, dummy = make_guest('a', start=False)
+    assert not task_on(ansible, inventory, 'hv1', ATTRS, name=name, project=project).get('failed')
+    result = task_on(ansible, inventory, 'hv1', SOFT_DELETE, name=name, project=project, reclaim_interval='2s')
+    assert not result.get('failed'), result
+    wait_past(result['instances'][0]['reclaim_at'])
+    return name
+
+
+def read_log(args):
+    with open(args['reclaim_timer_log_file']) as handle:
+        return handle.read()
+
+
+def test_a_wall_clock_stepped_forward_on_the_control_node_runs_no_sweep_until_it_is_set_right(
+        ansible, tmp_path, inventory, make_guest, hypervisor, project, timer_name):
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
+    (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
+    assert run_as_cron(command, variables).returncode == 0  # the run that records the clocks
+    name = expired_on_hv1(ansible, inventory, make_guest, project)
+
+    stepped = run_as_cron(command, variables, clock=kernel_clock.faketime_env('+10d'))
+
+    log = read_log(args)
+    assert stepped.returncode == 1, log
+    found = re.search(r'the wall clock was stepped (\d+) s forward since the last run at \S+ .*no sweep runs', log)
+    assert found, log
+    assert abs(int(found.group(1)) - 10 * 86400) < 600
+    assert log.count('sweep started at') == 1 and name in domain_names(hypervisor)
+    # The clock set right again: the next run sweeps.
+    fixed = run_as_cron(command, variables)
+    assert fixed.returncode == 0, read_log(args)
+    assert name not in domain_names(hypervisor)
+
+
+def test_a_wall_clock_stepped_back_on_the_control_node_is_said_and_the_sweep_runs(
+        ansible, tmp_path, inventory, project, timer_name):
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
+    (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
+    # The last run saw a wall clock three days ahead (ansible-core itself does not run under libfaketime: only what
+    # this run records before its playbook counts here) ...
+    run_as_cron(command, variables, clock=kernel_clock.faketime_env('+3d'))
+
+    back = run_as_cron(command, variables)  # ... and this one a clock set right: stepped back
+
+    log = read_log(args)
+    assert back.returncode == 0, log
+    found = re.search(r'the wall clock was stepped (\d+) s back since the last run at \S+: a domain soft-deleted in '
+                      r'the lost time is reclaimed late, never early', log)
+    assert found and abs(int(found.group(1)) - 3 * 86400) < 600, log
+    assert log.rstrip().endswith('with exit code 0')
+
+
+def test_after_a_reboot_onto_an_unsynchronised_clock_the_control_node_runs_no_sweep(
+        ansible, tmp_path, inventory, make_guest, hypervisor, project, timer_name):
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron',
+                          reclaim_timer_time_sync_timeout=3)
+    (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
+    assert run_as_cron(command, variables).returncode == 0
+    name = expired_on_hv1(ansible, inventory, make_guest, project)
+    rebooted = lambda argv: kernel_clock.as_if_rebooted(argv, str(tmp_path))  # noqa: E731
+
+    with kernel_clock.synchronised(False):
+        blocked = run_as_cron(command, variables, wrap=rebooted)
+        assert blocked.returncode == 1, read_log(args)
+        assert ('this host rebooted since the last run and the kernel says its clock is not synchronised (waited 3 s):'
+                ' no sweep runs until it is') in read_log(args)
+        assert name in domain_names(hypervisor)
+
+    with kernel_clock.synchronised(True):
+        synced = run_as_cron(command, variables, wrap=rebooted)
+    assert synced.returncode == 0, read_log(args)
+    assert name not in domain_names(hypervisor)
+
+
+def test_after_a_reboot_the_control_node_waits_for_time_synchronisation_then_sweeps(
+        ansible, tmp_path, inventory, make_guest, hypervisor, project, timer_name):
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron',
+                          reclaim_timer_time_sync_timeout=60)
+    (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
+    assert run_as_cron(command, variables).returncode == 0
+    name = expired_on_hv1(ansible, inventory, make_guest, project)
+
+    with kernel_clock.synchronised(False):
+        ntp = threading.Timer(4, kernel_clock.set_synchronised, (True,))  # NTP answers 4 s after the run starts
+        ntp.start()
+        started = time.monotonic()
+        run = run_as_cron(command, variables, wrap=lambda argv: kernel_clock.as_if_rebooted(argv, str(tmp_path)))
+        ntp.join()
+
+    assert run.returncode == 0, read_log(args)
+    assert time.monotonic() - started >= 4
+    assert 'not synchronised' not in read_log(args)
+    assert name not in domain_names(hypervisor)
 
 
 def test_the_third_skipped_run_in_a_row_fails_so_monitoring_sees_a_hung_sweep(

@@ -17,9 +17,12 @@ import subprocess
 import time
 import uuid
 
+import sys
+
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 HOST_SH = os.path.join(ROOT, 'tests', 'testbed', 'systemd_host.sh')
 INVENTORY = '/etc/deferred-libvirt/hypervisors.yml'
 STATE_DIR = '/var/lib/deferred-libvirt'
