@@ -175,22 +175,12 @@ def expired(view, clock):
 BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
 # adjtimex(2)'s status bit: the kernel's clock is not synchronised (by NTP, chrony, systemd-timesyncd).
 STA_UNSYNC = 0x0040
-# Tests stand in for a reboot (another boot id) and for the boot clock through these, read only when
-# DEFERRED_LIBVIRT_TEST_CLOCK is 1: they are no option of the module.
-TEST_FLAG = 'DEFERRED_LIBVIRT_TEST_CLOCK'
-
-
-def _test_env(name):
-    if os.environ.get(TEST_FLAG) != '1':
-        return None
-    return os.environ.get(name)
 
 
 def boot_id():
     """This boot's id (the kernel's random boot_id), or None when it cannot be read."""
-    path = _test_env('DEFERRED_LIBVIRT_TEST_BOOT_ID_PATH') or BOOT_ID_PATH
     try:
-        with open(path) as handle:
+        with open(BOOT_ID_PATH) as handle:
             return handle.read().strip() or None
     except (IOError, OSError):
         return None
@@ -201,9 +191,7 @@ def boot_seconds():
     clock_id = getattr(time, 'CLOCK_BOOTTIME', None)
     if clock_id is None:
         return None
-    value = time.clock_gettime(clock_id)
-    offset = _test_env('DEFERRED_LIBVIRT_TEST_BOOT_OFFSET')
-    return value + float(offset) if offset else value
+    return time.clock_gettime(clock_id)
 
 
 class _Timex(ctypes.Structure):
@@ -216,9 +204,6 @@ class _Timex(ctypes.Structure):
 def time_synchronised():
     """(True/False, None) from the kernel's STA_UNSYNC flag (adjtimex with no change), or (None, why) when it cannot
     be read."""
-    forced = _test_env('DEFERRED_LIBVIRT_TEST_SYNCHRONISED')
-    if forced in ('0', '1'):
-        return forced == '1', None
     try:
         libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
         timex = _Timex()

@@ -105,8 +105,9 @@ class Runner(object):
         return env
 
     def playbook(self, tasks, check=False, diff=False, extra_vars=None, env=None, timeout=600, hosts='localhost',
-                 inventory=None, play_vars=None):
-        """Run ``tasks`` (a list of task dicts) in one play; returns a PlayResult."""
+                 inventory=None, play_vars=None, wrap=None):
+        """Run ``tasks`` (a list of task dicts) in one play; returns a PlayResult. ``wrap``: a function of the
+        command line (a run on a host that has just rebooted: kernel_clock.as_if_rebooted)."""
         play = {'hosts': hosts, 'gather_facts': False, 'tasks': tasks,
                 'module_defaults': {'group/deferred.libvirt.all': {'uri': URI, 'state_dir': self.state_dir}}}
         if hosts == 'localhost':
@@ -125,8 +126,8 @@ class Runner(object):
             cmd.append('--diff')
         if extra_vars:
             cmd += ['-e', json.dumps(extra_vars)]
-        proc = subprocess.run(cmd, env=self.env(**(env or {})), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(wrap(cmd) if wrap else cmd, env=self.env(**(env or {})), capture_output=True, text=True,
+                              timeout=timeout, check=False)
         return PlayResult(proc)
 
     def task(self, module, check=False, diff=False, env=None, **args):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import kernel_clock
 from results import only
 
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -62,11 +63,6 @@ def test_a_record_written_by_a_clock_ahead_of_the_sweeps_is_not_reclaimed(ansibl
     assert hypervisor.lookupByName(name)
 
 
-def _with_clock(ansible, env, module, **args):
-    """One module task with ``env`` in its environment (faketime, or the test stand-ins for a reboot)."""
-    return ansible.playbook([{'name': module, module: args, 'environment': env}]).task(0)
-
-
 def test_a_wall_clock_stepped_forward_within_one_boot_reclaims_nothing_in_a_7_day_trash(
         ansible, make_guest, hypervisor, faketime):
     # Ten days forward is within the plausible lateness of a 7-day retention (24 intervals, at most 30 days), so the
@@ -107,26 +103,25 @@ def test_a_wall_clock_stepped_back_is_reported_and_reclaims_nothing_early(ansibl
     assert hypervisor.lookupByName(name)
 
 
-@pytest.mark.parametrize('synchronised, reclaimed', [('0', False), ('1', True)])
+@pytest.mark.parametrize('synchronised, reclaimed', [(False, False), (True, True)])
 def test_after_a_reboot_the_kernels_synchronised_flag_decides(ansible, make_guest, hypervisor, tmp_path, synchronised,
                                                               reclaimed):
     # A reboot (another boot id) leaves nothing to compare the wall clock with: an unsynchronised clock reclaims
-    # nothing, a synchronised one falls back to the overdue rule. The boot id and the flag are the test stand-ins the
-    # module reads only under DEFERRED_LIBVIRT_TEST_CLOCK (a real reboot of the test host would end the test run).
+    # nothing, a synchronised one falls back to the overdue rule. The sweep runs as on a host that has just booted
+    # (another boot id, a boot clock near zero: mount and time namespaces) with the kernel's own synchronised flag
+    # set as NTP sets it (kernel_clock).
     name, uuid = make_guest('a', start=False)
     project = name.rsplit('-', 1)[0]
     only(ansible.task(ATTRS, name=name, project=project))
     reclaim_at = only(ansible.task(SOFT_DELETE, name=name, reclaim_interval='20s'))['reclaim_at']
     before = ansible.task(RECLAIM, project=project, max_overdue=0)  # the boot before: records its clocks
     assert not before.get('failed') and before['reclaimed'] == [], before
-    boot_id = tmp_path / 'boot_id'
-    boot_id.write_text(u'00000000-0000-4000-8000-00000000b007\n')
-    env = {'DEFERRED_LIBVIRT_TEST_CLOCK': '1', 'DEFERRED_LIBVIRT_TEST_BOOT_ID_PATH': str(boot_id),
-           'DEFERRED_LIBVIRT_TEST_SYNCHRONISED': synchronised}
     when = datetime.datetime.strptime(reclaim_at, '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
     time.sleep(max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + 1.1)
 
-    after = _with_clock(ansible, env, RECLAIM, project=project)
+    with kernel_clock.synchronised(synchronised):
+        after = ansible.playbook([{'name': RECLAIM, RECLAIM: {'project': project}}],
+                                 wrap=lambda argv: kernel_clock.as_if_rebooted(argv, str(tmp_path))).task(0)
 
     assert not after.get('failed'), after
     assert after['clock']['state'] == ('rebooted' if reclaimed else 'rebooted_unsynchronised')

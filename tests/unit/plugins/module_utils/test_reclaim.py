@@ -157,11 +157,11 @@ def test_a_reboot_onto_an_unsynchronised_clock_reclaims_nothing(conn, define, tm
     ctx = context(conn, tmp_path)
     now = _record.utcnow()
     _plant_last_sweep(ctx, now - datetime.timedelta(hours=1), 10.0, 'another-boot')
-    monkeypatch.setenv(eligible.TEST_FLAG, '1')
-    monkeypatch.setenv('DEFERRED_LIBVIRT_TEST_SYNCHRONISED', '0')
+    # The kernel's flag as a process reads it (the real one is set in tests/integration/test_clocks.py).
+    monkeypatch.setattr(eligible, 'time_synchronised', lambda: (False, None))
     outcome = reclaim.run(ctx, reclaim.options(ctx.params))
     assert outcome['extra']['reclaimed'] == [] and outcome['extra']['clock']['state'] == 'rebooted_unsynchronised'
-    monkeypatch.setenv('DEFERRED_LIBVIRT_TEST_SYNCHRONISED', '1')
+    monkeypatch.setattr(eligible, 'time_synchronised', lambda: (True, None))
     outcome, dummy = run(reclaim, conn, tmp_path)
     assert [r['name'] for r in outcome['extra']['reclaimed']] == ['web']
     assert outcome['extra']['clock']['state'] == 'rebooted'
