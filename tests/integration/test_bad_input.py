@@ -101,6 +101,9 @@ CASES = [
      ['cannot connect to the hypervisor', 'qemu+tcp://127.0.0.1:1/system']),
     ('uri_garbage', 'a uri that is not one', TM, {'name': '{a}', 'uri': 'nonsense:///nowhere'},
      ['cannot connect to the hypervisor', 'nonsense:///nowhere']),
+    ('attr_batch', 'vm_attributes batch with one refused domain (all or nothing)', AT,
+     {'name': ['{a}', '{b}', '{c}'], 'project': '{web}', 'user': 'mallory'},
+     ['refused for 1 of 3', '{c}', 'belongs to project {db}', 'needs force=true', 'nothing was changed']),
 ]
 
 # Lifecycle records edited by hand into nonsense: (id, kind, the record (or a namespace, record), module, args, words).
