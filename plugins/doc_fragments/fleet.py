@@ -10,7 +10,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # The fleet view of the modules that can terminate a domain (spec rules 9 and 10).
+    # The fleet view of the modules that can terminate a domain (rules 9 and 10 of docs/rules.md).
     DOCUMENTATION = r'''
 options:
   fleet:
