@@ -34,7 +34,9 @@ attributes:
 options:
   name:
     description:
-      - The domains to change, by name or UUID. One of O(name) and O(query) is required.
+      - The domains to change, by name or UUID; one or a list.
+      - A name that matches no domain is an error; nothing is changed then.
+      - Mutually exclusive with O(query); one of O(name) and O(query) is required.
   project:
     description:
       - The project that owns the domain, for quota and scoping. Does not limit the selection in this module.

@@ -73,9 +73,6 @@ options:
       - Seconds or a duration string such as V(30d).
     type: raw
     default: 30d
-  force:
-    description:
-      - Not used by the sweep; locked domains are always skipped.
   tombstone_retention:
     description:
       - How long a finished tombstone (domain undefined, every Cinder action done) is kept after it finished; the sweep
@@ -141,7 +138,7 @@ failed_domains:
 skipped_domains:
   description:
     - Soft-deleted domains (and unreadable tombstones) the sweep left alone, with name, uuid and reason - a missing or
-      unreadable C(deleted_at)/C(reclaim_at) or lifecycle record (spec rule 1), protected, locked, another task in
+      unreadable C(deleted_at)/C(reclaim_at) or lifecycle record (rule 1 of docs/rules.md), protected, locked, another task in
       progress, restored meanwhile, its lock held by another operation, or over this run's O(limit).
     - Named C(skipped_domains) because a result key C(skipped) makes Ansible show the whole task as skipped.
   returned: always
@@ -186,6 +183,15 @@ fleet:
       hypervisor's is never detached.
   type: dict
   returned: always
+stale_undefined:
+  description:
+    - Stale copies of a domain (rule 9) whose definition alone this sweep removed (in check mode, would remove) - every
+      copy was soft-deleted, expired and shut off and the authoritative copy is on another host, which reclaims the
+      domain once. No disk, volume or attachment was touched. Not counted as reclaimed.
+    - Each item has name, uuid, reason (why this copy is stale) and authoritative (the host of the authoritative copy).
+  returned: always
+  type: list
+  elements: dict
 cinder_unchecked:
   description:
     - Tombstones of domains terminated without Cinder options that Cinder has not been asked about yet (name, uuid,

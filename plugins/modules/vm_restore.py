@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
+  - deferred.libvirt.lifecycle.FORCE
   - deferred.libvirt.fleet
   - deferred.libvirt.attributes
   - deferred.libvirt.attributes.ACTIONGROUP
@@ -44,7 +45,9 @@ attributes:
 options:
   name:
     description:
-      - One of O(name) and O(query) is required.
+      - The soft-deleted domains to restore, by name or UUID; one or a list.
+      - A name that matches no domain is an error, and so is a domain of another O(project); nothing is changed then.
+      - Mutually exclusive with O(query); one of O(name) and O(query) is required.
   quota:
     description:
       - 'Per-project limits, C({project: {instances: N, cores: N, ram_mb: N}}); V(-1) is unlimited, a missing resource

@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
+  - deferred.libvirt.lifecycle.FORCE
   - deferred.libvirt.lifecycle.TERMINATE
   - deferred.libvirt.openstack
   - deferred.libvirt.fleet
@@ -43,7 +44,9 @@ attributes:
 options:
   name:
     description:
-      - One of O(name) and O(query) is required.
+      - The domains to soft delete, by name or UUID; one or a list.
+      - A name that matches no domain is an error, and so is a domain of another O(project); nothing is changed then.
+      - Mutually exclusive with O(query); one of O(name) and O(query) is required.
   reclaim_interval:
     description:
       - How long a soft-deleted domain stays recoverable. The domain's own

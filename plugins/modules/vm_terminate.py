@@ -37,6 +37,7 @@ extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
+  - deferred.libvirt.lifecycle.FORCE
   - deferred.libvirt.lifecycle.TERMINATE
   - deferred.libvirt.openstack
   - deferred.libvirt.fleet
@@ -51,7 +52,10 @@ attributes:
 options:
   name:
     description:
-      - One of O(name) and O(query) is required. Names of domains already terminated (with a tombstone) are accepted.
+      - The domains to terminate, by name or UUID; one or a list. Names of domains already terminated (with a
+        tombstone) are accepted.
+      - A name that matches no domain is an error, and so is a domain of another O(project); nothing is changed then.
+      - Mutually exclusive with O(query); one of O(name) and O(query) is required.
   shutdown_timeout:
     description:
       - Try a clean ACPI shutdown for this long before destroying. Not set means destroy at once.
