@@ -98,6 +98,15 @@ options:
       - Remove rotated journal files rotated longer ago than this. Seconds or a duration; null keeps them for ever.
     type: raw
     default: 365d
+seealso:
+  - module: deferred.libvirt.vm_soft_delete
+    description: Soft delete domains, each with its reclaim_at.
+  - module: deferred.libvirt.vm_terminate
+    description: Terminate one domain now; the sweep does the same work per domain.
+  - module: deferred.libvirt.vm_restore
+    description: Restore a domain before the sweep reclaims it.
+  - module: deferred.libvirt.vm_info
+    description: What the next sweeps will reclaim, and when.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''
@@ -111,6 +120,10 @@ EXAMPLES = r'''
   deferred.libvirt.vm_reclaim:
   check_mode: true
   register: dry
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "would reclaim {{ dry.reclaimed | map(attribute='name') | join(', ') or 'nothing' }}; {{ dry.summary }}"
 
 - name: At most 20 per run, one project
   deferred.libvirt.vm_reclaim:

@@ -101,6 +101,13 @@ options:
       - Running it again for the same target changes nothing; a domain being moved to another host is refused.
         O(name) is required; not together with O(move_from).
     type: str
+seealso:
+  - module: deferred.libvirt.vm_soft_delete
+    description: Soft delete a domain; it stays recoverable until its reclaim_at.
+  - module: deferred.libvirt.vm_info
+    description: What is in the trash, and when each domain is reclaimed.
+  - module: deferred.libvirt.vm_reclaim
+    description: The sweep a restore is serialised with.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''

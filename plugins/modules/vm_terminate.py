@@ -65,6 +65,13 @@ options:
       - How often to re-send the ACPI shutdown while waiting.
     type: raw
     default: 10
+seealso:
+  - module: deferred.libvirt.vm_soft_delete
+    description: Soft delete instead, recoverable until the reclaim_at.
+  - module: deferred.libvirt.vm_reclaim
+    description: The sweep that terminates expired soft-deleted domains and finishes pending Cinder work.
+  - module: deferred.libvirt.vm_attributes
+    description: Record the Cinder volumes a terminate detaches or deletes.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''

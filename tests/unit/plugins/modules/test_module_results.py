@@ -63,3 +63,18 @@ def test_vm_reclaim_has_no_force_option_since_the_sweep_never_passes_a_guard(con
     result = run_in_process('vm_reclaim', {'uri': URI, 'state_dir': str(tmp_path / 'state'), 'force': True})
     assert result['failed'] is True
     assert 'Unsupported parameters' in result['msg'] and 'force' in result['msg']
+
+
+@pytest.mark.parametrize('module,params', [
+    ('vm_attributes', {'user': 'bob'}),
+    ('vm_soft_delete', {'shutdown_timeout': 0}),
+    ('vm_terminate', {'shutdown_timeout': 0}),
+], ids=['vm_attributes', 'vm_soft_delete', 'vm_terminate'])
+def test_check_mode_summary_says_what_would_change_not_what_changed(conn, define, run_in_process, tmp_path, module, params):
+    define('web01', running=True)
+    result = run_in_process(module, dict(params, uri=URI, state_dir=str(tmp_path / 'state'), name='web01',
+                                         _ansible_check_mode=True))
+    assert result['changed'] is True
+    assert result['msg'] == '%s: 1 domain(s), 1 would change (check mode: nothing was changed)' % module
+    real = run_in_process(module, dict(params, uri=URI, state_dir=str(tmp_path / 'state'), name='web01'))
+    assert real['msg'] == '%s: 1 domain(s), 1 changed' % module
