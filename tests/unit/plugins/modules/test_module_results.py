@@ -78,3 +78,31 @@ def test_check_mode_summary_says_what_would_change_not_what_changed(conn, define
     assert result['msg'] == '%s: 1 domain(s), 1 would change (check mode: nothing was changed)' % module
     real = run_in_process(module, dict(params, uri=URI, state_dir=str(tmp_path / 'state'), name='web01'))
     assert real['msg'] == '%s: 1 domain(s), 1 changed' % module
+
+
+# The diff holds what an operator sets or reads (docs/lifecycle.md, "Diff mode"), never the bookkeeping.
+OPERATOR_FIELDS = set(['vm_state', 'power_state', 'managed', 'managed_save', 'project', 'user', 'locked', 'lock_reason',
+                       'protected', 'reclaim_interval', 'shutdown_timeout', 'deleted_at', 'reclaim_at',
+                       'soft_delete_mode', 'volumes'])
+
+
+def test_every_diff_shows_the_operators_fields_only(conn, define, run_in_process, tmp_path):
+    define('web01', running=True)
+    base = {'uri': URI, 'state_dir': str(tmp_path / 'state'), '_ansible_diff': True}
+    steps = [
+        ('vm_attributes', {'name': 'web01', 'project': 'web', 'locked': True, 'lock_reason': 'INC-1'}),
+        ('vm_soft_delete', {'name': 'web01', 'shutdown_timeout': 0, 'force': True}),
+        ('vm_restore', {'name': 'web01', 'force': True}),
+        ('vm_terminate', {'name': 'web01', 'shutdown_timeout': 0, 'force': True}),
+    ]
+    for module, params in steps:
+        result = run_in_process(module, dict(base, **params))
+        assert not result.get('failed'), (module, result.get('msg'))
+        [diff] = result['diff']
+        assert diff['before_header'] == diff['after_header'] == 'web01'
+        shown = set(diff['before']) | set(diff['after'])
+        assert shown <= OPERATOR_FIELDS, '%s diff shows %s' % (module, sorted(shown - OPERATOR_FIELDS))
+        assert 'vm_state' in shown and 'project' in diff['before'], module
+        # The record in the result is still whole: the diff is for reading, the record for automation.
+        if result['instances'][0].get('record'):
+            assert 'generation' in result['instances'][0]['record']
