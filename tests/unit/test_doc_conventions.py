@@ -56,8 +56,7 @@ def options_of(options, path=''):
     for name, spec in (options or {}).items():
         yield path + name, spec
         for sub in ('suboptions', 'options'):
-            for item in options_of(spec.get(sub), path + name + '.'):
-                yield item
+            yield from options_of(spec.get(sub), path + name + '.')
 
 
 def text_of(description):
