@@ -16,7 +16,10 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    description:
+      - Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+      - The diff shows each domain's fields an operator sets or reads (vm_state, power_state, project, user, the
+        guards, the durations, deleted_at, reclaim_at, volumes), not the record's bookkeeping (see C(docs/lifecycle.md)).
 '''
 
     ACTIONGROUP = r'''

@@ -28,6 +28,9 @@ options:
 requirements:
   - python >= 3.9
   - libvirt-python >= 9.0
+notes:
+  - A "rule N" in these docs and in the messages is rule N of C(docs/rules.md) in the collection, where it is stricter
+    than Nova on purpose. C(docs/lifecycle.md) describes the states and what each operation accepts and leaves.
 '''
 
     SELECTION = r'''

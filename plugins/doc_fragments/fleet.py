@@ -10,7 +10,7 @@ __metaclass__ = type
 
 class ModuleDocFragment(object):
 
-    # The fleet view of the modules that can terminate a domain (spec rules 9 and 10).
+    # The fleet view of the modules that can terminate a domain (rules 9 and 10 of docs/rules.md).
     DOCUMENTATION = r'''
 options:
   fleet:
@@ -19,9 +19,10 @@ options:
         deferred.libvirt.fleet_index_for(inventory_hostname)) builds it; the C(deferred.libvirt.reclaim) role and the
         C(terminate) playbook pass it.
       - With it, a stale copy of a domain (one defined on several hosts, whose authoritative copy is elsewhere) is never
-        reclaimed, and terminated only with O(force), which then only undefines that definition; a disk any other
-        domain of the play references is never deleted; a Cinder attachment another hypervisor of the play holds is
-        never detached. While the index is incomplete (a host did not report) no disk is deleted.
+        reclaimed, and terminated only with O(deferred.libvirt.vm_terminate#module:force=true), which then only
+        undefines that definition; a disk any other domain of the play references is never deleted; a Cinder
+        attachment another hypervisor of the play holds is never detached. While the index is incomplete (a host did
+        not report) no disk is deleted.
       - Without it (a single-host ad hoc call), the record's own C(host) decides which copy is authoritative, and only
         this host's domains count as disk users.
       - The slice is bound to the host it was built for and to the time the index was built (C(host), C(hypervisor),

@@ -2,7 +2,8 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Shared option docs: the options of every module that changes domains, and of those that can terminate one."""
+"""Shared option docs: the options of every module that changes domains, its admin override, and of the modules that can
+terminate one."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -13,11 +14,6 @@ class ModuleDocFragment(object):
     # Options of every module that changes domains.
     DOCUMENTATION = r'''
 options:
-  force:
-    description:
-      - Pass a domain's lock (an admin override). Nothing passes O(deferred.libvirt.vm_attributes#module:protected).
-    type: bool
-    default: false
   lock_timeout:
     description:
       - How long to wait for another operation on the same domain to finish before failing that domain.
@@ -29,6 +25,16 @@ options:
       - How many domains to work on at once. Waiting (for shutdowns and boots) dominates, not CPU.
     type: int
     default: 16
+'''
+
+    # The admin override of the modules an operator points at domains (not the sweep, which never passes a guard).
+    FORCE = r'''
+options:
+  force:
+    description:
+      - Pass a domain's lock (an admin override). Nothing passes O(deferred.libvirt.vm_attributes#module:protected).
+    type: bool
+    default: false
 '''
 
     # Options of the modules that can terminate a domain.

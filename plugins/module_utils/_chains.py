@@ -2,7 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Backing chains, read one way only: from the image headers, one small read per file (spec rule 10).
+"""Backing chains, read one way only: from the image headers, one small read per file (rule 10 of docs/rules.md).
 
 Terminate's ownership checks and the host's disk index (_storage), restore's
 disk checks and vm_info's report of each disk's chain (which the fleet index

@@ -7,7 +7,7 @@
 Nova's _cleanup_volumes order: detach every volume (attachment delete, or the
 legacy detach for volumes attached before the attachments API), then delete
 those marked delete_on_termination and wait until they are gone. Whatever
-cannot be done now is returned as pending, never dropped (spec rule 5).
+cannot be done now is returned as pending, never dropped (rule 5 of docs/rules.md).
 """
 
 from __future__ import absolute_import, division, print_function

@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Reclaim eligibility, decided in one place: whether a soft-deleted domain is due, kept, skipped (and why) or
-resumed, from its vm_info view, the sweep's clock (spec rule 11) and the fleet view (rule 9).
+resumed, from its vm_info view, the sweep's clock (rule 11 of docs/rules.md) and the fleet view (rule 9).
 
 The sweep asks it of every domain's view, and each reclaim asks it again of the domain's fresh view under its
-lock (spec rule 4). Model layer: reads views and the record's times, changes nothing.
+lock (rule 4 of docs/rules.md). Model layer: reads views and the record's times, changes nothing.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,7 +25,7 @@ DEFAULT_CLOCK_TOLERANCE = 300
 
 
 class Clock(object):
-    """What the sweep trusts of its own clock (spec rule 11): now, how far a deleted_at may lie ahead of it (another
+    """What the sweep trusts of its own clock (rule 11 of docs/rules.md): now, how far a deleted_at may lie ahead of it (another
     host's clock, or ours set back), and how long past its reclaim_at a record may plausibly be (beyond that our
     clock has probably jumped forward). ``max_overdue`` 0 turns that second check off."""
 
@@ -170,7 +170,7 @@ def expired(view, clock):
     return reclaim_at is not None and reclaim_at <= now
 
 
-# -- the wall clock checked against the boot clock (spec rule 11, issue 24 item 5) ----------------------------------
+# -- the wall clock checked against the boot clock (rule 11 of docs/rules.md, issue 24 item 5) ----------------------------------
 
 BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
 # adjtimex(2)'s status bit: the kernel's clock is not synchronised (by NTP, chrony, systemd-timesyncd).

@@ -215,12 +215,12 @@ def _alive(conn):
 
 
 def result_for(domain, changed, before=None, after=None, **extra):
-    """A per-domain result: the record after, and a diff when asked."""
+    """A per-domain result: the record after, and a diff (of the operator's fields only) when asked."""
     result = {'name': domain.name, 'uuid': domain.uuid, 'changed': changed}
     result.update(extra)
     if before is not None or after is not None:
         result['diff'] = {'before_header': domain.name, 'after_header': domain.name,
-                          'before': before or {}, 'after': after or {}}
+                          'before': _views.for_diff(before), 'after': _views.for_diff(after)}
     return result
 
 

@@ -2,7 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The fleet index's wire format, and what one host's operation knows of the fleet (spec rules 9 and 10).
+"""The fleet index's wire format, and what one host's operation knows of the fleet (rules 9 and 10 of docs/rules.md).
 
 The roles build the fleet index once per play on the control node
 (``deferred.libvirt.fleet_index``) and hand each host its slice
@@ -28,7 +28,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._errors import De
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import RUNNING_POWER_STATES
 
 # How old a slice may be before a module refuses it (the fleet_max_age option's default): a slice is a picture of the
-# fleet, and the longer ago it was taken, the likelier a copy was started, moved or defined since (spec rule 12).
+# fleet, and the longer ago it was taken, the likelier a copy was started, moved or defined since (rule 12 of docs/rules.md).
 DEFAULT_MAX_AGE = 15 * 60
 # How far a slice's built_at may lie ahead of this host's clock (the control node's clock and this one's disagree).
 BUILT_AT_TOLERANCE = 300
@@ -150,7 +150,7 @@ def make_slice(host, entry, missing, hypervisors, fleet=None, built_at=None, gap
     """Host ``host``'s slice of the index from its ``entry``, the hosts that did not report and every hypervisor of
     the play (a Cinder attachment one of the others holds is never detached by this host).
 
-    A slice is bound (spec rule 12): it names the host it is for (``host``, the inventory name, and ``hypervisor``,
+    A slice is bound (rule 12 of docs/rules.md): it names the host it is for (``host``, the inventory name, and ``hypervisor``,
     the libvirt identity that host reported), the ``fleet`` it describes (the declared group's name, else the
     inventory hosts it was built from) and when the index was built (``built_at``, UTC ISO 8601). A module refuses a
     slice for another hypervisor, or older than its fleet_max_age (``check_slice``).

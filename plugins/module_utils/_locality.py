@@ -2,7 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Whether another host could reach a disk (spec rules 10 and 12), when no complete fleet index can vouch for it.
+"""Whether another host could reach a disk (rules 10 and 12 of docs/rules.md), when no complete fleet index can vouch for it.
 
 A disk is reachable elsewhere when it lies on a network or cluster filesystem
 (the mount's type in /proc/self/mountinfo: nfs, cifs, ceph, fuse.sshfs, ...),

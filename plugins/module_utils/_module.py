@@ -103,5 +103,10 @@ class LifecycleModule(object):
                 action, len(failed), len(instances),
                 '; '.join('%s: %s' % (i.get('name'), i.get('msg')) for i in failed[:10]))
             self.module.fail_json(msg=msg, **result)
-        result['msg'] = '%s: %d domain(s), %d changed' % (action, len(instances), sum(1 for i in instances if i.get('changed')))
+        changes = sum(1 for i in instances if i.get('changed'))
+        if self.module.check_mode:
+            result['msg'] = '%s: %d domain(s), %d would change (check mode: nothing was changed)' % (
+                action, len(instances), changes)
+        else:
+            result['msg'] = '%s: %d domain(s), %d changed' % (action, len(instances), changes)
         self.module.exit_json(**result)

@@ -111,7 +111,7 @@ class Lifecycle(Group):
 
 
 class Storage(Group):
-    """The instance directories: a file disk below one of them is the domain's own (spec rule 6)."""
+    """The instance directories: a file disk below one of them is the domain's own (rule 6 of docs/rules.md)."""
 
     ARGSPEC = dict(instance_dirs=dict(type='list', elements='path', default=storage.DEFAULT_INSTANCE_DIRS))
 
@@ -226,7 +226,7 @@ class Restore(Group):
 
 
 class Reclaim(Group):
-    """vm_reclaim's own options: how many, and what the sweep trusts of its clock (spec rule 11)."""
+    """vm_reclaim's own options: how many, and what the sweep trusts of its clock (rule 11 of docs/rules.md)."""
 
     ARGSPEC = dict(
         project=dict(type='str'),

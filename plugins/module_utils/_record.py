@@ -282,7 +282,7 @@ def find_in_domain_xml(domain, domain_root):
 
 
 def anomalies(record):
-    """What is wrong with a well-formed record that makes reclaiming it unsafe (spec rule 1)."""
+    """What is wrong with a well-formed record that makes reclaiming it unsafe (rule 1 of docs/rules.md)."""
     found = []
     if record.get('vm_state') == 'soft_deleted':
         for field in ('deleted_at', 'reclaim_at'):

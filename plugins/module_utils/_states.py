@@ -6,7 +6,7 @@
 
 One table says, for each operation, which ``vm_state`` it starts from, which
 states make it a no-op, which ``task_state`` it holds while working, which
-interrupted ``task_state`` it picks up again (spec rule 7), and what it leaves.
+interrupted ``task_state`` it picks up again (rule 7 of docs/rules.md), and what it leaves.
 The operations, the tests and docs/lifecycle.md all read this table.
 """
 

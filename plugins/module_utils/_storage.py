@@ -2,7 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Storage ownership (spec rule 6): which disks a domain owns, what other domains use, deleting a disk.
+"""Storage ownership (rule 6 of docs/rules.md): which disks a domain owns, what other domains use, deleting a disk.
 
 Backing chains are read one way only, from the qcow2 image headers
 (``_chains``), by terminate's ownership checks and restore's disk checks

@@ -9,7 +9,7 @@ retention prunes the finished ones); this file says what one is and what each op
 
 A terminate writes the tombstone before anything is destroyed and updates it
 as work finishes, so a domain is never gone without one and a volume is never
-forgotten (spec rule 5). Every module that meets a terminated domain calls
+forgotten (rule 5 of docs/rules.md). Every module that meets a terminated domain calls
 this file: vm_info shows it, vm_terminate and vm_soft_delete (with
 reclaim_interval 0) treat its name as a no-op or finish its pending work, and
 vm_reclaim finishes every tombstone with work left.
@@ -193,7 +193,7 @@ def terminated_to_select(state, live, host=None, names=None, every=False):
 def waits_for_cinder(tomb, cinder_opts):
     """Nothing recorded is pending, but Cinder was never asked (no cloud given then) and cannot be asked now either.
 
-    Only a real answer from Cinder marks a tombstone checked (spec rule 5): a
+    Only a real answer from Cinder marks a tombstone checked (rule 5 of docs/rules.md): a
     volume attached in Cinder but missing from the record is found by the
     first run that has Cinder.
     """

@@ -35,6 +35,19 @@ def _count(value):
     return value
 
 
+# What a diff shows (--diff): the fields an operator sets (vm_attributes' options, the soft delete's mode) or reads to
+# know where a domain stands. The bookkeeping (generation, history, host, task_state, disks, sizes) stays in the
+# result's record and in vm_info, never in a diff. docs/lifecycle.md ("Diff mode") lists them for operators.
+DIFF_FIELDS = ('vm_state', 'power_state', 'managed', 'managed_save', 'project', 'user', 'locked', 'lock_reason',
+               'protected', 'reclaim_interval', 'shutdown_timeout', 'deleted_at', 'reclaim_at', 'soft_delete_mode',
+               'volumes')
+
+
+def for_diff(view):
+    """The operator's fields of a vm_info view (DIFF_FIELDS): what --diff shows before and after."""
+    return dict((k, view[k]) for k in DIFF_FIELDS if k in (view or {}))
+
+
 def describe(domain, owned=None):
     """The lifecycle record of ``domain`` as vm_info returns it; never raises on what the record holds."""
     record = domain.record or _record.empty()

@@ -34,7 +34,9 @@ attributes:
 options:
   name:
     description:
-      - The domains to change, by name or UUID. One of O(name) and O(query) is required.
+      - The domains to change, by name or UUID; one or a list.
+      - A name that matches no domain is an error; nothing is changed then.
+      - Mutually exclusive with O(query); one of O(name) and O(query) is required.
   project:
     description:
       - The project that owns the domain, for quota and scoping. Does not limit the selection in this module.
@@ -93,17 +95,30 @@ options:
         changed.
     type: bool
     default: false
+seealso:
+  - module: deferred.libvirt.vm_info
+    description: Read the lifecycle records this module writes.
+  - module: deferred.libvirt.vm_soft_delete
+    description: Soft delete a domain, with the retention set here.
+  - module: deferred.libvirt.vm_terminate
+    description: Terminate a domain and its recorded Cinder volumes.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
-- name: Adopt two domains into project web, lock one of them
+- name: Adopt two domains into project web, with a retention of three days
   deferred.libvirt.vm_attributes:
     name: [web01, web02]
     project: web
     user: alice
     reclaim_interval: 3d
+
+- name: Lock one of them, so nothing deletes it without force
+  deferred.libvirt.vm_attributes:
+    name: web02
+    locked: true
+    lock_reason: keep until the migration is done
 
 - name: Lock against accidental deletion during an incident
   deferred.libvirt.vm_attributes:

@@ -32,6 +32,13 @@ options:
         still pending.
     type: bool
     default: false
+seealso:
+  - module: deferred.libvirt.vm_attributes
+    description: Set the owner, guards and durations that vm_info reports.
+  - module: deferred.libvirt.vm_soft_delete
+    description: Soft delete the domains vm_info lists.
+  - module: deferred.libvirt.vm_restore
+    description: Bring a soft-deleted domain back before its reclaim_at.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''
@@ -52,9 +59,13 @@ EXAMPLES = r'''
       - web01
       - 4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50
 
-- name: Ad hoc, from the shell
+- name: When each soft-deleted domain of project web is reclaimed
   ansible.builtin.debug:
-    msg: ansible hypervisors -m deferred.libvirt.vm_info -a "project=web"
+    msg: "{{ item.name }} is reclaimed at {{ item.reclaim_at }}"
+  loop: "{{ info.instances | selectattr('vm_state', 'equalto', 'soft_deleted') | selectattr('project', 'equalto', 'web') }}"
+
+# Ad hoc, from the shell:
+#   ansible hypervisors -m deferred.libvirt.vm_info -a "project=web"
 '''
 
 RETURN = r'''

@@ -73,9 +73,6 @@ options:
       - Seconds or a duration string such as V(30d).
     type: raw
     default: 30d
-  force:
-    description:
-      - Not used by the sweep; locked domains are always skipped.
   tombstone_retention:
     description:
       - How long a finished tombstone (domain undefined, every Cinder action done) is kept after it finished; the sweep
@@ -101,6 +98,15 @@ options:
       - Remove rotated journal files rotated longer ago than this. Seconds or a duration; null keeps them for ever.
     type: raw
     default: 365d
+seealso:
+  - module: deferred.libvirt.vm_soft_delete
+    description: Soft delete domains, each with its reclaim_at.
+  - module: deferred.libvirt.vm_terminate
+    description: Terminate one domain now; the sweep does the same work per domain.
+  - module: deferred.libvirt.vm_restore
+    description: Restore a domain before the sweep reclaims it.
+  - module: deferred.libvirt.vm_info
+    description: What the next sweeps will reclaim, and when.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''
@@ -114,6 +120,10 @@ EXAMPLES = r'''
   deferred.libvirt.vm_reclaim:
   check_mode: true
   register: dry
+
+- name: Show it
+  ansible.builtin.debug:
+    msg: "would reclaim {{ dry.reclaimed | map(attribute='name') | join(', ') or 'nothing' }}; {{ dry.summary }}"
 
 - name: At most 20 per run, one project
   deferred.libvirt.vm_reclaim:
@@ -141,7 +151,7 @@ failed_domains:
 skipped_domains:
   description:
     - Soft-deleted domains (and unreadable tombstones) the sweep left alone, with name, uuid and reason - a missing or
-      unreadable C(deleted_at)/C(reclaim_at) or lifecycle record (spec rule 1), protected, locked, another task in
+      unreadable C(deleted_at)/C(reclaim_at) or lifecycle record (rule 1 of docs/rules.md), protected, locked, another task in
       progress, restored meanwhile, its lock held by another operation, or over this run's O(limit).
     - Named C(skipped_domains) because a result key C(skipped) makes Ansible show the whole task as skipped.
   returned: always
@@ -186,6 +196,15 @@ fleet:
       hypervisor's is never detached.
   type: dict
   returned: always
+stale_undefined:
+  description:
+    - Stale copies of a domain (rule 9) whose definition alone this sweep removed (in check mode, would remove) - every
+      copy was soft-deleted, expired and shut off and the authoritative copy is on another host, which reclaims the
+      domain once. No disk, volume or attachment was touched. Not counted as reclaimed.
+    - Each item has name, uuid, reason (why this copy is stale) and authoritative (the host of the authoritative copy).
+  returned: always
+  type: list
+  elements: dict
 cinder_unchecked:
   description:
     - Tombstones of domains terminated without Cinder options that Cinder has not been asked about yet (name, uuid,

@@ -32,6 +32,7 @@ extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
+  - deferred.libvirt.lifecycle.FORCE
   - deferred.libvirt.fleet
   - deferred.libvirt.attributes
   - deferred.libvirt.attributes.ACTIONGROUP
@@ -44,7 +45,9 @@ attributes:
 options:
   name:
     description:
-      - One of O(name) and O(query) is required.
+      - The soft-deleted domains to restore, by name or UUID; one or a list.
+      - A name that matches no domain is an error, and so is a domain of another O(project); nothing is changed then.
+      - Mutually exclusive with O(query); one of O(name) and O(query) is required.
   quota:
     description:
       - 'Per-project limits, C({project: {instances: N, cores: N, ram_mb: N}}); V(-1) is unlimited, a missing resource
@@ -98,6 +101,13 @@ options:
       - Running it again for the same target changes nothing; a domain being moved to another host is refused.
         O(name) is required; not together with O(move_from).
     type: str
+seealso:
+  - module: deferred.libvirt.vm_soft_delete
+    description: Soft delete a domain; it stays recoverable until its reclaim_at.
+  - module: deferred.libvirt.vm_info
+    description: What is in the trash, and when each domain is reclaimed.
+  - module: deferred.libvirt.vm_reclaim
+    description: The sweep a restore is serialised with.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''

@@ -29,6 +29,7 @@ extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
+  - deferred.libvirt.lifecycle.FORCE
   - deferred.libvirt.lifecycle.TERMINATE
   - deferred.libvirt.openstack
   - deferred.libvirt.fleet
@@ -43,7 +44,9 @@ attributes:
 options:
   name:
     description:
-      - One of O(name) and O(query) is required.
+      - The domains to soft delete, by name or UUID; one or a list.
+      - A name that matches no domain is an error, and so is a domain of another O(project); nothing is changed then.
+      - Mutually exclusive with O(query); one of O(name) and O(query) is required.
   reclaim_interval:
     description:
       - How long a soft-deleted domain stays recoverable. The domain's own
@@ -68,6 +71,15 @@ options:
     type: str
     choices: [shutdown, managed_save]
     default: shutdown
+seealso:
+  - module: deferred.libvirt.vm_restore
+    description: Bring a soft-deleted domain back before its reclaim_at.
+  - module: deferred.libvirt.vm_reclaim
+    description: The sweep that terminates soft-deleted domains once their reclaim_at has passed.
+  - module: deferred.libvirt.vm_terminate
+    description: Terminate at once, without a retention window.
+  - module: deferred.libvirt.vm_attributes
+    description: Set a domain's own retention, lock or protection.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''
@@ -79,7 +91,7 @@ EXAMPLES = r'''
     project: web
     reclaim_interval: 3d
 
-- name: Soft delete everything stopped in project ci, saving memory of those still running
+- name: Soft delete project ci's stopped and running guests, saving the memory of the running ones
   deferred.libvirt.vm_soft_delete:
     project: ci
     query: "[?vm_state=='stopped' || vm_state=='active']"

@@ -37,6 +37,7 @@ extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
+  - deferred.libvirt.lifecycle.FORCE
   - deferred.libvirt.lifecycle.TERMINATE
   - deferred.libvirt.openstack
   - deferred.libvirt.fleet
@@ -51,7 +52,10 @@ attributes:
 options:
   name:
     description:
-      - One of O(name) and O(query) is required. Names of domains already terminated (with a tombstone) are accepted.
+      - The domains to terminate, by name or UUID; one or a list. Names of domains already terminated (with a
+        tombstone) are accepted.
+      - A name that matches no domain is an error, and so is a domain of another O(project); nothing is changed then.
+      - Mutually exclusive with O(query); one of O(name) and O(query) is required.
   shutdown_timeout:
     description:
       - Try a clean ACPI shutdown for this long before destroying. Not set means destroy at once.
@@ -61,6 +65,13 @@ options:
       - How often to re-send the ACPI shutdown while waiting.
     type: raw
     default: 10
+seealso:
+  - module: deferred.libvirt.vm_soft_delete
+    description: Soft delete instead, recoverable until the reclaim_at.
+  - module: deferred.libvirt.vm_reclaim
+    description: The sweep that terminates expired soft-deleted domains and finishes pending Cinder work.
+  - module: deferred.libvirt.vm_attributes
+    description: Record the Cinder volumes a terminate detaches or deletes.
 author:
   - deferred.libvirt developers (!UNKNOWN)
 '''

@@ -283,7 +283,7 @@ def render(report, title='Trash report'):
             _cell(_e(tomb['project'] or 'none')), _cell(_e(tomb['terminated_at'] or 'not finished')),
             _cell(_e(len(tomb['volumes_pending'])), len(tomb['volumes_pending']), 'num'), _cell(vols)]))
     parts.append('<section id="cinder"><h2>Terminated, with Cinder work pending</h2>%s<p class="muted">The next '
-                 'sweep with Cinder configured finishes this work (spec rule 5).</p></section>' % _table(
+                 'sweep with Cinder configured finishes this work (rule 5 of docs/rules.md).</p></section>' % _table(
                      'cinder-table', ['Host', 'Domain', 'Project', 'terminated_at', 'Volumes#', 'Pending volumes'],
                      rows, 'No Cinder work is pending.'))
 

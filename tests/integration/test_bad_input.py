@@ -10,10 +10,10 @@ same, and the state_dir's journal and tombstones are unchanged.
 
 A few inputs are not errors by design and the table says so: a soft-deleted
 record without reclaim_at (or with reclaim_at before deleted_at) is never
-reclaimed but reported by vm_reclaim (spec rule 1), and a project with no
+reclaimed but reported by vm_reclaim (rule 1), and a project with no
 domain selected by query is an empty selection (a fleet-wide playbook asks
 every host). Wrong Cinder credentials are the one case where something does
-change, on purpose (spec rule 5): see the last test.
+change, on purpose (rule 5): see the last test.
 """
 
 import json
@@ -101,6 +101,9 @@ CASES = [
      ['cannot connect to the hypervisor', 'qemu+tcp://127.0.0.1:1/system']),
     ('uri_garbage', 'a uri that is not one', TM, {'name': '{a}', 'uri': 'nonsense:///nowhere'},
      ['cannot connect to the hypervisor', 'nonsense:///nowhere']),
+    ('attr_batch', 'vm_attributes batch with one refused domain (all or nothing)', AT,
+     {'name': ['{a}', '{b}', '{c}'], 'project': '{web}', 'user': 'mallory'},
+     ['refused for 1 of 3', '{c}', 'belongs to project {db}', 'needs force=true', 'nothing was changed']),
 ]
 
 # Lifecycle records edited by hand into nonsense: (id, kind, the record (or a namespace, record), module, args, words).
@@ -114,7 +117,7 @@ METADATA_CASES = [
     ('meta_bad_bool', 'locked that is not a boolean', 'bad_bool', SD, {'name': '{a}'}, ['{a}', 'locked', 'maybe']),
     ('meta_unknown_field', 'an unknown field', 'unknown_field', RS, {'name': '{b}'}, ['{b}', 'unknown field', 'colour']),
 ]
-# Not errors by design (spec rule 1): vm_reclaim reports them and leaves them alone.
+# Not errors by design (rule 1): vm_reclaim reports them and leaves them alone.
 REPORTED_CASES = [
     ('meta_no_reclaim_at', 'soft-deleted record without reclaim_at', 'no_reclaim_at', ['reclaim_at is missing']),
     ('meta_reclaim_before_deleted', 'reclaim_at before deleted_at', 'reclaim_before_deleted',
@@ -322,7 +325,7 @@ def _shown(module, msg, world):
 @pytest.mark.cinder
 def test_wrong_cinder_credentials_terminate_the_domain_and_keep_the_volume_work_pending(
         ansible, make_guest, hypervisor, state_dir, prefix):
-    """Spec rule 5 decides this one: the domain goes, its volume work waits in the tombstone with the error."""
+    """Rule 5 decides this one: the domain goes, its volume work waits in the tombstone with the error."""
     support.require_cinder()
     cinder = support.Cinder()
     try:
@@ -352,7 +355,7 @@ def test_wrong_cinder_credentials_terminate_the_domain_and_keep_the_volume_work_
             sweep = ansible.task(RC, env=support.cinder_env(), project=project, cloud=support.CLOUD)
             assert not sweep.get('failed') and [f['uuid'] for f in sweep['finished']] == [uuid], sweep
             assert cinder.wait_state(vol, ('deleted',)) == 'deleted'
-            case.outcome = 'not "nothing changed", by spec rule 5: the domain is terminated, the volume stays ' \
+            case.outcome = 'not "nothing changed", by rule 5: the domain is terminated, the volume stays ' \
                            'pending in the tombstone with "%s" and a warning; vm_reclaim with the right ' \
                            'credentials deleted it' % pending['error'].replace(vol, '<volume>').replace(uuid, '<uuid>')
     finally:

@@ -270,7 +270,7 @@ def test_soft_delete_playbook_finds_each_domain_on_its_host(ansible, inventory, 
 ])
 def test_every_deleting_playbook_owns_disks_by_deferred_libvirt_instance_dirs(
         ansible, fleet, make_guest, scratch, state_dir, tmp_path, project, playbook, extra, task):
-    """Issue 24 item 8 (spec rule 6): soft_delete.yml with reclaim_interval 0 ignored deferred_libvirt_instance_dirs,
+    """Issue 24 item 8 (rule 6): soft_delete.yml with reclaim_interval 0 ignored deferred_libvirt_instance_dirs,
     so an interval-0 delete removed disks under the default /var/lib/libvirt/images that terminate.yml and the
     reclaim sweep keep, and kept those they delete. Every playbook that deletes follows one ownership rule."""
     instances = scratch('/var/tmp', 'instances')

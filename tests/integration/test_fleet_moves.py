@@ -1,6 +1,6 @@
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Restore onto another host, serialised with the source host (issue 23, spec rules 4, 7 and 12): hv2 -> hv3 over
+"""Restore onto another host, serialised with the source host (issue 23, rules 4, 7 and 12): hv2 -> hv3 over
 the shared directory, on the real fleet test bed.
 
 The move runs on the target (vm_restore move_from over qemu+ssh, as playbooks/restore.yml runs it); fail points

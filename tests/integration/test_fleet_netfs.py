@@ -1,6 +1,6 @@
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Disks on a real network filesystem shared by the hosts (issue 23, spec rules 10 and 12).
+"""Disks on a real network filesystem shared by the hosts (issue 23, rules 10 and 12).
 
 tests/testbed/fleet.sh mounts one sshfs export (served by hv2's sshd) at /srv/netfs-images on hv1, hv2 and hv3:
 a FUSE filesystem, each host with its own mount, so one file has another st_dev on every host and only its path

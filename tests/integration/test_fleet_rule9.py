@@ -121,7 +121,7 @@ def slice_play(on_host, module, args, slice_expr):
              'tasks': [task]}]
 
 
-# -- item 6: a bound slice (spec rule 12) ---------------------------------------------------------------------------
+# -- item 6: a bound slice (rule 12) ---------------------------------------------------------------------------
 
 def test_a_foreign_or_stale_slice_is_refused_and_nothing_changes(ansible, inventory, hv2, shared, project):
     # An expired soft-deleted domain on hv2 that a sweep would terminate: only a slice fit for hv2 may drive that.

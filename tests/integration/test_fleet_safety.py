@@ -1,6 +1,6 @@
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A fleet with shared storage and migration (issue 13, spec rules 9-11 and the restore onto another host).
+"""A fleet with shared storage and migration (issue 13, rules 9-11 and the restore onto another host).
 
 hv2 and hv3 are the two independent hypervisors of tests/testbed/fleet.sh, each with its own hostname and host
 UUID, reached over SSH; both see /srv/shared-images, the same directory, as an NFS export would be seen, and

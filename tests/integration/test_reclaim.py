@@ -173,7 +173,7 @@ def test_sweep_of_a_project_leaves_other_projects_alone(ansible, make_guest, hyp
     assert theirs not in [k['name'] for k in result['kept'] + result['skipped_domains']]
 
 
-# -- spec rule 1: an incomplete or unreadable record is reported, never reclaimed ----------------------------------
+# -- rule 1: an incomplete or unreadable record is reported, never reclaimed ----------------------------------
 
 @pytest.mark.parametrize('field', ['reclaim_at', 'deleted_at'])
 def test_soft_deleted_domain_missing_a_date_is_reported_and_never_reclaimed(ansible, make_guest, hypervisor,
@@ -322,7 +322,7 @@ def test_negative_limit_is_refused(ansible, project):
     assert result['msg'] == 'limit must be 0 or more, got -1; nothing was changed'
 
 
-# -- spec rule 5: pending Cinder work in tombstones ---------------------------------------------------------------
+# -- rule 5: pending Cinder work in tombstones ---------------------------------------------------------------
 
 @pytest.mark.cinder
 def test_pending_cinder_work_in_a_tombstone_is_finished(collection, hypervisor, state_dir, make_guest, prefix,
@@ -386,7 +386,7 @@ def test_pending_work_without_cinder_stays_pending_and_is_reported(ansible, make
     assert [v['id'] for v in ansible.tombstone(uuid)['volumes_pending']] == [volume]
 
 
-# -- spec rule 4: restore and reclaim of the same domain are serialised --------------------------------------------
+# -- rule 4: restore and reclaim of the same domain are serialised --------------------------------------------
 
 def test_domain_restored_while_the_sweep_waits_is_not_reclaimed(ansible, make_guest, hypervisor, project, tmp_path):
     name, uuid, reclaim_at = soft_deleted(ansible, make_guest, 'a', project, '2s')

@@ -98,7 +98,7 @@ def soft_delete(ansible, inventory, host, name, project, interval):
 
 
 def drop_reclaim_at(name):
-    """Break the record by hand (spec rule 1), as an operator editing it with virsh metadata would."""
+    """Break the record by hand (rule 1), as an operator editing it with virsh metadata would."""
     read = subprocess.run(['virsh', '-c', 'qemu:///system', 'metadata', name, '--uri', NS, '--config'],
                           capture_output=True, text=True, check=False)
     assert read.returncode == 0, 'virsh metadata %s: %s' % (name, read.stderr)

@@ -99,7 +99,7 @@ def wait_uptime_at_least(name, seconds):
 
 
 def assert_still_soft_deleted(ansible, hypervisor, name, before):
-    """Spec rule 2: soft_deleted, idle, shut off, with the original deleted_at and reclaim_at."""
+    """Rule 2: soft_deleted, idle, shut off, with the original deleted_at and reclaim_at."""
     after = info(ansible, name)
     assert (after['vm_state'], after['task_state'], after['power_state']) == ('soft_deleted', None, 'shutoff')
     assert (after['deleted_at'], after['reclaim_at']) == (before['deleted_at'], before['reclaim_at'])
@@ -521,7 +521,7 @@ def test_second_run_changes_nothing(ansible, make_guest, hypervisor):
     assert ansible.events(again['request_id']) == []
 
 
-# -- interrupted restores (spec rule 7) ------------------------------------------------------------------
+# -- interrupted restores (rule 7) ------------------------------------------------------------------
 
 
 def test_restore_killed_after_marking_restoring_is_finished_by_a_rerun(ansible, make_guest, hypervisor):

@@ -268,7 +268,7 @@ def test_uefi_nvram_file_is_removed_with_the_domain(ansible, hypervisor, prefix)
     assert ansible.tombstone(uuid)['undefine_flags'] == inst['undefine_flags']
 
 
-# -- local disks: only what the domain owns is deleted (spec rule 6) -----------------------------------------------
+# -- local disks: only what the domain owns is deleted (rule 6) -----------------------------------------------
 
 def test_pool_volume_and_file_under_images_dir_are_deleted(ansible, make_guest, hypervisor, scratch, pool_volumes):
     vol_name = pool_volumes('vol.qcow2')
@@ -341,7 +341,7 @@ def test_backing_file_of_another_domains_disk_is_kept(ansible, make_guest, scrat
     assert _kept(inst, base)['reason'] == 'backing file of a disk of domain(s) %s' % other
 
 
-# -- interrupted runs (spec rule 7) --------------------------------------------------------------------------------
+# -- interrupted runs (rule 7) --------------------------------------------------------------------------------
 
 def test_terminate_killed_after_deleting_disks_is_finished_by_running_it_again(
         ansible, make_guest, hypervisor, scratch):

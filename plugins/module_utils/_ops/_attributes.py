@@ -19,6 +19,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _hyperviso
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import unchanged
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, START
 
 ARGUMENT_SPEC = options_.spec(options_.Selection, options_.Attributes)
@@ -38,9 +39,34 @@ def options(params, no_log_values=None):
 
 
 def run(ctx, opts):
-    """vm_attributes: change the record of every selected domain."""
+    """vm_attributes: change the record of every selected domain, or of none when any of them is refused."""
     chosen = engine.select(engine.snapshot(ctx), opts.selection)
+    check_batch(chosen, opts)
     return engine.outcome(engine.run_each(ctx, chosen, lambda item: change(ctx, item.domain, opts)), 'vm_attributes')
+
+
+def check_batch(chosen, opts):
+    """Decide every domain's change before the first write: one refusal refuses the batch, and nothing is changed.
+
+    The same checks run again under each domain's lock (it may have changed meanwhile); this pass makes a batch
+    all or nothing for everything that can be known up front.
+    """
+    refused = {}
+    for item in chosen:
+        try:
+            AttributesPlan(item.domain, opts)
+        except engine.OperationError as exc:
+            refused[item.uuid] = str(exc)
+    if not refused:
+        return
+    instances = []
+    for item in chosen:
+        msg = refused.get(item.uuid, 'not changed: another domain of the batch was refused')
+        instances.append({'name': item.name, 'uuid': item.uuid, 'changed': False, 'failed': item.uuid in refused,
+                          'msg': msg})
+    reasons = '; '.join('%s: %s' % (i['name'], i['msg']) for i in instances if i['failed'])
+    raise unchanged(engine.OperationError('vm_attributes refused for %d of %d domain(s): %s'
+                                          % (len(refused), len(chosen), reasons), instances=instances, changed=False))
 
 
 class AttributesPlan(engine.Plan):

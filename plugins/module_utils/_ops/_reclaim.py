@@ -11,7 +11,7 @@ tombstone whose Cinder work is pending.
 
 Whether a domain may be reclaimed is decided in one place, ``eligible.eligibility``:
 the sweep asks it of every domain's view, and each reclaim asks it again of
-the domain's fresh view under its lock (spec rule 4).
+the domain's fresh view under its lock (rule 4 of docs/rules.md).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,6 +33,9 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _term
 
 # No name or query: a sweep looks at every domain of the host (of one project, with project).
 ARGUMENT_SPEC = options_.spec(options_.Retention, options_.Reclaim, *termination.GROUPS)
+# The sweep never passes a guard (locked and protected domains are skipped, rechecked under the lock), so it has
+# no force option.
+del ARGUMENT_SPEC['force']
 
 
 def classify(items, clock, project=None, fleet_view=None):
@@ -353,7 +356,7 @@ def summarize(ctx, work, instances, views, skipped, bad_tombs, over_limit, kept,
         domain, view = item.domain, item.view
         skipped_out.append({'name': view['name'], 'uuid': view.get('uuid'), 'project': view.get('project'), 'reason': why})
         if view.get('metadata_error') or view.get('anomalies'):
-            # Spec rule 1: never reclaimed, always reported - in the result, as a warning and in the journal.
+            # Rule 1 of docs/rules.md: never reclaimed, always reported - in the result, as a warning and in the journal.
             ctx.warnings.append('vm_reclaim: %s skipped: %s' % (domain.name, why))
             ctx.event('instance.reclaim', domain, result='skipped', reason=why)
     skipped_out += [{'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'reason': 'tombstone: %s' % tomb['error']}

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Restore: the batch quota check, then the libvirt driver's hard reboot, bounded by start_timeout, rolled back on
-any failure (spec rule 2). ``run`` is the whole of vm_restore; each restore is a ``RestorePlan`` that
+any failure (rule 2 of docs/rules.md). ``run`` is the whole of vm_restore; each restore is a ``RestorePlan`` that
 engine.carry_out reports or carries out."""
 
 from __future__ import absolute_import, division, print_function
@@ -145,7 +145,7 @@ class RestorePlan(engine.Plan):
         return record
 
     def roll_back(self, ctx, exc):
-        """Spec rule 2: back to soft_deleted, shut off, original deleted_at and reclaim_at, error in history.
+        """Rule 2 of docs/rules.md: back to soft_deleted, shut off, original deleted_at and reclaim_at, error in history.
 
         When that cannot be done it stays 'restoring' (a re-run finishes or rolls back, rule 7, and reclaim leaves
         it alone). Never soft_deleted and idle while the guest may still run.

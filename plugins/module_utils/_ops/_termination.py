@@ -10,7 +10,7 @@ terminate through ``terminate`` here, with a TerminationOptions of their own
 which disks it owns and which it keeps, or a ``StaleCopy`` whose definition
 alone may go) and engine.carry_out reports or carries it out. The tombstone
 is written before anything is destroyed (``_tombstone``), and only storage
-the domain owns is deleted (``_storage``, spec rule 6). A failed terminate
+the domain owns is deleted (``_storage``, rule 6 of docs/rules.md). A failed terminate
 is not rolled back: it stays in task_state deleting and a re-run finishes it.
 """
 
@@ -198,7 +198,7 @@ class TerminatePlan(engine.Plan):
 
     def roll_back(self, ctx, exc):
         # Not rolled back: the record keeps task_state=deleting (and the tombstone what was done), so running the
-        # module again finishes the job (spec rule 7).
+        # module again finishes the job (rule 7 of docs/rules.md).
         try:
             ctx.event('instance.delete.end', self.domain, result='error', action=self.action, message=str(exc))
         except Exception:

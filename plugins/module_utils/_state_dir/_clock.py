@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """clock.json: what each host's last reclaim sweep saw of its clocks (wall time, boot clock, boot id), so the next
-sweep can tell a stepped wall clock from time that passed (spec rule 11). One entry per host (full hostname): a
+sweep can tell a stepped wall clock from time that passed (rule 11 of docs/rules.md). One entry per host (full hostname): a
 state_dir shared by several hypervisors keeps each one's apart. Written atomically under the journal lock."""
 
 from __future__ import absolute_import, division, print_function

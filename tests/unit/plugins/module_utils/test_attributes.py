@@ -16,6 +16,7 @@ import os
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _attributes as attributes
 
 from ops_support import only, put, record_of, run
@@ -26,7 +27,10 @@ def test_attributes_clears_a_guard_only_with_force(conn, define, tmp_path, guard
     define('web01')
     put(conn, 'web01', dict(_record.empty(), project='web', **{guard: True}))
     before = conn.lookupByName('web01').XMLDesc(0)
-    [refused] = run(attributes, conn, tmp_path, name=['web01'], **{guard: False})[0]['instances']
+    with pytest.raises(DeferredError) as refusal:
+        run(attributes, conn, tmp_path, name=['web01'], **{guard: False})
+    assert str(refusal.value).endswith('nothing was changed')
+    [refused] = refusal.value.result['instances']
     assert refused['failed'] and 'domain web01 is %s' % guard in refused['msg'] and 'needs force=true' in refused['msg']
     assert conn.lookupByName('web01').XMLDesc(0) == before
     done = only(run(attributes, conn, tmp_path, name=['web01'], force=True, **{guard: False})[0])

@@ -5,7 +5,7 @@
 """Reclaim eligibility (_eligibility.py) of a vm_info view against the sweep's Clock: due, or skipped and why.
 
 Pure Python on views written by hand: a reclaim_at that is not a time is a skip, not an exception, and how late a
-sweep may plausibly come depends on the retention interval (spec rule 11).
+sweep may plausibly come depends on the retention interval (rule 11).
 """
 
 from __future__ import absolute_import, division, print_function

@@ -157,7 +157,7 @@ def test_the_other_hypervisor_hv1_dc2_stays_foreign_to_hv1_dc1():
     assert 'hv1.dc2' in foreign and 'hv1.dc1' not in foreign
 
 
-# -- a bound slice (spec rule 12) -------------------------------------------------------------------------------------
+# -- a bound slice (rule 12) -------------------------------------------------------------------------------------
 
 HV2 = {'uuid': '88dc30c7-1bec-456d-b194-7254d74f571d', 'hostname': 'hv2.fleet.example'}
 HV3 = {'uuid': 'f578e1a5-63eb-4883-8148-5b0a1ca5f6e2', 'hostname': 'hv3.fleet.example'}

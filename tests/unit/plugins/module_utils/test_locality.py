@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Which disks another host could reach (_locality), and what a terminate keeps for it when no complete fleet index
-vouches for the disk (spec rules 10 and 12): mountinfo texts given as input, this machine's own, test:///default."""
+vouches for the disk (rules 10 and 12): mountinfo texts given as input, this machine's own, test:///default."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type

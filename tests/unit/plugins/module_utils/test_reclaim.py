@@ -5,7 +5,7 @@
 """vm_reclaim's sweep (_ops/_reclaim.py) on test:///default: what it reclaims, keeps and skips, and why.
 
 Run through a plain Context (ops_support.py) over records written by hand: expired, not yet due, locked or
-protected, unreadable, and times no clock should be trusted with (spec rule 11); check mode changes nothing.
+protected, unreadable, and times no clock should be trusted with (rule 11); check mode changes nothing.
 """
 
 from __future__ import absolute_import, division, print_function

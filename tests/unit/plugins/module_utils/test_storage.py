@@ -2,7 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Which storage a terminate may delete (spec rule 6): instance directories by path component (the rest of
+"""Which storage a terminate may delete (rule 6): instance directories by path component (the rest of
 _storage.py runs against libvirt in test_terminate.py, test_locality.py and the integration tests)."""
 
 from __future__ import absolute_import, division, print_function

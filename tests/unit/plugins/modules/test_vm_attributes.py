@@ -211,3 +211,25 @@ def test_moving_a_domain_to_another_project_needs_force(conn, run_in_process, tm
     assert refused['instances'][0]['msg'] == 'domain test belongs to project web; moving it to data needs force=true'
     moved = run_in_process('vm_attributes', args(tmp_path, project='data', force=True))
     assert moved['instances'][0]['record']['project'] == 'data'
+
+
+def test_a_batch_with_one_refused_domain_changes_no_domain(conn, define, run_in_process, tmp_path):
+    names = ['batch%d' % i for i in range(6)]
+    for name in names:
+        define(name)
+    run_in_process('vm_attributes', args(tmp_path, name=names[:5], project='web'))
+    run_in_process('vm_attributes', args(tmp_path, name=names[5], project='data'))
+    journal = events(tmp_path)
+    result = run_in_process('vm_attributes', args(tmp_path, name=names, project='web', user='alice'))
+    assert result['failed'] is True
+    assert result['changed'] is False
+    assert result['msg'] == ('vm_attributes refused for 1 of 6 domain(s): batch5: domain batch5 belongs to project '
+                             'data; moving it to web needs force=true; nothing was changed')
+    by_name = dict((i['name'], i) for i in result['instances'])
+    assert by_name['batch5']['failed'] is True
+    assert [by_name[n]['msg'] for n in names[:5]] == ['not changed: another domain of the batch was refused'] * 5
+    assert not any(i['changed'] for i in result['instances'])
+    info = run_in_process('vm_info', {'uri': URI, 'name': names})
+    assert [(i['name'], i['project'], i['user']) for i in info['instances']] == (
+        [(n, 'web', None) for n in names[:5]] + [('batch5', 'data', None)])
+    assert events(tmp_path) == journal
