@@ -292,6 +292,7 @@ def read_log(args):
         return handle.read()
 
 
+@pytest.mark.security
 def test_a_wall_clock_stepped_forward_on_the_control_node_runs_no_sweep_until_it_is_set_right(
         ansible, tmp_path, inventory, make_guest, hypervisor, project, timer_name):
     args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron')
@@ -331,6 +332,7 @@ def test_a_wall_clock_stepped_back_on_the_control_node_is_said_and_the_sweep_run
     assert log.rstrip().endswith('with exit code 0')
 
 
+@pytest.mark.security
 def test_after_a_reboot_onto_an_unsynchronised_clock_the_control_node_runs_no_sweep(
         ansible, tmp_path, inventory, make_guest, hypervisor, project, timer_name):
     args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron',
