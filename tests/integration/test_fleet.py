@@ -265,7 +265,8 @@ def test_soft_delete_playbook_finds_each_domain_on_its_host(ansible, inventory, 
 
 
 @pytest.mark.parametrize('playbook, extra, task', [
-    ('soft_delete', {'reclaim_interval': '0'}, 'Soft delete the domains on their hosts'),
+    ('soft_delete', {'reclaim_interval': '0', 'deferred_libvirt_allow_terminate': True},
+     'Soft delete the domains on their hosts'),
     ('terminate', {}, 'Terminate the domains on their hosts'),
 ])
 def test_every_deleting_playbook_owns_disks_by_deferred_libvirt_instance_dirs(

@@ -381,7 +381,7 @@ def test_interrupted_soft_delete_is_finished_by_the_next_run(ansible, make_guest
 def test_reclaim_interval_zero_terminates_the_domain_after_a_clean_shutdown(ansible, make_guest, hypervisor):
     name, uuid = make_guest('t', kind='acpi')
     attrs, result = play(ansible, (ATTRS, {'name': name, 'project': 'web'}),
-                         (SOFT_DELETE, {'name': name, 'reclaim_interval': 0}))
+                         (SOFT_DELETE, {'name': name, 'reclaim_interval': 0, 'allow_terminate': True}))
     ok(attrs)
     inst = only(result)
     assert inst['action'] == 'terminated'
@@ -397,9 +397,9 @@ def test_reclaim_interval_zero_terminates_the_domain_after_a_clean_shutdown(ansi
 
 def test_reclaim_interval_zero_again_reports_already_terminated(ansible, make_guest):
     name, uuid = make_guest('t', start=False)
-    only(ansible.task(SOFT_DELETE, name=name, reclaim_interval=0))
+    only(ansible.task(SOFT_DELETE, name=name, reclaim_interval=0, allow_terminate=True))
     tomb = ansible.tombstone(uuid)
-    again = ansible.task(SOFT_DELETE, name=name, reclaim_interval=0)
+    again = ansible.task(SOFT_DELETE, name=name, reclaim_interval=0, allow_terminate=True)
     inst = only(again)
     assert again['changed'] is False and inst['action'] == 'none'
     assert 'already terminated' in inst['msg']
