@@ -295,6 +295,35 @@ def test_every_deleting_playbook_owns_disks_by_deferred_libvirt_instance_dirs(
     assert not os.path.exists(owned_disk) and os.path.exists(default_disk)
 
 
+def test_soft_delete_playbook_with_interval_zero_needs_deferred_libvirt_allow_terminate(
+        ansible, fleet, make_guest, hypervisor, state_dir, tmp_path, project):
+    """Issue 25 item 3: soft_delete.yml with reclaim_interval 0 terminated silently and summed it up as "reclaim_at -".
+    Without deferred_libvirt_allow_terminate it fails naming the domain and changes nothing; with it the summary line
+    says TERMINATED."""
+    name, uuid = make_guest('a', start=False)
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, hosts_over_ssh=())
+    owned(ansible, inventory, 'hv1', name, project)
+    extra = {'names': name, 'project': project, 'reclaim_interval': '0'}
+
+    refused = run_playbook(ansible, 'deferred.libvirt.soft_delete', inventory, extra_vars=[extra])
+
+    assert refused.rc != 0
+    task = named_task(refused, 'Soft delete the domains on their hosts', 'hv1')
+    assert task['failed'] is True and name in task['msg'] and 'allow_terminate' in task['msg']
+    assert 'nothing was changed' in task['msg']
+    assert state_of(ansible, inventory, 'hv1', name) == 'stopped'
+
+    done = run_playbook(ansible, 'deferred.libvirt.soft_delete', inventory,
+                        extra_vars=[dict(extra, deferred_libvirt_allow_terminate='true')])
+
+    assert done.rc == 0, done.stdout[-3000:]
+    [inst] = named_task(done, 'Soft delete the domains on their hosts', 'hv1')['instances']
+    assert inst['action'] == 'terminated'
+    summary = named_task(done, 'Show when each domain will be reclaimed', 'hv1')['msg']
+    assert summary == '%s: TERMINATED (reclaim_interval 0), cannot be restored' % name, summary
+    assert name not in [d.name() for d in hypervisor.listAllDomains()]
+
+
 def test_playbook_refuses_an_unknown_or_foreign_name_before_anything_changes(ansible, inventory, make_guest, hv2,
                                                                              hypervisor, project):
     a, a_uuid = make_guest('a', start=False)
