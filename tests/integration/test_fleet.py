@@ -324,6 +324,28 @@ def test_soft_delete_playbook_with_interval_zero_needs_deferred_libvirt_allow_te
     assert name not in [d.name() for d in hypervisor.listAllDomains()]
 
 
+def test_restore_playbook_says_a_named_domain_was_reclaimed_when_and_by_whom(
+        ansible, fleet, make_guest, state_dir, tmp_path, project):
+    """Issue 25 item 6: restore.yml of a reclaimed domain said "no domain named X on any host of the play"; the host
+    whose tombstone knows it says it was reclaimed, when and by which request, and nothing changes."""
+    name, uuid = make_guest('a', start=False)
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, hosts_over_ssh=())
+    owned(ansible, inventory, 'hv1', name, project)
+    wait_past(soft_delete(ansible, inventory, 'hv1', name, project, '1s'))
+    sweep = task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_reclaim', project=project)
+    assert [r['name'] for r in sweep['reclaimed']] == [name], sweep
+
+    result = run_playbook(ansible, 'deferred.libvirt.restore', inventory,
+                          extra_vars=[{'names': '%s, ' % name, 'project': project}])
+
+    assert result.rc != 0
+    refused = named_task(result, 'Refuse to restore a domain that was reclaimed or terminated', 'hv1')
+    assert refused['failed'] is True
+    assert refused['msg'].startswith('domain %s (uuid %s, project %s) was reclaimed at ' % (name, uuid, project))
+    assert 'by request %s' % sweep['request_id'] in refused['msg']
+    assert refused['msg'].endswith('(on hv1); nothing was changed'), refused['msg']
+
+
 def test_playbook_refuses_an_unknown_or_foreign_name_before_anything_changes(ansible, inventory, make_guest, hv2,
                                                                              hypervisor, project):
     a, a_uuid = make_guest('a', start=False)
