@@ -25,7 +25,7 @@ description:
     at once, as M(deferred.libvirt.vm_terminate) does, after the same clean shutdown, and only with
     O(allow_terminate=true). Without it the task is refused before anything changes, naming every domain of the batch
     an interval of V(0) would terminate (the task's, or a domain's own); no domain is shut down. With it, each
-    terminated domain's result says so: a warning, C(action=terminated) and its C(msg).
+    terminated domain's result says so with a warning, C(action=terminated) and its C(msg).
   - Naming a terminated domain again later with C(reclaim_interval=0) is a no-op (C(already terminated)); naming a
     terminated domain with any other C(reclaim_interval) is an error, since it cannot be recovered.
 extends_documentation_fragment:
