@@ -363,8 +363,8 @@ def story(tomb, actors=None):
     said.append('deleted: %s' % ('; '.join(deleted) if deleted else 'no disk or volume'))
     kept = []
     if out['disks_kept']:
-        kept.append('disk(s) %s' % _listed('%s (%s)' % (d['path'], d['reason']) if d['reason'] else d['path']
-                                            for d in out['disks_kept']))
+        shown = ['%s (%s)' % (d['path'], d['reason']) if d['reason'] else d['path'] for d in out['disks_kept']]
+        kept.append('disk(s) %s' % _listed(shown))
     if out['volumes_detached']:
         kept.append('volume(s) %s, detached and kept in Cinder' % _listed(out['volumes_detached']))
     if out['volumes_kept']:

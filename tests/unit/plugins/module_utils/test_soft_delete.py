@@ -112,8 +112,8 @@ def test_a_domains_own_reclaim_interval_of_zero_refuses_the_whole_batch_without_
         assert (record_of(conn, name) or {}).get('vm_state') != 'soft_deleted'
 
 
-def test_check_mode_of_interval_zero_is_refused_without_allow_terminate_and_would_terminate_with_it(conn, define,
-                                                                                                     tmp_path):
+def test_check_mode_of_interval_zero_is_refused_without_allow_terminate_and_would_terminate_with_it(
+        conn, define, tmp_path):
     define('web01', running=True)
     with pytest.raises(DeferredError, match='allow_terminate: true'):
         run(soft_delete, conn, tmp_path, check_mode=True, name=['web01'], reclaim_interval='0s')

@@ -231,8 +231,8 @@ def test_the_story_of_a_reclaimed_domain_says_when_by_whom_and_what_was_deleted_
         '/var/lib/libvirt/images/vol01.qcow2; volume(s) vol-a; kept: disk(s) /srv/shared/base.qcow2 (shared with '
         'domain(s) db01); volume(s) vol-b, detached and kept in Cinder; volume(s) vol-c, left attached where another '
         'host holds them; still pending (the next vm_reclaim sweep finishes it): volume(s) vol-d')
-    assert (told['how'], told['action'], told['actor'], told['soft_delete_actor']) == ('reclaimed', 'reclaim', 'timer',
-                                                                                      'alice')
+    assert (told['how'], told['action']) == ('reclaimed', 'reclaim')
+    assert (told['actor'], told['soft_delete_actor']) == ('timer', 'alice')
     assert (told['volumes_deleted'], told['volumes_detached'], told['volumes_kept'], told['volumes_pending']) == (
         ['vol-a'], ['vol-b'], ['vol-c'], ['vol-d'])
 
