@@ -139,8 +139,13 @@ def test_module_warns_that_interval_zero_terminated(conn, define, run_in_process
     result = run_in_process('vm_soft_delete', {'uri': 'test:///default', 'state_dir': str(tmp_path / 'state'),
                                                'name': 'web01', 'reclaim_interval': 0, 'shutdown_timeout': 0,
                                                'allow_terminate': True, 'instance_dirs': [str(tmp_path / 'images')]})
-    assert result['instances'][0]['action'] == 'terminated', result
-    assert any('web01 was TERMINATED' in w for w in result['warnings']), result.get('warnings')
+    [instance] = result['instances']
+    assert instance['action'] == 'terminated', result
+    # The module warns with each instance's warnings (ansible-core 2.19 and later give them as structured summaries;
+    # a warning already given in this process may be left out of the task's list there).
+    assert any('web01 was TERMINATED' in w for w in instance['warnings']), instance
+    said = [w if isinstance(w, str) else w.get('event', {}).get('msg', '') for w in result.get('warnings') or []]
+    assert not said or any('web01 was TERMINATED' in w for w in said), said
     refused = run_in_process('vm_soft_delete', {'uri': 'test:///default', 'state_dir': str(tmp_path / 'state'),
                                                 'name': 'test', 'reclaim_interval': '0s'})
     assert refused['failed'] is True and refused['refused'] == ['test']
