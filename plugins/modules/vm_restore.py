@@ -174,7 +174,7 @@ terminated:
   contains:
     name: {description: Domain name., type: str}
     uuid: {description: Domain UUID., type: str}
-    project: {description: Its project, if it had one., type: str}
+    project: {description: "Its project, if it had one.", type: str}
     how:
       description: V(reclaimed) (by the reclaim sweep, after its C(reclaim_at)) or V(terminated) (vm_terminate, or a
         soft delete with C(reclaim_interval=0)).
@@ -183,11 +183,11 @@ terminated:
     status: {description: "The tombstone's status: V(deleting) (interrupted), V(undefined) or V(terminated).", type: str}
     terminated_at: {description: When it was undefined (UTC ISO 8601)., type: str}
     started_at: {description: When the terminate began (UTC ISO 8601)., type: str}
-    request_id: {description: The request that terminated it, as in the event journal., type: str}
+    request_id: {description: "The request that terminated it, as in the event journal.", type: str}
     actor: {description: "Who ran that request (C(DEFERRED_LIBVIRT_ACTOR) or the OS user); null when not recorded.", type: str}
     deleted_at: {description: When it had been soft-deleted (UTC ISO 8601); null if it never was., type: str}
     reclaim_at: {description: When its soft delete made it due for reclaim (UTC ISO 8601)., type: str}
-    soft_delete_request_id: {description: The request that soft-deleted it, from its history., type: str}
+    soft_delete_request_id: {description: "The request that soft-deleted it, from its history.", type: str}
     soft_delete_actor: {description: Who ran that soft delete; null when the journal no longer says., type: str}
     disks_deleted: {description: The disks deleted with it., type: list, elements: str}
     disks_kept:
