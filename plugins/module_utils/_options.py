@@ -181,13 +181,15 @@ class SoftDelete(Group):
     ARGSPEC = dict(
         reclaim_interval=dict(type='raw', default='7d'),
         mode=dict(type='str', default='shutdown', choices=list(_record.SOFT_DELETE_MODES)),
+        # An effective reclaim_interval of 0 terminates at once: only with this confirmation.
+        allow_terminate=dict(type='bool', default=False),
     )
 
     @classmethod
     def read(cls, params):
         return cls(reclaim_interval=parse_duration(param(params, 'reclaim_interval', DEFAULT_RECLAIM_INTERVAL),
                                                    'reclaim_interval'),
-                   mode=params.get('mode') or 'shutdown')
+                   mode=params.get('mode') or 'shutdown', allow_terminate=bool(params.get('allow_terminate')))
 
 
 class Restore(Group):

@@ -90,6 +90,7 @@ FIELD_CHECKS = (
     ('project', _opt(str), 'a string or null'),
     ('user', _opt(str), 'a string or null'),
     ('request_id', _opt(str), 'a string or null'),
+    ('actor', _opt(str), 'a string or null'),
     ('host_uri', _opt(str), 'a string or null'),
     ('status', lambda v: v is None or v in STATUSES, 'one of %s' % ', '.join(STATUSES)),
     ('vcpus', lambda v: v is None or _is_int(v), 'a count'),
@@ -287,6 +288,99 @@ def earlier_hosts(tomb):
             if host and host not in names:
                 names.append(host)
     return names
+
+
+def _disk_path(item):
+    return (item.get('path') or item.get('real_path') or '?') if isinstance(item, dict) else str(item)
+
+
+def _ids(items):
+    return [v.get('id') for v in items or [] if isinstance(v, dict) and v.get('id')]
+
+
+def _listed(things, most=10):
+    things = list(things)
+    shown = ', '.join(things[:most])
+    return shown + (' and %d more' % (len(things) - most) if len(things) > most else '')
+
+
+def _by(request_id, actor):
+    if not request_id:
+        return 'by an unrecorded request'
+    return 'by request %s (actor %s)' % (request_id, actor or 'not recorded')
+
+
+def story(tomb, actors=None):
+    """What became of the terminated domain of ``tomb``, for an operator who asks for it back (vm_restore).
+
+    ``actors``: request id -> actor, from the event journal, for the requests the tombstone names (its own
+    ``actor`` wins for the terminate). Returns a dict of structured keys (how: reclaimed or terminated, when, by which
+    request and actor, the soft delete before it, the disks and volumes deleted, kept and pending) and ``msg``.
+    """
+    actors = actors or {}
+    history = [h for h in tomb.get('history') or [] if isinstance(h, dict)]
+    request_id = tomb.get('request_id')
+    ending = [h for h in history if h.get('request_id') == request_id and request_id]
+    action = ending[-1].get('action') if ending else None
+    how = 'reclaimed' if action == 'reclaim' else 'terminated'
+    soft = [h for h in history if h.get('action') == 'soft_delete' and h.get('result') == 'success']
+    soft_request = soft[-1].get('request_id') if soft else None
+    done = [v for v in tomb.get('volumes_done') or [] if isinstance(v, dict)]
+    out = {
+        'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'project': tomb.get('project'), 'how': how,
+        'action': action, 'status': tomb.get('status'), 'terminated_at': tomb.get('terminated_at'),
+        'started_at': tomb.get('started_at'), 'request_id': request_id,
+        'actor': tomb.get('actor') or actors.get(request_id),
+        'deleted_at': tomb.get('deleted_at'), 'reclaim_at': tomb.get('reclaim_at'),
+        'soft_delete_request_id': soft_request, 'soft_delete_actor': actors.get(soft_request) if soft_request else None,
+        'disks_deleted': [str(d) for d in tomb.get('disks_deleted') or []],
+        'disks_kept': [{'path': _disk_path(d), 'reason': d.get('reason') if isinstance(d, dict) else None}
+                       for d in tomb.get('disks_kept') or [] if not (isinstance(d, dict) and d.get('kept_for_now'))],
+        'disks_pending': [_disk_path(d) for d in tomb.get('disks_pending') or []],
+        'volumes_deleted': [v['id'] for v in done if v.get('deleted') and v.get('id')],
+        'volumes_detached': [v['id'] for v in done if v.get('detached') and not v.get('deleted') and v.get('id')],
+        'volumes_kept': [v['id'] for v in done if v.get('kept') and not v.get('detached') and v.get('id')],
+        'volumes_pending': _ids(tomb.get('volumes_pending')),
+        'cinder_checked': tomb.get('cinder_checked') is True,
+    }
+    if tomb.get('status') == 'deleting':
+        said = ['domain %s (uuid %s) is being terminated: it began at %s %s and was interrupted; it cannot be '
+                'restored (vm_terminate or the next vm_reclaim sweep finishes it)'
+                % (out['name'], out['uuid'], out['started_at'] or 'an unrecorded time', _by(request_id, out['actor']))]
+    else:
+        said = ['domain %s (uuid %s%s) was %s at %s %s and cannot be restored'
+                % (out['name'], out['uuid'], ', project %s' % out['project'] if out['project'] else '', how,
+                   out['terminated_at'] or 'an unrecorded time', _by(request_id, out['actor']))]
+    if out['deleted_at']:
+        said.append('it had been soft-deleted at %s%s, to be reclaimed at %s'
+                    % (out['deleted_at'], ' ' + _by(soft_request, out['soft_delete_actor']) if soft_request else '',
+                       out['reclaim_at'] or 'an unrecorded time'))
+    deleted = []
+    if out['disks_deleted']:
+        deleted.append('disk(s) %s' % _listed(out['disks_deleted']))
+    if out['volumes_deleted']:
+        deleted.append('volume(s) %s' % _listed(out['volumes_deleted']))
+    said.append('deleted: %s' % ('; '.join(deleted) if deleted else 'no disk or volume'))
+    kept = []
+    if out['disks_kept']:
+        shown = ['%s (%s)' % (d['path'], d['reason']) if d['reason'] else d['path'] for d in out['disks_kept']]
+        kept.append('disk(s) %s' % _listed(shown))
+    if out['volumes_detached']:
+        kept.append('volume(s) %s, detached and kept in Cinder' % _listed(out['volumes_detached']))
+    if out['volumes_kept']:
+        kept.append('volume(s) %s, left attached where another host holds them' % _listed(out['volumes_kept']))
+    said.append('kept: %s' % ('; '.join(kept) if kept else 'no disk or volume'))
+    pending = []
+    if out['volumes_pending']:
+        pending.append('volume(s) %s' % _listed(out['volumes_pending']))
+    if out['disks_pending']:
+        pending.append('disk(s) %s' % _listed(out['disks_pending']))
+    if pending:
+        said.append('still pending (the next vm_reclaim sweep finishes it): %s' % '; '.join(pending))
+    elif not out['cinder_checked'] and tomb.get('status') != 'deleting':
+        said.append('Cinder has not been asked about its volumes yet')
+    out['msg'] = '; '.join(said)
+    return out
 
 
 def answer_when_named(ctx, tomb, cinder_opts, foreign_hosts=()):

@@ -28,6 +28,10 @@ description:
     another copy of the same UUID is authoritative or runs - is refused without O(force), with the reason and where
     the other copy lives (two copies of one domain running write the same disks). With O(force=true) it is restored,
     and the result (RV(instances[].overrode)) and a warning say what was overridden.
+  - A named domain that is no longer on this hypervisor because it was reclaimed or terminated (its tombstone is in
+    C(state_dir)) fails the task with nothing changed, saying what became of it - reclaimed or terminated, when, by
+    which request and actor, when it had been soft-deleted and by whom, and which disks and volumes were deleted, kept
+    and are still pending - instead of only C(no domain named); RV(terminated) holds the same as structured keys.
 extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
@@ -170,6 +174,43 @@ request_id:
   description: The id of this request, as in the event journal.
   returned: always
   type: str
+terminated:
+  description:
+    - The named domains that were reclaimed or terminated, one per domain, when the task failed because of them
+      (nothing was changed). Read from each domain's tombstone; actors missing from it are read from the event journal.
+  returned: when a named domain was reclaimed or terminated
+  type: list
+  elements: dict
+  contains:
+    name: {description: Domain name., type: str}
+    uuid: {description: Domain UUID., type: str}
+    project: {description: "Its project, if it had one.", type: str}
+    how:
+      description: V(reclaimed) (by the reclaim sweep, after its C(reclaim_at)) or V(terminated) (vm_terminate, or a
+        soft delete with C(reclaim_interval=0)).
+      type: str
+    action: {description: "The history action of the terminate (V(reclaim), V(terminate), ...), if recorded.", type: str}
+    status: {description: "The tombstone's status: V(deleting) (interrupted), V(undefined) or V(terminated).", type: str}
+    terminated_at: {description: When it was undefined (UTC ISO 8601)., type: str}
+    started_at: {description: When the terminate began (UTC ISO 8601)., type: str}
+    request_id: {description: "The request that terminated it, as in the event journal.", type: str}
+    actor: {description: "Who ran that request (C(DEFERRED_LIBVIRT_ACTOR) or the OS user); null when not recorded.", type: str}
+    deleted_at: {description: When it had been soft-deleted (UTC ISO 8601); null if it never was., type: str}
+    reclaim_at: {description: When its soft delete made it due for reclaim (UTC ISO 8601)., type: str}
+    soft_delete_request_id: {description: "The request that soft-deleted it, from its history.", type: str}
+    soft_delete_actor: {description: Who ran that soft delete; null when the journal no longer says., type: str}
+    disks_deleted: {description: The disks deleted with it., type: list, elements: str}
+    disks_kept:
+      description: The disks kept (not owned by it, or in use elsewhere), each with C(path) and C(reason).
+      type: list
+      elements: dict
+    disks_pending: {description: "Disks kept for now, which a later sweep with a complete fleet index deletes if safe.", type: list, elements: str}
+    volumes_deleted: {description: Cinder volumes deleted., type: list, elements: str}
+    volumes_detached: {description: Cinder volumes detached and kept., type: list, elements: str}
+    volumes_kept: {description: Cinder volumes left attached where another host holds them., type: list, elements: str}
+    volumes_pending: {description: Cinder volumes whose work is still pending (the next sweep finishes it)., type: list, elements: str}
+    cinder_checked: {description: Whether Cinder was asked about its volumes., type: bool}
+    msg: {description: The same in one sentence., type: str}
 '''
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore

@@ -22,9 +22,12 @@ description:
   - A domain left in C(task_state=soft_deleting) by an interrupted run is finished by running the module again.
   - Many domains shut down concurrently, so a batch takes about as long as its slowest guest.
   - With an effective C(reclaim_interval) of V(0) (as Nova's C(reclaim_instance_interval=0)), the domain is terminated
-    at once, as M(deferred.libvirt.vm_terminate) does, after the same clean shutdown. Naming it again later is a no-op
-    (C(already terminated)); naming a terminated domain with any other C(reclaim_interval) is an error, since it cannot
-    be recovered.
+    at once, as M(deferred.libvirt.vm_terminate) does, after the same clean shutdown, and only with
+    O(allow_terminate=true). Without it the task is refused before anything changes, naming every domain of the batch
+    an interval of V(0) would terminate (the task's, or a domain's own); no domain is shut down. With it, each
+    terminated domain's result says so with a warning, C(action=terminated) and its C(msg).
+  - Naming a terminated domain again later with C(reclaim_interval=0) is a no-op (C(already terminated)); naming a
+    terminated domain with any other C(reclaim_interval) is an error, since it cannot be recovered.
 extends_documentation_fragment:
   - deferred.libvirt.connection
   - deferred.libvirt.connection.SELECTION
@@ -38,7 +41,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports which domains would be soft-deleted and their C(reclaim_at).
+    details:
+      - Reports which domains would be soft-deleted and their C(reclaim_at).
+      - With an effective C(reclaim_interval) of V(0), refused without O(allow_terminate) as a real run is; with it,
+        C(action=would_terminate) and a warning that the domain would be terminated.
   diff_mode:
     support: full
 options:
@@ -51,9 +57,19 @@ options:
     description:
       - How long a soft-deleted domain stays recoverable. The domain's own
         O(deferred.libvirt.vm_attributes#module:reclaim_interval) wins over this.
-      - Seconds or a string such as V(90s), V(15m), V(12h), V(7d). V(0) terminates at once.
+      - Seconds or a string such as V(90s), V(15m), V(12h), V(7d). V(0) (or V(0s), V(0d)) terminates at once, and
+        only with O(allow_terminate=true).
     type: raw
     default: 7d
+  allow_terminate:
+    description:
+      - Confirms that a domain whose effective C(reclaim_interval) is V(0) (this task's, or the domain's own set with
+        M(deferred.libvirt.vm_attributes)) is terminated at once, with its disks and volumes, instead of soft-deleted.
+      - When V(false) and the batch holds such a domain, the whole task is refused before anything changes, with the
+        domains' names in the message and in C(refused).
+      - Has no effect on domains with a C(reclaim_interval) above V(0).
+    type: bool
+    default: false
   shutdown_timeout:
     description:
       - How long to wait for the guest's own ACPI shutdown before destroying it. V(0) destroys at once.
@@ -97,6 +113,12 @@ EXAMPLES = r'''
     query: "[?vm_state=='stopped' || vm_state=='active']"
     mode: managed_save
 
+- name: Delete a guest for good at once (reclaim_interval 0 needs allow_terminate)
+  deferred.libvirt.vm_soft_delete:
+    name: scratch01
+    reclaim_interval: 0
+    allow_terminate: true
+
 - name: A guest that is slow to shut down
   deferred.libvirt.vm_soft_delete:
     name: db01
@@ -119,8 +141,9 @@ instances:
     action:
       description:
         - V(soft_deleted), V(none) (already soft-deleted, or already terminated), V(would_soft_delete) (check mode).
-        - With an effective C(reclaim_interval) of V(0), V(terminated) or V(would_terminate), with the fields
-          M(deferred.libvirt.vm_terminate) returns, or V(pending_finished) when a re-run finished the Cinder work of an
+        - With an effective C(reclaim_interval) of V(0) and O(allow_terminate), V(terminated) or V(would_terminate),
+          with the fields M(deferred.libvirt.vm_terminate) returns, a warning and a C(msg) that say the domain was
+          (or would be) terminated, not soft-deleted; or V(pending_finished) when a re-run finished the Cinder work of an
           earlier terminate.
       type: str
     resumed: {description: Whether this run finished an interrupted soft delete., type: bool}
@@ -141,6 +164,13 @@ request_id:
   description: The id of this request, as in the event journal and the domains' history.
   returned: always
   type: str
+refused:
+  description:
+    - The domains an effective C(reclaim_interval) of V(0) would have terminated, when the task was refused for want
+      of O(allow_terminate); nothing was changed.
+  returned: when refused for want of allow_terminate
+  type: list
+  elements: str
 '''
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete

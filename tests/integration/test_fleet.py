@@ -265,7 +265,8 @@ def test_soft_delete_playbook_finds_each_domain_on_its_host(ansible, inventory, 
 
 
 @pytest.mark.parametrize('playbook, extra, task', [
-    ('soft_delete', {'reclaim_interval': '0'}, 'Soft delete the domains on their hosts'),
+    ('soft_delete', {'reclaim_interval': '0', 'deferred_libvirt_allow_terminate': True},
+     'Soft delete the domains on their hosts'),
     ('terminate', {}, 'Terminate the domains on their hosts'),
 ])
 def test_every_deleting_playbook_owns_disks_by_deferred_libvirt_instance_dirs(
@@ -292,6 +293,57 @@ def test_every_deleting_playbook_owns_disks_by_deferred_libvirt_instance_dirs(
     assert [k['path'] for k in inst['disks_kept']] == [default_disk]
     assert 'outside the instance directories' in inst['disks_kept'][0]['reason']
     assert not os.path.exists(owned_disk) and os.path.exists(default_disk)
+
+
+def test_soft_delete_playbook_with_interval_zero_needs_deferred_libvirt_allow_terminate(
+        ansible, fleet, make_guest, hypervisor, state_dir, tmp_path, project):
+    """Issue 25 item 3: soft_delete.yml with reclaim_interval 0 terminated silently and summed it up as "reclaim_at -".
+    Without deferred_libvirt_allow_terminate it fails naming the domain and changes nothing; with it the summary line
+    says TERMINATED."""
+    name, uuid = make_guest('a', start=False)
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, hosts_over_ssh=())
+    owned(ansible, inventory, 'hv1', name, project)
+    extra = {'names': name, 'project': project, 'reclaim_interval': '0'}
+
+    refused = run_playbook(ansible, 'deferred.libvirt.soft_delete', inventory, extra_vars=[extra])
+
+    assert refused.rc != 0
+    task = named_task(refused, 'Soft delete the domains on their hosts', 'hv1')
+    assert task['failed'] is True and name in task['msg'] and 'allow_terminate' in task['msg']
+    assert 'nothing was changed' in task['msg']
+    assert state_of(ansible, inventory, 'hv1', name) == 'stopped'
+
+    done = run_playbook(ansible, 'deferred.libvirt.soft_delete', inventory,
+                        extra_vars=[dict(extra, deferred_libvirt_allow_terminate='true')])
+
+    assert done.rc == 0, done.stdout[-3000:]
+    [inst] = named_task(done, 'Soft delete the domains on their hosts', 'hv1')['instances']
+    assert inst['action'] == 'terminated'
+    summary = named_task(done, 'Show when each domain will be reclaimed', 'hv1')['msg']
+    assert summary == '%s: TERMINATED (reclaim_interval 0), cannot be restored' % name, summary
+    assert name not in [d.name() for d in hypervisor.listAllDomains()]
+
+
+def test_restore_playbook_says_a_named_domain_was_reclaimed_when_and_by_whom(
+        ansible, fleet, make_guest, state_dir, tmp_path, project):
+    """Issue 25 item 6: restore.yml of a reclaimed domain said "no domain named X on any host of the play"; the host
+    whose tombstone knows it says it was reclaimed, when and by which request, and nothing changes."""
+    name, uuid = make_guest('a', start=False)
+    inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, hosts_over_ssh=())
+    owned(ansible, inventory, 'hv1', name, project)
+    wait_past(soft_delete(ansible, inventory, 'hv1', name, project, '1s'))
+    sweep = task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_reclaim', project=project)
+    assert [r['name'] for r in sweep['reclaimed']] == [name], sweep
+
+    result = run_playbook(ansible, 'deferred.libvirt.restore', inventory,
+                          extra_vars=[{'names': '%s, ' % name, 'project': project}])
+
+    assert result.rc != 0
+    refused = named_task(result, 'Refuse to restore a domain that was reclaimed or terminated', 'hv1')
+    assert refused['failed'] is True
+    assert refused['msg'].startswith('domain %s (uuid %s, project %s) was reclaimed at ' % (name, uuid, project))
+    assert 'by request %s' % sweep['request_id'] in refused['msg']
+    assert refused['msg'].endswith('(on hv1); nothing was changed'), refused['msg']
 
 
 def test_playbook_refuses_an_unknown_or_foreign_name_before_anything_changes(ansible, inventory, make_guest, hv2,

@@ -274,7 +274,8 @@ def test_a_reclaim_interval_0_soft_delete_keeps_a_disk_another_hosts_domain_uses
     owned(ansible, inventory, 'hv2', name, project)
 
     result = run_playbook(ansible, 'deferred.libvirt.soft_delete', inventory,
-                          extra_vars=[{'names': [name], 'project': project, 'reclaim_interval': 0}])
+                          extra_vars=[{'names': [name], 'project': project, 'reclaim_interval': 0,
+                                       'deferred_libvirt_allow_terminate': True}])
 
     assert result.rc == 0, result.stdout[-3000:]
     [done] = named_task(result, 'Soft delete the domains on their hosts', 'hv2')['instances']

@@ -10,6 +10,7 @@ shows a new ready line, a resume from managed save shows none and carries
 the uptime on.
 """
 
+import datetime
 import os
 import re
 import shutil
@@ -565,3 +566,38 @@ def test_restore_killed_after_the_boot_is_finished_without_a_second_boot(ansible
     wait_for('uptime after the rerun', lambda: (uptimes(name) or [0])[-1] > booted[-1])
     assert console(name).count(guests.READY_LINE) == 1
     assert uptimes(name)[0] == booted[0]
+
+
+# -- issue 25 item 6: "where did my VM go?" ---------------------------------------------------------------------------
+
+def test_restore_of_a_reclaimed_domain_says_when_by_which_request_and_actor_and_what_was_deleted(
+        ansible, make_guest, hypervisor, scratch):
+    """vm_restore after a reclaim said only "no domain named X on this hypervisor", while the tombstone knows it was
+    reclaimed, when, by which request, and what went with it. Now it says so, with nothing changed."""
+    disk = guests.make_disk(scratch('/var/lib/libvirt/images', 'data.qcow2'))
+    name, uuid = make_guest('r', start=False, disks=[{'path': disk, 'target': 'vdb'}])
+    project = new_project()
+    set_attributes(ansible, name, project=project)
+    deleted = ansible.task(SOFT_DELETE, name=name, reclaim_interval='1s', env={'DEFERRED_LIBVIRT_ACTOR': 'alice'})
+    assert only(deleted)['action'] == 'soft_deleted', deleted
+    reclaim_at = datetime.datetime.strptime(only(deleted)['reclaim_at'], '%Y-%m-%dT%H:%M:%SZ').replace(
+        tzinfo=datetime.timezone.utc)
+    time.sleep(max(0.0, (reclaim_at - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + 1.1)
+    sweep = ansible.task(RECLAIM, project=project, env={'DEFERRED_LIBVIRT_ACTOR': 'reclaim-timer'})
+    assert [r['name'] for r in sweep['reclaimed']] == [name], sweep
+    assert not os.path.exists(disk)
+
+    result = ansible.task(RESTORE, name=name, project=project)
+
+    assert result['failed'] is True
+    msg = result['msg']
+    assert 'no domain named' not in msg, msg
+    assert msg.startswith('domain %s (uuid %s, project %s) was reclaimed at ' % (name, uuid, project)), msg
+    assert 'by request %s (actor reclaim-timer) and cannot be restored' % sweep['request_id'] in msg, msg
+    assert 'soft-deleted at %s by request %s (actor alice)' % (only(deleted)['deleted_at'], deleted['request_id']) in msg
+    assert 'deleted: disk(s) %s' % disk in msg and msg.endswith('; nothing was changed'), msg
+    [gone] = result['terminated']
+    assert (gone['name'], gone['how'], gone['request_id'], gone['actor']) == (name, 'reclaimed', sweep['request_id'],
+                                                                              'reclaim-timer')
+    assert gone['disks_deleted'] == [disk] and gone['soft_delete_actor'] == 'alice'
+    assert ansible.events(result['request_id']) == []

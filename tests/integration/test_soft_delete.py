@@ -9,11 +9,13 @@ one playbook: one ansible start-up instead of three on a busy 2-core host.
 """
 
 import datetime
+import os
 import subprocess
 
 import libvirt
 import pytest
 
+import guests
 from results import NS, only
 
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -381,7 +383,7 @@ def test_interrupted_soft_delete_is_finished_by_the_next_run(ansible, make_guest
 def test_reclaim_interval_zero_terminates_the_domain_after_a_clean_shutdown(ansible, make_guest, hypervisor):
     name, uuid = make_guest('t', kind='acpi')
     attrs, result = play(ansible, (ATTRS, {'name': name, 'project': 'web'}),
-                         (SOFT_DELETE, {'name': name, 'reclaim_interval': 0}))
+                         (SOFT_DELETE, {'name': name, 'reclaim_interval': 0, 'allow_terminate': True}))
     ok(attrs)
     inst = only(result)
     assert inst['action'] == 'terminated'
@@ -395,11 +397,38 @@ def test_reclaim_interval_zero_terminates_the_domain_after_a_clean_shutdown(ansi
         'instance.delete.start', 'instance.shutdown.start', 'instance.shutdown.end', 'instance.delete.end']
 
 
+def test_reclaim_interval_zero_without_allow_terminate_leaves_the_running_guest_and_its_disks(
+        ansible, make_guest, hypervisor, scratch):
+    """Issue 25 item 3: a soft delete with retention 0 destroyed the VM for good, silently. Without allow_terminate it
+    is refused, naming the domain, and nothing is shut down or deleted; with it, it terminates and says so loudly."""
+    disk = guests.make_disk(scratch('/var/lib/libvirt/images', 'data.qcow2'))
+    name, uuid = make_guest('t', kind='acpi', disks=[{'path': disk, 'target': 'vdb'}])
+    refused, info = play(ansible, (SOFT_DELETE, {'name': name, 'reclaim_interval': '0s', 'shutdown_timeout': 30}),
+                         (INFO, {'name': name}))
+    assert refused['failed'] is True
+    assert name in refused['msg'] and 'terminates at once' in refused['msg'] and 'allow_terminate' in refused['msg']
+    assert 'nothing was changed (no domain was shut down)' in refused['msg']
+    assert refused['refused'] == [name]
+    assert power(hypervisor, name) == libvirt.VIR_DOMAIN_RUNNING
+    assert only(info)['vm_state'] == 'active' and os.path.exists(disk)
+    assert ansible.tombstone(uuid) is None and ansible.events(refused['request_id']) == []
+
+    done = ansible.task(SOFT_DELETE, name=name, reclaim_interval='0s', shutdown_timeout=30,
+                        instance_dirs=['/var/lib/libvirt/images'], allow_terminate=True)
+    inst = only(done)
+    assert inst['action'] == 'terminated' and inst['disks_deleted'] == [disk]
+    assert 'TERMINATED, not soft-deleted' in inst['msg']
+    assert any('%s was TERMINATED' % name in w for w in done['warnings']), done.get('warnings')
+    assert not os.path.exists(disk)
+    with pytest.raises(libvirt.libvirtError):
+        hypervisor.lookupByName(name)
+
+
 def test_reclaim_interval_zero_again_reports_already_terminated(ansible, make_guest):
     name, uuid = make_guest('t', start=False)
-    only(ansible.task(SOFT_DELETE, name=name, reclaim_interval=0))
+    only(ansible.task(SOFT_DELETE, name=name, reclaim_interval=0, allow_terminate=True))
     tomb = ansible.tombstone(uuid)
-    again = ansible.task(SOFT_DELETE, name=name, reclaim_interval=0)
+    again = ansible.task(SOFT_DELETE, name=name, reclaim_interval=0, allow_terminate=True)
     inst = only(again)
     assert again['changed'] is False and inst['action'] == 'none'
     assert 'already terminated' in inst['msg']

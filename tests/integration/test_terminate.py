@@ -106,7 +106,7 @@ def test_guest_stuck_in_restoring_terminates(ansible, make_guest, hypervisor):
 
 def test_soft_delete_with_reclaim_interval_zero_terminates(ansible, make_guest, hypervisor):
     name, uuid = make_guest('a', start=False)
-    result = ansible.task('deferred.libvirt.vm_soft_delete', name=name, reclaim_interval=0)
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=name, reclaim_interval=0, allow_terminate=True)
     inst = only(result)
     assert inst['action'] == 'terminated'
     assert not exists(hypervisor, name)

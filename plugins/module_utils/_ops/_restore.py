@@ -20,10 +20,14 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _power
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
 from ansible_collections.deferred.libvirt.plugins.module_utils import _states as states
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
+from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, unchanged
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
+from ansible_collections.deferred.libvirt.plugins.module_utils._selection import SelectionError
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, RESUME
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _move
 
@@ -61,12 +65,81 @@ def run(ctx, opts):
     if opts.move_from:
         return _move.move_here(ctx, opts, restore)
     items = engine.snapshot(ctx)
-    chosen = engine.select(items, opts.selection)
+    try:
+        chosen = engine.select(items, opts.selection)
+    except SelectionError as exc:
+        refuse_gone(ctx, items, opts.selection, exc)
+        raise
     extra = {}
     if opts.quota is not None:
         extra['quota'] = check_quota(ctx, opts, items, chosen)
     instances = engine.run_each(ctx, chosen, lambda item: restore(ctx, item.domain, opts))
     return engine.outcome(instances, 'vm_restore', **extra)
+
+
+def refuse_gone(ctx, items, selection, exc):
+    """A named domain that is no longer here because it was reclaimed or terminated: DeferredError (nothing changed)
+    that says so, when, by which request and actor, and what was deleted and kept, with those as structured keys
+    (``terminated``), instead of only "no domain named". Returns when no missing name has a tombstone here."""
+    if selection.names is None:
+        return
+    live = [i.view for i in items]
+    by_name, by_uuid = {}, {}
+    for view in live:
+        by_name.setdefault(view['name'], view)
+        if view.get('uuid'):
+            by_uuid.setdefault(view['uuid'].lower(), view)
+    missing = [str(raw).strip() for raw in selection.names
+               if _selection.resolve(str(raw).strip(), by_name, by_uuid) == (None, None)]
+    if not missing:
+        return
+    try:
+        state = ctx.state if ctx.state is not None else ctx.open_state(create=False)
+    except DeferredError:
+        return  # no state_dir to read: the selection's own message stands
+    live_uuids = set(i.uuid for i in items)
+    # Pending tombstones (work left, or Cinder never asked) and the finished ones these names name.
+    known = [t for t in state.tombstones_for(missing)
+             if not t.get('error') and t.get('uuid') not in live_uuids and not tombstones.foreign(t, ctx.host)
+             and (selection.project is None or t.get('project') == selection.project)]
+    gone, told = [], []
+    for key in missing:
+        found = [t for t in known if t.get('name') == key or (t.get('uuid') or '') == key.lower()]
+        if not found:
+            continue
+        # The latest of the domains that bore this name.
+        tomb = max(found, key=lambda t: (t.get('terminated_at') or t.get('started_at') or ''))
+        if tomb.get('uuid') in told:
+            continue
+        told.append(tomb.get('uuid'))
+        gone.append((key, tomb))
+    if not gone:
+        return
+    wanted = set(t.get('request_id') for dummy, t in gone)
+    for dummy, tomb in gone:
+        wanted.update(h.get('request_id') for h in tomb.get('history') or [] if isinstance(h, dict))
+    actors = _actors(state, wanted - set([None]))
+    stories = [tombstones.story(tomb, actors) for dummy, tomb in gone]
+    problems = [s['msg'] for s in stories]
+    rest = [k for k in missing if k not in set(key for key, dummy in gone)]
+    if rest:
+        try:
+            _selection.select(live, names=rest, project=selection.project)
+        except SelectionError as more:
+            problems.append(str(more))
+    raise unchanged(DeferredError('; '.join(problems), terminated=stories))
+
+
+def _actors(state, request_ids):
+    """request id -> actor, from the event journal (and its rotated files) for ``request_ids``."""
+    actors = {}
+    if not request_ids:
+        return actors
+    for event in state.read_events(rotated=True):
+        rid = event.get('request_id')
+        if rid in request_ids and rid not in actors and isinstance(event.get('actor'), str):
+            actors[rid] = event['actor']
+    return actors
 
 
 def check_quota(ctx, opts, items, chosen):

@@ -8,7 +8,10 @@
 be named, for a re-run with reclaim_interval 0), the route to the shared
 terminate work for reclaim_interval 0 (Nova's reclaim_instance_interval=0),
 and one soft delete per domain, carried out by engine.carry_out from a
-``SoftDeletePlan``.
+``SoftDeletePlan``. An effective reclaim_interval of 0 destroys the domain
+for good: without ``allow_terminate`` the whole batch is refused before
+anything is shut down (``refuse_unconfirmed_terminates``), and with it each
+result warns that the domain was terminated, not soft-deleted.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,6 +22,7 @@ import datetime
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _errors as errors
 from ansible_collections.deferred.libvirt.plugins.module_utils import _power
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
@@ -41,6 +45,7 @@ class SoftDeleteOptions(object):
         self.selection = selection
         self.reclaim_interval = own.reclaim_interval
         self.mode = own.mode
+        self.allow_terminate = own.allow_terminate
         self.shutdown_timeout = shutdown.timeout
         self.shutdown_retry_interval = shutdown.retry_interval
         self.force = force
@@ -69,8 +74,55 @@ def effective_timeout(record, opts):
     return own if own is not None else options_.DEFAULT_SHUTDOWN_TIMEOUT
 
 
+def terminates(domain, opts):
+    """Whether soft-deleting the live ``domain`` terminates it: an effective reclaim_interval of 0 (the domain's
+    own, else the task's), unless it is already in the trash (rule 3: it stays there, whatever the interval)."""
+    if domain is None or domain.metadata_error is not None:
+        return False
+    record = domain.record or {}
+    if record.get('vm_state') == 'soft_deleted' and not record.get('task_state'):
+        return False
+    return effective_interval(record, opts) == 0
+
+
+def refuse_unconfirmed_terminates(chosen, opts):
+    """DeferredError (nothing changed) naming every domain of the batch an interval of 0 would terminate, unless
+    allow_terminate confirms it: a soft delete that destroys a domain for good is never a silent default."""
+    if opts.allow_terminate:
+        return
+    doomed = [item.domain for item in chosen if terminates(item.domain, opts)]
+    if not doomed:
+        return
+    named = []
+    for domain in doomed:
+        own = (domain.record or {}).get('reclaim_interval')
+        named.append('%s (its own reclaim_interval, set with vm_attributes, is 0)' % domain.name if own == 0
+                     else domain.name)
+    raise errors.DeferredError(
+        'reclaim_interval 0 terminates at once: domain(s) %s would be destroyed with their disks and volumes, not '
+        'soft-deleted, and could not be restored; pass allow_terminate: true to terminate them now, or a '
+        'reclaim_interval above 0 to keep them recoverable; nothing was changed (no domain was shut down)'
+        % ', '.join(named), refused=[d.name for d in doomed])
+
+
+def _say_terminated(result):
+    """The loud part of a soft delete that terminated: a warning and a message (the action says it too)."""
+    if result.get('action') == 'terminated':
+        said = ('domain %s was TERMINATED, not soft-deleted: reclaim_interval 0 with allow_terminate destroyed it at '
+                'once and deleted its disks; it cannot be restored' % result.get('name'))
+    elif result.get('action') == 'would_terminate':
+        said = ('domain %s would be TERMINATED, not soft-deleted: reclaim_interval 0 with allow_terminate destroys it '
+                'at once and deletes its disks; it could not be restored' % result.get('name'))
+    else:
+        return result
+    result['warnings'] = [said] + list(result.get('warnings') or [])
+    result['msg'] = '; '.join(m for m in (said, result.get('msg')) if m)
+    return result
+
+
 def run(ctx, opts):
-    """vm_soft_delete: one soft delete (or, with reclaim_interval 0, a terminate) per selected domain."""
+    """vm_soft_delete: one soft delete (or, with reclaim_interval 0 and allow_terminate, a terminate) per selected
+    domain."""
     items = engine.snapshot(ctx)
     fleet_view = termination.fleet_view(ctx, opts.terminate)
     index = storage.Index(ctx.conn, [i.domain for i in items], fleet_view)
@@ -78,6 +130,7 @@ def run(ctx, opts):
         # A terminated domain named again is reported, not "unknown": a re-run with reclaim_interval 0 is a no-op.
         items = termination.with_terminated(ctx, items, names=opts.selection.names)
     chosen = engine.select(items, opts.selection)
+    refuse_unconfirmed_terminates(chosen, opts)
 
     def work(item):
         domain = item.domain
@@ -92,8 +145,13 @@ def run(ctx, opts):
             return soft_delete(ctx, domain, opts)  # already in the trash: rule 3, whatever the interval
         if domain.metadata_error is None and effective_interval(record or {}, opts) == 0:
             # Nova's reclaim_instance_interval=0: delete at once, after the same clean shutdown.
+            if not opts.allow_terminate:
+                # Checked for the batch before anything; a record changed since says so here.
+                raise engine.OperationError('domain %s: reclaim_interval 0 terminates at once and allow_terminate is '
+                                            'not given; it was not shut down' % domain.name)
             per_domain = opts.terminate.with_shutdown(effective_timeout(record or {}, opts), opts.shutdown_retry_interval)
-            return termination.terminate(ctx, domain, per_domain, index, action='soft delete with reclaim_interval 0')
+            return _say_terminated(termination.terminate(ctx, domain, per_domain, index,
+                                                         action='soft delete with reclaim_interval 0'))
         return soft_delete(ctx, domain, opts)
 
     return engine.outcome(engine.run_each(ctx, chosen, work), 'vm_soft_delete')

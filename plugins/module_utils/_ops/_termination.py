@@ -31,6 +31,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _storage a
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._journal import actor as journal_actor
 
 # The option groups a module that may terminate takes (beside selection and its own).
 GROUPS = (options_.Lifecycle, options_.Storage, options_.Cinder, options_.Fleet)
@@ -170,6 +171,8 @@ class TerminatePlan(engine.Plan):
         domain, opts = self.domain, self.opts
         tomb = tombstones.for_terminate(ctx, domain, self.record)
         tomb['status'] = 'deleting'
+        # Who asked, kept with the tombstone: the journal that also says it is rotated away long before.
+        tomb['actor'] = tomb.get('actor') or journal_actor()
         ctx.state.write_tombstone(tomb)
         failpoint('terminate.after_tombstone')
         self.stopped = power_off(ctx, domain, opts)

@@ -42,7 +42,7 @@ def shared_slice(path):
 
 
 @pytest.mark.parametrize('operation, params', [
-    (soft_delete, dict(reclaim_interval=0, shutdown_timeout=5)),
+    (soft_delete, dict(reclaim_interval=0, shutdown_timeout=5, allow_terminate=True)),
     (terminate, {}),
 ], ids=['soft-delete-interval-0', 'terminate'])
 def test_a_disk_the_slice_marks_shared_is_kept_by_every_path_that_deletes(conn, define, tmp_path, operation, params):

@@ -5,22 +5,29 @@
 """vm_restore's operation (_ops/_restore.py) on test:///default: back to running, refused over quota, check mode.
 
 Run through a plain Context (ops_support.py): a refused restore changes nothing, and check mode reports the record
-the real restore leaves.
+the real restore leaves. A domain that was reclaimed or terminated is refused with what became of it (when, by which
+request and actor, what was deleted and kept), not as an unknown name.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
+
+import datetime
+import json
 
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as quota
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _attributes as attributes
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _reclaim as reclaim
+from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _restore as restore
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 
-from ops_support import FUTURE, only, record_of, run, set_text, soft_deleted_record
+from ops_support import FUTURE, PAST, only, put, record_of, run, set_text, soft_deleted_record
 
 
 def test_restore_brings_a_soft_deleted_domain_back_to_running(conn, define, tmp_path):
@@ -113,3 +120,70 @@ def test_restore_refuses_a_slice_built_for_another_host_before_anything_changes(
     with pytest.raises(_errors.DeferredError, match='the fleet slice was built for hv2 .* not this host'):
         run(restore, conn, tmp_path, name=['web01'], fleet=part)
     assert record_of(conn, 'web01') == before
+
+
+def _disk_domain(define, tmp_path, name):
+    images = tmp_path / 'images'
+    images.mkdir(exist_ok=True)
+    path = images / ('%s.img' % name)
+    path.write_bytes(b'disk')
+    define(name, devices='<disk type="file" device="disk"><source file="%s"/><target dev="vda"/></disk>' % path)
+    return str(path)
+
+
+def _journal(tmp_path):
+    return [json.loads(line) for line in (tmp_path / 'state' / 'events.jsonl').read_text().splitlines()]
+
+
+def test_restore_of_a_reclaimed_domain_says_when_by_which_request_and_what_was_deleted(conn, define, tmp_path,
+                                                                                       monkeypatch):
+    disk = _disk_domain(define, tmp_path, 'vol01')
+    monkeypatch.setenv('DEFERRED_LIBVIRT_ACTOR', 'alice')
+    run(soft_delete, conn, tmp_path, name=['vol01'], reclaim_interval='1h')
+    record = record_of(conn, 'vol01')
+    put(conn, 'vol01', dict(record, deleted_at=_record.format_time(PAST - datetime.timedelta(hours=1)),
+                            reclaim_at=_record.format_time(PAST)))
+    record = record_of(conn, 'vol01')
+    monkeypatch.setenv('DEFERRED_LIBVIRT_ACTOR', 'timer')
+    swept, dummy = run(reclaim, conn, tmp_path)
+    assert [r['name'] for r in swept['extra']['reclaimed']] == ['vol01']
+    journal_before = _journal(tmp_path)
+    sweep_request = [e['request_id'] for e in journal_before if e['event_type'] == 'instance.delete.start'][0]
+    soft_request = [e['request_id'] for e in journal_before if e['event_type'] == 'instance.soft_delete.start'][0]
+
+    with pytest.raises(DeferredError) as err:
+        run(restore, conn, tmp_path, name=['vol01'])
+    msg = str(err.value)
+    assert 'no domain named' not in msg, msg
+    assert msg.startswith('domain vol01 (uuid ') and ' was reclaimed at ' in msg, msg
+    assert 'by request %s (actor timer) and cannot be restored' % sweep_request in msg, msg
+    assert 'soft-deleted at %s by request %s (actor alice)' % (record['deleted_at'], soft_request) in msg, msg
+    assert 'deleted: disk(s) %s' % disk in msg and msg.endswith('; nothing was changed'), msg
+    [story] = err.value.result['terminated']
+    assert (story['name'], story['how'], story['request_id'], story['actor']) == ('vol01', 'reclaimed', sweep_request,
+                                                                                  'timer')
+    assert (story['soft_delete_request_id'], story['soft_delete_actor']) == (soft_request, 'alice')
+    assert story['disks_deleted'] == [disk] and story['disks_kept'] == [] and story['volumes_pending'] == []
+    assert story['terminated_at'] and story['deleted_at'] == record['deleted_at']
+    assert _journal(tmp_path) == journal_before  # nothing written
+
+
+def test_restore_of_a_terminated_domain_and_an_unknown_name_says_both_and_changes_nothing(conn, define, tmp_path):
+    define('web01')
+    define('web02', running=True)
+    run(soft_delete, conn, tmp_path, name=['web02'])
+    run(terminate, conn, tmp_path, name=['web01'])
+    before = record_of(conn, 'web02')
+    with pytest.raises(DeferredError) as err:
+        run(restore, conn, tmp_path, name=['web02', 'web01', 'nosuch'])
+    msg = str(err.value)
+    assert 'domain web01 (uuid ' in msg and ' was terminated at ' in msg, msg
+    assert "no domain named nosuch on this hypervisor" in msg and 'web01,' not in msg, msg
+    assert msg.endswith('nothing was changed'), msg
+    assert [s['how'] for s in err.value.result['terminated']] == ['terminated']
+    assert record_of(conn, 'web02') == before  # web02, which could be restored, was not: the batch is refused
+
+
+def test_restore_of_an_unknown_name_still_says_no_domain_named(conn, define, tmp_path):
+    with pytest.raises(DeferredError, match='no domain named nosuch on this hypervisor'):
+        run(restore, conn, tmp_path, name=['nosuch'])

@@ -200,3 +200,66 @@ def test_naming_a_tombstone_cinder_was_never_asked_about_without_cinder_is_a_noo
     answer = tombstones.answer_when_named(ctx, dict(well_formed(), cinder_checked=False), cinder.Options())
     assert (answer['changed'], answer['action'], answer['cinder_checked']) == (False, 'none', False)
     assert answer['msg'].startswith('already terminated at 2024-01-02T00:00:02Z; Cinder has not been asked')
+
+
+# -- the story a restore of a terminated domain tells ----------------------------------------------------------------
+
+def _reclaimed_tombstone(**more):
+    tomb = {
+        'name': 'vol01', 'uuid': '3f1c2a10-1b2d-4e5f-8a9b-0c1d2e3f4a5b', 'project': 'web', 'status': 'terminated',
+        'request_id': 'req-sweep', 'terminated_at': '2026-01-02T03:00:00Z', 'started_at': '2026-01-02T02:59:59Z',
+        'deleted_at': '2025-12-26T03:00:00Z', 'reclaim_at': '2026-01-02T03:00:00Z', 'cinder_checked': True,
+        'disks_deleted': ['/var/lib/libvirt/images/vol01.qcow2'],
+        'disks_kept': [{'path': '/srv/shared/base.qcow2', 'reason': 'shared with domain(s) db01'}],
+        'volumes_done': [{'id': 'vol-a', 'detached': True, 'deleted': True},
+                         {'id': 'vol-b', 'detached': True, 'deleted': False},
+                         {'id': 'vol-c', 'kept': True, 'detached': False, 'deleted': False}],
+        'volumes_pending': [{'id': 'vol-d', 'error': 'Cinder answered 503'}],
+        'history': [{'action': 'soft_delete', 'request_id': 'req-soft', 'result': 'success'},
+                    {'action': 'reclaim', 'request_id': 'req-sweep', 'result': 'success'}],
+    }
+    tomb.update(more)
+    return tomb
+
+
+def test_the_story_of_a_reclaimed_domain_says_when_by_whom_and_what_was_deleted_kept_and_pending():
+    told = tombstones.story(_reclaimed_tombstone(), {'req-sweep': 'timer', 'req-soft': 'alice'})
+    assert told['msg'] == (
+        'domain vol01 (uuid 3f1c2a10-1b2d-4e5f-8a9b-0c1d2e3f4a5b, project web) was reclaimed at 2026-01-02T03:00:00Z by '
+        'request req-sweep (actor timer) and cannot be restored; it had been soft-deleted at 2025-12-26T03:00:00Z by '
+        'request req-soft (actor alice), to be reclaimed at 2026-01-02T03:00:00Z; deleted: disk(s) '
+        '/var/lib/libvirt/images/vol01.qcow2; volume(s) vol-a; kept: disk(s) /srv/shared/base.qcow2 (shared with '
+        'domain(s) db01); volume(s) vol-b, detached and kept in Cinder; volume(s) vol-c, left attached where another '
+        'host holds them; still pending (the next vm_reclaim sweep finishes it): volume(s) vol-d')
+    assert (told['how'], told['action']) == ('reclaimed', 'reclaim')
+    assert (told['actor'], told['soft_delete_actor']) == ('timer', 'alice')
+    assert (told['volumes_deleted'], told['volumes_detached'], told['volumes_kept'], told['volumes_pending']) == (
+        ['vol-a'], ['vol-b'], ['vol-c'], ['vol-d'])
+
+
+def test_the_story_takes_the_actor_the_tombstone_recorded_over_the_journal():
+    told = tombstones.story(_reclaimed_tombstone(actor='awx:bob'), {'req-sweep': 'root'})
+    assert told['actor'] == 'awx:bob' and 'by request req-sweep (actor awx:bob)' in told['msg']
+
+
+def test_the_story_of_a_terminate_never_soft_deleted_without_a_journal_says_what_it_does_not_know():
+    tomb = _reclaimed_tombstone(deleted_at=None, reclaim_at=None, history=[
+        {'action': 'terminate', 'request_id': 'req-sweep', 'result': 'success'}], volumes_done=[], volumes_pending=[],
+        disks_kept=[], cinder_checked=False)
+    told = tombstones.story(tomb)
+    assert told['how'] == 'terminated' and 'soft-deleted' not in told['msg']
+    assert 'by request req-sweep (actor not recorded)' in told['msg']
+    assert 'kept: no disk or volume; Cinder has not been asked about its volumes yet' in told['msg']
+
+
+def test_the_story_of_an_interrupted_terminate_says_it_is_being_terminated():
+    told = tombstones.story(_reclaimed_tombstone(status='deleting', terminated_at=None))
+    assert 'is being terminated: it began at 2026-01-02T02:59:59Z by request req-sweep' in told['msg']
+
+
+def test_a_terminate_records_its_actor_in_the_tombstone(conn, define, tmp_path, monkeypatch):
+    define('web01')
+    monkeypatch.setenv('DEFERRED_LIBVIRT_ACTOR', 'awx:carol')
+    [instance] = run(terminate, conn, tmp_path, name=['web01'])[0]['instances']
+    state = StateDir(str(tmp_path / 'state'))
+    assert state.read_tombstone(instance['uuid'])['actor'] == 'awx:carol'
