@@ -203,7 +203,7 @@ instances:
       returned: always
       sample: 2147483648
     history:
-      description: The last lifecycle actions (action, request_id, start, finish, result, message).
+      description: The last lifecycle actions (action, request_id, start, finish, result, message; actor, who ran a soft delete, as the journal names it).
       type: list
       elements: dict
       returned: always
