@@ -25,7 +25,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import OFF_POWER_STATES
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._hostvars import host_vars
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_time import (
-    expiry_order, human, human_bytes, now_of, parse_time, time_left, window_seconds)
+    expiry_order, human, human_bytes, now_of, parse_time, time_left, when, window_seconds)
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._sweep import (
     LAST_SWEEP_FILE, due_line, host_line, read_sweep)
 
@@ -65,6 +65,21 @@ def restore_command(view):
         extra['project'] = project
     return 'ansible-playbook -i INVENTORY deferred.libvirt.restore %s' % ' '.join(
         '-e %s' % shlex.quote('%s=%s' % (k, extra[k])) for k in ('names', 'project') if k in extra)
+
+
+def trash_line(item):
+    """One soft-deleted domain in the operator's words: where, whose, when it goes, its size, who deleted it and
+    how to restore it."""
+    if item.get('reclaimable'):
+        left = when(item.get('expires_in'))
+    else:
+        left = 'never reclaimed as it is (%s)' % '; '.join(
+            (item.get('anomalies') or []) + (item.get('warnings') or [])[:2] or ['task %s' % item.get('task_state')])
+    return '%s/%s (project %s, owner %s): %s, %s on disk, deleted by %s%s; restore: %s' % (
+        item.get('host'), item.get('name'), item.get('project') or 'none', item.get('user') or 'none', left,
+        item.get('disk_size') or human_bytes(item.get('disk_bytes')), item.get('deleted_by') or 'unknown (not recorded)',
+        ' at %s' % item['deleted_at'] if item.get('deleted_at') else '',
+        item.get('restore_command') or 'name it to the restore playbook (its UUID is not a plain one)')
 
 
 def _trash_item(host, view, now, window):

@@ -14,8 +14,10 @@ import json
 
 import pytest
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import (
-    trash_report, trash_report_html)
+    trash, trash_report, trash_report_html)
 from report_samples import NOW, SWEEP_RESULT, fleet, make_report, sweep, view
 
 
@@ -159,3 +161,35 @@ def test_each_domain_says_who_deleted_it_and_how_to_restore_it():
     page = trash_report_html(data)
     assert 'deferred.libvirt.restore -e names=4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50 -e project=web' in page
     assert 'alice@awx' in page
+
+
+def test_trash_prints_one_line_per_domain_in_the_operators_words():
+    uuid = '4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50'
+    history = [{'action': 'soft_delete', 'result': 'success', 'actor': 'alice@awx'}]
+    hostvars = fleet(hv1=([view('web02', uuid=uuid, reclaim_at='2024-05-07T11:00:00Z', disk_bytes=3 << 30,
+                                history=history),
+                           view('old', uuid='11111111-2222-3333-4444-555555555555', reclaim_at='2024-05-01T10:00:00Z',
+                                user=None),
+                           view('held', project='db', locked=True, lock_reason='legal hold', uuid='not plain'),
+                           view('up', vm_state='active')], None))
+    lines = trash(hostvars, ['hv1'], now=NOW)
+    assert lines == [
+        'hv1/old (project web, owner none): overdue by 2h 0m, unknown on disk, deleted by unknown (not recorded) at '
+        '2024-04-30T12:00:00Z; restore: ansible-playbook -i INVENTORY deferred.libvirt.restore '
+        '-e names=11111111-2222-3333-4444-555555555555 -e project=web',
+        'hv1/held (project db, owner alice): never reclaimed as it is (locked (legal hold): skipped by the sweep), '
+        'unknown on disk, deleted by unknown (not recorded) at 2024-04-30T12:00:00Z; restore: name it to the restore '
+        'playbook (its UUID is not a plain one)',
+        'hv1/web02 (project web, owner alice): in 5d 23h, 3.0 GiB on disk, deleted by alice@awx at '
+        '2024-04-30T12:00:00Z; restore: ansible-playbook -i INVENTORY deferred.libvirt.restore -e names=%s '
+        '-e project=web' % uuid]
+    assert [line.split(' ')[0] for line in trash(hostvars, ['hv1'], project='db', now=NOW)] == ['hv1/held']
+    # The same lines from a report already built, and its project filter.
+    report = trash_report(hostvars, ['hv1'], now=NOW)
+    assert trash(report) == lines
+    assert [line.split(' ')[0] for line in trash(report, project='web')] == ['hv1/old', 'hv1/web02']
+
+
+def test_trash_without_hosts_or_a_report_says_what_to_pass():
+    with pytest.raises(AnsibleFilterError, match='pass a trash report, or hostvars and the list of hosts'):
+        trash({'hv1': {}})
