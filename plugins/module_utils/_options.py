@@ -20,6 +20,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _quota as 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils import _retention as retention
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
+from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import parse_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import InputError, unchanged
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._locks import LOCK_TIMEOUT
@@ -302,8 +303,18 @@ class Attributes(Group):
 class Info(Group):
     """vm_info's own option."""
 
-    ARGSPEC = dict(include_deleted=dict(type='bool', default=False))
+    ARGSPEC = dict(include_deleted=dict(type='bool', default=False),
+                   fields=dict(type='list', elements='str'))
 
     @classmethod
     def read(cls, params):
-        return cls(include_deleted=bool(params.get('include_deleted')))
+        fields = params.get('fields')
+        if fields is not None:
+            fields = [str(f).strip() for f in fields]
+            unknown = _views.unknown_fields(fields)
+            if not fields or unknown:
+                raise InputError('fields: %s; the fields are %s' % (
+                    'unknown field(s) %s' % ', '.join(repr(f) for f in unknown) if unknown else 'an empty list',
+                    ', '.join(_views.FIELDS)))
+            fields = list(dict.fromkeys(fields))
+        return cls(include_deleted=bool(params.get('include_deleted')), fields=fields)

@@ -47,7 +47,7 @@ FIELDS = (
 )
 SOFT_DELETE_MODES = ('shutdown', 'managed_save')
 VOLUME_ATTRS = ('id', 'target', 'delete_on_termination')
-HISTORY_ATTRS = ('action', 'request_id', 'start', 'finish', 'result', 'message')
+HISTORY_ATTRS = ('action', 'request_id', 'start', 'finish', 'result', 'message', 'actor')
 UUIDISH = re.compile(r'^[0-9a-fA-F-]{1,64}$')
 # The hypervisor that last wrote the record: libvirt's host UUID (absent where libvirt knows none) and hostname.
 HOST_ATTRS = ('uuid', 'hostname')
@@ -222,7 +222,9 @@ def _parse(domain, text):
             tag = item.tag.split('}', 1)[-1]
             if tag != 'action':
                 raise RecordError('domain %s: lifecycle metadata field history holds <%s>, not <action>' % (domain, tag))
-            record['history'].append(dict((attr, item.get(attr)) for attr in HISTORY_ATTRS))
+            # actor (who ran it) is written since 0.2.0; older entries read back without it.
+            record['history'].append(dict((attr, item.get(attr)) for attr in HISTORY_ATTRS
+                                          if attr != 'actor' or item.get(attr) is not None))
     return record
 
 
@@ -328,12 +330,13 @@ def serialize(record):
     return ET.tostring(root, encoding='unicode')
 
 
-def add_history(record, action, request_id, start, result, message=None):
-    """Append one finished action, keeping the last HISTORY_KEEP."""
+def add_history(record, action, request_id, start, result, message=None, actor=None):
+    """Append one finished action, keeping the last HISTORY_KEEP; ``actor``: who ran it (the journal's actor)."""
     record = copy.deepcopy(record)
-    record['history'] = (record.get('history') or []) + [{
-        'action': action, 'request_id': request_id, 'start': start,
-        'finish': format_time(utcnow()), 'result': result, 'message': message,
-    }]
+    entry = {'action': action, 'request_id': request_id, 'start': start, 'finish': format_time(utcnow()),
+             'result': result, 'message': message}
+    if actor:
+        entry['actor'] = actor
+    record['history'] = (record.get('history') or []) + [entry]
     record['history'] = record['history'][-HISTORY_KEEP:]
     return record

@@ -127,12 +127,21 @@ def _shown(items, most=10, quote=True):
 
 def run_query(views, query):
     """Apply a JMESPath expression to the list of records; it must yield records, names or UUIDs."""
+    return domains_of(query_result(views, query), views, query)
+
+
+def query_result(views, query):
+    """What the JMESPath expression ``query`` gives over ``views``, as is (a pure function of the records)."""
     if not HAS_JMESPATH:
         raise SelectionError('query needs the jmespath Python package (pip install jmespath)')
     try:
-        result = jmespath.search(query, views)
+        return jmespath.search(query, views)
     except jmespath.exceptions.JMESPathError as exc:
         raise SelectionError('query %r is not a valid JMESPath expression: %s' % (query, exc))
+
+
+def domains_of(result, views, query):
+    """The views a query's ``result`` names (records, names or UUIDs); SelectionError for anything else."""
     if result is None:
         return []
     if isinstance(result, dict):

@@ -12,6 +12,7 @@ __metaclass__ = type
 
 import copy
 import os
+import stat
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _chains
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
@@ -48,6 +49,60 @@ def for_diff(view):
     return dict((k, view[k]) for k in DIFF_FIELDS if k in (view or {}))
 
 
+# Every key of a view (a live domain's or a tombstone's): the names vm_info's fields option takes.
+FIELDS = tuple(sorted(set(
+    ['name', 'uuid', 'managed', 'persistent', 'power_state', 'managed_save', 'vcpus', 'memory_mb', 'metadata_error',
+     'host', 'volumes', 'history', 'disks', 'disk_bytes', 'anomalies', 'terminated_at', 'volumes_pending',
+     'disks_pending'] + [name for name, _kind in _record.FIELDS])))
+
+
+def unknown_fields(fields):
+    """The names in ``fields`` that are no key of a view, in the order given."""
+    return [f for f in fields if f not in FIELDS]
+
+
+def project_fields(view, fields):
+    """Only ``fields`` of ``view`` (None for a key the view does not carry, a tombstone's key on a live domain)."""
+    return dict((f, view.get(f)) for f in fields)
+
+
+def allocated_bytes(path, st=None):
+    """The bytes a disk takes on this host: the blocks a file has allocated (a sparse or thin image counts what it
+    holds, not its virtual size), the size of a block device; None when it cannot be read (no such file, a network
+    disk)."""
+    try:
+        st = st if st is not None else os.stat(path)
+    except (OSError, TypeError, ValueError):
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return st.st_blocks * 512
+    if stat.S_ISBLK(st.st_mode):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            return os.lseek(fd, 0, os.SEEK_END)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+    return None
+
+
+def _counts_on_disk(disk):
+    """A disk whose space a reclaim can give back: a writable disk device (not a CD-ROM, floppy, read-only or
+    shareable disk, which terminate always keeps)."""
+    return disk.get('device', 'disk') == 'disk' and not disk.get('readonly') and not disk.get('shareable')
+
+
+def disk_bytes(view):
+    """The allocated bytes of a view's writable disks, summed over those that could be read; None when none could."""
+    sizes = [d.get('allocated_bytes') for d in view.get('disks') or [] if d.get('counts_on_disk', _counts_on_disk(d))]
+    sizes = [s for s in sizes if isinstance(s, int) and not isinstance(s, bool)]
+    return sum(sizes) if sizes else None
+
+
 def describe(domain, owned=None):
     """The lifecycle record of ``domain`` as vm_info returns it; never raises on what the record holds."""
     record = domain.record or _record.empty()
@@ -72,17 +127,20 @@ def describe(domain, owned=None):
     for disk in domain.disks():
         item = dict((k, disk[k]) for k in ('target', 'device', 'type', 'path', 'pool', 'volume'))
         # The file itself (device and inode): the fleet index tells one file under two paths apart by them (rule 10).
-        item['st_dev'] = item['st_ino'] = None
+        item['st_dev'] = item['st_ino'] = item['allocated_bytes'] = None
+        item['counts_on_disk'] = _counts_on_disk(disk)
         if disk['type'] in ('file', 'block') and disk['path']:
             try:
                 st = os.stat(disk['path'])
                 item['st_dev'], item['st_ino'] = st.st_dev, st.st_ino
+                item['allocated_bytes'] = allocated_bytes(disk['path'], st)
             except OSError:
                 pass
         if owned is not None:
             item['delete_on_termination'] = owned.get(disk['target'], False)
         disks.append(item)
     view['disks'] = disks
+    view['disk_bytes'] = disk_bytes(view)
     view['anomalies'] = [] if domain.metadata_error else _record.anomalies(record)
     return view
 
@@ -114,9 +172,12 @@ def add_backing_chains(view, volume_path):
                     item['st_dev'], item['st_ino'] = st.st_dev, st.st_ino
                 except OSError:
                     pass
+            if path and item.get('allocated_bytes') is None:
+                item['allocated_bytes'] = allocated_bytes(path)
         if not path:
             continue
         dummy, item['backing_chain'], item['backing_chain_error'] = _chains.describe_chain(path)
+    view['disk_bytes'] = disk_bytes(view)
     return view
 
 
@@ -133,7 +194,7 @@ def describe_tombstone(tombstone):
         'volumes': tombstone.get('volumes') or [], 'volumes_pending': tombstone.get('volumes_pending') or [],
         'disks_pending': tombstone.get('disks_pending') or [],
         'disks': tombstone.get('disks') or [], 'history': tombstone.get('history') or [], 'anomalies': [],
-        'locked': False, 'protected': False, 'host': tombstone.get('host'),
+        'locked': False, 'protected': False, 'host': tombstone.get('host'), 'disk_bytes': None,
     })
     return view
 

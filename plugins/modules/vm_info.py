@@ -17,6 +17,9 @@ description:
   - A domain with no record is reported as unmanaged, its vm_state derived from libvirt's power state.
   - With O(include_deleted), terminated domains are reported too, from their tombstones in O(state_dir).
   - Changes nothing. The results are also returned as facts.
+  - A O(query) that gives something other than records, names or UUIDs (a projection such as V([].[name, reclaim_at]),
+    or a count such as V(length(@))) is answered with its result in RV(query_result); the modules that change domains
+    refuse such a query. The O(project) scope applies first, so a projection sees that project's records only.
   - Reads every domain with a fixed number of libvirt calls (one stats call for the whole host and one XML read per
     domain), so it answers quickly on hosts with many domains.
 extends_documentation_fragment:
@@ -32,6 +35,17 @@ options:
         still pending.
     type: bool
     default: false
+  fields:
+    description:
+      - Return only these keys of each domain (a projection), for example V([name, project, reclaim_at, disk_bytes]);
+        by default every key.
+      - Applied after the selection (O(query) sees whole records) and to the facts too; RV(usage) is still of the
+        whole records. Keys a domain does not carry (V(terminated_at) of a live domain) are null.
+      - An unknown field is refused with the list of valid ones, and nothing is read.
+      - The backing chains of the disks are read only when V(disks) or V(disk_bytes) is asked for.
+    type: list
+    elements: str
+    version_added: 0.2.0
 seealso:
   - module: deferred.libvirt.vm_attributes
     description: Set the owner, guards and durations that vm_info reports.
@@ -52,6 +66,15 @@ EXAMPLES = r'''
   deferred.libvirt.vm_info:
     project: web
     query: "[?vm_state=='soft_deleted']"
+
+- name: Name, project and time of reclaim of each domain in the trash, and the space a reclaim frees
+  deferred.libvirt.vm_info:
+    query: "[?vm_state=='soft_deleted']"
+    fields: [name, project, user, reclaim_at, disk_bytes]
+
+- name: The same as pairs, with a JMESPath projection (returned in query_result)
+  deferred.libvirt.vm_info:
+    query: "[?vm_state=='soft_deleted'].[name, reclaim_at]"
 
 - name: Two domains, by name and by UUID
   deferred.libvirt.vm_info:
@@ -140,6 +163,18 @@ instances:
       elements: dict
       returned: always
       contains:
+        allocated_bytes:
+          description:
+            - The bytes the disk takes on this host (the blocks a file has allocated, so a sparse or thin image counts
+              what it holds; the size of a block device; a pool volume by the file or device it resolves to); null
+              when it cannot be read (a network disk, a file that is gone).
+          type: int
+          returned: always
+          sample: 1073741824
+        counts_on_disk:
+          description: Whether the disk counts in RV(instances[].disk_bytes) (a writable disk, not a CD-ROM, floppy, read-only or shareable one).
+          type: bool
+          returned: always
         file_path:
           description: The file the disk opens on this host; for a pool volume, the file its pool resolves it to.
           type: str
@@ -169,8 +204,17 @@ instances:
               reaches is unknown; the host's own terminate keeps what it might be.
           type: str
           returned: for live domains
+    disk_bytes:
+      description:
+        - The allocated bytes of the domain's writable disks (RV(instances[].disks[].allocated_bytes) of those that
+          count), the space its reclaim gives back at most. A disk outside O(deferred.libvirt.vm_terminate#module:instance_dirs),
+          shared with another domain or behind another domain's disk is kept by the terminate, so frees nothing.
+        - Cinder volumes are not counted (their size is Cinder's). Null when no disk could be read, and for tombstones.
+      type: int
+      returned: always
+      sample: 2147483648
     history:
-      description: The last lifecycle actions (action, request_id, start, finish, result, message).
+      description: The last lifecycle actions (action, request_id, start, finish, result, message; actor, who ran a soft delete, as the journal names it).
       type: list
       elements: dict
       returned: always
@@ -194,6 +238,13 @@ instances:
       type: list
       elements: str
       returned: always
+query_result:
+  description:
+    - What O(query) gives, as JMESPath gives it, when that is not a list of domain records, names or UUIDs (a
+      projection, a count); RV(instances) is then empty.
+  returned: when O(query) projects
+  type: raw
+  sample: [[web01, "2024-05-16T09:30:00Z"], [web02, "2024-05-17T11:00:00Z"]]
 usage:
   description: Per project, the instances, cores and ram_mb of its domains that count for quota (soft-deleted ones do not). Of the selected domains.
   returned: always

@@ -28,11 +28,12 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _selection
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._fleet_index import alias_of, identity_of
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._hostvars import host_result, without_gc_pauses
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_time import human_bytes, when
 
 # What the fleet fact keeps of each vm_info record (the full records stay in each host's registered result).
 INSTANCE_KEYS = ('name', 'uuid', 'project', 'user', 'vm_state', 'task_state', 'power_state', 'vcpus', 'memory_mb',
                  'deleted_at', 'reclaim_at', 'terminated_at', 'locked', 'protected', 'managed', 'anomalies',
-                 'metadata_error')
+                 'metadata_error', 'disk_bytes')
 RESOURCES = _quota.RESOURCES
 
 
@@ -108,7 +109,8 @@ def fleet_state(hostvars, hosts, result_var='state_facts_vm_info', now=None, pro
             if state == 'soft_deleted':
                 expires_in = _expires_in(view.get('reclaim_at'), now)
                 trash = {'host': host, 'name': view.get('name'), 'uuid': view.get('uuid'), 'project': project,
-                         'vcpus': view.get('vcpus'), 'memory_mb': view.get('memory_mb'),
+                         'vcpus': view.get('vcpus'), 'memory_mb': view.get('memory_mb'), 'user': view.get('user'),
+                         'disk_bytes': view.get('disk_bytes'),
                          'deleted_at': view.get('deleted_at'), 'reclaim_at': view.get('reclaim_at'),
                          'expires_in': expires_in, 'expired': expires_in is not None and expires_in <= 0,
                          'task_state': view.get('task_state'), 'protected': bool(view.get('protected')),
@@ -149,7 +151,7 @@ def _instance_line(item, now):
         text += ' (task %s)' % item['task_state']
     text += ', power %s, project %s' % (item.get('power_state'), item.get('project') or 'none')
     if item.get('vm_state') == 'soft_deleted':
-        text += ', reclaim_at %s (%s)' % (item.get('reclaim_at'), _when(_expires_in(item.get('reclaim_at'), now)))
+        text += ', %s' % _reclaim_text(item.get('reclaim_at'), _expires_in(item.get('reclaim_at'), now))
     if item.get('vm_state') == 'deleted':
         text += ', terminated_at %s' % item.get('terminated_at')
     return text
@@ -163,12 +165,12 @@ def _usage_text(usage):
     return ', '.join('%s %d' % (r, (usage or {}).get(r) or 0) for r in RESOURCES)
 
 
-def _when(seconds):
-    if seconds is None:
-        return 'never (no readable reclaim_at)'
-    if seconds <= 0:
-        return 'expired %ds ago' % -seconds
-    return 'in %ds' % seconds
+def _reclaim_text(reclaim_at, seconds):
+    """When a soft-deleted domain goes, in words: "reclaim_at 2024-05-08T10:00:00Z (in 6d 0h)", "(overdue by 2h 0m)";
+    a record without one says what that means rather than "None"."""
+    if not reclaim_at:
+        return 'no reclaim_at (never reclaimed until the record is fixed)'
+    return 'reclaim_at %s (%s)' % (reclaim_at, when(seconds))
 
 
 def _fleet_lines(fleet):
@@ -191,9 +193,10 @@ def _fleet_lines(fleet):
         if item.get('task_state'):
             flags.append('task %s' % item['task_state'])
         flags += item.get('anomalies') or []
-        lines.append('trash %s/%s (project %s): deleted_at %s, reclaim_at %s, %s%s' % (
-            item['host'], item['name'], item.get('project') or 'none', item.get('deleted_at'), item.get('reclaim_at'),
-            _when(item.get('expires_in')), ' [%s]' % '; '.join(flags) if flags else ''))
+        lines.append('trash %s/%s (project %s, user %s): deleted_at %s, %s, %s on disk%s' % (
+            item['host'], item['name'], item.get('project') or 'none', item.get('user') or 'none',
+            item.get('deleted_at') or 'missing', _reclaim_text(item.get('reclaim_at'), item.get('expires_in')),
+            human_bytes(item.get('disk_bytes')), ' [%s]' % '; '.join(flags) if flags else ''))
     for item in fleet['anomalies']:
         lines.append('ANOMALY %s/%s: %s' % (item['host'], item['name'],
                                             item.get('metadata_error') or '; '.join(item.get('anomalies') or [])))

@@ -85,7 +85,11 @@ def report_metrics(report):
         ('trash_vcpus', 'Virtual CPUs of the soft-deleted domains.', 'vcpus'),
         ('trash_memory_bytes', 'Memory of the soft-deleted domains.', 'memory_bytes'),
         ('trash_disks', 'Local disks of the soft-deleted domains.', 'disks'),
-        ('trash_due_soon_domains', 'Soft-deleted domains the sweep reclaims within the warning window.', 'due_soon'),
+        ('trash_disk_bytes', 'Allocated bytes of the writable disks of the soft-deleted domains: what reclaiming them '
+         'frees at most.', 'disk_bytes'),
+        ('trash_overdue_domains', 'Soft-deleted domains past their reclaim_at: the next sweep reclaims them.', 'overdue'),
+        ('trash_due_soon_domains', 'Soft-deleted domains the sweep reclaims within the warning window (not yet overdue).',
+         'due_soon'),
         ('trash_anomalies', 'Soft-deleted domains never reclaimed because their record is incomplete (rule 1).',
          'anomalies'),
         ('pending_cinder_volumes', 'Cinder volumes of terminated domains whose detach or delete is pending.',

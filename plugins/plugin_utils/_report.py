@@ -16,6 +16,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import re
+import shlex
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _duration
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet
@@ -23,7 +25,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import OFF_POWER_STATES
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._hostvars import host_vars
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_time import (
-    expiry_order, human, now_of, parse_time, time_left, window_seconds)
+    expiry_order, human, human_bytes, now_of, parse_time, time_left, when, window_seconds)
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._sweep import (
     LAST_SWEEP_FILE, due_line, host_line, read_sweep)
 
@@ -34,6 +36,50 @@ TIMELINE_DAYS = 7
 def _disk_text(disk):
     where = disk.get('path') or ('%s/%s' % (disk.get('pool'), disk.get('volume')) if disk.get('pool') else None)
     return '%s: %s' % (disk.get('target') or '?', where or disk.get('type') or '?')
+
+
+# Text that is safe on a command line and in an extra var as it is: no quoting, nothing Ansible would template.
+_PLAIN = re.compile(r'^[A-Za-z0-9._@:+-]{1,255}$')
+
+
+def deleted_by(view):
+    """Who soft-deleted the domain, from the last successful soft_delete in its history; None when not recorded."""
+    for item in reversed(view.get('history') or []):
+        if isinstance(item, dict) and item.get('action') == 'soft_delete' and item.get('result') == 'success':
+            return item.get('actor') or None
+    return None
+
+
+def restore_command(view):
+    """The command that restores this domain with the restore playbook, or None when its UUID is not a plain one.
+
+    The domain is named by its UUID (exact across the fleet); the project is passed only when it is plain text, as
+    an extra var is templated by Ansible: a tenant's string never becomes part of a command to paste.
+    """
+    uuid = view.get('uuid')
+    if not isinstance(uuid, str) or not _record.UUIDISH.match(uuid):
+        return None
+    extra = {'names': uuid}
+    project = view.get('project')
+    if isinstance(project, str) and _PLAIN.match(project):
+        extra['project'] = project
+    return 'ansible-playbook -i INVENTORY deferred.libvirt.restore %s' % ' '.join(
+        '-e %s' % shlex.quote('%s=%s' % (k, extra[k])) for k in ('names', 'project') if k in extra)
+
+
+def trash_line(item):
+    """One soft-deleted domain in the operator's words: where, whose, when it goes, its size, who deleted it and
+    how to restore it."""
+    if item.get('reclaimable'):
+        left = when(item.get('expires_in'))
+    else:
+        left = 'never reclaimed as it is (%s)' % '; '.join(
+            (item.get('anomalies') or []) + (item.get('warnings') or [])[:2] or ['task %s' % item.get('task_state')])
+    return '%s/%s (project %s, owner %s): %s, %s on disk, deleted by %s%s; restore: %s' % (
+        item.get('host'), item.get('name'), item.get('project') or 'none', item.get('user') or 'none', left,
+        item.get('disk_size') or human_bytes(item.get('disk_bytes')), item.get('deleted_by') or 'unknown (not recorded)',
+        ' at %s' % item['deleted_at'] if item.get('deleted_at') else '',
+        item.get('restore_command') or 'name it to the restore playbook (its UUID is not a plain one)')
 
 
 def _trash_item(host, view, now, window):
@@ -59,12 +105,17 @@ def _trash_item(host, view, now, window):
     reclaimable = not reasons and not view.get('protected') and not view.get('locked') and \
         view.get('task_state') in (None, 'deleting')
     memory_mb = view.get('memory_mb') or 0
+    size = view.get('disk_bytes')
+    size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+    expired = expires_in is not None and expires_in <= 0
     return {
         'host': host, 'name': view.get('name'), 'uuid': view.get('uuid'), 'project': view.get('project'),
         'user': view.get('user'), 'deleted_at': view.get('deleted_at'), 'reclaim_at': reclaim_at,
         'expires_in': expires_in, 'time_left': time_left(expires_in),
-        'expired': expires_in is not None and expires_in <= 0,
-        'due_soon': bool(reclaimable and expires_in is not None and window and expires_in <= window),
+        'expired': expired, 'overdue': bool(reclaimable and expired),
+        'due_soon': bool(reclaimable and expires_in is not None and not expired and window and expires_in <= window),
+        'disk_bytes': size, 'disk_size': human_bytes(size), 'deleted_by': deleted_by(view),
+        'restore_command': restore_command(view),
         'vcpus': view.get('vcpus') or 0, 'memory_mb': memory_mb, 'memory_bytes': memory_mb * 1024 * 1024,
         'disks': [_disk_text(d) for d in disks], 'disk_count': len(disks),
         'volumes': [v.get('id') for v in view.get('volumes') or []],
@@ -76,7 +127,8 @@ def _trash_item(host, view, now, window):
 
 
 def empty_totals():
-    return {'domains': 0, 'vcpus': 0, 'memory_bytes': 0, 'disks': 0, 'due_soon': 0, 'anomalies': 0,
+    return {'domains': 0, 'vcpus': 0, 'memory_bytes': 0, 'disks': 0, 'disk_bytes': 0, 'overdue': 0, 'due_soon': 0,
+            'anomalies': 0,
             'pending_volumes': 0, 'pending_tombstones': 0, 'pending_disks': 0, 'next_reclaim_at': None}
 
 
@@ -85,6 +137,8 @@ def add_to_totals(totals, item):
     totals['vcpus'] += item['vcpus']
     totals['memory_bytes'] += item['memory_bytes']
     totals['disks'] += item['disk_count']
+    totals['disk_bytes'] += item.get('disk_bytes') or 0
+    totals['overdue'] += 1 if item.get('overdue') else 0
     totals['due_soon'] += 1 if item['due_soon'] else 0
     totals['anomalies'] += 1 if item['anomalies'] else 0
     if item['reclaimable'] and item['reclaim_at'] and (
@@ -155,7 +209,7 @@ def build(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_las
     report = {'version': REPORT_VERSION, 'generated_at': _record.format_time(now), 'warning_window_seconds': window,
               'warning_window': _duration.format_duration(window) if window else None,
               'hosts': {}, 'projects': {}, 'trash': [], 'tombstones': [], 'anomalies': [], 'skipped': [],
-              'sweeps': {}, 'missing': {}, 'due_soon': [], 'totals': empty_totals(), 'project': project}
+              'sweeps': {}, 'missing': {}, 'overdue': [], 'due_soon': [], 'totals': empty_totals(), 'project': project}
     uuids = set()
     for host in hosts or []:
         result, why = _fleet.reported(host_vars(hostvars, str(host)).get(info_var))
@@ -236,6 +290,8 @@ def build(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='report_las
         add_to_totals(proj, item)
         if item['host'] not in proj['hosts']:
             proj['hosts'].append(item['host'])
+        if item['overdue']:
+            report['overdue'].append(item)
         if item['due_soon']:
             report['due_soon'].append(item)
     for tomb in report['tombstones']:
@@ -275,14 +331,16 @@ def _problems(report):
 
 def _lines(report):
     totals = report['totals']
-    lines = ['trash: %d domain(s), %d vCPU(s), %d MiB on %d host(s); %d due within %s; Cinder work pending for %d '
-             'volume(s); %s' % (totals['domains'], totals['vcpus'], totals['memory_bytes'] // 1048576,
-                                len(report['hosts']), totals['due_soon'], report['warning_window'] or 'no window',
-                                totals['pending_volumes'],
-                                'nothing is wrong' if report['ok'] else '%d problem(s)' % len(report['problems']))]
+    lines = ['trash: %d domain(s), %s on disk to be freed, %d vCPU(s), %d MiB on %d host(s); %d overdue, %d due within '
+             '%s; Cinder work pending for %d volume(s); %s' % (
+                 totals['domains'], human_bytes(totals['disk_bytes']), totals['vcpus'], totals['memory_bytes'] // 1048576,
+                 len(report['hosts']), totals['overdue'], totals['due_soon'], report['warning_window'] or 'no window',
+                 totals['pending_volumes'], 'nothing is wrong' if report['ok'] else '%d problem(s)' % len(report['problems']))]
     for host in sorted(report['hosts']):
         entry = report['hosts'][host]
         lines.append(host_line(host, entry.get('last_sweep'), entry))
+    lines += ['overdue by %s: %s/%s (project %s) at %s; the next sweep reclaims it' % (
+        human(i['expires_in']), i['host'], i['name'], i['project'] or 'none', i['reclaim_at']) for i in report['overdue']]
     lines += [due_line(i, report['warning_window_seconds']) for i in report['due_soon']]
     lines += ['PROBLEM %s' % p for p in report['problems']]
     return lines

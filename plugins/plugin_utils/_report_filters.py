@@ -47,6 +47,51 @@ def trash_report(hostvars, hosts, info_var='state_facts_vm_info', sweep_var='rep
                          project=project)
 
 
+@_checked
+def trash(data, hosts=None, info_var='state_facts_vm_info', project=None, now=None):
+    """One line per soft-deleted domain (see trash.py): from a trash report, or from hostvars over ``hosts``."""
+    if isinstance(data, dict) and 'trash' in data and 'hosts' in data and hosts is None:
+        items = [i for i in data['trash'] if not project or i.get('project') == project]
+    else:
+        if hosts is None:
+            raise AnsibleFilterError('trash: pass a trash report, or hostvars and the list of hosts')
+        items = _report.build(data, hosts, info_var=info_var, sweep_var=None, now=now, warning_window=0,
+                              project=project)['trash']
+    return [_report.trash_line(i) for i in items]
+
+
+_ACTIONS = {'terminated': 'terminated', 'would_terminate': 'would terminate', 'none': 'nothing to do',
+            'pending_finished': 'pending work finished', 'would_finish_pending': 'would finish pending work'}
+
+
+def terminated_lines(hostvars, hosts, result_var='empty_trash_result'):
+    """One line per domain of every host's registered vm_terminate result: what was (or would be) terminated and
+    deleted, or why it failed."""
+    lines = []
+    for host in hosts or []:
+        result = host_vars(hostvars, str(host)).get(result_var)
+        if not isinstance(result, dict):
+            continue
+        if result.get('failed') and not result.get('instances'):
+            lines.append('%s: FAILED: %s' % (host, result.get('msg') or 'no message'))
+        for item in result.get('instances') or []:
+            if item.get('failed'):
+                lines.append('%s/%s: FAILED: %s' % (host, item.get('name'), item.get('msg') or 'no message'))
+                continue
+            parts = [_ACTIONS.get(item.get('action'), item.get('action') or 'unknown')]
+            for key, label in (('disks_deleted', 'disks deleted'), ('volumes_deleted', 'Cinder volumes deleted'),
+                               ('volumes_detached', 'Cinder volumes detached')):
+                if item.get(key):
+                    parts.append('%s: %s' % (label, ', '.join(str(v) for v in item[key])))
+            if item.get('disks_kept'):
+                parts.append('disks kept: %s' % ', '.join('%s (%s)' % (d.get('path') or d.get('target'), d.get('reason'))
+                                                          for d in item['disks_kept']))
+            if item.get('volumes_pending'):
+                parts.append('Cinder work pending for %s' % ', '.join(str(v.get('id')) for v in item['volumes_pending']))
+            lines.append('%s/%s: %s' % (host, item.get('name'), '; '.join(parts)))
+    return lines
+
+
 def _report_of(report):
     if not isinstance(report, dict) or 'trash' not in report or 'hosts' not in report:
         raise AnsibleFilterError('not a trash report: pass the result of the deferred.libvirt.trash_report filter')

@@ -10,7 +10,7 @@ __metaclass__ = type
 from html import escape
 import re
 
-from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_time import human
+from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_time import human, human_bytes
 
 CSS = u"""
 *{box-sizing:border-box}
@@ -51,6 +51,10 @@ code{font-size:12px}
 .bar{background:#4f7cac;border-radius:3px 3px 0 0;margin:0 auto;width:70%;min-height:2px}
 .day.overdue .bar{background:#c0392b}
 .scroll{overflow-x:auto}
+.filter{margin:0 0 16px}
+.filter select{font:inherit;padding:2px 6px}
+tr.filtered{display:none}
+code.restore{white-space:pre-wrap;word-break:break-all}
 """
 
 JS = u"""
@@ -69,6 +73,12 @@ JS = u"""
       return (x<y?-1:x>y?1:0)*(asc?1:-1);});
     rows.forEach(function(r){body.appendChild(r);});
   }
+  var filter=document.getElementById('project-filter');
+  if(filter){filter.addEventListener('change',function(){
+    var want=filter.value;
+    document.querySelectorAll('tr[data-project]').forEach(function(row){
+      row.classList.toggle('filtered',want!==''&&row.getAttribute('data-project')!==want);});
+  });}
   document.querySelectorAll('table.sortable').forEach(function(table){
     if(!table.tHead){return;}
     Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,index){
@@ -133,7 +143,7 @@ def _mib(value):
 def _trash_rows(items, with_host):
     rows = []
     for item in items:
-        cls = 'expired' if item['expired'] and item['reclaimable'] else ('due' if item['due_soon'] else '')
+        cls = 'expired' if item.get('overdue') else ('due' if item['due_soon'] else '')
         left = item['expires_in'] if item['expires_in'] is not None else 10 ** 12
         cells = []
         if with_host:
@@ -146,15 +156,21 @@ def _trash_rows(items, with_host):
             _cell(_e(item['time_left'] if item['reclaimable'] else 'not reclaimed (see flags)'), left, 'num left'),
             _cell(_e(item['vcpus']), item['vcpus'], 'num'),
             _cell(_mib(item['memory_bytes']), item['memory_bytes'], 'num'),
+            _cell(_e(item.get('disk_size') or 'unknown'), item.get('disk_bytes') or 0, 'num size'),
             _cell('<br>'.join(_e(d) for d in item['disks']) or '<span class="muted">none</span>', item['disk_count']),
+            _cell(_e(item.get('user') or '-')),
+            _cell(_e(item.get('deleted_by') or 'not recorded')),
+            _cell('<code class="restore">%s</code>' % _e(item['restore_command']) if item.get('restore_command')
+                  else '<span class="muted">by name (no plain UUID)</span>'),
             _cell(_tags(item), ' '.join(item['anomalies'] + item['warnings'])),
         ]
-        rows.append('<tr class="%s" data-uuid="%s">%s</tr>' % (cls, _e(item['uuid']), ''.join(cells)))
+        rows.append('<tr class="%s" data-uuid="%s" data-project="%s">%s</tr>' % (
+            cls, _e(item['uuid']), _e(item['project'] or ''), ''.join(cells)))
     return rows
 
 
-TRASH_HEADERS = ['Domain', 'Project', 'deleted_at', 'reclaim_at', 'Time left#', 'vCPUs#', 'Memory#', 'Disks',
-                 'Locks, protection, anomalies']
+TRASH_HEADERS = ['Domain', 'Project', 'deleted_at', 'reclaim_at', 'Time left#', 'vCPUs#', 'Memory#', 'On disk#',
+                 'Disks', 'Owner', 'Deleted by', 'Restore command', 'Locks, protection, anomalies']
 
 
 def _sweep_cells(sweep):
@@ -195,15 +211,21 @@ def render(report, title='Trash report'):
             len(report['problems']), ''.join('<li>%s</li>' % _e(p) for p in report['problems'])))
     cards = [
         (totals['domains'], 'domains in the trash'),
+        (human_bytes(totals.get('disk_bytes') or 0), 'on disk, freed by reclaiming the trash'),
+        (totals.get('overdue', 0), 'overdue (the next sweep reclaims them)'),
+        (totals['due_soon'], 'due within %s' % (report['warning_window'] or 'the window')),
         (totals['vcpus'], 'vCPUs in the trash'),
         (_mib(totals['memory_bytes']), 'memory in the trash'),
-        (totals['due_soon'], 'due within %s' % (report['warning_window'] or 'the window')),
         (totals['pending_volumes'], 'Cinder volumes pending'),
         (len(report['anomalies']), 'never reclaimed (anomalies)'),
         ('%d / %d' % (len(report['hosts']) - len(report['missing']), len(report['hosts'])), 'hosts reported'),
     ]
     parts.append('<div class="cards">%s</div>' % ''.join('<div class="card"><b>%s</b><span>%s</span></div>'
                                                          % (_e(v), _e(t)) for v, t in cards))
+    projects = sorted(set(p for p in report['projects']))
+    parts.append('<div class="filter"><label for="project-filter">Project: </label><select id="project-filter">'
+                 '<option value="">all projects</option>%s</select></div>' % ''.join(
+                     '<option value="%s">%s</option>' % (_e(p), _e(p or 'none')) for p in projects))
 
     # Hosts and their last sweep.
     rows = []
@@ -224,16 +246,20 @@ def render(report, title='Trash report'):
     rows = []
     for project in sorted(report['projects']):
         proj = report['projects'][project]
-        rows.append('<tr>%s</tr>' % ''.join([
+        rows.append('<tr data-project="%s">%s</tr>' % (_e(project), ''.join([
             _cell('<b>%s</b>' % _e(project or 'none'), project),
-            _cell(_e(proj['domains']), proj['domains'], 'num'), _cell(_e(proj['vcpus']), proj['vcpus'], 'num'),
+            _cell(_e(proj['domains']), proj['domains'], 'num'),
+            _cell(_e(human_bytes(proj.get('disk_bytes') or 0)), proj.get('disk_bytes') or 0, 'num'),
+            _cell(_e(proj['vcpus']), proj['vcpus'], 'num'),
             _cell(_mib(proj['memory_bytes']), proj['memory_bytes'], 'num'),
-            _cell(_e(proj['disks']), proj['disks'], 'num'), _cell(_e(proj['due_soon']), proj['due_soon'], 'num'),
+            _cell(_e(proj['disks']), proj['disks'], 'num'), _cell(_e(proj.get('overdue', 0)), proj.get('overdue', 0), 'num'),
+            _cell(_e(proj['due_soon']), proj['due_soon'], 'num'),
             _cell(_e(proj['next_reclaim_at'] or '-'), proj['next_reclaim_at'] or ''),
             _cell(_e(proj['pending_volumes']), proj['pending_volumes'], 'num'),
-            _cell(_e(', '.join(proj['hosts'])))]))
+            _cell(_e(', '.join(proj['hosts'])))])))
     parts.append('<section id="projects"><h2>Per project</h2>%s</section>' % _table(
-        'projects-table', ['Project', 'Domains#', 'vCPUs#', 'Memory#', 'Disks#', 'Due soon#', 'Next reclaim',
+        'projects-table', ['Project', 'Domains#', 'On disk#', 'vCPUs#', 'Memory#', 'Disks#', 'Overdue#', 'Due soon#',
+                           'Next reclaim',
                            'Cinder pending#', 'Hosts'], rows, 'The trash is empty in every project.'))
 
     # Timeline.
@@ -249,6 +275,11 @@ def render(report, title='Trash report'):
     parts.append('<section id="timeline"><h2>What the next sweeps reclaim</h2><div class="timeline">%s</div>%s'
                  '</section>' % (''.join(days), '<ul>%s</ul>' % listed if listed else
                                  '<p class="empty">Nothing is due in the coming days.</p>'))
+
+    # Overdue: reclaim_at passed, the next sweep reclaims them (apart from those merely due soon).
+    parts.append('<section id="overdue"><h2>Overdue: the next sweep reclaims them</h2>%s</section>' % _table(
+        'overdue-table', ['Host'] + TRASH_HEADERS, _trash_rows(report.get('overdue') or [], True),
+        'Nothing is overdue.'))
 
     # Due within the warning window.
     if report['warning_window_seconds']:

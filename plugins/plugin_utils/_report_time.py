@@ -84,8 +84,29 @@ def time_left(seconds):
     if seconds is None:
         return 'never (no readable reclaim_at)'
     if seconds <= 0:
-        return 'expired %s ago: next sweep' % human(seconds)
+        return 'overdue by %s: next sweep' % human(seconds)
     return human(seconds)
+
+
+def when(seconds):
+    """How long until a reclaim_at, in words: "in 6d 0h", "overdue by 2h 0m", or why there is none."""
+    if seconds is None:
+        return 'no readable reclaim_at (never reclaimed until the record is fixed)'
+    if seconds <= 0:
+        return 'overdue by %s' % human(seconds)
+    return 'in %s' % human(seconds)
+
+
+def human_bytes(value):
+    """A size as an operator reads it: 0 B, 512 KiB, 3.2 GiB; "unknown" when not known."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int):
+        return 'unknown'
+    size, unit = float(value), 'B'
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'):
+        if abs(size) < 1024 or unit == 'PiB':
+            break
+        size /= 1024
+    return '%d %s' % (size, unit) if unit == 'B' or size >= 100 else '%.1f %s' % (size, unit)
 
 
 def expiry_order(item):

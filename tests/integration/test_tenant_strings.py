@@ -19,7 +19,7 @@ import libvirt
 
 import pytest
 
-from fleet_support import new_project, run_playbook, task_on, wait_past, write_inventory
+from fleet_support import named_task, new_project, run_playbook, task_on, wait_past, write_inventory
 
 pytestmark = pytest.mark.security
 
@@ -80,6 +80,12 @@ def test_tenant_strings_never_run_as_jinja_in_any_playbook(ansible, make_guest, 
         else:
             assert reasons == ['locked (%s)' % code], reasons
             assert [t['user'] for t in data['trash'] if t['name'] == held] == [code]
+    # The trash playbook prints the owner and the lock reason verbatim.
+    shown = run_playbook(ansible, 'deferred.libvirt.trash', inventory)
+    assert shown.rc == 0, shown.stdout[-3000:]
+    [line] = [item for item in named_task(shown, 'Show the trash', 'hv1')['msg'] if item.startswith('hv1/%s ' % held)]
+    assert line.startswith('hv1/%s (project %s, owner %s): never reclaimed as it is (locked (%s)' % (
+        held, project, code, code)), line
     restored = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
         {'names': [held], 'project': project, 'force': True}])
     terminated = run_playbook(ansible, 'deferred.libvirt.terminate', inventory, extra_vars=[
@@ -129,11 +135,17 @@ def test_a_project_and_a_hand_edited_history_message_that_are_code_never_run(
     assert [t['project'] for t in data['trash'] if t['name'] == held] == [code]
     with open(os.path.join(state_dir, 'hv1', 'last_sweep.json')) as handle:
         assert held in [s['name'] for s in json.load(handle)['skipped']]
+    # The trash playbook: the project verbatim in the line, and never in the restore command it prints.
+    shown = run_playbook(ansible, 'deferred.libvirt.trash', inventory)
+    assert shown.rc == 0, shown.stdout[-3000:]
+    [line] = [item for item in named_task(shown, 'Show the trash', 'hv1')['msg'] if item.startswith('hv1/%s ' % held)]
+    assert line.startswith('hv1/%s (project %s, owner alice): ' % (held, code)), line
+    assert line.endswith('; restore: ansible-playbook -i INVENTORY deferred.libvirt.restore -e names=%s' % uuid), line
     # By UUID: extra vars on the command line are the operator's own input, which Ansible templates by design.
     terminated = run_playbook(ansible, 'deferred.libvirt.terminate', inventory, extra_vars=[
         {'names': [uuid], 'force': True}])
 
-    assert not os.path.exists(marker), 'a tenant string ran on the control node:\n%s\n%s\n%s' % (
-        swept.stdout[-3000:], report.stdout[-3000:], terminated.stdout[-3000:])
+    assert not os.path.exists(marker), 'a tenant string ran on the control node:\n%s\n%s\n%s\n%s' % (
+        swept.stdout[-3000:], report.stdout[-3000:], shown.stdout[-3000:], terminated.stdout[-3000:])
     assert terminated.rc == 0, terminated.stdout[-3000:]
     assert held not in [d.name() for d in hypervisor.listAllDomains()]

@@ -2,12 +2,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """vm_info and vm_attributes on the real hypervisor, as an operator runs them."""
 
+import os
 import subprocess
 
+import libvirt
 import pytest
+
+import guests
 from results import NS, info
 
 INFO = 'deferred.libvirt.vm_info'
+IMAGES = '/var/lib/libvirt/images'
 ATTRS = 'deferred.libvirt.vm_attributes'
 BOGUS = '<lifecycle version="1"><vm_state>bogus</vm_state></lifecycle>'
 BOGUS_READ_BACK = '<lifecycle version="1">\n  <vm_state>bogus</vm_state>\n</lifecycle>'
@@ -205,3 +210,48 @@ def test_unknown_option_is_refused(ansible):
     result = ansible.task(INFO, nmae='web01')
     assert result['failed'] is True
     assert 'nmae' in result['msg'] and 'Unsupported parameters' in result['msg']
+
+
+def test_vm_info_reports_the_space_each_disk_takes_and_the_domains_total(
+        ansible, make_guest, hypervisor, scratch, prefix):
+    # A sparse qcow2 of 1 GiB virtual size, a raw file holding 4 MiB of 64, and a volume of the default pool: each
+    # counts what it holds on the host, not its virtual size.
+    qcow = guests.make_disk(scratch(IMAGES, 'sparse.qcow2'), size='1G')
+    raw = scratch(IMAGES, 'data.raw')
+    with open(raw, 'wb') as handle:
+        handle.write(os.urandom(4 << 20))
+        handle.truncate(64 << 20)
+    pool = hypervisor.storagePoolLookupByName('default')
+    vol = guests.make_pool_volume(hypervisor, name=prefix + 'vol.qcow2')
+    try:
+        name, dummy = make_guest('a', start=False, disks=[
+            {'path': qcow, 'target': 'vdb'}, {'path': raw, 'target': 'vdc', 'format': 'raw'},
+            {'type': 'volume', 'pool': 'default', 'volume': vol.name(), 'target': 'vdd'}])
+        result = ansible.task(INFO, name=name)
+        assert not result.get('failed'), result
+        [inst] = result['instances']
+        disks = dict((d['target'], d) for d in inst['disks'])
+        on_disk = dict((t, os.stat(p).st_blocks * 512) for t, p in (('vdb', qcow), ('vdc', raw), ('vdd', vol.path())))
+        assert dict((t, disks[t]['allocated_bytes']) for t in on_disk) == on_disk
+        assert on_disk['vdb'] < 1 << 20 and (4 << 20) <= on_disk['vdc'] < (64 << 20)
+        assert inst['disk_bytes'] == sum(on_disk.values())
+    finally:
+        pool.refresh(0)
+        try:
+            pool.storageVolLookupByName(prefix + 'vol.qcow2').delete(0)
+        except libvirt.libvirtError:
+            pass
+
+
+def test_vm_info_fields_and_a_projecting_query_from_the_shell(ansible, make_guest):
+    name, uuid = make_guest('a', start=False)
+    project = 'p' + uuid[:8]
+    set_attributes(ansible, name, project=project, user='alice')
+    rc, shown = ansible.adhoc(INFO, 'project=%s fields=name,project,user,reclaim_at' % project)
+    assert rc == 0, shown
+    assert shown['instances'] == [{'name': name, 'project': project, 'user': 'alice', 'reclaim_at': None}]
+    rc, pairs = ansible.adhoc(INFO, 'project=%s query="[].[name, vm_state]"' % project)
+    assert rc == 0, pairs
+    assert pairs['query_result'] == [[name, 'stopped']] and pairs['instances'] == []
+    rc, bad = ansible.adhoc(INFO, 'project=%s fields=name,size' % project)
+    assert rc != 0 and bad['msg'].startswith("fields: unknown field(s) 'size'; the fields are ")

@@ -30,6 +30,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _states as
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._journal import actor
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _termination as termination
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import NOOP, RESUME, SAVABLE_POWER_STATES
 
@@ -219,7 +220,7 @@ class SoftDeletePlan(engine.Plan):
         self.mode = 'managed_save' if self.stopped.get('managed_save') or self.after.managed_save else 'shutdown'
         record = copy.deepcopy(domain.record)
         record.update({'vm_state': states.leaves(OPERATION), 'task_state': None, 'soft_delete_mode': self.mode})
-        return _record.add_history(record, OPERATION, ctx.request_id, self.deleted_at, 'success')
+        return _record.add_history(record, OPERATION, ctx.request_id, self.deleted_at, 'success', actor=actor())
 
     def roll_back(self, ctx, exc):
         """Put the record back as it was (not soft-deleted), with the failure in its history."""

@@ -321,3 +321,11 @@ def test_empty_gives_independent_records():
     first['volumes'].append({'id': VOL})
     assert second['volumes'] == []
     assert copy.deepcopy(second) == _record.empty()
+
+
+def test_the_actor_of_an_action_reads_back_and_older_entries_have_none():
+    record = _record.add_history(full_record(), 'soft_delete', 'req-2', '2024-05-02T00:00:00Z', 'success',
+                                 actor='alice@awx')
+    back = _record.parse('web01', _record.serialize(record))
+    assert back['history'][-1]['actor'] == 'alice@awx'
+    assert 'actor' not in back['history'][0]

@@ -37,6 +37,14 @@ def test_soft_delete_shuts_the_guest_down_and_fixes_reclaim_at(conn, define, tmp
     assert gap == datetime.timedelta(days=2)
 
 
+def test_soft_delete_records_who_did_it_in_the_history(conn, define, tmp_path, monkeypatch):
+    monkeypatch.setenv('DEFERRED_LIBVIRT_ACTOR', 'alice@awx')
+    define('web01', running=True)
+    run(soft_delete, conn, tmp_path, name=['web01'])
+    last = record_of(conn, 'web01')['history'][-1]
+    assert (last['action'], last['result'], last['actor']) == ('soft_delete', 'success', 'alice@awx')
+
+
 def test_soft_delete_again_is_a_noop_that_keeps_deleted_at(conn, define, tmp_path):
     define('web01', running=True)
     run(soft_delete, conn, tmp_path, name=['web01'], reclaim_interval='2d')

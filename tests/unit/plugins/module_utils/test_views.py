@@ -39,7 +39,8 @@ def test_an_unmanaged_domain_is_reported_with_its_state_from_libvirt(fleet):
     assert test['project'] is None
     assert (test['vcpus'], test['memory_mb']) == (2, 8192)
     assert test['disks'] == [{'target': 'vda', 'device': 'disk', 'type': 'file', 'path': '/guest/diskimage1',
-                              'pool': None, 'volume': None, 'st_dev': None, 'st_ino': None}]
+                              'pool': None, 'volume': None, 'st_dev': None, 'st_ino': None, 'allocated_bytes': None,
+                              'counts_on_disk': True}]
 
 
 def test_a_soft_deleted_domain_is_reported_with_its_retention(fleet):
@@ -232,3 +233,34 @@ def test_a_disk_that_is_no_file_has_no_chain(conn, define):
     [vdb] = [d for d in chain_view(conn, 'web')['disks'] if d['target'] == 'vdb']
 
     assert (vdb['file_path'], vdb['backing_chain'], vdb['backing_chain_error']) == (None, None, None)
+
+
+def test_allocated_bytes_of_a_sparse_image_is_what_it_holds_not_its_virtual_size(tmp_path):
+    image = tmp_path / 'disk.img'
+    with open(str(image), 'wb') as handle:
+        handle.write(b'x' * (1 << 20))
+        handle.truncate(1 << 30)
+    allocated = _views.allocated_bytes(str(image))
+    assert (1 << 20) <= allocated < (1 << 30) // 2
+    assert _views.allocated_bytes(str(tmp_path / 'gone.img')) is None
+    assert _views.allocated_bytes(str(tmp_path)) is None
+
+
+def test_disk_bytes_sums_the_writable_disks_that_could_be_read():
+    view = {'disks': [{'device': 'disk', 'allocated_bytes': 1000, 'counts_on_disk': True},
+                      {'device': 'disk', 'allocated_bytes': None, 'counts_on_disk': True},
+                      {'device': 'cdrom', 'allocated_bytes': 5000, 'counts_on_disk': False},
+                      {'device': 'disk', 'allocated_bytes': 7000, 'counts_on_disk': False},
+                      {'device': 'disk', 'allocated_bytes': 24}]}
+    assert _views.disk_bytes(view) == 1024
+    assert _views.disk_bytes({'disks': [{'device': 'disk', 'allocated_bytes': None}]}) is None
+    assert _views.disk_bytes({'disks': []}) is None
+
+
+def test_fields_are_every_key_of_a_live_view_and_a_tombstone(conn, define):
+    define('web01')
+    view = _views.describe(hv.list_domains(conn)[0])
+    tomb = _views.describe_tombstone({'name': 'old', 'uuid': 'u'})
+    assert set(view) <= set(_views.FIELDS) and set(tomb) <= set(_views.FIELDS)
+    assert _views.unknown_fields(['name', 'owner']) == ['owner']
+    assert _views.project_fields(view, ['name', 'terminated_at']) == {'name': view['name'], 'terminated_at': None}

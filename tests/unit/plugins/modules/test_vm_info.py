@@ -20,7 +20,7 @@ RECORD_KEYS = set([
     'name', 'uuid', 'managed', 'persistent', 'power_state', 'managed_save', 'vcpus', 'memory_mb', 'metadata_error',
     'vm_state', 'task_state', 'deleted_at', 'reclaim_at', 'soft_delete_mode', 'project', 'user', 'locked',
     'lock_reason', 'protected', 'reclaim_interval', 'shutdown_timeout', 'volumes', 'disks', 'history', 'anomalies',
-    'generation', 'host',
+    'generation', 'host', 'disk_bytes',
 ])
 
 
@@ -38,6 +38,7 @@ def test_reports_every_domain_with_its_lifecycle_record(run_module, tmp_path):
     # The test driver's disk is no file here: no identity, and nothing behind it.
     assert test['disks'] == [{'target': 'vda', 'device': 'disk', 'type': 'file', 'path': '/guest/diskimage1',
                               'pool': None, 'volume': None, 'st_dev': None, 'st_ino': None,
+                              'allocated_bytes': None, 'counts_on_disk': True,
                               'file_path': '/guest/diskimage1', 'backing_chain': [], 'backing_chain_error': None}]
     assert result['usage'] == {}
 
@@ -111,10 +112,58 @@ def test_invalid_jmespath(run_module):
     assert run.msg.endswith('; nothing was changed')
 
 
-def test_query_that_gives_no_list(conn, run_in_process):
-    result = run_in_process('vm_info', {'uri': URI, 'query': 'length(@)'})
+def test_a_query_that_projects_is_answered_with_its_own_result(conn, run_in_process):
+    """vm_info changes nothing: a projection of the records is returned as JMESPath gives it, not refused."""
+    result = run_in_process('vm_info', {'uri': URI, 'query': '[].[name, power_state, reclaim_at]'})
+    assert result.get('failed') is not True, result
+    assert result['query_result'] == [['test', 'running', None]]
+    assert result['instances'] == [] and result['usage'] == {}
+
+
+def test_an_aggregate_query_is_answered_over_the_project_scope_only(conn, run_in_process):
+    assert run_in_process('vm_info', {'uri': URI, 'query': 'length(@)'})['query_result'] == 1
+    # The project scope applies before the query: another project's (here: unowned) domains are never counted.
+    assert run_in_process('vm_info', {'uri': URI, 'query': 'length(@)', 'project': 'web'})['query_result'] == 0
+
+
+def test_a_query_that_selects_domains_gives_no_query_result(conn, run_in_process):
+    result = run_in_process('vm_info', {'uri': URI, 'query': '[].name'})
+    assert 'query_result' not in result and [i['name'] for i in result['instances']] == ['test']
+
+
+def test_a_changing_module_still_refuses_a_projection(conn, run_in_process, tmp_path):
+    result = run_in_process('vm_soft_delete', {'uri': URI, 'state_dir': str(tmp_path / 'state'),
+                                               'query': '[].[name, reclaim_at]'})
     assert result['failed'] is True
-    assert result['msg'] == "query 'length(@)' gives int, not a list of domains; nothing was changed"
+    assert 'which is not a domain record, name or UUID' in result['msg']
+    assert result['msg'].endswith('nothing was changed')
+    assert conn.lookupByName('test').isActive()
+
+
+def test_fields_keep_only_the_keys_asked_for(conn, run_in_process):
+    result = run_in_process('vm_info', {'uri': URI, 'fields': ['name', 'project', 'reclaim_at', 'disk_bytes']})
+    assert result['instances'] == [{'name': 'test', 'project': None, 'reclaim_at': None, 'disk_bytes': None}]
+    assert result['ansible_facts']['deferred_libvirt_instances'] == result['instances']
+    # Usage is of the whole records, whatever the fields show.
+    assert result['usage'] == {}
+
+
+def test_fields_apply_after_the_query_which_sees_whole_records(conn, run_in_process):
+    result = run_in_process('vm_info', {'uri': URI, 'query': "[?power_state=='running']", 'fields': ['uuid']})
+    assert result['instances'] == [{'uuid': TEST_UUID}]
+
+
+def test_an_unknown_field_is_refused_naming_it_and_the_valid_ones(run_module):
+    run = run_module('vm_info', {'uri': URI, 'fields': ['name', 'owner', 'size']})
+    assert run.rc != 0 and run.failed
+    assert run.msg.startswith("fields: unknown field(s) 'owner', 'size'; the fields are ")
+    assert 'reclaim_at' in run.msg and 'disk_bytes' in run.msg and 'user' in run.msg
+    assert run.msg.endswith('; nothing was changed')
+
+
+def test_an_empty_field_list_is_refused(run_module):
+    run = run_module('vm_info', {'uri': URI, 'fields': []})
+    assert run.rc != 0 and run.msg.startswith('fields: an empty list; the fields are ')
 
 
 def test_name_with_query(run_module):

@@ -57,6 +57,24 @@ def test_trash_is_sorted_by_expiry_with_host_and_time_left(fleet):
         ('hv2', 'd', -3600, True), ('hv1', 'b', 600, False)]
 
 
+def test_trash_lines_say_time_left_and_size_in_human_units_never_raw_seconds_or_none():
+    fleet = fleet_state(hostvars(hv1=[
+        view('b', vm_state='soft_deleted', reclaim_at='2024-05-07T11:57:50Z', user='alice', disk_bytes=3 << 30),
+        view('d', vm_state='soft_deleted', reclaim_at='2024-05-01T10:00:00Z'),
+        view('e', vm_state='soft_deleted', reclaim_at=None, anomalies=['reclaim_at is missing'])]), ['hv1'], now=NOW)
+    trash = [line for line in fleet['lines'] if line.startswith('trash ')]
+    assert trash == [
+        'trash hv1/e (project web, user none): deleted_at 2024-05-01T10:00:00Z, no reclaim_at (never reclaimed until '
+        'the record is fixed), unknown on disk [reclaim_at is missing]',
+        'trash hv1/d (project web, user none): deleted_at 2024-05-01T10:00:00Z, reclaim_at 2024-05-01T10:00:00Z '
+        '(overdue by 2h 0m), unknown on disk',
+        'trash hv1/b (project web, user alice): deleted_at 2024-05-01T10:00:00Z, reclaim_at 2024-05-07T11:57:50Z '
+        '(in 5d 23h), 3.0 GiB on disk']
+    table = '\n'.join(fleet['table'])
+    assert 'reclaim_at 2024-05-07T11:57:50Z (in 5d 23h)' in table and '(overdue by 2h 0m)' in table
+    assert 'None' not in table and 'None' not in '\n'.join(fleet['lines'])
+
+
 def test_host_that_did_not_report_is_missing(fleet):
     partial = fleet_state(dict(hostvars(hv1=[view('a')]), hv2={'state_facts_vm_info': {
         'failed': True, 'msg': 'cannot connect to the hypervisor at qemu:///system'}}), ['hv1', 'hv2', 'hv3'], now=NOW)

@@ -39,6 +39,16 @@ def test_report_metrics_per_host_and_project(report):
     assert len(families) == len(set(families)) and all(kind == 'gauge' for dummy, kind in families)
 
 
+def test_report_metrics_export_disk_bytes_and_overdue_apart_from_due_soon():
+    data = trash_report(fleet(hv1=([view('a', disk_bytes=3 << 30, reclaim_at='2024-05-01T11:00:00Z'),
+                                    view('b', disk_bytes=1 << 30, reclaim_at='2024-05-01T13:00:00Z')], None)),
+                        ['hv1'], now=NOW)
+    text = trash_report_metrics(data)
+    assert 'deferred_libvirt_trash_disk_bytes{host="hv1",project="web"} %d\n' % (4 << 30) in text
+    assert 'deferred_libvirt_trash_overdue_domains{host="hv1",project="web"} 1\n' in text
+    assert 'deferred_libvirt_trash_due_soon_domains{host="hv1",project="web"} 1\n' in text
+
+
 def test_label_values_are_escaped():
     data = trash_report(fleet(hv1=([view('a', project='we"b\\x')], None)), ['hv1'], now=NOW)
     assert 'project="we\\"b\\\\x"' in trash_report_metrics(data)

@@ -14,8 +14,10 @@ import json
 
 import pytest
 
+from ansible.errors import AnsibleFilterError
+
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import (
-    trash_report, trash_report_html)
+    trash, trash_report, trash_report_html)
 from report_samples import NOW, SWEEP_RESULT, fleet, make_report, sweep, view
 
 
@@ -31,7 +33,7 @@ def test_trash_lists_every_soft_deleted_domain_soonest_first_with_time_left(repo
     assert soon['time_left'] == '1h 0m' and soon['due_soon'] is True
     assert soon['vcpus'] == 2 and soon['memory_bytes'] == 256 * 1048576
     assert soon['disks'] == ['vda: /var/lib/libvirt/images/soon.qcow2']
-    assert report['trash'][1]['time_left'] == 'expired 1h 0m ago: next sweep'
+    assert report['trash'][1]['time_left'] == 'overdue by 1h 0m: next sweep'
     later = report['trash'][3]
     assert later['locked'] and later['reclaimable'] is False and later['due_soon'] is False
 
@@ -39,7 +41,7 @@ def test_trash_lists_every_soft_deleted_domain_soonest_first_with_time_left(repo
 def test_per_project_totals_and_next_reclaim(report):
     web = report['projects']['web']
     assert (web['domains'], web['vcpus'], web['memory_bytes'], web['disks']) == (3, 6, 3 * 256 * 1048576, 3)
-    assert web['next_reclaim_at'] == '2024-05-01T11:00:00Z' and web['due_soon'] == 2
+    assert web['next_reclaim_at'] == '2024-05-01T11:00:00Z' and (web['overdue'], web['due_soon']) == (1, 1)
     assert web['pending_volumes'] == 1 and web['hosts'] == ['hv1']
     # A locked domain is never the next to go.
     assert report['projects']['db']['next_reclaim_at'] is None
@@ -110,3 +112,84 @@ def test_project_filter_keeps_other_projects_skipped_domains_off_the_report():
     text = json.dumps(data)
     for other in ('"guarded"', '"name": "later"', 'dbfail', 'dbpend', 'db broke', '"project": "db"'):
         assert other not in text, other
+
+
+def test_overdue_domains_are_listed_apart_from_those_due_soon(report):
+    assert [i['name'] for i in report['overdue']] == ['gone']
+    assert [i['name'] for i in report['due_soon']] == ['soon']
+    assert (report['totals']['overdue'], report['totals']['due_soon']) == (1, 1)
+    assert 'overdue by 1h 0m: hv1/gone (project web) at 2024-05-01T11:00:00Z; the next sweep reclaims it' in report['lines']
+    assert not any(line.startswith('due within') and 'hv1/gone' in line for line in report['lines'])
+    page = trash_report_html(report)
+    overdue = page[page.index('<section id="overdue">'):]
+    overdue = overdue[:overdue.index('</section>')]
+    due = page[page.index('<section id="due-soon">'):]
+    due = due[:due.index('</section>')]
+    assert 'uuid-gone' in overdue and 'uuid-soon' not in overdue
+    assert 'uuid-soon' in due and 'uuid-gone' not in due
+
+
+def test_disk_sizes_per_domain_per_project_and_the_total_to_be_freed():
+    gib = 1 << 30
+    data = trash_report(fleet(hv1=([view('a', disk_bytes=2 * gib), view('b', project='db', disk_bytes=gib // 2),
+                                    view('c', disk_bytes=None), view('up', vm_state='active', disk_bytes=9 * gib)],
+                                   None)), ['hv1'], now=NOW)
+    sizes = dict((i['name'], (i['disk_bytes'], i['disk_size'])) for i in data['trash'])
+    assert sizes == {'a': (2 * gib, '2.0 GiB'), 'b': (gib // 2, '512 MiB'), 'c': (None, 'unknown')}
+    assert data['projects']['web']['disk_bytes'] == 2 * gib and data['projects']['db']['disk_bytes'] == gib // 2
+    assert data['totals']['disk_bytes'] == 2 * gib + gib // 2
+    assert data['lines'][0].startswith('trash: 3 domain(s), 2.5 GiB on disk to be freed, ')
+    page = trash_report_html(data)
+    assert '2.5 GiB' in page and '512 MiB' in page
+
+
+def test_each_domain_says_who_deleted_it_and_how_to_restore_it():
+    history = [{'action': 'soft_delete', 'result': 'error', 'actor': 'mallory'},
+               {'action': 'soft_delete', 'result': 'success', 'actor': 'alice@awx'},
+               {'action': 'lock', 'result': 'success', 'actor': 'bob'}]
+    data = trash_report(fleet(hv1=([view('a', uuid='4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50', history=history),
+                                    view('b', project="we b';x", uuid='5b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50'),
+                                    view('c', uuid='not a uuid; rm -rf /')], None)), ['hv1'], now=NOW)
+    items = dict((i['name'], i) for i in data['trash'])
+    assert items['a']['deleted_by'] == 'alice@awx' and items['b']['deleted_by'] is None
+    assert items['a']['restore_command'] == ('ansible-playbook -i INVENTORY deferred.libvirt.restore '
+                                             '-e names=4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50 -e project=web')
+    # A project that is not plain text never becomes part of a command (an extra var is templated).
+    assert items['b']['restore_command'] == ('ansible-playbook -i INVENTORY deferred.libvirt.restore '
+                                             '-e names=5b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50')
+    assert items['c']['restore_command'] is None
+    page = trash_report_html(data)
+    assert 'deferred.libvirt.restore -e names=4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50 -e project=web' in page
+    assert 'alice@awx' in page
+
+
+def test_trash_prints_one_line_per_domain_in_the_operators_words():
+    uuid = '4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50'
+    history = [{'action': 'soft_delete', 'result': 'success', 'actor': 'alice@awx'}]
+    hostvars = fleet(hv1=([view('web02', uuid=uuid, reclaim_at='2024-05-07T11:00:00Z', disk_bytes=3 << 30,
+                                history=history),
+                           view('old', uuid='11111111-2222-3333-4444-555555555555', reclaim_at='2024-05-01T10:00:00Z',
+                                user=None),
+                           view('held', project='db', locked=True, lock_reason='legal hold', uuid='not plain'),
+                           view('up', vm_state='active')], None))
+    lines = trash(hostvars, ['hv1'], now=NOW)
+    assert lines == [
+        'hv1/old (project web, owner none): overdue by 2h 0m, unknown on disk, deleted by unknown (not recorded) at '
+        '2024-04-30T12:00:00Z; restore: ansible-playbook -i INVENTORY deferred.libvirt.restore '
+        '-e names=11111111-2222-3333-4444-555555555555 -e project=web',
+        'hv1/held (project db, owner alice): never reclaimed as it is (locked (legal hold): skipped by the sweep), '
+        'unknown on disk, deleted by unknown (not recorded) at 2024-04-30T12:00:00Z; restore: name it to the restore '
+        'playbook (its UUID is not a plain one)',
+        'hv1/web02 (project web, owner alice): in 5d 23h, 3.0 GiB on disk, deleted by alice@awx at '
+        '2024-04-30T12:00:00Z; restore: ansible-playbook -i INVENTORY deferred.libvirt.restore -e names=%s '
+        '-e project=web' % uuid]
+    assert [line.split(' ')[0] for line in trash(hostvars, ['hv1'], project='db', now=NOW)] == ['hv1/held']
+    # The same lines from a report already built, and its project filter.
+    report = trash_report(hostvars, ['hv1'], now=NOW)
+    assert trash(report) == lines
+    assert [line.split(' ')[0] for line in trash(report, project='web')] == ['hv1/old', 'hv1/web02']
+
+
+def test_trash_without_hosts_or_a_report_says_what_to_pass():
+    with pytest.raises(AnsibleFilterError, match='pass a trash report, or hostvars and the list of hosts'):
+        trash({'hv1': {}})

@@ -15,7 +15,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils._report_filters import (
-    trash_report, trash_report_html)
+    terminated_lines, trash_report, trash_report_html)
 
 
 def test_bad_window_is_refused():
@@ -23,3 +23,23 @@ def test_bad_window_is_refused():
         trash_report({}, [], warning_window='soon')
     with pytest.raises(AnsibleFilterError, match='not a trash report'):
         trash_report_html({'hosts': {}})
+
+
+def test_terminated_lines_say_what_each_host_terminated_would_terminate_or_failed():
+    hostvars = {
+        'hv1': {'empty_trash_result': {'changed': True, 'instances': [
+            {'name': 'web02', 'action': 'terminated', 'disks_deleted': ['/img/web02.qcow2'],
+             'volumes_deleted': ['vol-1'], 'disks_kept': [{'path': '/srv/golden.qcow2', 'reason': 'backing file'}]},
+            {'name': 'web03', 'failed': True, 'msg': 'domain web03: cannot destroy'}]}},
+        'hv2': {'empty_trash_result': {'changed': False, 'instances': [
+            {'name': 'web04', 'action': 'would_terminate', 'disks_deleted': ['/img/web04.qcow2'],
+             'volumes_pending': [{'id': 'vol-2', 'error': 'Cinder is down'}]}]}},
+        'hv3': {'empty_trash_result': {'failed': True, 'msg': 'cannot connect to libvirt'}},
+        'hv4': {},
+    }
+    assert terminated_lines(hostvars, ['hv1', 'hv2', 'hv3', 'hv4', 'absent']) == [
+        'hv1/web02: terminated; disks deleted: /img/web02.qcow2; Cinder volumes deleted: vol-1; '
+        'disks kept: /srv/golden.qcow2 (backing file)',
+        'hv1/web03: FAILED: domain web03: cannot destroy',
+        'hv2/web04: would terminate; disks deleted: /img/web04.qcow2; Cinder work pending for vol-2',
+        'hv3: FAILED: cannot connect to libvirt']

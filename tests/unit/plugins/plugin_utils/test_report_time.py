@@ -15,7 +15,17 @@ from ansible_collections.deferred.libvirt.plugins.plugin_utils import _report_ti
 def test_spans_read_as_an_operator_reads_them():
     assert [t.human(s) for s in (None, 40, 300, 4 * 3600 + 600, 2 * 86400 + 3 * 3600)] == [
         'unknown', '40s', '5m', '4h 10m', '2d 3h']
-    assert t.time_left(-3600) == 'expired 1h 0m ago: next sweep' and t.time_left(None).startswith('never')
+    assert t.time_left(-3600) == 'overdue by 1h 0m: next sweep' and t.time_left(None).startswith('never')
+
+
+def test_when_says_in_or_overdue_by_in_human_units_never_raw_seconds():
+    assert t.when(518270) == 'in 5d 23h' and t.when(-7200) == 'overdue by 2h 0m'
+    assert t.when(None) == 'no readable reclaim_at (never reclaimed until the record is fixed)'
+
+
+def test_sizes_read_as_an_operator_reads_them():
+    assert [t.human_bytes(v) for v in (None, 0, 512, 1536, 5 * 1048576, 3 * 1073741824 // 2, 200 * 1073741824)] == [
+        'unknown', '0 B', '512 B', '1.5 KiB', '5.0 MiB', '1.5 GiB', '200 GiB']
 
 
 def test_times_and_windows():

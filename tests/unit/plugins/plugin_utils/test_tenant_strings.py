@@ -69,3 +69,28 @@ def test_names_projects_and_users_stay_verbatim_through_the_report_and_the_summa
         'n' + CODE, 'p' + CODE, 'u' + CODE, CODE)
     page = _filter('trash_report_html')(data)
     assert _read_back(page, '{{ data }}') == page
+
+
+def test_the_trash_lines_keep_tenant_strings_verbatim_and_never_in_the_restore_command():
+    views = [view('n' + CODE, project='p' + CODE, user='u' + CODE,
+                  history=[{'action': 'soft_delete', 'result': 'success', 'actor': 'a' + CODE}])]
+    [line] = _read_back(_filter('trash')(fleet(hv1=(views, None)), ['hv1'], now=NOW), '{{ data }}')
+    assert line.startswith('hv1/n%s (project p%s, owner u%s): ' % (CODE, CODE, CODE))
+    assert 'deleted by a%s at ' % CODE in line
+    # The UUID of a hand-edited record is not a plain one: no command is made of it.
+    assert line.endswith('name it to the restore playbook (its UUID is not a plain one)')
+
+
+def test_a_tenant_project_never_becomes_part_of_a_restore_command():
+    views = [view('n', uuid='4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50', project='p' + CODE)]
+    data = _filter('trash_report')(fleet(hv1=(views, None)), ['hv1'], now=NOW)
+    command = _read_back(data, '{{ data.trash[0].restore_command }}')
+    assert command == 'ansible-playbook -i INVENTORY deferred.libvirt.restore -e names=4b1e0c7a-2f6e-4c0b-9a55-1c0d2b3e4f50'
+    assert _read_back(data, '{{ data.trash[0].project }}') == 'p' + CODE
+
+
+def test_the_lines_of_what_was_terminated_keep_tenant_strings_verbatim():
+    hostvars = {'hv1': {'empty_trash_result': {'instances': [
+        {'name': 'n' + CODE, 'action': 'terminated', 'disks_deleted': ['/img/' + CODE]}]}}}
+    [line] = _read_back(_filter('terminated_lines')(hostvars, ['hv1']), '{{ data }}')
+    assert line == 'hv1/n%s: terminated; disks deleted: /img/%s' % (CODE, CODE)
