@@ -30,6 +30,7 @@ description:
     and the result (RV(instances[].overrode)) and a warning say what was overridden.
 extends_documentation_fragment:
   - deferred.libvirt.connection
+  - deferred.libvirt.cinder
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
   - deferred.libvirt.fleet
