@@ -25,7 +25,7 @@ description:
     at once, as M(deferred.libvirt.vm_terminate) does, after the same clean shutdown. Naming it again later is a no-op
     (C(already terminated)); naming a terminated domain with any other C(reclaim_interval) is an error, since it cannot
     be recovered.
-  - That terminate checks the Cinder configuration as M(deferred.libvirt.vm_terminate) does, before the shutdown: a
+  - That terminate checks the Cinder configuration as M(deferred.libvirt.vm_terminate) does, before the shutdown. A
     domain with volumes to settle and an unknown O(cloud), missing or refused authentication or an unreachable
     Keystone is refused and left as it was (still running). O(cinder=false) finishes a domain without volumes at once
     and refuses one with volumes.
