@@ -27,7 +27,7 @@ description:
     (and counts against quota while it runs). Shut it down and the next sweep reclaims it when due, or restore it.
   - A tombstone of a domain terminated without Cinder options has never been checked against Cinder's own list of
     attachments. A sweep with Cinder options does that (and detaches what it finds); one without lists it in
-    RV(cinder_unchecked), with a warning naming O(cinder). A fleet without Cinder declares O(cinder=false): the sweep
+    RV(cinder_unchecked), with a warning naming O(cinder). A fleet without Cinder declares O(cinder=false); the sweep
     then finishes those tombstones (and the retention prunes them), and refuses a domain or tombstone with volumes.
   - A Cinder configuration that does not work (an unknown O(cloud), missing or refused authentication, an unreachable
     Keystone) is found before anything is destroyed: the domains with volumes to settle are not reclaimed (each fails

@@ -27,7 +27,7 @@ description:
     another server after the detach is kept, not deleted, and reported.
   - Without O(cloud) or O(auth), Cinder is not asked; the record's volumes stay pending in the tombstone, and a
     domain without any waits there for a run with Cinder (its tombstone is not complete, and the result warns, naming
-    O(cinder)). A fleet without Cinder declares O(cinder=false): a domain without volumes then finishes at once, and one
+    O(cinder)). A fleet without Cinder declares O(cinder=false); a domain without volumes then finishes at once, and one
     whose record lists volumes is refused, nothing changed.
   - Before anything is destroyed, a domain with volumes to settle (in its record, or left pending by an earlier
     terminate of the same UUID) needs a Cinder configuration that works, checked once per run. An unknown O(cloud),
