@@ -30,7 +30,7 @@ description:
     RV(cinder_unchecked), with a warning naming O(cinder). A fleet without Cinder declares O(cinder=false); the sweep
     then finishes those tombstones (and the retention prunes them), and refuses a domain or tombstone with volumes.
   - A Cinder configuration that does not work (an unknown O(cloud), missing or refused authentication, an unreachable
-    Keystone) is found before anything is destroyed: the domains with volumes to settle are not reclaimed (each fails
+    Keystone) is found before anything is destroyed. The domains with volumes to settle are not reclaimed (each fails
     with the cloud and the reason, nothing changed), the domains without volumes are reclaimed and their tombstones
     wait for a sweep with a working Cinder (RV(cinder_unchecked)). Fix the configuration; the next sweep reclaims
     them.
