@@ -20,7 +20,7 @@ import yaml
 
 import cinder_helpers as ch
 import guests
-from fleet_support import run_playbook, write_inventory
+from fleet_support import run_playbook, wait_past, write_inventory
 from results import only
 
 pytestmark = pytest.mark.cinder
@@ -104,12 +104,11 @@ def test_a_wrong_cinder_configuration_leaves_a_domain_with_volumes_running_with_
     assert ansible.tombstone(uuid) is None
 
 
-def test_an_unknown_cloud_does_not_reclaim_a_domain_with_volumes(ansible, make_guest, scratch, volumes, cinder,
-                                                                  hypervisor):
+def test_an_unknown_cloud_does_not_reclaim_a_domain_with_volumes(
+        ansible, make_guest, scratch, volumes, cinder, hypervisor):
     name, uuid, disk, vid = guest(ansible, make_guest, scratch, volumes, cinder)
-    only(ansible.task('deferred.libvirt.vm_soft_delete', name=name, reclaim_interval='1s', shutdown_timeout=1))
-    import time
-    time.sleep(2.1)
+    deleted = only(ansible.task('deferred.libvirt.vm_soft_delete', name=name, reclaim_interval='2s', shutdown_timeout=1))
+    wait_past(deleted['reclaim_at'])
     sweep = ansible.task(RECLAIM, project=project_of(name), cloud='nosuchcloud')
     assert [f['name'] for f in sweep['failed_domains']] == [name]
     assert 'cloud nosuchcloud' in sweep['failed_domains'][0]['msg']
@@ -130,8 +129,8 @@ def test_a_fleet_without_cinder_terminates_to_a_complete_tombstone_no_sweep_wait
     assert not sweep.get('failed') and sweep['cinder_unchecked'] == [] and sweep['instances'] == []
 
 
-def test_a_fleet_without_cinder_refuses_a_domain_with_recorded_volumes(ansible, make_guest, scratch, volumes, cinder,
-                                                                       hypervisor):
+def test_a_fleet_without_cinder_refuses_a_domain_with_recorded_volumes(
+        ansible, make_guest, scratch, volumes, cinder, hypervisor):
     name, uuid, disk, vid = guest(ansible, make_guest, scratch, volumes, cinder)
     result = ansible.task(TERMINATE, name=name, cinder=False)
     [inst] = result['instances']
