@@ -64,13 +64,13 @@ def guest(ansible, make_guest, scratch, volumes, cinder, with_volume=True):
     return name, uuid, disk, recorded[0]['id'] if recorded else None
 
 
-def testbed_cloud():
+def the_testbed_cloud():
     with open(ch.CLOUDS_YAML) as handle:
         return yaml.safe_load(handle)['clouds']['testbed']
 
 
 def refused_token_cloud():
-    cloud = copy.deepcopy(testbed_cloud())
+    cloud = copy.deepcopy(the_testbed_cloud())
     cloud['auth']['token'] = 'admin:0000000000000000000000000000dead'
     return cloud
 
@@ -88,11 +88,16 @@ KEYSTONE_UNREACHABLE = {'auth_type': 'password', 'auth': {
                                                    'authentication failed: '),
 ])
 def test_a_wrong_cinder_configuration_leaves_a_domain_with_volumes_running_with_its_disk_and_volume(
-        ansible, make_guest, scratch, volumes, cinder, hypervisor, how, options, said):
+        ansible, make_guest, scratch, volumes, cinder, hypervisor, tmp_path, how, options, said):
     name, uuid, disk, vid = guest(ansible, make_guest, scratch, volumes, cinder)
+    env = None
     if options.get('cloud') == 'refused':
         options = {'cloud': refused_token_cloud()}
-    result = ansible.task(TERMINATE, name=name, api_timeout=10, **options)
+    if 'auth' in options:
+        # A controller whose clouds.yaml has no cloud: only the auth given counts.
+        (tmp_path / 'clouds.yaml').write_text('clouds: {}\n')
+        env = {'OS_CLIENT_CONFIG_FILE': str(tmp_path / 'clouds.yaml')}
+    result = ansible.task(TERMINATE, name=name, api_timeout=10, env=env, **options)
     [inst] = result['instances']
     assert inst['failed'] and result['failed'], result
     assert inst['msg'].startswith('domain %s has Cinder volume(s) %s to settle and the Cinder configuration ' % (name, vid))
