@@ -20,7 +20,7 @@ import yaml
 
 import cinder_helpers as ch
 import guests
-from fleet_support import run_playbook, wait_past, write_inventory
+from fleet_support import named_task, run_playbook, wait_past, write_inventory
 from results import only
 
 pytestmark = pytest.mark.cinder
@@ -177,3 +177,18 @@ def test_the_terminate_playbook_of_a_fleet_without_cinder_finishes_the_domain(
     assert result.rc == 0, result.stdout[-3000:]
     tomb = ansible.tombstone(uuid)
     assert tomb['status'] == 'terminated' and tomb['no_cinder'] is True and tomb['finished_at']
+
+
+def test_the_reclaim_playbook_of_a_fleet_without_cinder_finishes_the_tombstones_that_waited_for_cinder(
+        ansible, make_guest, scratch, volumes, cinder, state_dir, tmp_path):
+    name, uuid, disk, dummy = guest(ansible, make_guest, scratch, volumes, cinder, with_volume=False)
+    only(ansible.task(TERMINATE, name=name))
+    assert ansible.tombstone(uuid)['cinder_checked'] is False and not ansible.tombstone(uuid).get('finished_at')
+    inventory = local_inventory(tmp_path, state_dir, deferred_libvirt_cinder=False)
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory,
+                          extra_vars=[{'reclaim_project': project_of(name)}])
+    assert result.rc == 0, result.stdout[-3000:]
+    sweep = named_task(result, 'Sweep the hypervisor', 'hv1')
+    assert sweep['cinder_unchecked'] == [] and [f['uuid'] for f in sweep['finished']] == [uuid]
+    tomb = ansible.tombstone(uuid)
+    assert tomb['no_cinder'] is True and tomb['finished_at']
