@@ -18,7 +18,10 @@ options:
       - Named cloud in C(clouds.yaml) (found as openstacksdk finds it, for example through C(OS_CLIENT_CONFIG_FILE)),
         or a dict holding a whole cloud configuration.
       - When neither O(cloud) nor O(auth) is given, Cinder is not contacted and the volumes in the lifecycle record are
-        left as pending work in the tombstone.
+        left as pending work in the tombstone (a fleet without Cinder declares O(cinder=false) instead).
+      - The configuration is checked once per run, before a domain with volumes to settle is destroyed. An unknown
+        cloud, missing or refused authentication, an unreachable Keystone or no block-storage endpoint refuses that
+        domain, nothing changed.
     type: raw
   auth:
     description:

@@ -41,6 +41,11 @@ class CinderUnavailable(DeferredError):
     """Cinder cannot be reached or configured; the work stays pending."""
 
 
+class CinderConfigError(CinderUnavailable):
+    """The Cinder configuration itself is wrong (an unknown cloud, missing or refused auth, an unreachable Keystone):
+    found before anything is destroyed, it refuses the terminate of a domain with volumes to settle."""
+
+
 # The openstacksdk options of every module that touches Cinder (the same names as openstack.cloud's).
 ARGS = dict(
     cloud=dict(type='raw'),
@@ -60,12 +65,26 @@ def configured(params):
     return bool(params.get('cloud') or params.get('auth'))
 
 
+def describe(params):
+    """The Cinder configuration in the operator's words, for a message: which cloud (never a secret)."""
+    cloud = params.get('cloud')
+    if isinstance(cloud, dict):
+        url = (cloud.get('auth') or {}).get('auth_url') or (cloud.get('auth') or {}).get('endpoint')
+        return 'the cloud given as a dict%s' % (' (%s)' % _safe(url) if url else '')
+    if cloud:
+        return 'cloud %s' % cloud
+    url = (params.get('auth') or {}).get('auth_url') or (params.get('auth') or {}).get('endpoint')
+    return 'the auth given%s' % (' (%s)' % _safe(url) if url else '')
+
+
 class Options(object):
     """The Cinder settings of one run; the connection is made once, on first use, and shared by every domain."""
 
-    def __init__(self, params=None, wait_timeout=DEFAULT_WAIT, no_log_values=None):
+    def __init__(self, params=None, wait_timeout=DEFAULT_WAIT, no_log_values=None, declared=None):
         self.params = dict((k, (params or {}).get(k)) for k in CONNECTION_KEYS)
         self.wait_timeout = wait_timeout
+        # The fleet's declaration (the cinder option): True has Cinder, False has none, None said nothing.
+        self.declared = declared
         # The module's set of values Ansible masks in its output; Cinder secrets are added when they are read.
         self.no_log_values = no_log_values if no_log_values is not None else set()
         if isinstance(self.params.get('cloud'), dict):
@@ -73,10 +92,32 @@ class Options(object):
             self.no_log_values.update(secrets(self.params['cloud']))
         self._lock = threading.Lock()
         self._conn = None
+        self._checked = None
 
     @property
     def configured(self):
         return configured(self.params)
+
+    @property
+    def absent(self):
+        """The fleet declared it has no Cinder (cinder: false)."""
+        return self.declared is False
+
+    def describe(self):
+        return describe(self.params)
+
+    def check(self):
+        """Before anything is destroyed: the configuration works (once per run). CinderConfigError naming the cloud
+        when it does not: an unknown cloud, missing or refused auth, an unreachable Keystone, no block-storage
+        endpoint. Returns None, or the reason when Cinder itself does not answer (down, overloaded): that is
+        transient, and a terminate then leaves its volume work pending (rule 5)."""
+        with self._lock:
+            if self._checked is None:
+                self._checked = _check(self)
+        verdict, reason = self._checked
+        if verdict == 'refused':
+            raise CinderConfigError('the Cinder configuration (%s) is refused: %s' % (self.describe(), reason))
+        return reason
 
     def connection(self):
         """The run's openstacksdk connection; CinderUnavailable when it cannot be configured (asked again next time)."""
@@ -84,6 +125,44 @@ class Options(object):
             if self._conn is None:
                 self._conn = connect(self.params, self.no_log_values)
             return self._conn
+
+
+def _check(opts):
+    """('ok', None), ('unavailable', reason) or ('refused', reason): connect, authenticate, and one read of Cinder."""
+    try:
+        conn = opts._conn or connect(opts.params, opts.no_log_values)
+        opts._conn = conn
+    except CinderUnavailable as exc:
+        return 'refused', str(exc)
+    try:
+        conn.authorize()  # a token from Keystone (admin_token and noauth clouds make no request here)
+    except Exception as exc:  # unknown user, wrong password, missing options, Keystone unreachable
+        return 'refused', 'authentication failed: %s' % _safe(exc)
+    try:
+        answer = conn.block_storage.get('/volumes?limit=1')
+    except Exception as exc:
+        if exc.__class__.__name__ in ('EndpointNotFound', 'EmptyCatalog'):
+            return 'refused', 'no block-storage endpoint: %s' % _safe(exc)
+        # Cinder does not answer (connection refused, timeout): the service, not the configuration.
+        return 'unavailable', 'Cinder does not answer: %s' % _safe(exc)
+    status = getattr(answer, 'status_code', 200)
+    if 400 <= status < 500:
+        # A plain read refused: the token, the project or the endpoint is not this cloud's.
+        return 'refused', 'Cinder refused a read of the volumes (HTTP %d: %s)' % (status, _safe(_reason(answer)))
+    if status >= 500:
+        return 'unavailable', 'Cinder answered HTTP %d' % status
+    return 'ok', None
+
+
+def _reason(answer):
+    try:
+        body = answer.json()
+        for value in body.values():
+            if isinstance(value, dict) and value.get('message'):
+                return value['message']
+    except Exception:
+        pass
+    return getattr(answer, 'reason', '') or 'no reason given'
 
 
 def connect(params, no_log_values=None):

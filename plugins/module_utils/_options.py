@@ -54,8 +54,11 @@ class Group(object):
 
 
 def spec(*groups):
-    """One argument spec from the connection group and ``groups`` (Group classes or plain dicts); later ones win."""
+    """One argument spec from the connection group, the fleet's Cinder declaration (every module takes both, so
+    module_defaults for group/deferred.libvirt.all can set them) and ``groups`` (Group classes or plain dicts);
+    later ones win."""
     merged = dict(Connection.ARGSPEC)
+    merged.update(CinderDeclaration.ARGSPEC)
     for group in groups:
         merged.update(group if isinstance(group, dict) else group.ARGSPEC)
     return merged
@@ -72,6 +75,22 @@ class Connection(Group):
     @classmethod
     def read(cls, params):
         return cls(uri=param(params, 'uri', 'qemu:///system'), state_dir=params.get('state_dir'))
+
+
+class CinderDeclaration(Group):
+    """Whether the fleet has Cinder, declared once for every module (module_defaults): ``cinder`` true, false, or
+    not said (None). False: terminated domains finish at once, a domain with recorded volumes is refused."""
+
+    ARGSPEC = dict(cinder=dict(type='bool'))
+
+    @classmethod
+    def read(cls, params):
+        declared = params.get('cinder')
+        given = cinder.configured(params)
+        if declared is False and given:
+            raise InputError('cinder is false (this fleet has no Cinder) but Cinder options were given (%s): drop '
+                             'one of them' % cinder.describe(params))
+        return cls(declared=declared)
 
 
 class Selection(Group):
@@ -128,10 +147,14 @@ class Cinder(Group):
 
     @classmethod
     def read(cls, params, no_log_values=None):
-        """The run's cinder.Options (its connection is made on first use)."""
+        """The run's cinder.Options (its connection is made on first use), with the fleet's declaration."""
         wait = parse_duration(param(params, 'volume_wait_timeout', cinder.DEFAULT_WAIT), 'volume_wait_timeout',
                               allow_zero=False)
-        return cinder.Options(params, wait, no_log_values)
+        declared = CinderDeclaration.read(params).declared
+        if declared is True and not cinder.configured(params):
+            raise InputError('cinder is true (this fleet has Cinder) but neither cloud nor auth was given: say which '
+                             'cloud to use, or declare cinder: false for a fleet without Cinder')
+        return cinder.Options(params, wait, no_log_values, declared=declared)
 
 
 class Fleet(Group):

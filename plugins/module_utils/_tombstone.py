@@ -30,7 +30,7 @@ except ImportError:  # Python 2 (ansible-test's old controllers import module_ut
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
-from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError, NOTHING_CHANGED, StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
 
 
@@ -98,6 +98,7 @@ FIELD_CHECKS = (
     ('undefine_flags', lambda v: v is None or _is_int(v) or _list_of(str)(v), 'a list of flag names'),
     ('revision', lambda v: v is None or _is_int(v), 'an integer'),
     ('cinder_checked', _opt(bool), 'true or false'),
+    ('no_cinder', _opt(bool), 'true or false'),
     ('deleted_at', _valid_time, 'a UTC ISO 8601 time'),
     ('reclaim_at', _valid_time, 'a UTC ISO 8601 time'),
     ('started_at', _valid_time, 'a UTC ISO 8601 time'),
@@ -132,13 +133,13 @@ def validate_tombstone(data, file_uuid, path):
 
 
 def finished(tomb):
-    """Nothing left to do: undefined, no pending volume, no pending disk, and Cinder asked (the state_dir keeps it
-    with the finished)."""
+    """Nothing left to do: undefined, no pending volume, no pending disk, and Cinder asked, or the fleet declared it
+    has no Cinder (``no_cinder``: cinder false); the state_dir keeps it with the finished."""
     # A tombstone that never says it asked Cinder has not: only a real answer from Cinder marks it checked (rule 5).
     # A disk kept only because the fleet index was incomplete is work left too (disks_pending): the next sweep with
     # a complete index deletes it if it is then safe, so it is never forgotten.
     done = tomb.get('status') == 'terminated' and not tomb.get('volumes_pending') and not tomb.get('disks_pending')
-    return done and tomb.get('cinder_checked') is True
+    return done and (tomb.get('cinder_checked') is True or tomb.get('no_cinder') is True)
 
 
 PENDING_DISK_KEYS = ('target', 'path', 'pool', 'volume', 'real_path', 'type', 'st_dev', 'st_ino', 'reason')
@@ -196,9 +197,23 @@ def waits_for_cinder(tomb, cinder_opts):
 
     Only a real answer from Cinder marks a tombstone checked (rule 5 of docs/rules.md): a
     volume attached in Cinder but missing from the record is found by the
-    first run that has Cinder.
+    first run that has Cinder. A run of a fleet declared without Cinder (cinder false) finishes it instead.
     """
-    return not tomb.get('volumes_pending') and not tomb.get('cinder_checked') and not cinder_opts.configured
+    return (not tomb.get('volumes_pending') and not tomb.get('cinder_checked') and not tomb.get('no_cinder')
+            and not cinder_opts.configured and not cinder_opts.absent)
+
+
+NO_CINDER_ADVICE = ('a fleet without Cinder declares cinder: false (the playbooks and roles: deferred_libvirt_cinder: '
+                    'false), and its terminated domains then finish at once')
+
+
+def refuse_volumes_without_cinder(name, volumes, cinder_opts, what='its lifecycle record lists'):
+    """A fleet declared without Cinder (cinder false) never leaves a volume silently pending: DeferredError."""
+    if cinder_opts.absent and volumes:
+        raise DeferredError(
+            'domain %s: %s Cinder volume(s) %s, but cinder is false (this fleet declares no Cinder); %s. Give the '
+            'Cinder options (cloud or auth) for it, or, if they are not Cinder volumes, clear them with vm_attributes '
+            'volumes=[]' % (name, what, ', '.join(v.get('id') or '?' for v in volumes), NOTHING_CHANGED))
 
 
 def for_sweep(state, live, cinder_opts, project=None, host=None):
@@ -403,6 +418,8 @@ def answer_when_named(ctx, tomb, cinder_opts, foreign_hosts=()):
 def finish_left_work(ctx, tomb, cinder_opts, foreign_hosts=()):
     """Finish (or in check mode, report) the Cinder work a terminate left in ``tomb``; a per-domain result."""
     ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
+    refuse_volumes_without_cinder(tomb.get('name'), tomb.get('volumes_pending'), cinder_opts,
+                                  'its tombstone has pending')
     if ctx.check_mode:
         return dict(ident, changed=True, action='would_finish_pending', volumes_pending=tomb.get('volumes_pending'))
     summary, changed = complete_gone(ctx, tomb, cinder_opts, foreign_hosts)
@@ -430,11 +447,14 @@ def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
             if on_disk.get('status') == 'terminated':
                 tomb['status'] = 'terminated'
         pending = tomb.get('volumes_pending') or []
-        if not cinder_opts.configured:
+        if cinder_opts.absent and not pending:
+            # Declared without Cinder: nothing to ask, and nothing recorded to settle; the tombstone may finish.
+            tomb['no_cinder'] = True
+        elif not cinder_opts.configured:
             # Only a real answer from Cinder marks the tombstone checked: a volume attached in Cinder but missing
             # from the record is found by the first run that has Cinder.
             for vol in pending:
-                vol['error'] = 'Cinder is not configured for this run (no cloud or auth)'
+                vol['error'] = NOT_CONFIGURED
             tomb['cinder_checked'] = bool(tomb.get('cinder_checked'))
         elif pending or not tomb.get('cinder_checked'):
             try:
@@ -444,6 +464,7 @@ def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
                 tomb['cinder_checked'] = True
             except cinder.CinderUnavailable as exc:
                 done, left = [], [dict(v, error=str(exc)) for v in pending]
+                summary['cinder_error'] = str(exc)
             tomb['volumes_done'] = (tomb.get('volumes_done') or []) + done
             tomb['volumes_pending'] = left
             pending = left
@@ -468,12 +489,13 @@ def complete_gone(ctx, tomb, cinder_opts, foreign_hosts=()):
     without its end in the journal: this run writes it, so the journal tells
     how it finished.
     """
-    was = (tomb.get('status'), len(tomb.get('volumes_pending') or []))
+    was = (tomb.get('status'), len(tomb.get('volumes_pending') or []), bool(tomb.get('no_cinder')))
     if tomb.get('status') == 'deleting':
         # Killed between undefine and the tombstone update: the domain is gone, so it was undefined.
         tomb.update(status='undefined', terminated_at=tomb.get('terminated_at') or _record.format_time(_record.utcnow()))
     summary = settle_volumes(ctx, tomb, cinder_opts, foreign_hosts)
-    changed = (tomb.get('status'), len(tomb.get('volumes_pending') or [])) != was or bool(
+    summary.pop('cinder_error', None)
+    changed = (tomb.get('status'), len(tomb.get('volumes_pending') or []), bool(tomb.get('no_cinder'))) != was or bool(
         summary['volumes_detached'] or summary['volumes_deleted'] or summary['volumes_kept'])
     if changed and not ctx.check_mode:
         ctx.state.event('instance.delete.end', ctx.request_id, domain=tomb.get('name'), uuid=tomb.get('uuid'),
@@ -484,12 +506,19 @@ def complete_gone(ctx, tomb, cinder_opts, foreign_hosts=()):
     return summary, changed
 
 
+NOT_CONFIGURED = 'Cinder is not configured for this run (no cloud or auth)'
+
+
 def volumes_to_settle(server_uuid, volumes, cinder_opts):
-    """Check mode: the volumes a terminate would handle, the record's plus those Cinder says are attached (read only)."""
+    """Check mode: (volumes a terminate would settle, volumes it would leave pending with their error, warnings), as
+    the real run with the same options does: the record's plus those Cinder says are attached (read only)."""
+    if cinder_opts.absent:
+        return [], [], []
     if not cinder_opts.configured:
-        return list(volumes), []
+        return [], [dict(v, error=NOT_CONFIGURED) for v in volumes], []
     try:
-        return cinder.plan(cinder_opts.connection(), server_uuid, volumes), []
+        return cinder.plan(cinder_opts.connection(), server_uuid, volumes), [], []
     except cinder.CinderUnavailable as exc:
-        return list(volumes), ['Cinder cannot be asked which volumes are attached (%s): the volumes listed are '
-                               'those of the lifecycle record only' % exc]
+        return [], [dict(v, error=str(exc)) for v in volumes], [
+            'Cinder cannot be asked which volumes are attached (%s): a terminate now leaves the recorded volumes '
+            'pending in the tombstone, for the next vm_reclaim' % exc]

@@ -23,6 +23,7 @@ description:
     (C(actor), from the E(DEFERRED_LIBVIRT_ACTOR) environment variable, for example an AWX user).
 extends_documentation_fragment:
   - deferred.libvirt.connection
+  - deferred.libvirt.cinder
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.attributes
   - deferred.libvirt.attributes.ACTIONGROUP

@@ -24,6 +24,7 @@ description:
     domain), so it answers quickly on hosts with many domains.
 extends_documentation_fragment:
   - deferred.libvirt.connection
+  - deferred.libvirt.cinder
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.attributes
   - deferred.libvirt.attributes.READONLY

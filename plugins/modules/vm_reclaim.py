@@ -27,12 +27,19 @@ description:
     (and counts against quota while it runs). Shut it down and the next sweep reclaims it when due, or restore it.
   - A tombstone of a domain terminated without Cinder options has never been checked against Cinder's own list of
     attachments. A sweep with Cinder options does that (and detaches what it finds); one without lists it in
-    RV(cinder_unchecked).
+    RV(cinder_unchecked), with a warning naming O(cinder). A fleet without Cinder declares O(cinder=false); the sweep
+    then finishes those tombstones (and the retention prunes them), and refuses a domain or tombstone with volumes.
+  - A Cinder configuration that does not work (an unknown O(cloud), missing or refused authentication, an unreachable
+    Keystone) is found before anything is destroyed. The domains with volumes to settle are not reclaimed (each fails
+    with the cloud and the reason, nothing changed), the domains without volumes are reclaimed and their tombstones
+    wait for a sweep with a working Cinder (RV(cinder_unchecked)). Fix the configuration; the next sweep reclaims
+    them.
   - One domain's failure never stops the sweep; the task fails after the sweep if any domain failed. Each domain
     the sweep acts on gets an C(instance.reclaim) event (result C(success), C(pending), C(error) or C(skipped)).
   - Usually run by the C(deferred.libvirt.reclaim) role or C(playbooks/reclaim.yml) on a timer.
 extends_documentation_fragment:
   - deferred.libvirt.connection
+  - deferred.libvirt.cinder
   - deferred.libvirt.lifecycle
   - deferred.libvirt.lifecycle.TERMINATE
   - deferred.libvirt.openstack
@@ -208,7 +215,7 @@ stale_undefined:
 cinder_unchecked:
   description:
     - Tombstones of domains terminated without Cinder options that Cinder has not been asked about yet (name, uuid,
-      terminated_at). A sweep with Cinder options checks them.
+      terminated_at). A sweep with Cinder options checks them; a sweep with O(cinder=false) finishes them.
   returned: always
   type: list
   elements: dict

@@ -34,6 +34,7 @@ description:
     and are still pending - instead of only C(no domain named); RV(terminated) holds the same as structured keys.
 extends_documentation_fragment:
   - deferred.libvirt.connection
+  - deferred.libvirt.cinder
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
   - deferred.libvirt.lifecycle.FORCE

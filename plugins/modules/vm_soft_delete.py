@@ -28,8 +28,13 @@ description:
     terminated domain's result says so with a warning, C(action=terminated) and its C(msg).
   - Naming a terminated domain again later with C(reclaim_interval=0) is a no-op (C(already terminated)); naming a
     terminated domain with any other C(reclaim_interval) is an error, since it cannot be recovered.
+  - That terminate checks the Cinder configuration as M(deferred.libvirt.vm_terminate) does, before the shutdown. A
+    domain with volumes to settle and an unknown O(cloud), missing or refused authentication or an unreachable
+    Keystone is refused and left as it was (still running). O(cinder=false) finishes a domain without volumes at once
+    and refuses one with volumes.
 extends_documentation_fragment:
   - deferred.libvirt.connection
+  - deferred.libvirt.cinder
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
   - deferred.libvirt.lifecycle.FORCE

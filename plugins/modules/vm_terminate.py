@@ -25,16 +25,25 @@ description:
   - Volumes are those in the lifecycle record plus any Cinder says are attached to the domain's UUID; volumes only
     Cinder knows about are detached and kept. A volume marked C(delete_on_termination) that is still attached to
     another server after the detach is kept, not deleted, and reported.
-  - Without O(cloud) or O(auth), Cinder is not asked, and the record's volumes stay pending in the tombstone (a domain
-    with none has no Cinder work).
+  - Without O(cloud) or O(auth), Cinder is not asked; the record's volumes stay pending in the tombstone, and a
+    domain without any waits there for a run with Cinder (its tombstone is not complete, and the result warns, naming
+    O(cinder)). A fleet without Cinder declares O(cinder=false); a domain without volumes then finishes at once, and one
+    whose record lists volumes is refused, nothing changed.
+  - Before anything is destroyed, a domain with volumes to settle (in its record, or left pending by an earlier
+    terminate of the same UUID) needs a Cinder configuration that works, checked once per run. An unknown O(cloud),
+    missing or refused authentication, an unreachable Keystone or no block-storage endpoint refuses that domain, with
+    the cloud and the reason, and nothing is changed (not shut down, no disk deleted). A domain without volumes to
+    settle is terminated, and Cinder's look at its attachments waits in the tombstone, with a warning.
   - Cinder secrets (O(auth), the token or password in a O(cloud) dict or in C(clouds.yaml)) are masked in the results
     and never written to the tombstones or the event journal.
-  - If Cinder is down or refuses, the domain is still terminated; the pending detach and delete stay in the tombstone,
+  - If Cinder itself does not answer (down, overloaded), or refuses a volume once the terminate is under way, the domain
+    is still terminated; the pending detach and delete stay in the tombstone,
     the result lists them in RV(instances[].volumes_pending) with a warning, and the next run of this module for the same name or
     the next M(deferred.libvirt.vm_reclaim) finishes them. No volume is forgotten.
   - A domain that is already gone is V(changed=false) (pending Cinder work in its tombstone is retried).
 extends_documentation_fragment:
   - deferred.libvirt.connection
+  - deferred.libvirt.cinder
   - deferred.libvirt.connection.SELECTION
   - deferred.libvirt.lifecycle
   - deferred.libvirt.lifecycle.FORCE

@@ -35,6 +35,11 @@ class AttributeOptions(object):
 def options(params, no_log_values=None):
     """The record fields to set, and the domains: here ``project`` sets the owner, it does not scope the selection."""
     own = options_.Attributes.read(params)
+    if options_.CinderDeclaration.read(params).declared is False and own.changes.get('volumes'):
+        # A fleet without Cinder would refuse to terminate such a domain: say so now, not at the terminate.
+        raise options_.InputError('volumes: cinder is false (this fleet declares no Cinder), so no Cinder volume is '
+                                  'recorded: a terminate would refuse the domain; a fleet with Cinder does not declare '
+                                  'cinder: false')
     return AttributeOptions(options_.Selection.read(params, scoped=False), own.changes, force=own.force)
 
 

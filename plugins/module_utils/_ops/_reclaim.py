@@ -276,6 +276,9 @@ def run(ctx, opts):
     # Terminated without Cinder and never checked since: reported, finished by the first sweep that has Cinder.
     report['cinder_unchecked'] = [{'name': t.get('name'), 'uuid': t.get('uuid'), 'terminated_at': t.get('terminated_at')}
                                   for t in waiting]
+    if waiting:
+        ctx.warnings.append('vm_reclaim: %d terminated domain(s) wait for a run with Cinder options (cinder_unchecked) '
+                            'and are never pruned until then; %s' % (len(waiting), tombstones.NO_CINDER_ADVICE))
     # What the sweep knew of the fleet: an incomplete index (a host of the fleet did not report) keeps every disk
     # another host could reach, and the result says so, with the hosts that were missing.
     report['fleet'] = {'given': fleet_view.given, 'complete': fleet_view.complete, 'missing': fleet_view.missing,

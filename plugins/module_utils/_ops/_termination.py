@@ -20,6 +20,7 @@ __metaclass__ = type
 import os
 import time
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
@@ -152,19 +153,24 @@ class TerminatePlan(engine.Plan):
         self.flags = hv.undefine_flags(domain)[1]
         self.irreversible = False
         self.deleted = []
+        check_cinder(ctx, domain, self.record, opts.cinder)
 
     def start_payload(self):
         return dict(action=self.action, previous_task_state=self.expected[0])
 
     def report(self):
         """The plan, reported, with what Cinder would be asked to do (read only)."""
-        vols, warnings = tombstones.volumes_to_settle(self.domain.uuid, self.record.get('volumes') or [], self.opts.cinder)
+        vols, pending, warnings = tombstones.volumes_to_settle(self.domain.uuid, self.record.get('volumes') or [],
+                                                               self.opts.cinder)
+        warnings = warnings + cinder_warnings(self.domain.name, self.opts.cinder, pending)
         return engine.result_for(self.domain, True, before=self.before_view, after={}, action='would_terminate',
                                  would_destroy=self.domain.power_state not in ('shutoff',),
                                  disks_deleted=[o['real_path'] for o in self.owned], disks_kept=self.kept,
                                  volumes_detached=[v['id'] for v in vols],
                                  volumes_deleted=[v['id'] for v in vols if v.get('delete_on_termination')],
                                  volumes_kept=[v['id'] for v in vols if not v.get('delete_on_termination')],
+                                 volumes_pending=[dict((k, v[k]) for k in ('id', 'delete_on_termination', 'error')
+                                                       if k in v) for v in pending],
                                  undefine_flags=self.flags, warnings=warnings)
 
     def apply(self, ctx):
@@ -217,11 +223,17 @@ class TerminatePlan(engine.Plan):
         domain, tomb = self.domain, self.tomb
         began = time.monotonic()
         cinder_result = tombstones.settle_volumes(ctx, tomb, self.opts.cinder, self.foreign_hosts)
+        cinder_error = cinder_result.pop('cinder_error', None)
         cinder_result['cinder_seconds'] = round(time.monotonic() - began, 3)
         warnings = []
         if tomb['volumes_pending']:
             warnings.append('domain %s is terminated but Cinder work is pending for volume(s) %s; the next vm_reclaim '
                             'finishes it' % (domain.name, ', '.join(v['id'] for v in tomb['volumes_pending'])))
+        elif cinder_error:
+            warnings.append('domain %s is terminated but Cinder could not be asked which volumes are attached to it '
+                            '(%s); its tombstone waits for the next vm_reclaim with Cinder'
+                            % (domain.name, cinder_error))
+        warnings.extend(cinder_warnings(domain.name, self.opts.cinder))
         if tomb.get('disks_pending'):
             cinder_result['disks_pending'] = tomb['disks_pending']
             warnings.append('domain %s is terminated but disk(s) %s were kept because the fleet index is incomplete '
@@ -236,6 +248,43 @@ class TerminatePlan(engine.Plan):
                                  clean_shutdown=self.stopped.get('clean_shutdown'), disks_deleted=self.deleted,
                                  disks_kept=self.kept, undefine_flags=self.flags,
                                  seconds=round(time.monotonic() - self.started, 2), warnings=warnings, **cinder_result)
+
+
+def check_cinder(ctx, domain, record, cinder_opts):
+    """Before anything is destroyed: a domain with volumes to settle needs a Cinder configuration that works.
+
+    The volumes to settle are the record's and those an earlier terminate of the same UUID left pending. A fleet
+    declared without Cinder refuses them; a configuration that is wrong (an unknown cloud, missing or refused auth,
+    an unreachable Keystone) refuses the domain, nothing changed. Cinder itself not answering is transient: the
+    terminate goes on and its volume work stays pending (rule 5).
+    """
+    volumes = list(record.get('volumes') or [])
+    try:
+        earlier = ctx.state.read_tombstone(domain.uuid) if ctx.state is not None else None
+    except Exception:  # an unreadable tombstone is the terminate's own business (for_terminate reports it)
+        earlier = None
+    if earlier and not tombstones.finished(earlier):
+        known = set(v.get('id') for v in volumes)
+        volumes += [v for v in earlier.get('volumes_pending') or [] if v.get('id') not in known]
+    tombstones.refuse_volumes_without_cinder(domain.name, volumes, cinder_opts)
+    if not volumes or not cinder_opts.configured:
+        return
+    try:
+        cinder_opts.check()
+    except cinder.CinderConfigError as exc:
+        raise engine.OperationError(
+            'domain %s has Cinder volume(s) %s to settle and %s; nothing was changed (not shut down, no disk '
+            'deleted, no volume touched): fix the Cinder options and run again'
+            % (domain.name, ', '.join(v.get('id') or '?' for v in volumes), exc))
+
+
+def cinder_warnings(name, cinder_opts, pending=None):
+    """What a run without Cinder options and without the fleet's declaration says: what to declare."""
+    if cinder_opts.configured or cinder_opts.absent:
+        return []
+    return ['domain %s: no Cinder options were given (cloud or auth), so Cinder %s asked about its volumes and its '
+            'tombstone waits for a run with Cinder; %s' % (name, 'would not be' if pending is not None else 'was not',
+                                                           tombstones.NO_CINDER_ADVICE)]
 
 
 def power_off(ctx, domain, opts):

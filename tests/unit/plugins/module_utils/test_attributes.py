@@ -63,3 +63,14 @@ def test_attributes_check_mode_reports_the_change_and_writes_nothing(conn, defin
     assert dict((k, v) for k, v in did['record'].items() if k not in stamped) == \
         dict((k, v) for k, v in would['record'].items() if k not in stamped)
     assert did['record']['generation'] == 1
+
+
+def test_a_fleet_declared_without_cinder_refuses_to_record_volumes_and_changes_nothing(conn, define, tmp_path):
+    from ansible_collections.deferred.libvirt.plugins.module_utils._errors import InputError
+    define('web01')
+    volumes = [{'id': '0d8e4c9e-6f1a-4c8e-9d63-5a3b2e9e1f00', 'target': 'vdb', 'delete_on_termination': True}]
+    with pytest.raises(InputError, match=r'^volumes: cinder is false \(this fleet declares no Cinder\)'):
+        run(attributes, conn, tmp_path, name=['web01'], volumes=volumes, cinder=False)
+    assert not (record_of(conn, 'web01') or {}).get('volumes')
+    # Clearing them is what such a fleet may do.
+    assert only(run(attributes, conn, tmp_path, name=['web01'], volumes=[], cinder=False)[0])['failed'] is False

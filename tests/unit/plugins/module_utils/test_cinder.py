@@ -193,3 +193,91 @@ def test_secrets_of_a_cloud_config_are_tokens_and_passwords_not_names_or_urls():
         'region_name': 'RegionOne',
     }
     assert cinder.secrets(config) == set(['s3cret', 'tok-1', 'acs-1'])
+
+
+# -- check: a wrong configuration found before anything is destroyed ---------------------------------------------------
+
+def test_an_unknown_cloud_is_a_configuration_refused_naming_the_cloud(no_clouds):
+    with pytest.raises(cinder.CinderConfigError) as err:
+        cinder.Options({'cloud': 'nosuchcloud'}).check()
+    assert str(err.value).startswith('the Cinder configuration (cloud nosuchcloud) is refused: cannot configure the '
+                                     'Cinder connection: ')
+
+
+def test_an_unreachable_keystone_is_a_configuration_refused(no_clouds):
+    with pytest.raises(cinder.CinderConfigError) as err:
+        cinder.Options({'auth': AUTH, 'auth_type': 'password', 'api_timeout': 5}).check()
+    text = str(err.value)
+    assert text.startswith('the Cinder configuration (the auth given (http://127.0.0.1:9/v3)) is refused: '
+                           'authentication failed: ')
+    assert 'hunter2' not in text
+
+
+def test_missing_auth_is_a_configuration_refused(no_clouds):
+    auth = dict(AUTH)
+    del auth['password']
+    with pytest.raises(cinder.CinderConfigError, match='is refused: authentication failed: '):
+        cinder.Options({'auth': auth, 'auth_type': 'password'}).check()
+
+
+class Answering(object):
+    """A stub openstacksdk connection whose token works and whose Cinder answers one read with ``status`` (or raises
+    ``error``): what check() makes of each answer, without a Cinder."""
+
+    def __init__(self, status=200, error=None):
+        self.calls = 0
+        outer = self
+
+        class Response(object):
+            status_code = status
+            reason = 'Bad Request'
+
+            @staticmethod
+            def json():
+                return {'badRequest': {'code': status, 'message': 'Malformed request url'}}
+
+        class BlockStorage(object):
+            @staticmethod
+            def get(path):
+                outer.calls += 1
+                if error is not None:
+                    raise error
+                return Response()
+
+        self.block_storage = BlockStorage()
+
+    def authorize(self):
+        return 'token'
+
+
+def checked(conn):
+    opts = cinder.Options({'cloud': 'devstack'})
+    opts._conn = conn
+    return opts
+
+
+def test_a_cinder_that_refuses_a_read_is_a_configuration_refused_with_its_reason():
+    with pytest.raises(cinder.CinderConfigError) as err:
+        checked(Answering(status=400)).check()
+    assert str(err.value) == ('the Cinder configuration (cloud devstack) is refused: Cinder refused a read of the '
+                              'volumes (HTTP 400: Malformed request url)')
+
+
+@pytest.mark.parametrize('conn', [Answering(status=503), Answering(error=RuntimeError('Connection refused'))])
+def test_a_cinder_that_does_not_answer_is_transient_not_a_configuration_error(conn):
+    # Rule 5: Cinder down is no reason to keep a domain; its volume work stays pending in the tombstone.
+    reason = checked(conn).check()
+    assert reason.startswith('Cinder answered HTTP 503') or reason.startswith('Cinder does not answer: Connection')
+
+
+def test_a_working_configuration_is_checked_once_per_run():
+    conn = Answering()
+    opts = checked(conn)
+    assert opts.check() is None and opts.check() is None
+    assert conn.calls == 1
+
+
+def test_the_cinder_configuration_is_described_without_its_secrets():
+    assert cinder.describe({'cloud': 'devstack'}) == 'cloud devstack'
+    assert cinder.describe({'cloud': {'auth': AUTH}}) == 'the cloud given as a dict (http://127.0.0.1:9/v3)'
+    assert 'hunter2' not in cinder.describe({'auth': AUTH})

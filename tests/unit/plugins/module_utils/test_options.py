@@ -20,7 +20,33 @@ VOLUME = '0d8e4c9e-6f1a-4c8e-9d63-5a3b2e9e1f00'
 
 def test_a_spec_is_composed_of_groups_with_the_connection_first():
     spec = options.spec(options.Selection, options.Lifecycle, {'extra': dict(type='str')})
-    assert set(['uri', 'state_dir', 'name', 'query', 'project', 'force', 'lock_timeout', 'parallel', 'extra']) == set(spec)
+    assert set(['uri', 'state_dir', 'cinder', 'name', 'query', 'project', 'force', 'lock_timeout', 'parallel',
+                'extra']) == set(spec)
+
+
+def test_every_module_takes_the_cinder_declaration_so_module_defaults_of_the_group_can_set_it():
+    from ansible_collections.deferred.libvirt.plugins.module_utils._ops import (
+        _attributes, _info, _reclaim, _restore, _soft_delete, _terminate)
+    for op in (_attributes, _info, _reclaim, _restore, _soft_delete, _terminate):
+        assert op.ARGUMENT_SPEC['cinder'] == dict(type='bool'), op.__name__
+
+
+def test_the_cinder_declaration_is_read_as_true_false_or_not_said():
+    assert options.CinderDeclaration.read({}).declared is None
+    assert options.Cinder.read({'cinder': False}).absent is True
+    assert options.Cinder.read({'cinder': True, 'cloud': 'devstack'}).declared is True
+    assert options.Cinder.read({'cloud': 'devstack'}).declared is None
+
+
+def test_a_fleet_declared_without_cinder_refuses_cinder_options_naming_the_cloud():
+    with pytest.raises(InputError, match=r'^cinder is false \(this fleet has no Cinder\) but Cinder options were given '
+                                         r'\(cloud devstack\): drop one of them$'):
+        options.Cinder.read({'cinder': False, 'cloud': 'devstack'})
+
+
+def test_a_fleet_declared_with_cinder_refuses_a_run_without_cinder_options():
+    with pytest.raises(InputError, match='^cinder is true .* neither cloud nor auth was given'):
+        options.Cinder.read({'cinder': True, 'cloud': None, 'auth': None})
 
 
 def test_connection_and_selection_read_what_was_given():
