@@ -79,7 +79,7 @@ def test_getting_started_followed_step_by_step_on_the_test_bed(web01, hypervisor
         if path:
             text = body
             if path == 'inventory/hypervisors.yml':
-                text = test_bed_inventory(body, fleet, str(tmp_path / 'state'))
+                text = inventory_of_the_test_bed(body, fleet, str(tmp_path / 'state'))
             target = work / path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
@@ -116,7 +116,7 @@ def test_getting_started_followed_step_by_step_on_the_test_bed(web01, hypervisor
     assert os.path.getsize(str(work / 'trash' / 'trash-report.html')) > 0
 
 
-def test_bed_inventory(page_inventory, fleet, state_root):
+def inventory_of_the_test_bed(page_inventory, fleet, state_root):
     """The page's inventory with the test bed's way to each host added: same group, host names and variables."""
     data = yaml.safe_load(page_inventory)
     group = data['hypervisors']

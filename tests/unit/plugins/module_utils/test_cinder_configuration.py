@@ -104,7 +104,8 @@ def test_a_soft_delete_at_interval_zero_with_an_unknown_cloud_leaves_a_domain_wi
         conn, define, tmp_path):
     disk = with_disk(conn, define, tmp_path, 'web01', VOLUMES)
     conn.lookupByName('web01').create()
-    outcome, dummy = run(soft_delete, conn, tmp_path, name=['web01'], reclaim_interval=0, cloud='nosuchcloud')
+    outcome, dummy = run(soft_delete, conn, tmp_path, name=['web01'], reclaim_interval=0, allow_terminate=True,
+                       cloud='nosuchcloud')
     assert 'cloud nosuchcloud' in failed(outcome)['msg']
     assert conn.lookupByName('web01').isActive() and os.path.exists(disk)
 
