@@ -105,7 +105,7 @@ def test_a_soft_delete_at_interval_zero_with_an_unknown_cloud_leaves_a_domain_wi
     disk = with_disk(conn, define, tmp_path, 'web01', VOLUMES)
     conn.lookupByName('web01').create()
     outcome, dummy = run(soft_delete, conn, tmp_path, name=['web01'], reclaim_interval=0, allow_terminate=True,
-                       cloud='nosuchcloud')
+                         cloud='nosuchcloud')
     assert 'cloud nosuchcloud' in failed(outcome)['msg']
     assert conn.lookupByName('web01').isActive() and os.path.exists(disk)
 
