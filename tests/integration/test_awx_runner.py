@@ -9,6 +9,7 @@ named by OS_CLIENT_CONFIG_FILE, whose one cloud AWX names ``devstack``), and art
 an AWX user reads in the job's output. Against the real hypervisor and the real Cinder.
 """
 
+import datetime
 import glob
 import json
 import os
@@ -27,9 +28,40 @@ SURVEYS = os.path.join(ROOT, 'docs', 'awx')
 RUNNER = os.path.join(os.path.dirname(sys.executable), 'ansible-runner')
 
 
+def survey_rule_errors(question, answers):
+    """AWX's check of one survey answer (SurveyJobTemplateMixin._survey_element_validation): the errors it names."""
+    var = question['variable']
+    if var not in answers:
+        return ['%s value missing' % var] if question['required'] else []
+    value = answers[var]
+    low = question.get('min') if question.get('min') not in ('', None) else None
+    high = question.get('max') if question.get('max') not in ('', None) else None
+    if question['type'] in ('text', 'textarea', 'password'):
+        if not isinstance(value, str):
+            return ['%s: %r is not a string' % (var, value)]
+        size = len(value)
+    elif question['type'] == 'integer':
+        if type(value) is not int:
+            return ['%s: %r is not an integer' % (var, value)]
+        size = value
+    elif question['type'] == 'multiplechoice':
+        return [] if value in question['choices'] else ['%s: %r is not one of %s' % (var, value, question['choices'])]
+    else:
+        raise AssertionError('no rule here for survey type %s' % question['type'])
+    errors = []
+    if low is not None and size < int(low):
+        errors.append('%s: %r is below the minimum %s' % (var, value, low))
+    if high is not None and size > int(high):
+        errors.append('%s: %r is above the maximum %s' % (var, value, high))
+    return errors
+
+
 def survey_extravars(template, answers):
-    """The extra vars AWX passes for a survey: each answer for a question of the spec, else the question's default;
-    a required question must be answered, an unknown answer is refused, an empty optional one is left out."""
+    """The extra vars AWX passes for a survey (SurveyJobTemplateMixin._update_unified_job_kwargs and the launch form):
+    every question's default that passes the survey's rules, then every answer given, as given: an empty text answer
+    is passed as "", an integer answer as an int, a multiplechoice answer as its string. A required question must be
+    answered (the launch form refuses an empty one), an answer that breaks the survey's rules fails the launch, an
+    unknown answer is refused."""
     with open(os.path.join(SURVEYS, 'survey_%s.json' % template)) as handle:
         spec = json.load(handle)['spec']
     known = {q['variable']: q for q in spec}
@@ -37,17 +69,31 @@ def survey_extravars(template, answers):
     assert not unknown, 'not in the %s survey: %s' % (template, sorted(unknown))
     extravars = {}
     for var, question in known.items():
-        value = answers.get(var, question.get('default', ''))
+        if question.get('default') is not None and not survey_rule_errors(question, {var: question['default']}):
+            extravars[var] = question['default']
+    extravars.update(answers)
+    for var, question in known.items():
         if question['required']:
-            assert value not in ('', None), '%s is required by the %s survey' % (var, template)
-        if value in ('', None):
-            continue
-        if question['type'] == 'integer':
-            value = int(value)
-        elif question['type'] == 'multiplechoice':
-            assert value in question['choices'], (var, value)
-        extravars[var] = value
+            assert extravars.get(var) not in ('', None), '%s is required by the %s survey' % (var, template)
+        errors = survey_rule_errors(question, extravars)
+        assert not errors, 'AWX refuses the launch: %s' % errors
     return extravars
+
+
+AWX_USER = 'alice.awx'
+
+
+def awx_meta_vars(job_id, template):
+    """The extra vars AWX adds to every job (awx_* and their tower_* twins): who launched it, the job and template."""
+    meta = {'user_name': AWX_USER, 'user_id': 7, 'user_email': 'alice@example.com', 'user_first_name': 'Alice',
+            'user_last_name': 'Awx', 'job_id': job_id, 'job_launch_type': 'manual',
+            'job_template_id': 40 + job_id, 'job_template_name': template.replace('_', ' ').capitalize(),
+            'inventory_id': 1, 'inventory_name': 'hypervisors', 'project_revision': 'main'}
+    out = {}
+    for key, value in meta.items():
+        out['awx_' + key] = value
+        out['tower_' + key] = value
+    return out
 
 
 class AwxJob(object):
@@ -73,7 +119,7 @@ class AwxJob(object):
         with open(os.path.join(pdd, 'inventory', 'hosts'), 'w') as handle:
             json.dump({'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': group_vars}}}}, handle)
         with open(os.path.join(pdd, 'env', 'extravars'), 'w') as handle:
-            json.dump(survey_extravars(template, answers), handle)
+            json.dump(dict(awx_meta_vars(self.job_id, template), **survey_extravars(template, answers)), handle)
         envvars = {'ANSIBLE_COLLECTIONS_PATH': self.collections, 'ANSIBLE_FORCE_COLOR': 'False',
                    'ANSIBLE_HOST_KEY_CHECKING': 'False', 'ANSIBLE_DEPRECATION_WARNINGS': 'False',
                    'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
@@ -162,6 +208,42 @@ def test_soft_delete_then_restore_job_templates(awx, ansible, make_guest, prefix
     assert inst['name'] == a and inst['action'] == 'restored' and not inst.get('failed'), inst
     assert hypervisor.lookupByName(a).isActive()
     assert not hypervisor.lookupByName(b).isActive()
+
+
+def at(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace('Z', '+00:00')).replace(microsecond=0)
+
+
+def journal(state_dir):
+    with open(os.path.join(state_dir, 'events.jsonl')) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_a_survey_left_at_its_defaults_soft_deletes_with_the_default_retention_and_the_journal_names_the_awx_user(
+        awx, ansible, make_guest, prefix, hypervisor, state_dir):
+    """Retention left empty: AWX passes reclaim_interval "" (the survey's default), which means the default 7d; the
+    journal's actor is the AWX user who launched the job (awx_user_name), not the user the module runs as."""
+    a, dummy = make_guest('a')
+    project = project_of(prefix)
+    owned(ansible, [a], project)
+    job = awx('soft_delete.yml', 'soft_delete', {'names': a, 'project': project})
+    with open(os.path.join(job.pdd, 'env', 'extravars')) as handle:
+        sent = json.load(handle)
+    assert sent['reclaim_interval'] == '' and sent['mode'] == 'shutdown' and sent['force'] == 'false', sent
+    assert job.status == 'successful', job.why()
+    [res] = job.results('Soft delete the domains on their hosts')
+    [inst] = res['instances']
+    assert inst['action'] == 'soft_deleted' and not inst.get('failed'), inst
+    [deleted] = [e for e in journal(state_dir) if e['domain'] == a and e['event_type'] == 'instance.soft_delete.end']
+    assert deleted['actor'] == AWX_USER and deleted['os_user'] == 'root', deleted
+    # reclaim_at is counted from the deletion's start; the event is written at its end (the guest's shutdown).
+    kept_for = at(deleted['timestamp']) - at(deleted['payload']['reclaim_at'])
+    assert datetime.timedelta(days=-7) <= kept_for <= datetime.timedelta(days=-7, minutes=5), deleted
+
+    job = awx('restore.yml', 'restore', {'names': a, 'project': project, 'start_timeout': ''})
+    assert job.status == 'successful', job.why()
+    [restored] = [e for e in journal(state_dir) if e['domain'] == a and e['event_type'] == 'instance.restore.end']
+    assert restored['actor'] == AWX_USER, restored
 
 
 def test_a_survey_naming_an_unknown_domain_fails_the_job_and_changes_nothing(awx, ansible, make_guest, prefix,
