@@ -105,8 +105,13 @@ class AwxJob(object):
         self.collections = collections
         self.state_dir = state_dir
 
-    def run(self, playbook, template, answers, cloud=True, hosts=None):
-        """``hosts``: the inventory's hypervisors (host -> vars); default localhost with the local connection."""
+    def run(self, playbook, template, answers, cloud=True, hosts=None, group_vars=None):
+        """``hosts``: the inventory's hypervisors (host -> vars); default localhost with the local connection;
+        ``group_vars``: more variables of the hypervisors group (the inventory's, as an AWX inventory holds them)."""
+        return self.start(playbook, template, answers, cloud=cloud, hosts=hosts, group_vars=group_vars).finish()
+
+    def start(self, playbook, template, answers, cloud=True, hosts=None, group_vars=None):
+        """Lay out the private data dir and start ansible-runner (finish() waits for it)."""
         pdd = self.pdd
         shutil.copytree(os.path.join(ROOT, 'playbooks'), os.path.join(pdd, 'project', 'playbooks'))
         os.makedirs(os.path.join(pdd, 'inventory'))
@@ -115,12 +120,15 @@ class AwxJob(object):
             hosts = {'localhost': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                                    'deferred_libvirt_uri': 'qemu:///system',
                                    'deferred_libvirt_state_dir': self.state_dir}}
-        group_vars = {'deferred_libvirt_cloud': 'devstack'} if cloud else {}
+        group_vars = dict({'deferred_libvirt_cloud': 'devstack'} if cloud else {}, **(group_vars or {}))
         with open(os.path.join(pdd, 'inventory', 'hosts'), 'w') as handle:
             json.dump({'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': group_vars}}}}, handle)
         with open(os.path.join(pdd, 'env', 'extravars'), 'w') as handle:
             json.dump(dict(awx_meta_vars(self.job_id, template), **survey_extravars(template, answers)), handle)
-        envvars = {'ANSIBLE_COLLECTIONS_PATH': self.collections, 'ANSIBLE_FORCE_COLOR': 'False',
+        # Each job has its own home, as each AWX job has in its own execution environment container.
+        os.makedirs(os.path.join(pdd, 'home'))
+        envvars = {'HOME': os.path.join(pdd, 'home'),
+                   'ANSIBLE_COLLECTIONS_PATH': self.collections, 'ANSIBLE_FORCE_COLOR': 'False',
                    'ANSIBLE_HOST_KEY_CHECKING': 'False', 'ANSIBLE_DEPRECATION_WARNINGS': 'False',
                    'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
         if cloud:
@@ -134,11 +142,15 @@ class AwxJob(object):
             envvars['OS_CLIENT_CONFIG_FILE'] = path
         with open(os.path.join(pdd, 'env', 'envvars'), 'w') as handle:
             json.dump(envvars, handle)
-        proc = subprocess.run([RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(self.job_id)],
-                              capture_output=True, text=True, timeout=900, check=False)
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        art = os.path.join(pdd, 'artifacts', str(self.job_id))
+        self.proc = subprocess.Popen([RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(self.job_id)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return self
+
+    def finish(self):
+        """Wait for the job and read what its output shows."""
+        self.stdout = self.proc.communicate(timeout=900)[0]
+        self.rc = self.proc.returncode
+        art = os.path.join(self.pdd, 'artifacts', str(self.job_id))
         with open(os.path.join(art, 'status')) as handle:
             self.status = handle.read().strip()
         self.events = []
@@ -147,6 +159,11 @@ class AwxJob(object):
                 self.events.append(json.load(handle))
         self.events.sort(key=lambda e: e['counter'])
         return self
+
+    def artifacts(self):
+        """What the job keeps as its artifacts: the playbook's set_stats data, as AWX stores it for the job."""
+        [stats] = [e for e in self.events if e['event'] == 'playbook_on_stats']
+        return stats['event_data'].get('artifact_data') or {}
 
     def results(self, task, event='runner_on_ok'):
         """The result of a task as the job output shows it (one per host)."""
@@ -165,11 +182,17 @@ class AwxJob(object):
 def awx(collection, hypervisor, state_dir, tmp_path):
     jobs = []
 
-    def job(playbook, template, answers, cloud=True, hosts=None):
+    def job(playbook, template, answers, cloud=True, hosts=None, group_vars=None, wait=True):
+        """One job; with wait=False it is started and returned, and its finish() waits for it."""
         item = AwxJob(str(tmp_path / 'awx'), collection, state_dir, len(jobs) + 1)
         jobs.append(item)
-        return item.run(playbook, template, answers, cloud=cloud, hosts=hosts)
-    return job
+        item.start(playbook, template, answers, cloud=cloud, hosts=hosts, group_vars=group_vars)
+        return item.finish() if wait else item
+    yield job
+    for item in jobs:
+        if item.proc.poll() is None:
+            item.proc.kill()
+            item.proc.wait()
 
 
 def project_of(prefix):
@@ -244,6 +267,83 @@ def test_a_survey_left_at_its_defaults_soft_deletes_with_the_default_retention_a
     assert job.status == 'successful', job.why()
     [restored] = [e for e in journal(state_dir) if e['domain'] == a and e['event_type'] == 'instance.restore.end']
     assert restored['actor'] == AWX_USER, restored
+
+
+def test_two_restore_jobs_at_once_in_separate_private_data_dirs_never_exceed_the_quota_together(
+        awx, ansible, make_guest, prefix, hypervisor):
+    """Two Restore jobs launched together, each in its own private data dir and home (as two AWX jobs run in two
+    execution environments), for one project with room for one more domain: one restores its domain, the other
+    waits for the quota lock and is then refused with nothing changed, never both."""
+    a, dummy = make_guest('a')
+    b, dummy = make_guest('b')
+    project = project_of(prefix)
+    owned(ansible, [a, b], project)
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=[a, b], project=project, reclaim_interval='1d')
+    assert not result.get('failed'), result
+    limits = {'quota_limits': {project: {'instances': 1}}}
+    jobs = [awx('restore.yml', 'restore', {'names': name, 'project': project}, group_vars=limits, wait=False)
+            for name in (a, b)]
+    for job in jobs:
+        job.finish()
+    active = [name for name in (a, b) if hypervisor.lookupByName(name).isActive()]
+    assert len(active) == 1, (active, [job.why() for job in jobs])
+    [won] = [job for job in jobs if job.status == 'successful']
+    [lost] = [job for job in jobs if job.status == 'failed']
+    [res] = won.results('Restore the domains on their hosts')
+    assert [i['name'] for i in res['instances']] == active
+    [failure] = lost.failures()
+    assert 'quota' in failure['res']['msg'] and 'instances' in failure['res']['msg'], failure['res']
+    assert not lost.results('Restore the domains on their hosts')
+
+
+def test_report_job_template_keeps_the_figures_as_artifacts_and_writes_the_files_where_the_operator_says(
+        awx, ansible, make_guest, prefix, tmp_path):
+    a, dummy = make_guest('a')
+    b, dummy = make_guest('b')
+    project = project_of(prefix)
+    owned(ansible, [a, b], project)
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=a, project=project, reclaim_interval='1d')
+    assert not result.get('failed'), result
+    published = tmp_path / 'www' / 'trash'
+    job = awx('report.yml', 'report', {'report_project': project, 'report_dest': str(published),
+                                       'report_dest_host': 'localhost'})
+    assert job.status == 'successful', job.why()
+    report = job.artifacts()['trash_report']
+    assert report['project'] == project and report['totals']['domains'] == 1, report
+    assert list(report['projects']) == [project] and report['projects'][project]['domains'] == 1, report
+    assert report['host'] == 'localhost'
+    assert report['files'] == [str(published / 'trash-report.html'), str(published / 'trash-report.json')]
+    with open(str(published / 'trash-report.json')) as handle:
+        written = json.load(handle)
+    assert [i['name'] for i in written['trash']] == [a] and written['lines'] == report['lines']
+    assert (published / 'trash-report.html').stat().st_size > 0
+
+    # Every question left at its default (empty): the whole fleet, written in the job's own directory.
+    job = awx('report.yml', 'report', {})
+    assert job.status == 'successful', job.why()
+    report = job.artifacts()['trash_report']
+    assert report['project'] is None and report['totals']['domains'] >= 1, report
+    assert all(path.startswith(job.pdd) for path in report['files']), report['files']
+    assert all(os.path.exists(path) for path in report['files'])
+
+
+def test_info_job_template_shows_the_trash_and_keeps_it_as_artifacts(awx, ansible, make_guest, prefix):
+    a, dummy = make_guest('a')
+    b, dummy = make_guest('b')
+    project = project_of(prefix)
+    owned(ansible, [a, b], project)
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=a, project=project, reclaim_interval='1d')
+    assert not result.get('failed'), result
+    job = awx('info.yml', 'info', {'project': project})
+    assert job.status == 'successful', job.why()
+    info = job.artifacts()['trash_info']
+    assert info['project'] == project
+    assert [(t['name'], t['project']) for t in info['trash']] == [(a, project)], info['trash']
+    assert info['trash'][0]['reclaim_at'] == result['instances'][0]['reclaim_at']
+    assert info['projects'][project]['instances'] == 2, info['projects']
+    [shown] = job.results('Show the fleet')
+    assert any(a in line for line in shown['msg']), shown['msg']
+    assert not job.failures()
 
 
 def test_a_survey_naming_an_unknown_domain_fails_the_job_and_changes_nothing(awx, ansible, make_guest, prefix,
