@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import yaml
@@ -125,9 +126,10 @@ class AwxJob(object):
             json.dump({'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': group_vars}}}}, handle)
         with open(os.path.join(pdd, 'env', 'extravars'), 'w') as handle:
             json.dump(dict(awx_meta_vars(self.job_id, template), **survey_extravars(template, answers)), handle)
-        # Each job has its own home, as each AWX job has in its own execution environment container.
-        os.makedirs(os.path.join(pdd, 'home'))
-        envvars = {'HOME': os.path.join(pdd, 'home'),
+        # Each job has its own home, as each AWX job has in its own execution environment container (a short path:
+        # ssh's ControlPath socket lives under it).
+        self.home = tempfile.mkdtemp(prefix='awx-home-')
+        envvars = {'HOME': self.home,
                    'ANSIBLE_COLLECTIONS_PATH': self.collections, 'ANSIBLE_FORCE_COLOR': 'False',
                    'ANSIBLE_HOST_KEY_CHECKING': 'False', 'ANSIBLE_DEPRECATION_WARNINGS': 'False',
                    'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
@@ -193,6 +195,7 @@ def awx(collection, hypervisor, state_dir, tmp_path):
         if item.proc.poll() is None:
             item.proc.kill()
             item.proc.wait()
+        shutil.rmtree(item.home, ignore_errors=True)
 
 
 def project_of(prefix):
