@@ -129,7 +129,8 @@ class AwxJob(object):
         # Each job has its own home, as each AWX job has in its own execution environment container (a short path:
         # ssh's ControlPath socket lives under it).
         self.home = tempfile.mkdtemp(prefix='awx-home-')
-        envvars = {'HOME': self.home,
+        # The job runs in its project directory, as in the EE (/runner/project).
+        envvars = {'HOME': self.home, 'PWD': os.path.join(pdd, 'project'),
                    'ANSIBLE_COLLECTIONS_PATH': self.collections, 'ANSIBLE_FORCE_COLOR': 'False',
                    'ANSIBLE_HOST_KEY_CHECKING': 'False', 'ANSIBLE_DEPRECATION_WARNINGS': 'False',
                    'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
