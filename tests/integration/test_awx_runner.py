@@ -9,12 +9,14 @@ named by OS_CLIENT_CONFIG_FILE, whose one cloud AWX names ``devstack``), and art
 an AWX user reads in the job's output. Against the real hypervisor and the real Cinder.
 """
 
+import datetime
 import glob
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import yaml
@@ -27,9 +29,40 @@ SURVEYS = os.path.join(ROOT, 'docs', 'awx')
 RUNNER = os.path.join(os.path.dirname(sys.executable), 'ansible-runner')
 
 
+def survey_rule_errors(question, answers):
+    """AWX's check of one survey answer (SurveyJobTemplateMixin._survey_element_validation): the errors it names."""
+    var = question['variable']
+    if var not in answers:
+        return ['%s value missing' % var] if question['required'] else []
+    value = answers[var]
+    low = question.get('min') if question.get('min') not in ('', None) else None
+    high = question.get('max') if question.get('max') not in ('', None) else None
+    if question['type'] in ('text', 'textarea', 'password'):
+        if not isinstance(value, str):
+            return ['%s: %r is not a string' % (var, value)]
+        size = len(value)
+    elif question['type'] == 'integer':
+        if type(value) is not int:
+            return ['%s: %r is not an integer' % (var, value)]
+        size = value
+    elif question['type'] == 'multiplechoice':
+        return [] if value in question['choices'] else ['%s: %r is not one of %s' % (var, value, question['choices'])]
+    else:
+        raise AssertionError('no rule here for survey type %s' % question['type'])
+    errors = []
+    if low is not None and size < int(low):
+        errors.append('%s: %r is below the minimum %s' % (var, value, low))
+    if high is not None and size > int(high):
+        errors.append('%s: %r is above the maximum %s' % (var, value, high))
+    return errors
+
+
 def survey_extravars(template, answers):
-    """The extra vars AWX passes for a survey: each answer for a question of the spec, else the question's default;
-    a required question must be answered, an unknown answer is refused, an empty optional one is left out."""
+    """The extra vars AWX passes for a survey (SurveyJobTemplateMixin._update_unified_job_kwargs and the launch form):
+    every question's default that passes the survey's rules, then every answer given, as given: an empty text answer
+    is passed as "", an integer answer as an int, a multiplechoice answer as its string. A required question must be
+    answered (the launch form refuses an empty one), an answer that breaks the survey's rules fails the launch, an
+    unknown answer is refused."""
     with open(os.path.join(SURVEYS, 'survey_%s.json' % template)) as handle:
         spec = json.load(handle)['spec']
     known = {q['variable']: q for q in spec}
@@ -37,17 +70,31 @@ def survey_extravars(template, answers):
     assert not unknown, 'not in the %s survey: %s' % (template, sorted(unknown))
     extravars = {}
     for var, question in known.items():
-        value = answers.get(var, question.get('default', ''))
+        if question.get('default') is not None and not survey_rule_errors(question, {var: question['default']}):
+            extravars[var] = question['default']
+    extravars.update(answers)
+    for var, question in known.items():
         if question['required']:
-            assert value not in ('', None), '%s is required by the %s survey' % (var, template)
-        if value in ('', None):
-            continue
-        if question['type'] == 'integer':
-            value = int(value)
-        elif question['type'] == 'multiplechoice':
-            assert value in question['choices'], (var, value)
-        extravars[var] = value
+            assert extravars.get(var) not in ('', None), '%s is required by the %s survey' % (var, template)
+        errors = survey_rule_errors(question, extravars)
+        assert not errors, 'AWX refuses the launch: %s' % errors
     return extravars
+
+
+AWX_USER = 'alice.awx'
+
+
+def awx_meta_vars(job_id, template):
+    """The extra vars AWX adds to every job (awx_* and their tower_* twins): who launched it, the job and template."""
+    meta = {'user_name': AWX_USER, 'user_id': 7, 'user_email': 'alice@example.com', 'user_first_name': 'Alice',
+            'user_last_name': 'Awx', 'job_id': job_id, 'job_launch_type': 'manual',
+            'job_template_id': 40 + job_id, 'job_template_name': template.replace('_', ' ').capitalize(),
+            'inventory_id': 1, 'inventory_name': 'hypervisors', 'project_revision': 'main'}
+    out = {}
+    for key, value in meta.items():
+        out['awx_' + key] = value
+        out['tower_' + key] = value
+    return out
 
 
 class AwxJob(object):
@@ -59,8 +106,13 @@ class AwxJob(object):
         self.collections = collections
         self.state_dir = state_dir
 
-    def run(self, playbook, template, answers, cloud=True, hosts=None):
-        """``hosts``: the inventory's hypervisors (host -> vars); default localhost with the local connection."""
+    def run(self, playbook, template, answers, cloud=True, hosts=None, group_vars=None):
+        """``hosts``: the inventory's hypervisors (host -> vars); default localhost with the local connection;
+        ``group_vars``: more variables of the hypervisors group (the inventory's, as an AWX inventory holds them)."""
+        return self.start(playbook, template, answers, cloud=cloud, hosts=hosts, group_vars=group_vars).finish()
+
+    def start(self, playbook, template, answers, cloud=True, hosts=None, group_vars=None):
+        """Lay out the private data dir and start ansible-runner (finish() waits for it)."""
         pdd = self.pdd
         shutil.copytree(os.path.join(ROOT, 'playbooks'), os.path.join(pdd, 'project', 'playbooks'))
         os.makedirs(os.path.join(pdd, 'inventory'))
@@ -69,12 +121,17 @@ class AwxJob(object):
             hosts = {'localhost': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                                    'deferred_libvirt_uri': 'qemu:///system',
                                    'deferred_libvirt_state_dir': self.state_dir}}
-        group_vars = {'deferred_libvirt_cloud': 'devstack'} if cloud else {}
+        group_vars = dict({'deferred_libvirt_cloud': 'devstack'} if cloud else {}, **(group_vars or {}))
         with open(os.path.join(pdd, 'inventory', 'hosts'), 'w') as handle:
             json.dump({'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': group_vars}}}}, handle)
         with open(os.path.join(pdd, 'env', 'extravars'), 'w') as handle:
-            json.dump(survey_extravars(template, answers), handle)
-        envvars = {'ANSIBLE_COLLECTIONS_PATH': self.collections, 'ANSIBLE_FORCE_COLOR': 'False',
+            json.dump(dict(awx_meta_vars(self.job_id, template), **survey_extravars(template, answers)), handle)
+        # Each job has its own home, as each AWX job has in its own execution environment container (a short path:
+        # ssh's ControlPath socket lives under it).
+        self.home = tempfile.mkdtemp(prefix='awx-home-')
+        # The job runs in its project directory, as in the EE (/runner/project).
+        envvars = {'HOME': self.home, 'PWD': os.path.join(pdd, 'project'),
+                   'ANSIBLE_COLLECTIONS_PATH': self.collections, 'ANSIBLE_FORCE_COLOR': 'False',
                    'ANSIBLE_HOST_KEY_CHECKING': 'False', 'ANSIBLE_DEPRECATION_WARNINGS': 'False',
                    'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
         if cloud:
@@ -88,11 +145,15 @@ class AwxJob(object):
             envvars['OS_CLIENT_CONFIG_FILE'] = path
         with open(os.path.join(pdd, 'env', 'envvars'), 'w') as handle:
             json.dump(envvars, handle)
-        proc = subprocess.run([RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(self.job_id)],
-                              capture_output=True, text=True, timeout=900, check=False)
-        self.rc = proc.returncode
-        self.stdout = proc.stdout
-        art = os.path.join(pdd, 'artifacts', str(self.job_id))
+        self.proc = subprocess.Popen([RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(self.job_id)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return self
+
+    def finish(self):
+        """Wait for the job and read what its output shows."""
+        self.stdout = self.proc.communicate(timeout=900)[0]
+        self.rc = self.proc.returncode
+        art = os.path.join(self.pdd, 'artifacts', str(self.job_id))
         with open(os.path.join(art, 'status')) as handle:
             self.status = handle.read().strip()
         self.events = []
@@ -101,6 +162,11 @@ class AwxJob(object):
                 self.events.append(json.load(handle))
         self.events.sort(key=lambda e: e['counter'])
         return self
+
+    def artifacts(self):
+        """What the job keeps as its artifacts: the playbook's set_stats data, as AWX stores it for the job."""
+        [stats] = [e for e in self.events if e['event'] == 'playbook_on_stats']
+        return stats['event_data'].get('artifact_data') or {}
 
     def results(self, task, event='runner_on_ok'):
         """The result of a task as the job output shows it (one per host)."""
@@ -119,11 +185,18 @@ class AwxJob(object):
 def awx(collection, hypervisor, state_dir, tmp_path):
     jobs = []
 
-    def job(playbook, template, answers, cloud=True, hosts=None):
+    def job(playbook, template, answers, cloud=True, hosts=None, group_vars=None, wait=True):
+        """One job; with wait=False it is started and returned, and its finish() waits for it."""
         item = AwxJob(str(tmp_path / 'awx'), collection, state_dir, len(jobs) + 1)
         jobs.append(item)
-        return item.run(playbook, template, answers, cloud=cloud, hosts=hosts)
-    return job
+        item.start(playbook, template, answers, cloud=cloud, hosts=hosts, group_vars=group_vars)
+        return item.finish() if wait else item
+    yield job
+    for item in jobs:
+        if item.proc.poll() is None:
+            item.proc.kill()
+            item.proc.wait()
+        shutil.rmtree(item.home, ignore_errors=True)
 
 
 def project_of(prefix):
@@ -162,6 +235,119 @@ def test_soft_delete_then_restore_job_templates(awx, ansible, make_guest, prefix
     assert inst['name'] == a and inst['action'] == 'restored' and not inst.get('failed'), inst
     assert hypervisor.lookupByName(a).isActive()
     assert not hypervisor.lookupByName(b).isActive()
+
+
+def at(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace('Z', '+00:00')).replace(microsecond=0)
+
+
+def journal(state_dir):
+    with open(os.path.join(state_dir, 'events.jsonl')) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_a_survey_left_at_its_defaults_soft_deletes_with_the_default_retention_and_the_journal_names_the_awx_user(
+        awx, ansible, make_guest, prefix, hypervisor, state_dir):
+    """Retention left empty: AWX passes reclaim_interval "" (the survey's default), which means the default 7d; the
+    journal's actor is the AWX user who launched the job (awx_user_name), not the user the module runs as."""
+    a, dummy = make_guest('a')
+    project = project_of(prefix)
+    owned(ansible, [a], project)
+    job = awx('soft_delete.yml', 'soft_delete', {'names': a, 'project': project})
+    with open(os.path.join(job.pdd, 'env', 'extravars')) as handle:
+        sent = json.load(handle)
+    assert sent['reclaim_interval'] == '' and sent['mode'] == 'shutdown' and sent['force'] == 'false', sent
+    assert job.status == 'successful', job.why()
+    [res] = job.results('Soft delete the domains on their hosts')
+    [inst] = res['instances']
+    assert inst['action'] == 'soft_deleted' and not inst.get('failed'), inst
+    [deleted] = [e for e in journal(state_dir) if e['domain'] == a and e['event_type'] == 'instance.soft_delete.end']
+    assert deleted['actor'] == AWX_USER and deleted['os_user'] == 'root', deleted
+    # reclaim_at is counted from the deletion's start; the event is written at its end (the guest's shutdown).
+    kept_for = at(deleted['timestamp']) - at(deleted['payload']['reclaim_at'])
+    assert datetime.timedelta(days=-7) <= kept_for <= datetime.timedelta(days=-7, minutes=5), deleted
+
+    job = awx('restore.yml', 'restore', {'names': a, 'project': project, 'start_timeout': ''})
+    assert job.status == 'successful', job.why()
+    [restored] = [e for e in journal(state_dir) if e['domain'] == a and e['event_type'] == 'instance.restore.end']
+    assert restored['actor'] == AWX_USER, restored
+
+
+def test_two_restore_jobs_at_once_in_separate_private_data_dirs_never_exceed_the_quota_together(
+        awx, ansible, make_guest, prefix, hypervisor):
+    """Two Restore jobs launched together, each in its own private data dir and home (as two AWX jobs run in two
+    execution environments), for one project with room for one more domain: one restores its domain, the other
+    waits for the quota lock and is then refused with nothing changed, never both."""
+    a, dummy = make_guest('a')
+    b, dummy = make_guest('b')
+    project = project_of(prefix)
+    owned(ansible, [a, b], project)
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=[a, b], project=project, reclaim_interval='1d')
+    assert not result.get('failed'), result
+    limits = {'quota_limits': {project: {'instances': 1}}}
+    jobs = [awx('restore.yml', 'restore', {'names': name, 'project': project}, group_vars=limits, wait=False)
+            for name in (a, b)]
+    for job in jobs:
+        job.finish()
+    active = [name for name in (a, b) if hypervisor.lookupByName(name).isActive()]
+    assert len(active) == 1, (active, [job.why() for job in jobs])
+    [won] = [job for job in jobs if job.status == 'successful']
+    [lost] = [job for job in jobs if job.status == 'failed']
+    [res] = won.results('Restore the domains on their hosts')
+    assert [i['name'] for i in res['instances']] == active
+    [failure] = lost.failures()
+    assert 'quota' in failure['res']['msg'] and 'instances' in failure['res']['msg'], failure['res']
+    assert not lost.results('Restore the domains on their hosts')
+
+
+def test_report_job_template_keeps_the_figures_as_artifacts_and_writes_the_files_where_the_operator_says(
+        awx, ansible, make_guest, prefix, tmp_path):
+    a, dummy = make_guest('a')
+    b, dummy = make_guest('b')
+    project = project_of(prefix)
+    owned(ansible, [a, b], project)
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=a, project=project, reclaim_interval='1d')
+    assert not result.get('failed'), result
+    published = tmp_path / 'www' / 'trash'
+    job = awx('report.yml', 'report', {'report_project': project, 'report_dest': str(published),
+                                       'report_dest_host': 'localhost'})
+    assert job.status == 'successful', job.why()
+    report = job.artifacts()['trash_report']
+    assert report['project'] == project and report['totals']['domains'] == 1, report
+    assert list(report['projects']) == [project] and report['projects'][project]['domains'] == 1, report
+    assert report['host'] == 'localhost'
+    assert report['files'] == [str(published / 'trash-report.html'), str(published / 'trash-report.json')]
+    with open(str(published / 'trash-report.json')) as handle:
+        written = json.load(handle)
+    assert [i['name'] for i in written['trash']] == [a] and written['lines'] == report['lines']
+    assert (published / 'trash-report.html').stat().st_size > 0
+
+    # Every question left at its default (empty): the whole fleet, written in the job's own directory.
+    job = awx('report.yml', 'report', {})
+    assert job.status == 'successful', job.why()
+    report = job.artifacts()['trash_report']
+    assert report['project'] is None and report['totals']['domains'] >= 1, report
+    assert all(path.startswith(job.pdd) for path in report['files']), report['files']
+    assert all(os.path.exists(path) for path in report['files'])
+
+
+def test_info_job_template_shows_the_trash_and_keeps_it_as_artifacts(awx, ansible, make_guest, prefix):
+    a, dummy = make_guest('a')
+    b, dummy = make_guest('b')
+    project = project_of(prefix)
+    owned(ansible, [a, b], project)
+    result = ansible.task('deferred.libvirt.vm_soft_delete', name=a, project=project, reclaim_interval='1d')
+    assert not result.get('failed'), result
+    job = awx('info.yml', 'info', {'project': project})
+    assert job.status == 'successful', job.why()
+    info = job.artifacts()['trash_info']
+    assert info['project'] == project
+    assert [(t['name'], t['project']) for t in info['trash']] == [(a, project)], info['trash']
+    assert info['trash'][0]['reclaim_at'] == result['instances'][0]['reclaim_at']
+    assert info['projects'][project]['instances'] == 2, info['projects']
+    [shown] = job.results('Show the fleet')
+    assert any(a in line for line in shown['msg']), shown['msg']
+    assert not job.failures()
 
 
 def test_a_survey_naming_an_unknown_domain_fails_the_job_and_changes_nothing(awx, ansible, make_guest, prefix,

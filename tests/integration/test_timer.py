@@ -340,7 +340,9 @@ def test_after_a_reboot_onto_an_unsynchronised_clock_the_control_node_runs_no_sw
     (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
     assert run_as_cron(command, variables).returncode == 0
     name = expired_on_hv1(ansible, inventory, make_guest, project)
-    rebooted = lambda argv: kernel_clock.as_if_rebooted(argv, str(tmp_path))  # noqa: E731
+
+    def rebooted(argv):
+        return kernel_clock.as_if_rebooted(argv, str(tmp_path))
 
     with kernel_clock.synchronised(False):
         blocked = run_as_cron(command, variables, wrap=rebooted)
