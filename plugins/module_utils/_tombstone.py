@@ -199,8 +199,8 @@ def waits_for_cinder(tomb, cinder_opts):
     volume attached in Cinder but missing from the record is found by the
     first run that has Cinder. A run of a fleet declared without Cinder (cinder false) finishes it instead.
     """
-    return (not tomb.get('volumes_pending') and not tomb.get('cinder_checked') and not tomb.get('no_cinder')
-            and not cinder_opts.configured and not cinder_opts.absent)
+    settled = tomb.get('volumes_pending') or tomb.get('cinder_checked') or tomb.get('no_cinder')
+    return not settled and not cinder_opts.configured and not cinder_opts.absent
 
 
 NO_CINDER_ADVICE = ('a fleet without Cinder declares cinder: false (the playbooks and roles: deferred_libvirt_cinder: '

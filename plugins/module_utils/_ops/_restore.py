@@ -99,9 +99,12 @@ def refuse_gone(ctx, items, selection, exc):
         return  # no state_dir to read: the selection's own message stands
     live_uuids = set(i.uuid for i in items)
     # Pending tombstones (work left, or Cinder never asked) and the finished ones these names name.
-    known = [t for t in state.tombstones_for(missing)
-             if not t.get('error') and t.get('uuid') not in live_uuids and not tombstones.foreign(t, ctx.host)
-             and (selection.project is None or t.get('project') == selection.project)]
+    def ours(t):
+        if t.get('error') or t.get('uuid') in live_uuids or tombstones.foreign(t, ctx.host):
+            return False
+        return selection.project is None or t.get('project') == selection.project
+
+    known = [t for t in state.tombstones_for(missing) if ours(t)]
     gone, told = [], []
     for key in missing:
         found = [t for t in known if t.get('name') == key or (t.get('uuid') or '') == key.lower()]
