@@ -99,6 +99,7 @@ def refuse_gone(ctx, items, selection, exc):
         return  # no state_dir to read: the selection's own message stands
     live_uuids = set(i.uuid for i in items)
     # Pending tombstones (work left, or Cinder never asked) and the finished ones these names name.
+
     def ours(t):
         if t.get('error') or t.get('uuid') in live_uuids or tombstones.foreign(t, ctx.host):
             return False
