@@ -42,7 +42,7 @@ def survey_rule_errors(question, answers):
             return ['%s: %r is not a string' % (var, value)]
         size = len(value)
     elif question['type'] == 'integer':
-        if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):  # AWX: type(value) is int, so no bool
             return ['%s: %r is not an integer' % (var, value)]
         size = value
     elif question['type'] == 'multiplechoice':

@@ -86,7 +86,7 @@ def answer_errors(item, value):
             return ['not a string']
         size = len(value)
     elif qtype == 'integer':
-        if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):  # AWX: type(value) is int, so no bool
             return ['not an integer']
         size = value
     elif qtype == 'float':
