@@ -323,9 +323,10 @@ def _shown(module, msg, world):
 
 
 @pytest.mark.cinder
-def test_wrong_cinder_credentials_terminate_the_domain_and_keep_the_volume_work_pending(
+def test_wrong_cinder_credentials_are_refused_before_the_domain_is_touched(
         ansible, make_guest, hypervisor, state_dir, prefix):
-    """Rule 5 decides this one: the domain goes, its volume work waits in the tombstone with the error."""
+    """A configuration error is no transient error (rule 5 is for those): found before the destroy, it refuses the
+    domain with nothing changed; the right credentials then terminate it and settle its volume."""
     support.require_cinder()
     cinder = support.Cinder()
     try:
@@ -342,21 +343,19 @@ def test_wrong_cinder_credentials_terminate_the_domain_and_keep_the_volume_work_
                      'block_storage_api_version': '3',
                      'auth': {'endpoint': endpoint, 'token': 'intruder:%s' % uuidlib.uuid4().hex}}
             result = ansible.task(TM, name=name, project=project, cloud=wrong)
-            assert not result.get('failed'), result
+            assert result.get('failed'), result
             [inst] = result['instances']
-            assert inst['action'] == 'terminated' and inst['warnings'], inst
-            [pending] = inst['volumes_pending']
-            assert pending['id'] == vol and pending['error'], inst
-            assert support.read_record(hypervisor, uuid) is None
-            tomb = support.tombstone(state_dir, uuid)
-            assert [v['id'] for v in tomb['volumes_pending']] == [vol], tomb
+            assert inst['failed'] and 'is refused' in inst['msg'], inst
+            assert 'nothing was changed (not shut down, no disk deleted, no volume touched)' in inst['msg'], inst
+            assert support.read_record(hypervisor, uuid) is not None
+            assert support.tombstone(state_dir, uuid) is None
             assert cinder.state(vol) == 'in-use'
-            # With the right credentials, the next sweep finishes it.
-            sweep = ansible.task(RC, env=support.cinder_env(), project=project, cloud=support.CLOUD)
-            assert not sweep.get('failed') and [f['uuid'] for f in sweep['finished']] == [uuid], sweep
+            # With the right credentials, the terminate goes through and deletes the volume.
+            done = ansible.task(TM, env=support.cinder_env(), name=name, project=project, cloud=support.CLOUD)
+            assert not done.get('failed'), done
             assert cinder.wait_state(vol, ('deleted',)) == 'deleted'
-            case.outcome = 'not "nothing changed", by rule 5: the domain is terminated, the volume stays ' \
-                           'pending in the tombstone with "%s" and a warning; vm_reclaim with the right ' \
-                           'credentials deleted it' % pending['error'].replace(vol, '<volume>').replace(uuid, '<uuid>')
+            case.outcome = 'refused, nothing changed: "%s"; vm_terminate with the right credentials then ' \
+                           'terminated it and deleted the volume' % inst['msg'].replace(vol, '<volume>').replace(
+                               uuid, '<uuid>').replace(name, '<name>')
     finally:
         cinder.cleanup()
