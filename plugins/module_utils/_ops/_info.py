@@ -45,10 +45,31 @@ def _select(items, selection):
         raise unchanged(exc)
     try:
         chosen = _selection.domains_of(result, views, selection.query)
-    except _selection.SelectionError:
+    except _selection.SelectionError as exc:
+        if _names_a_domain_out_of_scope(result, items, scoped):
+            # A literal or a forged record naming another project's domain is a selection, refused as the changing
+            # modules refuse it, never answered as a projection (rule 8).
+            raise unchanged(exc)
         return [], result
     by_uuid = dict((i.uuid, i) for i in scoped)
     return [by_uuid[v['uuid']] for v in chosen], None
+
+
+def _names_a_domain_out_of_scope(result, items, scoped):
+    """Whether a query's result names (by name or UUID, or as a record's uuid) a domain of this host that the
+    project scope leaves out."""
+    inside = set(i.uuid for i in scoped)
+    outside = set()
+    for item in items:
+        if item.uuid not in inside:
+            outside.update([item.uuid, item.view.get('name')])
+    outside.discard(None)
+    values = result if isinstance(result, list) else [result]
+    for value in values:
+        key = value.get('uuid') if isinstance(value, dict) else value
+        if isinstance(key, str) and key in outside:
+            return True
+    return False
 
 
 def run(ctx, opts):

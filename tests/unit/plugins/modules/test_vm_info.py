@@ -126,6 +126,16 @@ def test_an_aggregate_query_is_answered_over_the_project_scope_only(conn, run_in
     assert run_in_process('vm_info', {'uri': URI, 'query': 'length(@)', 'project': 'web'})['query_result'] == 0
 
 
+def test_a_query_naming_another_projects_domain_is_refused_not_answered_as_a_projection(conn, run_in_process):
+    """Project scoping (rule 8): a literal UUID, or a forged record, of a domain outside the project is a selection
+    vm_info refuses, as the changing modules do; it is never handed back as a query_result."""
+    uuid = conn.lookupByName('test').UUIDString()
+    for query in ('[`"%s"`]' % uuid, '[`{"uuid": "%s", "project": "web"}`]' % uuid, '[`"test"`]'):
+        result = run_in_process('vm_info', {'uri': URI, 'query': query, 'project': 'web'})
+        assert result.get('failed') is True, (query, result)
+        assert 'project scope applies' in result['msg'] and 'query_result' not in result
+
+
 def test_a_query_that_selects_domains_gives_no_query_result(conn, run_in_process):
     result = run_in_process('vm_info', {'uri': URI, 'query': '[].name'})
     assert 'query_result' not in result and [i['name'] for i in result['instances']] == ['test']
