@@ -164,13 +164,12 @@ def scene(ansible, inventory, make_guest, hv2, project):
         'expired': soft_delete(ansible, inventory, 'hv1', names['expired'], project, '2s'),
     }
     drop_reclaim_at(names['broken'])
-    # A terminate while "Cinder" is a closed port on loopback: the domain goes, its volume work stays pending.
+    # A terminate with no Cinder given (and none declared absent): the domain goes, its volume work stays pending for
+    # a run that has Cinder. (A Cinder that does not answer at all is refused before the destroy since issue 25.)
     volume = str(uuidlib.uuid4())
     ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_attributes', name=names['dead'], project=project,
                volumes=[{'id': volume, 'target': 'vdb', 'delete_on_termination': True}]))
-    endpoint = 'http://127.0.0.1:%d/v3/%s' % (closed_port(), uuidlib.uuid4().hex)
-    dead = ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_terminate', name=names['dead'],
-                      auth_type='admin_token', auth={'endpoint': endpoint, 'token': 'admin:x'}, api_timeout=5))
+    dead = ok(task_on(ansible, inventory, 'hv1', 'deferred.libvirt.vm_terminate', name=names['dead']))
     assert [v['id'] for v in dead['instances'][0]['volumes_pending']] == [volume]
     wait_past(max(reclaim['broken'], reclaim['expired']))
     return {'names': names, 'reclaim_at': reclaim, 'volume': volume}
