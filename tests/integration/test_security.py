@@ -124,6 +124,8 @@ def two_projects(make_guest, hypervisor, prefix):
     return found
 
 
+# Rule 8 on both ansible-core lines (the security-newest stage runs it on the newest).
+@pytest.mark.security
 @pytest.mark.parametrize('selector_id,how,selector', SELECTORS, ids=[s[0] for s in SELECTORS])
 def test_project_scoping_cannot_be_bypassed(ansible, hypervisor, two_projects, selector_id, how, selector):
     with trials.case('security', 'another project\'s domain selected %s (soft delete, restore, terminate, info)' % how,
