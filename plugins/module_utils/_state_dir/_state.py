@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import binascii
+import errno
 import os
 import time
 
@@ -68,8 +69,16 @@ class StateDir(_locks.Locks, Journal, Store, ClockFile):
         for sub in self._subdirs():
             if os.path.lexists(sub):
                 check_dir(sub, 'state_dir')
-        if os.path.lexists(self.events):
+        self._check_journal()
+
+    def _check_journal(self):
+        """The event journal, if there is one. Another sweep of a shared state_dir may rotate it away between the
+        look and the check: then there is none, and the next append creates (and checks) it again."""
+        try:
             check_file(self.events, 'event journal')
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
 
     def _prepare(self):
         try:
@@ -82,8 +91,7 @@ class StateDir(_locks.Locks, Journal, Store, ClockFile):
                 check_dir(sub, 'state_dir')
             self._prepare_host_locks()
             # Checked now, before any domain changes, not at the first event of an operation.
-            if os.path.lexists(self.events):
-                check_file(self.events, 'event journal')
+            self._check_journal()
             # Prove we can write (and that the disk is not full) before touching any domain. O_EXCL|O_NOFOLLOW and a
             # name nobody can guess: a link planted in advance is never followed.
             probe = os.path.join(self.path, '.write-check-%d-%s' % (os.getpid(), binascii.hexlify(os.urandom(6)).decode()))

@@ -233,3 +233,25 @@ def test_a_link_planted_at_the_write_probe_is_never_followed(tmp_path, monkeypat
     with pytest.raises(StateDirError):
         StateDir(str(tmp_path / 'state'))
     assert canary.read_text() == 'precious\n'
+
+
+def test_a_journal_another_sweep_rotates_away_while_this_one_opens_the_state_dir_is_no_error(tmp_path, monkeypatch):
+    """The journal seen, then gone before its check (a sweep of a shared state_dir rotated it: link, unlink): the
+    state_dir opens, and the next event makes a new journal. It failed with "cannot be used: No such file or
+    directory" (found by test_state_dir_journal.py's concurrent sweepers)."""
+    from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _state
+    path = str(tmp_path / 'state')
+    StateDir(path).event('first', 'req-1')
+    real = _state.check_file
+
+    def rotated_meanwhile(target, what):
+        if target.endswith('events.jsonl'):
+            os.unlink(target)
+        return real(target, what)
+
+    monkeypatch.setattr(_state, 'check_file', rotated_meanwhile)
+    state = StateDir(path)
+    monkeypatch.setattr(_state, 'check_file', real)
+    state.event('second', 'req-2')
+    with open(os.path.join(path, 'events.jsonl')) as handle:
+        assert '"req-2"' in handle.read()
