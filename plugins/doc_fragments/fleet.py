@@ -40,4 +40,17 @@ options:
       - A slice built more than 5 minutes in the future of this host's clock is refused whatever this says.
     type: raw
     default: 15m
+  fleet_required:
+    description:
+      - Whether this run depends on a fleet slice handed over from another job, as the sliced sweep of the fleet
+        workflow (C(playbooks/fleet_sweep.yml)) does.
+      - With C(true), a O(fleet) that is missing, built for another hypervisor, older than O(fleet_max_age) or no
+        slice at all is not refused, and the run does not fall back to the single-host view either - it goes on as
+        with an incomplete fleet index - no disk another host could reach is deleted, a Cinder attachment is detached
+        only when this hypervisor holds it, a copy whose record names another host is kept as a stale copy, and the
+        result's C(fleet.gaps) and warnings say why the slice could not be used.
+      - With C(false) (the default) such a slice is refused before anything changes, and no slice means the
+        single-host view.
+    type: bool
+    default: false
 '''

@@ -36,6 +36,7 @@ BUILT_AT_TOLERANCE = 300
 ARGS = dict(
     fleet=dict(type='dict'),
     fleet_max_age=dict(type='raw', default='15m'),
+    fleet_required=dict(type='bool', default=False),
 )
 
 # The key of vm_info's domain list in its registered result: the result that holds it is a host that reported.
@@ -235,6 +236,31 @@ def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None):
     return fleet
 
 
+def view_for(fleet, me, max_age=DEFAULT_MAX_AGE, required=False, now=None):
+    """This host's FleetView from its ``fleet`` option (check_slice first).
+
+    ``required`` (a run that depends on a fleet index handed over from another job, such as a sliced sweep): a slice
+    that is missing, for another hypervisor, stale or no slice at all is not refused and not replaced by the
+    single-host view either; the run goes on as with an incomplete index, which keeps every disk another host could
+    reach and names why (FleetView ``unavailable``). Without ``required`` such a slice is refused (DeferredError).
+    """
+    if not required:
+        check_slice(fleet, me, max_age, now)
+        return FleetView(fleet, me)
+    if fleet is None:
+        return FleetView(None, me, unavailable='a fleet slice was required (fleet_required) but none was given')
+    try:
+        check_slice(fleet, me, max_age, now)
+    except DeferredError as exc:
+        why = to_text(exc)
+        for tail in ('; nothing was changed', ': nothing was changed'):
+            if why.endswith(tail):
+                why = why[:-len(tail)]
+        return FleetView(None, me, unavailable='a fleet slice was required (fleet_required) but it cannot be used: %s'
+                         % why)
+    return FleetView(fleet, me)
+
+
 # -- one host's view of it -----------------------------------------------------------------------------------------
 
 def _not_expired(copies, now=None):
@@ -259,9 +285,17 @@ def _names(identity):
 
 
 class FleetView(object):
-    """One host's view of the fleet: ``fleet`` is fleet_index_for's output (or None), ``me`` this host's identity."""
+    """One host's view of the fleet: ``fleet`` is fleet_index_for's output (or None), ``me`` this host's identity.
 
-    def __init__(self, fleet, me):
+    ``unavailable`` (why a required slice cannot be used, view_for): the view is given but incomplete, knows no other
+    host's disk users and tells stale copies by the record's own host only, so nothing another host could reach is
+    deleted and every result says why."""
+
+    def __init__(self, fleet, me, unavailable=None):
+        self.unavailable = unavailable
+        if unavailable:
+            fleet = {'complete': False, 'missing': [], 'gaps': [unavailable], 'stale': {}, 'shared_disks': {},
+                     'hypervisors': [], 'reclaim_here': {}}
         self.fleet = fleet if isinstance(fleet, dict) else None
         self.me = me or {}
         self._stale = dict(((k or '').lower(), v) for k, v in ((self.fleet or {}).get('stale') or {}).items())
@@ -288,13 +322,16 @@ class FleetView(object):
     def stale(self, view):
         """Why the copy ``view`` (vm_info's) describes is a stale copy, with where the other copies live; else None."""
         uuid = (view.get('uuid') or '').lower()
-        if self.given:
+        if self.given and not self.unavailable:
             entry = self._stale.get(uuid)
             return dict(entry) if entry else None
         record_host = view.get('host')
         if not view.get('managed') or not record_host or self._names_me(record_host):
             return None
         where = record_host.get('hostname') or record_host.get('uuid')
+        if self.unavailable:
+            return stale_copy('stale copy: its record names host %s, not this one (%s: the record\'s host decides)'
+                              % (where, self.unavailable), where, [], record_host)
         return stale_copy('stale copy: its record names host %s, not this one (no fleet view was given: the record\'s '
                           'host decides; run the sweep over the whole fleet to compare the copies)' % where,
                           where, [], record_host)

@@ -162,12 +162,16 @@ class Fleet(Group):
     (fleet_max_age, 0: no limit; rule 12). Whether the slice is this host's and fresh is checked against the host's
     identity (``fleet.check_slice``), once the hypervisor is connected."""
 
-    ARGSPEC = dict(fleet=dict(type='dict'), fleet_max_age=dict(type='raw', default=DEFAULT_FLEET_MAX_AGE))
+    ARGSPEC = dict(fleet=dict(type='dict'), fleet_max_age=dict(type='raw', default=DEFAULT_FLEET_MAX_AGE),
+                   fleet_required=dict(type='bool', default=False))
 
     @classmethod
     def read(cls, params):
+        # fleet_required: a slice handed over from another job (the fleet workflow) that is missing, foreign or stale
+        # makes the run one with an incomplete index (fleet.view_for) instead of a refusal or the single-host view.
         return cls(index=params.get('fleet'),
-                   max_age=parse_duration(param(params, 'fleet_max_age', DEFAULT_FLEET_MAX_AGE), 'fleet_max_age'))
+                   max_age=parse_duration(param(params, 'fleet_max_age', DEFAULT_FLEET_MAX_AGE), 'fleet_max_age'),
+                   required=bool(params.get('fleet_required')))
 
 
 class Retention(Group):

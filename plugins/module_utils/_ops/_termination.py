@@ -42,7 +42,8 @@ class TerminationOptions(object):
     """What a terminate needs: where owned disks live, how to stop the guest, force, Cinder, the fleet index."""
 
     def __init__(self, instance_dirs=None, shutdown_timeout=None, shutdown_retry_interval=options_.DEFAULT_RETRY_INTERVAL,
-                 force=False, cinder_opts=None, fleet_index=None, fleet_max_age=fleet.DEFAULT_MAX_AGE):
+                 force=False, cinder_opts=None, fleet_index=None, fleet_max_age=fleet.DEFAULT_MAX_AGE,
+                 fleet_required=False):
         self.instance_dirs = storage.instance_dirs(instance_dirs)
         self.shutdown_timeout = shutdown_timeout
         self.shutdown_retry_interval = shutdown_retry_interval
@@ -50,6 +51,7 @@ class TerminationOptions(object):
         self.cinder = cinder_opts or options_.Cinder.read({})
         self.fleet = fleet_index  # the fleet option as given (fleet_index_for's output), or None
         self.fleet_max_age = fleet_max_age
+        self.fleet_required = fleet_required  # a missing, foreign or stale slice: an incomplete index, no refusal
 
     def with_shutdown(self, timeout, retry_interval):
         """A copy that stops the guest with ``timeout`` (soft delete with reclaim_interval 0: its own clean shutdown)."""
@@ -67,15 +69,16 @@ def read(params, no_log_values=None):
         instance_dirs=params.get('instance_dirs'), shutdown_timeout=stop.timeout,
         shutdown_retry_interval=stop.retry_interval,
         force=options_.Lifecycle.read(params).force, cinder_opts=options_.Cinder.read(params, no_log_values),
-        fleet_index=fleet_opts.index, fleet_max_age=fleet_opts.max_age)
+        fleet_index=fleet_opts.index, fleet_max_age=fleet_opts.max_age, fleet_required=fleet_opts.required)
 
 
 def fleet_view(ctx, opts):
     """The run's FleetView (rules 9 and 10): stale copies, disks other hosts use, their Cinder attachments.
 
-    A slice for another hypervisor, or older than fleet_max_age, is refused before anything changes (rule 12)."""
-    fleet.check_slice(opts.fleet, ctx.host, getattr(opts, 'fleet_max_age', fleet.DEFAULT_MAX_AGE))
-    return fleet.FleetView(opts.fleet, ctx.host)
+    A slice for another hypervisor, or older than fleet_max_age, is refused before anything changes (rule 12); with
+    fleet_required such a slice, or none, makes the view an incomplete one that says why (fleet.view_for)."""
+    return fleet.view_for(opts.fleet, ctx.host, getattr(opts, 'fleet_max_age', fleet.DEFAULT_MAX_AGE),
+                          getattr(opts, 'fleet_required', False))
 
 
 def with_terminated(ctx, items, names=None, every=False, mine_only=True):

@@ -210,3 +210,37 @@ def test_a_dict_not_built_by_fleet_index_for_is_refused():
     for hand_made in ({'stale': {}, 'complete': True}, dict(_slice(), built_at=None), 'hv3'):
         with pytest.raises(DeferredError, match='not a fleet slice built by fleet_index_for'):
             _fleet.check_slice(hand_made, HV3)
+
+
+# -- a required slice (fleet_required: the fleet workflow's sliced sweep) -----------------------------------------
+
+def _record_naming(hostname):
+    return {'uuid': 'c6a0e1d2-0000-4000-8000-000000000001', 'name': 'web', 'managed': True, 'vm_state': 'soft_deleted',
+            'host': {'hostname': hostname, 'uuid': None}}
+
+
+def test_a_required_slice_that_is_missing_foreign_stale_or_hand_made_makes_an_incomplete_view_saying_why():
+    old = _slice(built=_record.utcnow() - datetime.timedelta(hours=2))
+    cases = ((None, 'none was given'), (_slice(hypervisor=HV2, host='hv2'), 'was built for hv2'),
+             (old, 'older than fleet_max_age 15m'), ({'stale': {}}, 'not a fleet slice built by fleet_index_for'))
+    for given, why in cases:
+        view = _fleet.view_for(given, dict(HV3), 15 * 60, required=True)
+        assert view.given and not view.complete
+        assert view.gaps_text().startswith('a fleet slice was required (fleet_required) but ') and why in view.gaps_text()
+        assert not view.gaps_text().endswith('nothing was changed')
+        # It knows no other host's disk users, so every disk another host could reach is kept (incomplete index) ...
+        assert view.disk_users({'path': '/srv/shared.qcow2'}, '/srv/shared.qcow2', 'x') == []
+        # ... every other host is foreign for Cinder, and a copy whose record names another host stays a stale copy.
+        assert 'hv1.fleet.example' in view.foreign_hosts()
+        stale = view.stale(_record_naming('hv1.fleet.example'))
+        assert stale['authoritative'] == 'hv1.fleet.example' and 'fleet_required' in stale['reason']
+        assert view.stale(_record_naming(HV3['hostname'])) is None
+
+
+def test_without_fleet_required_a_bad_slice_is_still_refused_and_none_is_the_single_host_view():
+    with pytest.raises(DeferredError, match='was built for hv2'):
+        _fleet.view_for(_slice(hypervisor=HV2, host='hv2'), dict(HV3), 15 * 60)
+    assert not _fleet.view_for(None, dict(HV3)).given
+    fresh = _slice()
+    view = _fleet.view_for(fresh, dict(HV3), 15 * 60, required=True)
+    assert view.fleet is fresh and view.complete and view.unavailable is None
