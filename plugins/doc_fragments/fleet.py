@@ -53,4 +53,10 @@ options:
         single-host view.
     type: bool
     default: false
+  fleet_run:
+    description:
+      - The fleet workflow's run id (C(deferred_libvirt_fleet_run), or AWX's C(awx_workflow_job_id)) that O(fleet)
+        must carry - a slice the index job of another run wrote is refused, or with O(fleet_required=true) treated as
+        missing. Null (the default) - a slice carries no run to check.
+    type: str
 '''

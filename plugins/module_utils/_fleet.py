@@ -37,6 +37,7 @@ ARGS = dict(
     fleet=dict(type='dict'),
     fleet_max_age=dict(type='raw', default='15m'),
     fleet_required=dict(type='bool', default=False),
+    fleet_run=dict(type='str'),
 )
 
 # The key of vm_info's domain list in its registered result: the result that holds it is a host that reported.
@@ -198,10 +199,11 @@ def same_hypervisor(one, other):
     return False
 
 
-def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None):
+def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None, run=None):
     """Refuse, before anything changes, a ``fleet`` option that is no fresh slice for this host (``me``, its libvirt
     identity): not built by fleet_index_for, built for another hypervisor, or older than ``max_age`` seconds (0: no
-    age limit). None (no fleet view) passes: then the record's own host decides. Raises DeferredError."""
+    age limit), or (with ``run``, the fleet workflow's run id) of another run. None (no fleet view) passes: then the
+    record's own host decides. Raises DeferredError."""
     if fleet is None:
         return None
     if not isinstance(fleet, dict) or any(key not in fleet for key in ('host', 'hypervisor', 'fleet', 'built_at')):
@@ -215,6 +217,10 @@ def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None):
                             'fleet_index_for(inventory_hostname); nothing was changed'
                             % (to_text(fleet.get('host')), _identity_text(fleet.get('hypervisor')),
                                (me or {}).get('hostname') or 'unknown', _identity_text(me)))
+    if run not in (None, '') and to_text(fleet.get('run')) != to_text(run):
+        raise DeferredError('the fleet slice of %s is from fleet run %s (built at %s), not this run %s: run the index '
+                            'job of this run first; nothing was changed'
+                            % (to_text(fleet.get('host')), fleet.get('run'), fleet.get('built_at'), run))
     try:
         built = _record.parse_time(fleet.get('built_at'))
     except (ValueError, TypeError, AttributeError):
@@ -236,7 +242,7 @@ def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None):
     return fleet
 
 
-def view_for(fleet, me, max_age=DEFAULT_MAX_AGE, required=False, now=None):
+def view_for(fleet, me, max_age=DEFAULT_MAX_AGE, required=False, now=None, run=None):
     """This host's FleetView from its ``fleet`` option (check_slice first).
 
     ``required`` (a run that depends on a fleet index handed over from another job, such as a sliced sweep): a slice
@@ -245,12 +251,12 @@ def view_for(fleet, me, max_age=DEFAULT_MAX_AGE, required=False, now=None):
     reach and names why (FleetView ``unavailable``). Without ``required`` such a slice is refused (DeferredError).
     """
     if not required:
-        check_slice(fleet, me, max_age, now)
+        check_slice(fleet, me, max_age, now, run)
         return FleetView(fleet, me)
     if fleet is None:
         return FleetView(None, me, unavailable='a fleet slice was required (fleet_required) but none was given')
     try:
-        check_slice(fleet, me, max_age, now)
+        check_slice(fleet, me, max_age, now, run)
     except DeferredError as exc:
         why = to_text(exc)
         for tail in ('; nothing was changed', ': nothing was changed'):

@@ -163,7 +163,7 @@ class Fleet(Group):
     identity (``fleet.check_slice``), once the hypervisor is connected."""
 
     ARGSPEC = dict(fleet=dict(type='dict'), fleet_max_age=dict(type='raw', default=DEFAULT_FLEET_MAX_AGE),
-                   fleet_required=dict(type='bool', default=False))
+                   fleet_required=dict(type='bool', default=False), fleet_run=dict(type='str'))
 
     @classmethod
     def read(cls, params):
@@ -171,7 +171,7 @@ class Fleet(Group):
         # makes the run one with an incomplete index (fleet.view_for) instead of a refusal or the single-host view.
         return cls(index=params.get('fleet'),
                    max_age=parse_duration(param(params, 'fleet_max_age', DEFAULT_FLEET_MAX_AGE), 'fleet_max_age'),
-                   required=bool(params.get('fleet_required')))
+                   required=bool(params.get('fleet_required')), run=params.get('fleet_run') or None)
 
 
 class Retention(Group):

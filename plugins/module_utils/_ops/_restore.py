@@ -41,6 +41,7 @@ class RestoreOptions(object):
         self.fleet = fleet_opts.index if fleet_opts is not None else None
         self.fleet_max_age = fleet_opts.max_age if fleet_opts is not None else fleet.DEFAULT_MAX_AGE
         self.fleet_required = fleet_opts.required if fleet_opts is not None else False
+        self.fleet_run = fleet_opts.run if fleet_opts is not None else None
         self.start_timeout = own.start_timeout
         self.hard_reboot = own.hard_reboot
         self.quota = own.quota
@@ -60,7 +61,8 @@ def run(ctx, opts):
     """vm_restore: the batch quota check before anything, then one restore per selected domain."""
     # Rule 9 (and 12): a slice for another host, or an old one, is refused before anything changes.
     # With fleet_required, such a slice (or none) gives the record's host the say instead, as an incomplete index.
-    opts.fleet_view = fleet.view_for(opts.fleet, ctx.host, opts.fleet_max_age, opts.fleet_required)
+    opts.fleet_view = fleet.view_for(opts.fleet, ctx.host, opts.fleet_max_age, opts.fleet_required,
+                                    run=opts.fleet_run)
     if opts.move_to:
         return _move.mark(ctx, opts)  # the source's side of a move onto another host
     if opts.move_from:

@@ -43,7 +43,7 @@ class TerminationOptions(object):
 
     def __init__(self, instance_dirs=None, shutdown_timeout=None, shutdown_retry_interval=options_.DEFAULT_RETRY_INTERVAL,
                  force=False, cinder_opts=None, fleet_index=None, fleet_max_age=fleet.DEFAULT_MAX_AGE,
-                 fleet_required=False):
+                 fleet_required=False, fleet_run=None):
         self.instance_dirs = storage.instance_dirs(instance_dirs)
         self.shutdown_timeout = shutdown_timeout
         self.shutdown_retry_interval = shutdown_retry_interval
@@ -52,6 +52,7 @@ class TerminationOptions(object):
         self.fleet = fleet_index  # the fleet option as given (fleet_index_for's output), or None
         self.fleet_max_age = fleet_max_age
         self.fleet_required = fleet_required  # a missing, foreign or stale slice: an incomplete index, no refusal
+        self.fleet_run = fleet_run  # the fleet workflow's run id the slice must carry
 
     def with_shutdown(self, timeout, retry_interval):
         """A copy that stops the guest with ``timeout`` (soft delete with reclaim_interval 0: its own clean shutdown)."""
@@ -69,7 +70,8 @@ def read(params, no_log_values=None):
         instance_dirs=params.get('instance_dirs'), shutdown_timeout=stop.timeout,
         shutdown_retry_interval=stop.retry_interval,
         force=options_.Lifecycle.read(params).force, cinder_opts=options_.Cinder.read(params, no_log_values),
-        fleet_index=fleet_opts.index, fleet_max_age=fleet_opts.max_age, fleet_required=fleet_opts.required)
+        fleet_index=fleet_opts.index, fleet_max_age=fleet_opts.max_age, fleet_required=fleet_opts.required,
+        fleet_run=fleet_opts.run)
 
 
 def fleet_view(ctx, opts):
@@ -78,7 +80,7 @@ def fleet_view(ctx, opts):
     A slice for another hypervisor, or older than fleet_max_age, is refused before anything changes (rule 12); with
     fleet_required such a slice, or none, makes the view an incomplete one that says why (fleet.view_for)."""
     return fleet.view_for(opts.fleet, ctx.host, getattr(opts, 'fleet_max_age', fleet.DEFAULT_MAX_AGE),
-                          getattr(opts, 'fleet_required', False))
+                          getattr(opts, 'fleet_required', False), run=getattr(opts, 'fleet_run', None))
 
 
 def with_terminated(ctx, items, names=None, every=False, mine_only=True):

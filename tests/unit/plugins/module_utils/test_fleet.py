@@ -244,3 +244,13 @@ def test_without_fleet_required_a_bad_slice_is_still_refused_and_none_is_the_sin
     fresh = _slice()
     view = _fleet.view_for(fresh, dict(HV3), 15 * 60, required=True)
     assert view.fleet is fresh and view.complete and view.unavailable is None
+
+
+def test_a_slice_of_another_fleet_run_is_refused_or_with_fleet_required_treated_as_missing():
+    part = dict(_slice(), run='41')
+    with pytest.raises(DeferredError, match='is from fleet run 41 .*not this run 42; run the index job|not this run 42'):
+        _fleet.check_slice(part, dict(HV3), run='42')
+    view = _fleet.view_for(part, dict(HV3), required=True, run='42')
+    assert not view.complete and 'is from fleet run 41' in view.gaps_text() and 'not this run 42' in view.gaps_text()
+    assert _fleet.view_for(dict(part, run='42'), dict(HV3), required=True, run='42').complete
+    assert _fleet.check_slice(part, dict(HV3)) is part  # no run asked for: none checked
