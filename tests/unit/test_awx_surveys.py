@@ -115,7 +115,7 @@ def test_every_survey_file_is_the_survey_of_one_job_template_of_the_setup_playbo
 def test_the_setup_playbook_gives_every_job_template_its_survey_file_and_schedules_the_reclaim():
     with open(SETUP) as handle:
         [play] = yaml.safe_load(handle)
-    [templates] = [t for t in play['tasks'] if 'awx.awx.job_template' in t]
+    [templates] = [t for t in play['tasks'] if 'awx.awx.job_template' in t and t.get('loop') == '{{ awx_job_templates }}']
     assert templates['loop'] == '{{ awx_job_templates }}'
     args = templates['awx.awx.job_template']
     assert args['survey_enabled'] is True and args['survey_spec'] == (
@@ -123,10 +123,11 @@ def test_the_setup_playbook_gives_every_job_template_its_survey_file_and_schedul
     assert args['ask_variables_on_launch'] is False
     names = [t['name'] for t in play['vars']['awx_job_templates']]
     schedules = [t['awx.awx.schedule']['unified_job_template'] for t in play['tasks'] if 'awx.awx.schedule' in t]
-    [workflow] = [t['awx.awx.workflow_job_template'] for t in play['tasks'] if 'awx.awx.workflow_job_template' in t]
+    [workflow] = [t['awx.awx.workflow_job_template'] for t in play['tasks'] if 'awx.awx.workflow_job_template' in t
+                  and t['awx.awx.workflow_job_template']['name'] == 'Reclaim and report']
     nodes = [n['unified_job_template']['name'] for n in workflow['workflow_nodes']]
     assert 'Reclaim' in schedules and workflow['name'] in schedules
-    assert set(nodes) <= set(names) and set(schedules) - {workflow['name']} <= set(names)
+    assert set(nodes) <= set(names) and set(schedules) - {workflow['name'], 'Fleet reclaim'} <= set(names)
     [reclaim] = [t for t in play['vars']['awx_job_templates'] if t['name'] == 'Reclaim']
     assert reclaim['concurrent'] is False, 'two sweeps must never overlap'
 
@@ -177,3 +178,41 @@ def test_the_rules_refuse_what_awx_refuses():
     assert spec_errors(number) == ["question 0: default '5' is not a integer", 'question 0: max is not an integer']
     assert answer_errors({'type': 'text', 'min': 0, 'max': 3}, 'abcd') == ['above max 3']
     assert answer_errors({'type': 'integer', 'min': 1, 'max': 9}, '') == ['not an integer']
+
+
+def _fleet_setup():
+    with open(SETUP) as handle:
+        [play] = yaml.safe_load(handle)
+    templates = dict((t['name'], t) for t in play['vars']['awx_fleet_job_templates'])
+    [task] = [t for t in play['tasks'] if t.get('loop') == '{{ awx_fleet_job_templates }}']
+    [workflow] = [t['awx.awx.workflow_job_template'] for t in play['tasks'] if 'awx.awx.workflow_job_template' in t
+                  and t['awx.awx.workflow_job_template']['name'] == 'Fleet reclaim']
+    schedules = [t['awx.awx.schedule']['unified_job_template'] for t in play['tasks'] if 'awx.awx.schedule' in t]
+    return play, templates, task['awx.awx.job_template'], workflow, schedules
+
+
+def test_only_the_fleet_gather_and_sweep_are_sliced_and_every_fleet_job_keeps_facts():
+    # AWX's own docs: a job that orchestrates across hosts must not be sliced. The index reads every host of the fleet.
+    play, templates, args, workflow, schedules = _fleet_setup()
+    assert args['use_fact_cache'] is True and args['job_slice_count'] == '{{ item.slices }}'
+    assert args['allow_simultaneous'] is False and args['ask_variables_on_launch'] is False
+    assert templates['Fleet index']['slices'] == 1 and templates['Fleet run']['slices'] == 1
+    assert templates['Fleet gather']['slices'] == templates['Fleet sweep']['slices'] == '{{ awx_fleet_slices }}'
+    assert play['vars']['awx_fleet_slices'] > 1
+    for template in templates.values():
+        assert os.path.isfile(os.path.join(ROOT, template['playbook'])), template['playbook']
+    assert templates['Fleet index']['playbook'] == 'playbooks/fleet_index.yml'
+
+
+def test_the_fleet_workflow_runs_gather_then_index_then_sweep_and_is_scheduled():
+    play, templates, args, workflow, schedules = _fleet_setup()
+    nodes = dict((n['identifier'], n) for n in workflow['workflow_nodes'])
+    template_of = dict((k, n['unified_job_template']['name']) for k, n in nodes.items())
+    assert set(template_of.values()) == set(templates)
+    after = dict((k, [(kind, c['identifier']) for kind, children in (n.get('related') or {}).items() for c in children])
+                 for k, n in nodes.items())
+    assert after == {'run': [('success_nodes', 'gather')], 'gather': [('always_nodes', 'index')],
+                     'index': [('success_nodes', 'sweep')], 'sweep': []}
+    assert [template_of[k] for k in ('run', 'gather', 'index', 'sweep')] == [
+        'Fleet run', 'Fleet gather', 'Fleet index', 'Fleet sweep']
+    assert workflow['allow_simultaneous'] is False and 'Fleet reclaim' in schedules
