@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 
+import ansible.template
 import pytest
 
 import guests
@@ -27,6 +28,8 @@ from fleet_support import (SSH_CONFIG, HostGuests, SHARED_DIR, fleet_up, new_pro
 from test_awx_runner import RUNNER, awx_meta_vars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# ansible-core 2.19 and later keep a cached host's facts under a schema-qualified key (s1_HOST), JSON-wrapped.
+NEW_CACHE = hasattr(ansible.template, 'trust_as_template')
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
 SLICES = 2
@@ -68,6 +71,10 @@ def shared(prefix):
     for path in made:
         if os.path.exists(path):
             os.unlink(path)
+
+
+def cache_file(cache, host):
+    return os.path.join(cache, ('s1_%s' if NEW_CACHE else '%s') % host)
 
 
 class Awx(object):
@@ -112,9 +119,9 @@ class Awx(object):
         os.makedirs(cache)
         written = {}
         for host in hosts:
-            path = os.path.join(cache, host)
+            path = cache_file(cache, host)
             with open(path, 'w') as handle:
-                json.dump(self.facts[host], handle)
+                json.dump({'__payload__': json.dumps(self.facts[host])} if NEW_CACHE else self.facts[host], handle)
             written[host] = os.path.getmtime(path)
         home = tempfile.mkdtemp(prefix='awx-home-')
         self.homes.append(home)
@@ -129,10 +136,11 @@ class Awx(object):
                               capture_output=True, text=True, timeout=900, check=False)
         # AWX's finish_job_fact_cache: a host's file the job changed becomes its stored facts.
         for host in hosts:
-            path = os.path.join(cache, host)
+            path = cache_file(cache, host)
             if os.path.exists(path) and os.path.getmtime(path) != written[host]:
                 with open(path) as handle:
-                    self.facts[host] = json.load(handle)
+                    data = json.load(handle)
+                self.facts[host] = json.loads(data['__payload__']) if NEW_CACHE else data
         return Job(pdd, job_id, proc)
 
     def workflow(self, workflow_id, gather=True, index=True, sweep=True, sweep_vars=None):

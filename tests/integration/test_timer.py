@@ -12,10 +12,12 @@ systemd units running under a real systemd are tested in tests/systemd/.
 """
 
 import fcntl
+import json
 import os
 import re
 import threading
 import shutil
+import stat
 import subprocess
 import time
 import uuid as uuidlib
@@ -220,6 +222,40 @@ def test_command_of_the_cron_entry_completes_a_real_reclaim(ansible, tmp_path, i
     assert '%s: sweep started at' % timer_name in log
     assert 'reclaimed 2, failed 0, skipped 0, kept 0, Cinder work pending 0, finished 0 on 2 host(s)' in log
     assert '%s: sweep finished at' % timer_name in log and 'with exit code 0' in log
+
+
+def test_the_timer_runs_the_fleet_workflow_in_three_steps_with_a_jsonfile_fact_cache(
+        ansible, tmp_path, inventory, make_guest, hv2, hypervisor, project, timer_name):
+    cache = str(tmp_path / 'timer' / 'facts')
+    args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron',
+                          reclaim_timer_workflow=True, reclaim_timer_fact_cache_dir=cache)
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+    a, b = expired_on_both_hosts(ansible, inventory, make_guest, hv2, project)
+    (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
+
+    run = run_as_cron(command, variables)
+
+    assert run.returncode == 0, run.stderr
+    assert a not in domain_names(hypervisor) and not hv2.exists(b)
+    with open(args['reclaim_timer_log_file']) as handle:
+        log = handle.read()
+    [fleet_run] = [line.split('fleet run ', 1)[1] for line in log.splitlines() if ': fleet run ' in line]
+    # The three steps ran, in order, under one run id; the index was complete and each host swept with its own slice.
+    gather, index, sweep = (log.index(t) for t in ('PLAY [Gather each hypervisor', 'PLAY [Index the fleet from',
+                                                   'PLAY [Take each host'))
+    assert gather < index < sweep
+    assert 'DID NOT REPORT' not in log and 'INCOMPLETE' not in log, log[-3000:]
+    assert 'reclaimed 2, failed 0, skipped 0, kept 0, Cinder work pending 0, finished 0 on 2 host(s)' in log
+    assert '%s: sweep finished at' % timer_name in log and 'with exit code 0' in log
+    # The facts went through the jsonfile cache: each host's record and slice of this run.
+    names = sorted(os.listdir(cache))
+    assert len(names) == 2, names
+    for name in names:
+        with open(os.path.join(cache, name)) as handle:
+            facts = json.load(handle)
+        facts = json.loads(facts['__payload__']) if '__payload__' in facts else facts
+        assert facts['deferred_libvirt_fleet_record']['run'] == fleet_run
+        assert facts['deferred_libvirt_fleet_slice']['run'] == fleet_run and facts['deferred_libvirt_fleet_slice']['complete']
 
 
 def test_a_run_that_finds_the_lock_held_skips_and_changes_nothing(ansible, tmp_path, inventory, make_guest, hv2,
