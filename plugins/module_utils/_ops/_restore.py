@@ -62,7 +62,7 @@ def run(ctx, opts):
     # Rule 9 (and 12): a slice for another host, or an old one, is refused before anything changes.
     # With fleet_required, such a slice (or none) gives the record's host the say instead, as an incomplete index.
     opts.fleet_view = fleet.view_for(opts.fleet, ctx.host, opts.fleet_max_age, opts.fleet_required,
-                                    run=opts.fleet_run)
+                                     run=opts.fleet_run)
     if opts.move_to:
         return _move.mark(ctx, opts)  # the source's side of a move onto another host
     if opts.move_from:
