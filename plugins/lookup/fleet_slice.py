@@ -29,7 +29,7 @@ options:
     type: str
     required: true
 author:
-- deferred.libvirt developers
+- deferred.libvirt developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''

@@ -63,16 +63,21 @@ options:
     type: path
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: It changes nothing on any host; it writes the slices on the control node in check mode too.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
   platform:
+    description: Target OS/families that can be operated against.
+    support: full
     platforms: posix
 author:
-- deferred.libvirt developers
+- deferred.libvirt developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
