@@ -14,7 +14,6 @@ __metaclass__ = type
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.module_utils.six import string_types
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet_handover as handover
@@ -37,7 +36,7 @@ class ActionModule(ActionBase):
             result['changed'] = False
             return result
         hosts = args.get('hosts')
-        if isinstance(hosts, string_types) or not isinstance(hosts, (list, tuple)) or not hosts:
+        if isinstance(hosts, (str, bytes)) or not isinstance(hosts, (list, tuple)) or not hosts:
             result.update(failed=True, msg='fleet_slices: hosts must be a non-empty list of inventory hosts (the declared '
                                            'fleet); nothing was changed')
             return result

@@ -81,8 +81,7 @@ def _tasks(path):
     with open(path) as handle:
         for item in yaml.safe_load(handle) or []:
             for key in ('block', 'rescue', 'always'):
-                for sub in item.get(key) or []:
-                    yield sub
+                yield from item.get(key) or []
             yield item
 
 
