@@ -33,6 +33,9 @@ NEW_CACHE = hasattr(ansible.template, 'trust_as_template')
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
 SLICES = 2
+# ansible-runner is a process wrapper: where the newest line's venv has none, the oldest line's runs the jobs, and the
+# jobs themselves run this Python's ansible-playbook (first on their PATH), so they run on this line's ansible-core.
+JOB_RUNNER = RUNNER if os.path.exists(RUNNER) else os.path.join(ROOT, '.venv', 'bin', 'ansible-runner')
 
 
 @pytest.fixture(scope='module')
@@ -132,7 +135,7 @@ class Awx(object):
                    'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
         with open(os.path.join(pdd, 'env', 'envvars'), 'w') as handle:
             json.dump(envvars, handle)
-        proc = subprocess.run([RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(job_id)],
+        proc = subprocess.run([JOB_RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(job_id)],
                               capture_output=True, text=True, timeout=900, check=False)
         # AWX's finish_job_fact_cache: a host's file the job changed becomes its stored facts.
         for host in hosts:
