@@ -76,6 +76,17 @@ def shared(prefix):
             os.unlink(path)
 
 
+def untagged(value):
+    """A cached value as plain data: ansible-core 2.19 and later store a tagged value as {__ansible_type, tags, value}."""
+    if isinstance(value, dict):
+        if '__ansible_type' in value and 'value' in value:
+            return untagged(value['value'])
+        return dict((k, untagged(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [untagged(v) for v in value]
+    return value
+
+
 def cache_file(cache, host):
     return os.path.join(cache, ('s1_%s' if NEW_CACHE else '%s') % host)
 
@@ -295,12 +306,12 @@ def test_a_sweep_slice_whose_slice_is_missing_foreign_of_another_run_or_stale_de
     wait_past(reclaim_at)
     jobs = awx.workflow(9101, sweep=False)
     assert jobs['index'].rc == 0, jobs['index'].why()
-    good = awx.facts['hv2']['deferred_libvirt_fleet_slice']
+    good = untagged(awx.facts['hv2']['deferred_libvirt_fleet_slice'])
     assert good['run'] == '9101' and good['host'] == 'hv2' and good['complete']
     old = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2)).strftime('%Y-%m-%dT%H:%M:%SZ')
     cases = (
         ('missing', None, 'no fleet slice was handed over', 'none was given'),
-        ('foreign', awx.facts['hv3']['deferred_libvirt_fleet_slice'], None, 'was built for hv3'),
+        ('foreign', untagged(awx.facts['hv3']['deferred_libvirt_fleet_slice']), None, 'was built for hv3'),
         ('another run', dict(good, run='9000'), 'is from run 9000, not this run 9101', 'is from fleet run 9000'),
         ('stale', dict(good, built_at=old), None, 'older than fleet_max_age'),
     )
