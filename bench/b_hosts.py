@@ -38,7 +38,9 @@ with ansible-core's jsonfile fact cache, and their sum is a row of its own;
 otherwise that row says "not available".
 
 A run that does not finish within BENCH_HOSTS_TIMEOUT seconds (default
-3600) is stopped and its row says so, with the time as a lower bound.
+3600) is stopped and its row says so, with the time as a lower bound; the
+larger sizes of that line are then not run (they would take longer still)
+and their rows say so.
 """
 
 import json
@@ -222,7 +224,15 @@ def run(sizes, reps=1):
     measured = {}
     os.environ['BENCH_HOSTS_TEMPLATES'] = templates
     for line, venv in LINES:
+        stopped = None
         for hosts in sizes:
+            if stopped is not None:
+                # A larger fleet on the same line takes longer still: not run, its rows say so.
+                lib.log('hosts: %d hosts on %s not run: %d hosts already ran past the timeout' % (hosts, line, stopped))
+                for case in ('safe', 'unsafe'):
+                    measured[(line, hosts, case)] = {'wall': timeout(), 'maxrss': None, 'tree': None, 'data': None,
+                                                     'timed_out': True, 'not_run': stopped}
+                continue
             inv = inventory(os.path.join(lib.BUILD, 'hosts-%d.json' % hosts), hosts,
                             os.path.join(lib.BUILD, 'hosts-state-%s-%d' % (line, hosts)))
             cases = [('safe', []), ('unsafe', ['-e', 'reclaim_fleet_view=false'])]
@@ -232,6 +242,8 @@ def run(sizes, reps=1):
                 lib.log('hosts: %.1f s, largest process %.0f MiB, tree %.0f MiB%s'
                         % (m['wall'], m['maxrss'], m['tree'], ' (stopped: timeout)' if m['timed_out'] else ''))
                 measured[(line, hosts, case)] = m
+                if m['timed_out'] and case == 'safe':
+                    stopped = hosts
             if workflow_available():
                 lib.log('hosts: the workflow playbooks over %d simulated hosts on %s' % (hosts, line))
                 measured[(line, hosts, 'workflow')] = run_workflow(
@@ -240,8 +252,13 @@ def run(sizes, reps=1):
     return rows(measured, sizes)
 
 
-def _wall(m):
-    return ('> %s (stopped)' if m['timed_out'] else '%s') % lib.fmt_s(m['wall'])
+def _wall(m, hosts):
+    """'12.3 s wall, 0.123 s per host', with '>' for a run stopped at the timeout (a lower bound)."""
+    if m.get('not_run'):
+        return 'not run (%d hosts ran past the timeout of %s)' % (m['not_run'], lib.fmt_s(m['wall'], 0))
+    mark = '> ' if m['timed_out'] else ''
+    return '%s%s wall%s, %s%.3f s per host' % (
+        mark, lib.fmt_s(m['wall']), ' (stopped)' if mark else '', mark, m['wall'] / hosts)
 
 
 def rows(measured, sizes):
@@ -255,9 +272,8 @@ def rows(measured, sizes):
             sweep = None if safe['data'] is None else task_span(safe['data'], 'Sweep the hypervisor')
             out.append(lib.Row(
                 NAME, 'reclaim.yml, %d hosts, ansible-core %s' % (hosts, line),
-                '%s wall, %.3f s per host%s' % (
-                    _wall(safe), safe['wall'] / hosts, '' if fleet is None else '; fleet part %.3f s per host' % fleet),
-                'without the fleet view %s (%.3f s per host)' % (_wall(unsafe), unsafe['wall'] / hosts),
+                _wall(safe, hosts) + ('' if fleet is None else '; fleet part %.3f s per host' % fleet),
+                'without the fleet view: %s' % _wall(unsafe, hosts),
                 'peak: largest process %s, process tree %s (PSS)' % (lib.fmt_mb(safe['maxrss']), lib.fmt_mb(safe['tree'])),
                 '', 'info', note + ('; sweep task %s' % lib.fmt_s(sweep) if sweep is not None else '')))
             note = ''
@@ -265,7 +281,7 @@ def rows(measured, sizes):
             if wf is not None:
                 out.append(lib.Row(
                     NAME, 'workflow (gather, index, sweep), %d hosts, ansible-core %s' % (hosts, line),
-                    '%s wall, %.3f s per host' % (_wall(wf), wf['wall'] / hosts),
+                    _wall(wf, hosts),
                     'steps %s' % ' + '.join(lib.fmt_s(s) for s in wf['steps']),
                     'peak: largest process %s, process tree %s (PSS)' % (lib.fmt_mb(wf['maxrss']), lib.fmt_mb(wf['tree'])),
                     '', 'info', 'jsonfile fact cache'))
