@@ -24,7 +24,7 @@ fleet-safe sweep as one play gathers and indexes itself (reclaim.yml as it
 is), and, when the workflow playbooks exist, the sweep with a fresh cached
 slice (playbooks/fleet_gather.yml and fleet_index.yml first, untimed, then
 fleet_sweep.yml timed, all three with ansible-core's jsonfile fact cache in
-a directory of the run). The ratios are the fleet-safe walls over the
+a directory of the run and one ``deferred_libvirt_fleet_run``). The ratios are the fleet-safe walls over the
 unsafe one: at most 1.25x for the play that indexes itself, at most 1.1x
 with the cached slice. Without the workflow playbooks that row says "not
 available". Each sweep's result is checked: one domain reclaimed per host,
@@ -133,12 +133,15 @@ def _case(case, size, rep, base, hosts):
         if case == 'cached':
             cache = os.path.join(lib.BUILD, name + '-cache')
             env = {'ANSIBLE_CACHE_PLUGIN': 'jsonfile', 'ANSIBLE_CACHE_PLUGIN_CONNECTION': cache}
+            # The three steps of one workflow run share its id, as the AWX workflow job's id is shared.
+            extra = ['-e', 'deferred_libvirt_fleet_run=%s' % name]
             for step in WORKFLOW[:2]:
                 lib.log('fleet: %s over %d hosts (untimed)' % (step, size))
-                lib.playbook(os.path.join(lib.ROOT, 'playbooks', step), None, inventory=path, env=env).check()
+                lib.playbook(os.path.join(lib.ROOT, 'playbooks', step), None, inventory=path, env=env,
+                             extra_args=extra).check()
             lib.log('fleet: fleet_sweep.yml over %d hosts with the cached slices' % size)
             result = lib.playbook(os.path.join(lib.ROOT, 'playbooks', WORKFLOW[2]), None, inventory=path,
-                                  env=env).check()
+                                  env=env, extra_args=extra).check()
             _reclaimed(result, size, 'cached-slice sweep', fleet_given=True)
             return {'cached': result.seconds}
         play, used = _play()

@@ -34,7 +34,8 @@ smallest size, which favours the larger one by a little).
 
 When the workflow playbooks exist (playbooks/fleet_gather.yml,
 fleet_index.yml, fleet_sweep.yml), the three run in turn over the same hosts
-with ansible-core's jsonfile fact cache, and their sum is a row of its own;
+with ansible-core's jsonfile fact cache and one deferred_libvirt_fleet_run,
+and their sum is a row of its own;
 otherwise that row says "not available".
 
 A run that does not finish within BENCH_HOSTS_TIMEOUT seconds (default
@@ -203,8 +204,10 @@ def run_workflow(venv, inv, collections, hosts, cache):
     shutil.rmtree(cache, ignore_errors=True)
     env = {'ANSIBLE_CACHE_PLUGIN': 'jsonfile', 'ANSIBLE_CACHE_PLUGIN_CONNECTION': cache}
     total = {'wall': 0.0, 'maxrss': 0.0, 'tree': 0.0, 'data': None, 'timed_out': False, 'steps': []}
+    # The three steps of one workflow run share its id, as the AWX workflow job's id is shared.
+    extra = ['-e', 'deferred_libvirt_fleet_run=%s' % os.path.basename(cache)]
     for name in WORKFLOW:
-        run = run_playbook(venv, os.path.join(PLAYBOOKS, name), inv, collections, env=env)
+        run = run_playbook(venv, os.path.join(PLAYBOOKS, name), inv, collections, extra, env=env)
         checked(run, hosts, name, sweeps=name == WORKFLOW[-1])
         total['wall'] += run['wall']
         total['maxrss'] = max(total['maxrss'], run['maxrss'])
