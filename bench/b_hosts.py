@@ -22,7 +22,11 @@ control node's cost plus those local module runs, not a hypervisor's.
 
 Each size runs twice on each line: the playbook as it is (the fleet-safe
 sweep) and with ``reclaim_fleet_view=false`` (no vm_info round, no index, no
-slice). Seconds per host is the wall time over H; the fleet part per host is
+slice). Every run is checked: no host failed, every host's sweep reclaimed
+its one domain, and every sweep was handed its slice in the fleet-safe runs
+and none in the others (a replayed vm_reclaim refuses a slice bound to
+another host, and reports whether it got one as the module does, in its
+``fleet.given``). Seconds per host is the wall time over H; the fleet part per host is
 the difference of the two over H. Peak memory: the largest process of the
 run (wait4's ru_maxrss, as the other benchmarks) and the peak of the run's
 process tree, sampled every second as the sum of its processes'
@@ -172,8 +176,9 @@ def run_playbook(venv, playbook, inv, collections, extra=(), env=None):
             'timed_out': timed_out}
 
 
-def checked(run, hosts, what, sweeps=True):
-    """The run, or RuntimeError when a host failed or (``sweeps``) a host's sweep did not reclaim its one domain."""
+def checked(run, hosts, what, sweeps=True, fleet=None):
+    """The run, or RuntimeError when a host failed or (``sweeps``) a host's sweep did not reclaim its one domain, or
+    (``fleet`` True or False) the fleet slice was not handed to every sweep, or was handed to one."""
     data = run['data']
     if data is None:
         return run
@@ -184,6 +189,9 @@ def checked(run, hosts, what, sweeps=True):
     if sweeps and (data['sweeps']['hosts'] != hosts or data['sweeps']['reclaimed'] != expected):
         raise RuntimeError('%s over %d hosts: %d sweep(s) reclaimed %d domains, expected %d and %d'
                            % (what, hosts, data['sweeps']['hosts'], data['sweeps']['reclaimed'], hosts, expected))
+    if sweeps and fleet is not None and data['sweeps'].get('fleet_given') != (hosts if fleet else 0):
+        raise RuntimeError('%s over %d hosts: %d sweep(s) were handed a fleet slice, expected %d'
+                           % (what, hosts, data['sweeps'].get('fleet_given'), hosts if fleet else 0))
     return run
 
 
@@ -208,7 +216,7 @@ def run_workflow(venv, inv, collections, hosts, cache):
     extra = ['-e', 'deferred_libvirt_fleet_run=%s' % os.path.basename(cache)]
     for name in WORKFLOW:
         run = run_playbook(venv, os.path.join(PLAYBOOKS, name), inv, collections, extra, env=env)
-        checked(run, hosts, name, sweeps=name == WORKFLOW[-1])
+        checked(run, hosts, name, sweeps=name == WORKFLOW[-1], fleet=True)
         total['wall'] += run['wall']
         total['maxrss'] = max(total['maxrss'], run['maxrss'])
         total['tree'] = max(total['tree'], run['tree'])
@@ -241,7 +249,8 @@ def run(sizes, reps=1):
             cases = [('safe', []), ('unsafe', ['-e', 'reclaim_fleet_view=false'])]
             for case, extra in cases:
                 lib.log('hosts: reclaim.yml over %d simulated hosts on %s (%s)' % (hosts, line, case))
-                m = checked(run_playbook(venv, playbook, inv, collections, extra), hosts, 'reclaim.yml')
+                m = checked(run_playbook(venv, playbook, inv, collections, extra), hosts, 'reclaim.yml',
+                            fleet=case == 'safe')
                 lib.log('hosts: %.1f s, largest process %.0f MiB, tree %.0f MiB%s'
                         % (m['wall'], m['maxrss'], m['tree'], ' (stopped: timeout)' if m['timed_out'] else ''))
                 measured[(line, hosts, case)] = m

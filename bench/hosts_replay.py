@@ -50,4 +50,8 @@ def vm_reclaim(host_index, fleet=None):
     result = control_worker.reclaim_result(template(), int(host_index), domains(), _now())
     if isinstance(fleet, dict) and fleet.get('host') not in (None, 'hv%04d' % int(host_index)):
         return {'failed': True, 'msg': 'replay: the fleet slice is for %s' % fleet.get('host')}
+    # As the module reports it: whether a slice was handed over, and whether it was complete.
+    given = isinstance(fleet, dict)
+    result['fleet'] = dict(result.get('fleet') or {}, given=given,
+                           complete=bool(fleet.get('complete')) if given else result.get('fleet', {}).get('complete'))
     return result

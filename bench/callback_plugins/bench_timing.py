@@ -12,7 +12,7 @@ type: stdout
 short_description: task timings of a large run as one small JSON document
 description:
   - Per play and task name, the first start, the last result and how many hosts were ok, failed, skipped or
-    unreachable, plus the first few failure messages and the sweep results' reclaimed count; printed as JSON at the end.
+    unreachable, plus the first few failure messages, the sweep results' reclaimed count and how many were handed a fleet slice; printed as JSON at the end.
   - Unlike bench_json it keeps no host's result, so its own cost does not grow with the size of the results.
 '''
 
@@ -32,7 +32,7 @@ class CallbackModule(CallbackBase):
         self.started = time.time()
         self.plays = []
         self.failures = []
-        self.sweeps = {'hosts': 0, 'reclaimed': 0}
+        self.sweeps = {'hosts': 0, 'reclaimed': 0, 'fleet_given': 0}
 
     def v2_playbook_on_play_start(self, play):
         self.plays.append({'name': play.get_name(), 'start': time.time(), 'tasks': {}})
@@ -58,6 +58,7 @@ class CallbackModule(CallbackBase):
         if kind == 'ok' and isinstance(res.get('reclaimed'), list) and 'summary' in res:
             self.sweeps['hosts'] += 1
             self.sweeps['reclaimed'] += len(res['reclaimed'])
+            self.sweeps['fleet_given'] += 1 if (res.get('fleet') or {}).get('given') else 0
 
     def v2_runner_on_ok(self, result):
         self._record(result, 'ok')
