@@ -16,14 +16,19 @@ result (so it includes the wait for a free fork).
 Time per host is the whole ansible-playbook wall time over H; growth is the
 cost of each added host between the smallest and the largest fleet.
 
-The fleet index (rules 9 and 10: which copy of a domain is authoritative,
-which disks another domain uses) needs every host's vm_info and one
-deferred.libvirt.fleet_index pass on the control node before the sweep. Each
-size also runs the sweep behind that: the state_facts role (vm_info on every
-host, scoped to the host's project so each bench host reports only its own
-domains, as separate hypervisors would) plus the index, once per play. Its
-cost per host is (with index - without) / H, and the ratio is with / without;
-the index task alone is the controller's share.
+The price of safety (issue 26, item 6): each size runs the sweep three
+ways over fresh domains, in alternating order: without the fleet index
+(playbooks/reclaim.yml with ``reclaim_fleet_view=false``: no vm_info
+round, no index, the modules fall back to the record's host), the
+fleet-safe sweep as one play gathers and indexes itself (reclaim.yml as it
+is), and, when the workflow playbooks exist, the sweep with a fresh cached
+slice (playbooks/fleet_gather.yml and fleet_index.yml first, untimed, then
+fleet_sweep.yml timed, all three with ansible-core's jsonfile fact cache in
+a directory of the run and one ``deferred_libvirt_fleet_run``). The ratios are the fleet-safe walls over the
+unsafe one: at most 1.25x for the play that indexes itself, at most 1.1x
+with the cached slice. Without the workflow playbooks that row says "not
+available". Each sweep's result is checked: one domain reclaimed per host,
+and the fleet slice given exactly in the fleet-safe cases.
 """
 
 import datetime
@@ -78,14 +83,13 @@ def _play():
     return [play], 'one vm_reclaim task (playbooks/reclaim.yml not there yet)'
 
 
-def _indexed_play():
-    """state_facts + the fleet index, then the same sweep: what the roles do once rule 9 and 10 are wired."""
-    return [{'hosts': 'hypervisors', 'gather_facts': False,
-             'roles': [{'role': 'deferred.libvirt.state_facts',
-                        'vars': {'state_facts_project': '{{ reclaim_project }}', 'state_facts_show': False}}],
-             'post_tasks': [{'name': 'Index the fleet', 'run_once': True, 'ansible.builtin.set_fact': {
-                 'fleet_index': '{{ hostvars | deferred.libvirt.fleet_index(ansible_play_hosts_all) }}'}}]},
-            {'hosts': 'hypervisors', 'gather_facts': False, 'roles': ['deferred.libvirt.reclaim']}]
+WORKFLOW = ('fleet_gather.yml', 'fleet_index.yml', 'fleet_sweep.yml')
+SAFE_TARGET = 1.25
+CACHED_TARGET = 1.1
+
+
+def workflow_available():
+    return all(os.path.exists(os.path.join(lib.ROOT, 'playbooks', name)) for name in WORKFLOW)
 
 
 def _sweeps(result):
@@ -99,8 +103,9 @@ def _sweeps(result):
     return found
 
 
-def _reclaimed(result, size, what):
-    """How many domains the sweep reclaimed on every host; RuntimeError with what it said when not one per host."""
+def _reclaimed(result, size, what, fleet_given=None):
+    """How many domains the sweep reclaimed on every host; RuntimeError with what it said when not one per host, or
+    when the fleet slice was (``fleet_given`` False) or was not (True) handed to every host's sweep."""
     sweeps = _sweeps(result)
     reclaimed = sum(len(res.get('reclaimed') or []) for dummy, res in sweeps.values())
     if reclaimed != size or len(sweeps) != size:
@@ -108,49 +113,68 @@ def _reclaimed(result, size, what):
                 for h, (dummy, r) in sorted(sweeps.items())][:2]
         raise RuntimeError('%s of %d hosts reclaimed %d domains on %d hosts, expected one per host; the sweep said: %s'
                            % (what, size, reclaimed, len(sweeps), json.dumps(said, default=str)[:1500]))
+    if fleet_given is not None:
+        wrong = [(h, r.get('fleet')) for h, (dummy, r) in sorted(sweeps.items())
+                 if bool((r.get('fleet') or {}).get('given')) != fleet_given]
+        if wrong:
+            raise RuntimeError('%s of %d hosts: the fleet slice was %s: %s' % (
+                what, size, 'not given' if fleet_given else 'given', json.dumps(wrong[:2])[:800]))
     return sweeps
+
+
+def _case(case, size, rep, base, hosts):
+    """One timed sweep over fresh domains: its wall seconds (and for 'safe' the per-host task times)."""
+    tag = '%sh%d-r%d-' % (base, size, rep)
+    for host, project in hosts:
+        _define('%s%s-%s-' % (tag, case, host), project)
+    name = 'fleet-%d-%d-%s' % (size, rep, case)
+    path = _inventory(os.path.join(lib.BUILD, name + '.json'), hosts, lib.state_dir(name))
+    try:
+        if case == 'cached':
+            cache = os.path.join(lib.BUILD, name + '-cache')
+            env = {'ANSIBLE_CACHE_PLUGIN': 'jsonfile', 'ANSIBLE_CACHE_PLUGIN_CONNECTION': cache}
+            # The three steps of one workflow run share its id, as the AWX workflow job's id is shared.
+            extra = ['-e', 'deferred_libvirt_fleet_run=%s' % name]
+            for step in WORKFLOW[:2]:
+                lib.log('fleet: %s over %d hosts (untimed)' % (step, size))
+                lib.playbook(os.path.join(lib.ROOT, 'playbooks', step), None, inventory=path, env=env,
+                             extra_args=extra).check()
+            lib.log('fleet: fleet_sweep.yml over %d hosts with the cached slices' % size)
+            result = lib.playbook(os.path.join(lib.ROOT, 'playbooks', WORKFLOW[2]), None, inventory=path,
+                                  env=env, extra_args=extra).check()
+            _reclaimed(result, size, 'cached-slice sweep', fleet_given=True)
+            return {'cached': result.seconds}
+        play, used = _play()
+        extra = ['-e', 'reclaim_fleet_view=false'] if case == 'unsafe' else []
+        lib.log('fleet: reclaim over %d hosts (%s)' % (size, case))
+        result = lib.playbook(play, None, inventory=path, extra_args=extra).check()
+        given = None if not isinstance(play, str) else case == 'safe'
+        sweeps = _reclaimed(result, size, '%s sweep' % case, fleet_given=given)
+        if case == 'unsafe':
+            return {'unsafe': result.seconds}
+        per_host = [result.task_seconds(sweeps[host][0], host) for host, dummy in hosts]
+        return {'wall': result.seconds, 'slowest': max(per_host), 'fastest': min(per_host), 'rss': result.maxrss_mb,
+                'used': used}
+    finally:
+        lib.cleanup(tag + case + '-')
 
 
 def run(sizes, reps=1):
     base = 'bench-fleet-%s-' % lib.RUN_ID
     measured = {}
     used = None
+    cases = ['unsafe', 'safe'] + (['cached'] if workflow_available() else [])
     try:
         for size in sizes:
             runs = []
             for rep in range(reps):
-                hosts = []
-                for h in range(size):
-                    host = 'hv%02d' % h
-                    project = 'bench-fleet-%s-r%d-%s' % (lib.RUN_ID, rep, host)
-                    _define('%sh%d-r%d-%s-' % (base, size, rep, host), project)
-                    hosts.append((host, project))
-                path = _inventory(os.path.join(lib.BUILD, 'fleet-%d-%d.json' % (size, rep)), hosts,
-                                  lib.state_dir('fleet-%d-%d' % (size, rep)))
-                play, used = _play()
-                lib.log('fleet: reclaim over %d hosts' % size)
-                result = lib.playbook(play, None, inventory=path).check()
-                sweeps = _reclaimed(result, size, 'fleet')
-                per_host = [result.task_seconds(sweeps[host][0], host) for host, dummy in hosts]
-                runs.append({'wall': result.seconds, 'slowest': max(per_host), 'fastest': min(per_host),
-                             'rss': result.maxrss_mb})
-                lib.cleanup('%sh%d-r%d-' % (base, size, rep))
-                # The same fleet again (fresh domains, fresh state_dirs), swept behind state_facts + the fleet index.
-                for host, project in hosts:
-                    _define('%sh%d-r%d-%s-i-' % (base, size, rep, host), project)
-                path = _inventory(os.path.join(lib.BUILD, 'fleet-%d-%d-indexed.json' % (size, rep)), hosts,
-                                  lib.state_dir('fleet-%d-%d-indexed' % (size, rep)))
-                lib.log('fleet: state_facts + fleet index + reclaim over %d hosts' % size)
-                indexed = lib.playbook(_indexed_play(), None, inventory=path).check()
-                tasks = indexed.tasks()
-                built = next(i for i, task in enumerate(tasks) if task['name'] == 'Index the fleet')
-                fleet_index = next(iter(tasks[built]['hosts'].values()))['ansible_facts']['fleet_index']
-                if len(fleet_index['hosts']) != size or fleet_index['stale']:
-                    raise RuntimeError('fleet index of %d hosts is wrong: %d hosts, %d stale'
-                                       % (size, len(fleet_index['hosts']), len(fleet_index['stale'])))
-                _reclaimed(indexed, size, 'indexed fleet')
-                runs[-1].update(indexed=indexed.seconds, index_task=indexed.task_seconds(built))
-                lib.cleanup('%sh%d-r%d-' % (base, size, rep))
+                hosts = [('hv%02d' % h, 'bench-fleet-%s-r%d-hv%02d' % (lib.RUN_ID, rep, h)) for h in range(size)]
+                got = {}
+                # Alternating order: a machine getting busier over the run does not favour one case.
+                for case in (cases if rep % 2 == 0 else cases[::-1]):
+                    got.update(_case(case, size, rep, base, hosts))
+                used = got.pop('used')
+                runs.append(got)
             measured[size] = dict((k, lib.median([r[k] for r in runs])) for k in runs[0])
     finally:
         lib.cleanup(base)
@@ -173,14 +197,26 @@ def rows(measured, sizes, reps, used):
             growth, '', 'info', note if size == first else ''))
     for size in sizes:
         m = measured[size]
-        if m.get('indexed') is None:
-            continue
+        ratio = m['wall'] / m['unsafe']
         out.append(lib.Row(
-            NAME, 'fleet index, %d hosts' % size,
-            '%s wall with state_facts + index, +%.0f ms per host' % (
-                lib.fmt_s(m['indexed']), 1000 * (m['indexed'] - m['wall']) / size),
-            'sweep alone %s; index task %.0f ms (%.1f ms per host)' % (
-                lib.fmt_s(m['wall']), 1000 * m['index_task'], 1000 * m['index_task'] / size),
-            'x%.2f' % (m['indexed'] / m['wall']), '', 'info',
+            NAME, 'fleet-safe sweep, one play gathers and indexes (reclaim.yml), %d hosts' % size,
+            '%s wall, +%.0f ms per host' % (lib.fmt_s(m['wall']), 1000 * (m['wall'] - m['unsafe']) / size),
+            'without the index (reclaim_fleet_view=false) %s' % lib.fmt_s(m['unsafe']),
+            'x%.2f' % ratio, '<= %.2fx' % SAFE_TARGET, lib.verdict(ratio <= SAFE_TARGET),
             'vm_info on every host + one fleet_index pass, once per play' if size == first else ''))
+    for size in sizes:
+        m = measured[size]
+        if m.get('cached') is None:
+            out.append(lib.Row(
+                NAME, 'fleet-safe sweep with a fresh cached slice (fleet_sweep.yml), %d hosts' % size, '-', '', '',
+                '<= %.2fx' % CACHED_TARGET, 'not available',
+                'playbooks/%s not in this checkout' % ', '.join(WORKFLOW) if size == first else ''))
+            continue
+        ratio = m['cached'] / m['unsafe']
+        out.append(lib.Row(
+            NAME, 'fleet-safe sweep with a fresh cached slice (fleet_sweep.yml), %d hosts' % size,
+            '%s wall, +%.0f ms per host' % (lib.fmt_s(m['cached']), 1000 * (m['cached'] - m['unsafe']) / size),
+            'without the index (reclaim_fleet_view=false) %s' % lib.fmt_s(m['unsafe']),
+            'x%.2f' % ratio, '<= %.2fx' % CACHED_TARGET, lib.verdict(ratio <= CACHED_TARGET),
+            'after fleet_gather.yml and fleet_index.yml (untimed), jsonfile fact cache' if size == first else ''))
     return out

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One controller-side filter over a synthetic fleet, in a process of its own (for benchmark 7, b_control.py).
 
-Usage: python control_worker.py FILTER[,FILTER...] HOSTS DOMAINS TEMPLATES.json COLLECTIONS REPS
+Usage: python control_worker.py FILTER[,FILTER...] HOSTS DOMAINS TEMPLATES.json COLLECTIONS REPS [compact]
 
 Builds HOSTS hosts' results from the real vm_info and vm_reclaim results in
 TEMPLATES.json (each host's result goes through json.loads, as Ansible
@@ -10,6 +10,12 @@ receives a module's result, so no two hosts share objects), then times REPS
 calls of each FILTER, printing a JSON line for each: the median seconds,
 the resident set before its first call (the inputs), and the process's
 peak during its calls (VmHWM, reset before them through clear_refs).
+
+With ``compact`` (benchmark 10, b_index.py), each host's vm_info result is
+cut to what the fleet index reads (the hypervisor identity and, per domain,
+UUID, name, states, generation, reclaim_at, record host and the disks' and
+backing files' keys): the input a cacheable per-host record of the gather
+step would be, instead of full vm_info results.
 """
 
 import copy
@@ -76,6 +82,25 @@ def vm_info_result(template, host_index, domains, now, projects=200):
     return json.loads(json.dumps(result))
 
 
+# What fleet_index (plugins/plugin_utils/_fleet_index.py) reads of a vm_info result, a record and a disk.
+COMPACT_RESULT = ('hypervisor', 'instances')
+COMPACT_RECORD = ('name', 'uuid', 'managed', 'vm_state', 'task_state', 'power_state', 'generation', 'reclaim_at',
+                  'host', 'disks', 'disks_pending')
+COMPACT_DISK = ('target', 'path', 'file_path', 'pool', 'volume', 'st_dev', 'st_ino', 'backing_chain',
+                'backing_chain_error')
+
+
+def compact(result):
+    """A vm_info result cut to what the fleet index reads (see COMPACT_*)."""
+    out = dict((k, result[k]) for k in COMPACT_RESULT if k in result)
+    out['instances'] = []
+    for rec in result.get('instances') or []:
+        small = dict((k, rec[k]) for k in COMPACT_RECORD if k in rec)
+        small['disks'] = [dict((k, d[k]) for k in COMPACT_DISK if k in d) for d in rec.get('disks') or []]
+        out['instances'].append(small)
+    return out
+
+
 def reclaim_result(template, host_index, domains, now):
     """A host's vm_reclaim result for the same fleet: the expired ones reclaimed, the other soft-deleted kept."""
     result = copy.deepcopy(template['reclaim_rest'])
@@ -98,6 +123,7 @@ def reclaim_result(template, host_index, domains, now):
 
 def main():
     names_arg, hosts, domains, templates, collections, reps = sys.argv[1:7]
+    cut = sys.argv[7:8] == ['compact']
     hosts, domains, reps = int(hosts), int(domains), int(reps)
     sys.path.insert(0, collections)
     from ansible_collections.deferred.libvirt.plugins.plugin_utils import _fleet_index
@@ -115,11 +141,16 @@ def main():
                        for i, h in enumerate(hostnames))
         calls.append(('reclaim_summary', lambda: _reclaim_summary.reclaim_summary(results, hostnames)))
     if set(wanted) & set(('fleet_state', 'fleet_locate', 'quota_check', 'fleet_index')):
-        hostvars = dict((h, {'state_facts_vm_info': vm_info_result(template, i, domains, now)})
-                        for i, h in enumerate(hostnames))
-        fact = _fleet_state.fleet_state(hostvars, hostnames)
-        # A restore batch of 100 soft-deleted domains spread over the fleet, named as an operator names them.
-        batch = [t['name'] for t in fact['trash'][::max(1, len(fact['trash']) // 100)]][:100]
+        hostvars = {}
+        for i, h in enumerate(hostnames):
+            result = vm_info_result(template, i, domains, now)
+            hostvars[h] = {'state_facts_vm_info': compact(result) if cut else result}
+            del result
+        fact, batch = None, None
+        if set(wanted) & set(('fleet_locate', 'quota_check')):
+            fact = _fleet_state.fleet_state(hostvars, hostnames)
+            # A restore batch of 100 soft-deleted domains spread over the fleet, named as an operator names them.
+            batch = [t['name'] for t in fact['trash'][::max(1, len(fact['trash']) // 100)]][:100]
         limits = {'default': {'instances': -1, 'cores': -1, 'ram_mb': -1}}
         calls += [('fleet_state', lambda: _fleet_state.fleet_state(hostvars, hostnames)),
                   ('fleet_locate', lambda: _fleet_state.fleet_locate(fact, batch)),

@@ -5,7 +5,7 @@
 Usage (through bench/run.sh, which sets up the hypervisor first):
   run.sh                      every benchmark, full sizes
   run.sh --quick              every benchmark, small sizes (a few minutes)
-  run.sh --only scale,peer    some of them (names or numbers 1-8)
+  run.sh --only scale,peer    some of them (names or numbers 1-10)
   run.sh --sizes scale=100,200 --sizes bulk=1,8
   run.sh --reps 3             repeat each timed case, report the median
   run.sh --json out.json      also write the rows and the machine description
@@ -25,13 +25,16 @@ import b_bulk
 import b_cinder
 import b_control
 import b_fleet
+import b_hosts
+import b_index
 import b_overhead
 import b_peer
 import b_scale
 import b_tombstones
 
 BENCHMARKS = [('bulk', b_bulk), ('overhead', b_overhead), ('scale', b_scale), ('cinder', b_cinder), ('fleet', b_fleet),
-              ('peer', b_peer), ('control', b_control), ('tombstones', b_tombstones)]
+              ('peer', b_peer), ('control', b_control), ('tombstones', b_tombstones),
+              ('hosts', b_hosts), ('index', b_index)]
 
 
 def machine():
@@ -103,7 +106,8 @@ def parse_sizes(items):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--quick', action='store_true', help='small sizes, for a quick look')
-    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet, peer, control, tombstones (or 1-8)')
+    parser.add_argument('--only', default='', help='comma-separated benchmarks: bulk, overhead, scale, cinder, fleet, peer, control, '
+                                                   'tombstones, hosts, index (or 1-10)')
     parser.add_argument('--sizes', action='append', help='NAME=a,b,c: the sizes of one benchmark')
     parser.add_argument('--reps', type=int, default=None,
                         help='repetitions of each timed case (median); default 3 (5 for overhead, 2 for bulk, '
