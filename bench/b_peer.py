@@ -39,6 +39,8 @@ PEER_DIR = os.path.join(lib.BENCH, 'peer')
 JOBS = ('soft_delete', 'restore', 'terminate')
 IMAGES = '/var/lib/libvirt/images'
 TARGET_BULK = 4.0
+# One guest's soft delete against the peer's playbook (issue 26): ours at least this many times faster, at the median.
+TARGET_ONE = 1.1
 TARGET_BULK_N = 8  # the bulk target is for 8 guests (the quick sizes stop at 2: their rows are information)
 
 
@@ -156,7 +158,7 @@ def rows(timed, counted, sizes, reps):
             target, verdict = '', 'info'
             if job == 'soft_delete':
                 if n == 1:
-                    target, verdict = 'never slower (>= 1x)', lib.verdict(ratio >= 1.0)
+                    target, verdict = '>= %.1fx' % TARGET_ONE, lib.verdict(ratio >= TARGET_ONE)
                 elif n == TARGET_BULK_N:
                     target, verdict = '>= %.0fx' % TARGET_BULK, lib.verdict(ratio >= TARGET_BULK)
             done = len(timed[('ours', n)])

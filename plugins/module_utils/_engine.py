@@ -158,6 +158,14 @@ class Context(object):
             raise OperationError('domain %s disappeared while the operation waited for it' % domain.name)
         return current
 
+    def fresh_stopped(self, domain, managed_save):
+        """Re-read the record of a domain this run has just stopped (under its lock): what fresh() says, from one
+        call instead of four (hv.reread_stopped)."""
+        current = hv.reread_stopped(domain, managed_save)
+        if current is None:
+            raise OperationError('domain %s disappeared while the operation waited for it' % domain.name)
+        return current
+
     def fresh_or_reconnect(self, domain, wait=RECONNECT_WAIT):
         """fresh(), through a new connection when libvirtd went away under the old one (for roll-backs).
 

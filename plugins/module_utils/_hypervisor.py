@@ -8,6 +8,7 @@ the host's identity, defining and undefining. Power actions are in _power.py, ne
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import threading
 import xml.etree.ElementTree as ET
 
 try:
@@ -35,11 +36,49 @@ def _quiet(_ctx, _err):
     return None
 
 
+# libvirt's default event loop, run in a daemon thread once per process: None (not tried yet), True or False.
+_EVENTS = {'running': None}
+_EVENTS_LOCK = threading.Lock()
+
+
+def start_events():
+    """Run libvirt's default event loop in a daemon thread (once per process); whether it runs.
+
+    Connections opened after this deliver domain events (a shutdown is seen
+    through its STOPPED event, _power.StopWatch). A connection opened before
+    it may deliver none: the callers that wait for events poll as well.
+    """
+    with _EVENTS_LOCK:
+        if _EVENTS['running'] is None:
+            try:
+                libvirt.virEventRegisterDefaultImpl()
+                thread = threading.Thread(target=_run_events, name='libvirt-events')
+                thread.daemon = True
+                thread.start()
+                _EVENTS['running'] = True
+            except Exception:  # no event loop: every wait polls, as it did before events
+                _EVENTS['running'] = False
+        return _EVENTS['running']
+
+
+def events_running():
+    """Whether libvirt's event loop runs in this process (start_events)."""
+    return bool(_EVENTS['running'])
+
+
+def _run_events():
+    while True:
+        if libvirt.virEventRunDefaultImpl() < 0:
+            _EVENTS['running'] = False
+            return
+
+
 def open_connection(uri):
     """Open ``uri`` or raise HypervisorError saying why it did not answer."""
     if not HAS_LIBVIRT:
         raise HypervisorError('the libvirt Python bindings are not installed (pip install libvirt-python)')
     libvirt.registerErrorHandler(_quiet, None)
+    start_events()  # before the open: only a connection opened after it delivers events
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as exc:
@@ -188,6 +227,23 @@ def refresh(conn, dom):
             return None
         raise HypervisorError('domain %s: cannot read it from libvirt: %s' % (dom.name(), exc.get_error_message()))
     return Domain(dom, xml, state, persistent, saved)
+
+
+def reread_stopped(domain, managed_save):
+    """``domain`` read again after this run stopped it: None when it no longer exists.
+
+    One call (its definition, which holds the record another writer may have
+    changed meanwhile) instead of refresh's four: the power state (shutoff)
+    and the managed-save image are what the stop itself established, and a
+    domain that is no longer persistent has no inactive definition to read.
+    """
+    try:
+        xml = domain.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    except libvirt.libvirtError as exc:
+        if error_code(exc) in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
+            return None
+        raise HypervisorError('domain %s: cannot read it from libvirt: %s' % (domain.name, exc.get_error_message()))
+    return Domain(domain.dom, xml, 'shutoff', True, managed_save)
 
 
 def lookup(conn, uuid):

@@ -163,6 +163,14 @@ instances:
       elements: float
     shutdown_timeout: {description: "The shutdown timeout that applied, in seconds: the task's, else the domain's own, else 60.", type: int}
     shutdown_seconds: {description: How long the shutdown took., type: float}
+    shutdown_seen_by:
+      description:
+        - How the end of the shutdown was seen. V(event) is libvirt's STOPPED lifecycle event, which ends the wait as
+          soon as the domain stops. V(poll) is a read of the power state, made every 0.1 s when the connection
+          delivers no events and every 0.5 s beside the event in case it never comes. Null when there was no
+          wait (the domain was already off, was saved with managed save, or was destroyed at the timeout).
+      type: str
+      choices: [event, poll]
     seconds: {description: How long the whole soft delete of this domain took., type: float}
     record: {description: "The lifecycle record after, as M(deferred.libvirt.vm_info) reports it.", type: dict}
 request_id:

@@ -92,6 +92,17 @@ def test_acpi_guest_shuts_down_cleanly_and_is_soft_deleted(ansible, make_guest, 
     assert (last['action'], last['result'], last['request_id']) == ('soft_delete', 'success', result['request_id'])
 
 
+def test_a_guest_shutdown_is_seen_through_libvirts_stopped_event_not_a_poll(ansible, make_guest, hypervisor):
+    name, uuid = make_guest('e', kind='acpi')
+    [result] = play(ansible, (SOFT_DELETE, {'name': name}))
+    inst = only(ok(result))
+    assert (inst['action'], inst['clean_shutdown'], inst['shutdown_attempts']) == ('soft_deleted', True, 1)
+    # The STOPPED lifecycle event ended the wait (a poll would say poll), and the guest is off.
+    assert inst['shutdown_seen_by'] == 'event'
+    assert power(hypervisor, name) == libvirt.VIR_DOMAIN_SHUTOFF
+    assert inst['record']['power_state'] == 'shutoff'
+
+
 def test_soft_delete_journals_nova_events_with_request_id_project_and_result(ansible, make_guest):
     name, uuid = make_guest('a', kind='acpi')
     attrs, result = play(ansible, (ATTRS, {'name': name, 'project': 'web'}), (SOFT_DELETE, {'name': name}))
@@ -118,7 +129,7 @@ def test_guest_ignoring_acpi_is_destroyed_after_its_own_shutdown_timeout(ansible
     ok(attrs)
     inst = only(result)
     assert inst['action'] == 'soft_deleted'
-    assert inst['clean_shutdown'] is False
+    assert inst['clean_shutdown'] is False and inst['shutdown_seen_by'] is None
     assert inst['shutdown_timeout'] == 5
     assert 5 <= inst['shutdown_seconds'] < 60
     assert power(hypervisor, name) == libvirt.VIR_DOMAIN_SHUTOFF
@@ -310,6 +321,7 @@ def test_managed_save_mode_keeps_the_guest_memory_in_a_managed_save_image(ansibl
     result, after = play(ansible, (SOFT_DELETE, {'name': name, 'mode': 'managed_save'}), (INFO, {'name': name}))
     inst = only(result)
     assert inst['action'] == 'soft_deleted' and inst['mode'] == 'managed_save'
+    assert inst['shutdown_seen_by'] is None  # saved, not shut down: no wait
     assert hypervisor.lookupByName(name).hasManagedSaveImage(0) == 1
     record = only(after)
     assert (record['vm_state'], record['power_state'], record['managed_save'], record['soft_delete_mode']) == \

@@ -214,9 +214,11 @@ class SoftDeletePlan(engine.Plan):
         domain = self.domain
         self.stopped = stop_guest(ctx, domain, self.mode, self.timeout, self.opts.shutdown_retry_interval)
         failpoint('soft_delete.after_shutdown')
-        # One read after the shutdown, for the compare-and-set and for what was done, not what was asked (a
-        # guest that was already off has no saved memory).
-        self.after = ctx.fresh(domain)
+        # One read after the shutdown, for the compare-and-set (a writer without this host's lock, an ad hoc
+        # move_from, may have changed the record meanwhile) and for what was done, not what was asked (a guest
+        # that was already off has no saved memory). Only the record is read: the power state and the saved
+        # memory are what the stop itself established.
+        self.after = ctx.fresh_stopped(domain, bool(domain.managed_save or self.stopped.get('managed_save')))
         self.mode = 'managed_save' if self.stopped.get('managed_save') or self.after.managed_save else 'shutdown'
         record = copy.deepcopy(domain.record)
         record.update({'vm_state': states.leaves(OPERATION), 'task_state': None, 'soft_delete_mode': self.mode})
@@ -247,6 +249,7 @@ class SoftDeletePlan(engine.Plan):
                                  mode=self.mode, clean_shutdown=stopped.get('clean_shutdown'),
                                  shutdown_attempts=stopped.get('attempts'), shutdown_sent_at=stopped.get('sent_at') or [],
                                  shutdown_timeout=self.timeout, shutdown_seconds=stopped.get('seconds'),
+                                 shutdown_seen_by=stopped.get('seen_by'),
                                  seconds=round(time.monotonic() - self.started, 2), record=after_view)
 
 

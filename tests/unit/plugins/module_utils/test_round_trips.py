@@ -33,9 +33,10 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state
 
 @pytest.fixture
 def reads(monkeypatch):
-    """Every re-read of one domain (hv.refresh) and every power-state call, as they happen."""
-    seen = {'refresh': 0, 'state': 0}
+    """Every re-read of one domain (hv.refresh, hv.reread_stopped) and every power-state call, as they happen."""
+    seen = {'refresh': 0, 'state': 0, 'reread_stopped': 0}
     real_refresh = hv.refresh
+    real_reread = hv.reread_stopped
     real_state = hv.libvirt.virDomain.state
 
     def counted_refresh(conn, dom):
@@ -46,7 +47,12 @@ def reads(monkeypatch):
         seen['state'] += 1
         return real_state(self, *args)
 
+    def counted_reread(domain, managed_save):
+        seen['reread_stopped'] += 1
+        return real_reread(domain, managed_save)
+
     monkeypatch.setattr(hv, 'refresh', counted_refresh)
+    monkeypatch.setattr(hv, 'reread_stopped', counted_reread)
     monkeypatch.setattr(hv.libvirt.virDomain, 'state', counted_state)
     return seen
 
@@ -66,11 +72,33 @@ def stored_view(conn, name):
 def test_a_soft_delete_reads_the_domain_under_its_lock_and_after_the_shutdown_only(conn, define, tmp_path, reads):
     define('web01', running=True)
     instance = run(soft_delete, conn, tmp_path, name=['web01'], shutdown_timeout=5)
-    # Under the lock before deciding, and after the shutdown for the compare-and-set: nothing in between.
-    assert reads['refresh'] == 2
+    # Under the lock before deciding, and after the shutdown for the compare-and-set (its record only, the one
+    # call reread_stopped makes): nothing in between.
+    assert (reads['refresh'], reads['reread_stopped']) == (1, 1)
     # The reported record is the one libvirt now holds, although nothing read it back after the write.
     assert instance['record'] == stored_view(conn, 'web01')
     assert (instance['record']['power_state'], instance['record']['vm_state']) == ('shutoff', 'soft_deleted')
+
+
+def test_a_record_changed_by_another_writer_during_the_shutdown_fails_the_soft_delete(conn, define, tmp_path,
+                                                                                      monkeypatch):
+    dom = define('web01', running=True)
+    real_shutdown = _power.clean_shutdown
+
+    def shutdown_while_another_writer_takes_it(*args, **kwargs):
+        stopped = real_shutdown(*args, **kwargs)
+        # A writer without this host's lock (an ad hoc move_from) takes the domain while it shuts down.
+        theirs = hv.refresh(conn, dom)
+        record = dict(theirs.record, task_state='moving')
+        hv.write_record(theirs, record)
+        return stopped
+
+    monkeypatch.setattr(_power, 'clean_shutdown', shutdown_while_another_writer_takes_it)
+    ctx = engine.Context(conn, uri='test:///default', state=StateDir(str(tmp_path / 'state'), create=True),
+                         lock_timeout=5, params=dict(name=['web01'], shutdown_timeout=5))
+    [instance] = soft_delete.run(ctx, soft_delete.options(ctx.params))['instances']
+    assert instance['failed'] is True
+    assert 'task_state is moving, expected soft_deleting; another operation got there first' in instance['msg']
 
 
 def test_a_restore_reads_the_domain_under_its_lock_and_after_the_boot_only(conn, define, tmp_path, reads):
