@@ -49,6 +49,8 @@ MAX_GUESTS = 8
 MAX_RUNNING = 3
 SHUTDOWN_TIMEOUT = '5s'
 START_TIMEOUT = 120
+STATE_DIR_KB = 16384
+FILLER = 'trial-filler'
 REFUSED_PORT = 9  # discard: nothing listens there on the test bed, so ssh is refused
 
 # The fail points a step may be killed at, by operation (plugins/module_utils/_faults.py).
@@ -81,6 +83,22 @@ def parse_time(text):
     if not text:
         return None
     return datetime.datetime.fromisoformat(text.strip().replace('Z', '+00:00'))
+
+
+def playbook_failures(stdout):
+    """'host: task: message' of every failed or unreachable task result a JSON playbook run printed."""
+    found = []
+    try:
+        plays = json.loads(stdout)['plays']
+    except (ValueError, KeyError, TypeError):
+        return ['no JSON output']
+    for play in plays:
+        for task in play['tasks']:
+            for host, result in sorted(task['hosts'].items()):
+                if result.get('failed') or result.get('unreachable'):
+                    found.append('%s: %s: %s' % (host, task.get('name'),
+                                                 one_line(result.get('msg'))))
+    return found
 
 
 def one_line(text):
@@ -133,6 +151,33 @@ class Fleet(object):
             pass
         conn = self._conns[host] = guests.connect(self.uri[host])
         return conn
+
+    def mount_state_dir(self):
+        """hv1's state_dir is a small tmpfs of its own, so a step can find it full (ENOSPC) for real."""
+        if 'hv1' in self.hosts:
+            os.makedirs(self.state_main['hv1'], exist_ok=True)
+            subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%dk,mode=0700' % STATE_DIR_KB, 'trial-state',
+                            self.state_main['hv1']], check=True)
+
+    def umount_state_dir(self):
+        if 'hv1' in self.hosts and os.path.ismount(self.state_main['hv1']):
+            subprocess.run(['umount', self.state_main['hv1']], check=False)
+
+    def fill_state_dir(self, host):
+        """Fill the host's state_dir (a tmpfs) up to its last byte."""
+        with open(os.path.join(self.state_main[host], FILLER), 'wb', buffering=0) as handle:
+            for size in (65536, 1):
+                try:
+                    while True:
+                        handle.write(b'\0' * size)
+                except OSError:
+                    pass
+
+    def unfill_state_dir(self, host):
+        try:
+            os.unlink(os.path.join(self.state_main[host], FILLER))
+        except FileNotFoundError:
+            pass
 
     def inventory(self, refused=None):
         hosts = dict((h, dict(self.vars[h])) for h in self.hosts)
@@ -268,12 +313,14 @@ class Trial(object):
         live = [(index[n], cs) for n, cs in sorted(by_guest.items()) if n in index]
         soft = [(i, h) for i, cs in live for h, c in cs
                 if (c['record'] or {}).get('vm_state') == 'soft_deleted']
+        # A move reaches the source by name (qemu+ssh://HOST/system): hv2 and hv3 know each other, not hv1.
+        movable = [(i, h) for i, h in soft if h != 'hv1']
         awake = [(i, h) for i, cs in live for h, c in cs
                  if (c['record'] or {}).get('vm_state') != 'soft_deleted']
         running = sum(1 for _, cs in live for _, c in cs if c['active'])
         hosts = self.fleet.hosts
         weights = {'create': 4 if len(live) < MAX_GUESTS else 0, 'soft_delete': 5 if awake else 0,
-                   'restore': 3 if soft else 0, 'move': 1 if soft and len([h for h in hosts if h != 'hv1']) > 1 else 0,
+                   'restore': 3 if soft else 0, 'move': 1 if movable and len([h for h in hosts if h != 'hv1']) > 1 else 0,
                    'migrate': 1 if live and len(hosts) > 1 else 0, 'terminate': 2 if live else 0,
                    'attributes': 2 if live else 0, 'sweep': 4}
         kinds = sorted(k for k, w in weights.items() if w)
@@ -296,7 +343,7 @@ class Trial(object):
             g, host = rng.choice(soft)
             op.update(g=g, host=host, force=rng.random() < 0.2, hard_reboot=rng.random() < 0.2)
         elif kind == 'move':
-            g, host = rng.choice(soft)
+            g, host = rng.choice(movable)
             op.update(g=g, host=host, target=rng.choice([h for h in hosts if h not in (host, 'hv1')] or [host]))
         elif kind == 'migrate':
             g, cs = rng.choice(live)
@@ -323,12 +370,17 @@ class Trial(object):
                 choices.append('clock')
             if kind == 'sweep' and op['variant'] in ('fleet', 'overlap') and len(hosts) > 1:
                 choices.append('ssh_refused')
+            if kind in ('soft_delete', 'restore', 'terminate', 'sweep') and op['host'] == 'hv1' and (
+                    kind != 'sweep' or op['variant'] == 'adhoc'):
+                choices.append('state_dir_full')
             if choices:
                 fault = rng.choice(choices)
                 if fault == 'kill':
                     op['fault'] = {'kill': rng.choice(FAILPOINTS[kind])}
                 elif fault == 'clock':
                     op['fault'] = {'clock': rng.choice(CLOCK_STEPS)}
+                elif fault == 'state_dir_full':
+                    op['fault'] = {'state_dir_full': op['host']}
                 else:
                     op['fault'] = {'ssh_refused': rng.choice([h for h in hosts if h != 'hv1'])}
         return op
@@ -355,7 +407,14 @@ class Trial(object):
         self.ops[kind] += 1
         if op.get('fault'):
             self.faults[sorted(op['fault'])[0]] += 1
-        return getattr(self, 'op_' + kind)(op)
+        full = (op.get('fault') or {}).get('state_dir_full')
+        if full:
+            self.fleet.fill_state_dir(full)
+        try:
+            return getattr(self, 'op_' + kind)(op)
+        finally:
+            if full:
+                self.fleet.unfill_state_dir(full)
 
     def module(self, op, module, args):
         host = op['host']
@@ -468,11 +527,12 @@ class Trial(object):
         runs = 2 if op['variant'] == 'overlap' else 1
         procs = [subprocess.Popen(cmd, env=self.fleet.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(runs)]
-        rcs = []
+        rcs, failures = [], []
         for proc in procs:
-            proc.communicate(timeout=900)
+            stdout, _ = proc.communicate(timeout=900)
             rcs.append(proc.returncode)
-        return 'reclaim.yml %s rc %s' % (op['variant'], rcs)
+            failures += playbook_failures(stdout)
+        return 'reclaim.yml %s rc %s%s' % (op['variant'], rcs, ''.join('; %s' % f for f in failures[:3]))
 
     # -- checking --------------------------------------------------------------------------------------------------
 
@@ -606,6 +666,7 @@ class Trial(object):
             ch.cleanup(self.fleet.prefix, conn=self.cinder)
         except Exception as exc:  # noqa: BLE001 - cleanup reports and goes on
             print('cleanup: cinder: %s' % exc, file=sys.stderr)
+        self.fleet.umount_state_dir()
         for host in self.fleet.hosts:
             shutil.rmtree(self.fleet.state_main[host], ignore_errors=True)
 
@@ -639,6 +700,7 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
     fleet = Fleet(prefix, args.hosts, load_cloud(), collections, workdir)
     for host in fleet.hosts:
         os.makedirs(fleet.state_main[host], exist_ok=True)
+    fleet.mount_state_dir()
     trial = Trial(fleet, project, rng, args.fault_rate)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     done = []
@@ -660,7 +722,7 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
                 trial.check(before, after, op, started)
                 if op.get('fault'):
                     # The fault stops; the same operation runs again and must converge (rule 7).
-                    if 'kill' in op['fault'] or 'ssh_refused' in op['fault']:
+                    if set(op['fault']) & set(['kill', 'ssh_refused', 'state_dir_full']):
                         outcome += '; again: ' + trial.run(op, faults=False)
                         before, after = after, snapshot(fleet)
                         trial.check(before, after, op, started)
