@@ -297,9 +297,15 @@ class Trial(object):
         self.faults = collections.Counter()
         self.ops = collections.Counter()
         self.checks = collections.Counter()
-        self.cinder = ch.connect()
+        self._cinder = None
         self.next_guest = 0
         self.next_base = 0
+
+    @property
+    def cinder(self):
+        if self._cinder is None:
+            self._cinder = ch.connect()
+        return self._cinder
 
     # -- drawing ---------------------------------------------------------------------------------------------------
 
