@@ -752,32 +752,34 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
     return len(done), violation, done, trial
 
 
-def shrink(args, ops, collections, workdir, budget):
-    """Delta debugging (ddmin) of the op list: the smallest list found within ``budget`` seconds whose replay on a
-    clean fleet still violates the same invariant."""
-    deadline = time.monotonic() + budget
-    _, first, _, _ = run_trial(args, ops=[dict(o, fault=o.get('fault')) for o in ops], collections=collections,
-                               workdir=workdir, quiet=True)
-    if first is None:
-        return ops, False
-    wanted = first[1].invariant
+def ddmin(ops, reproduces, deadline):
+    """Delta debugging: the smallest sub-list of ``ops`` found before ``deadline`` (time.monotonic) for which
+    ``reproduces(candidate)`` is still true; returns (ops, finished in time)."""
     n = 2
-    while len(ops) >= 2 and time.monotonic() < deadline:
+    while len(ops) >= 2:
         chunk = max(1, len(ops) // n)
         reduced = False
         for i in range(0, len(ops), chunk):
             if time.monotonic() >= deadline:
-                break
+                return ops, False
             candidate = ops[:i] + ops[i + chunk:]
-            _, found, _, _ = run_trial(args, ops=candidate, collections=collections, workdir=workdir, quiet=True)
-            if found is not None and found[1].invariant == wanted:
+            if reproduces(candidate):
                 ops, n, reduced = candidate, max(n - 1, 2), True
                 break
         if not reduced:
             if n >= len(ops):
                 break
             n = min(len(ops), n * 2)
-    return ops, time.monotonic() < deadline
+    return ops, True
+
+
+def shrink(args, ops, collections, workdir, budget, invariant):
+    """The op list shrunk by ddmin, each candidate replayed on a clean fleet and kept when ``invariant`` breaks
+    again; returns (ops, shrunk to the end)."""
+    def reproduces(candidate):
+        _, found, _, _ = run_trial(args, ops=candidate, collections=collections, workdir=workdir, quiet=True)
+        return found is not None and found[1].invariant == invariant
+    return ddmin(ops, reproduces, time.monotonic() + budget)
 
 
 def main(argv=None):
@@ -809,7 +811,7 @@ def main(argv=None):
         if violation is not None:
             minimal, shrunk = done, False
             if args.shrink > 0:
-                minimal, shrunk = shrink(args, done, collections, workdir, args.shrink)
+                minimal, shrunk = shrink(args, done, collections, workdir, args.shrink, violation[1].invariant)
             print('REPLAY: seed %d, step %d, %s: %s' % (args.seed, violation[0], violation[1].invariant, violation[1]))
             print('%s op list (%d ops; replay with --replay FILE --seed %d):' % (
                 'shrunk' if shrunk else 'unshrunk (no --shrink, or its budget ran out)', len(minimal), args.seed))

@@ -149,3 +149,22 @@ def test_an_interrupted_operation_that_leaves_its_task_state_has_not_converged(c
         checker.check_converged({'op': 'restore', 'g': 0, 'host': 'hv2'}, state)
 
     assert raised.value.invariant == 'converges'
+
+
+def test_shrinking_keeps_only_the_operations_that_reproduce_the_violation():
+    ops = [{'op': 'create', 'g': i} for i in range(12)]
+
+    def reproduces(candidate):  # the violation needs ops 3 and 8, in that order
+        return [o['g'] for o in candidate if o['g'] in (3, 8)] == [3, 8]
+
+    minimal, finished = trial.ddmin(ops, reproduces, float('inf'))
+
+    assert finished and [o['g'] for o in minimal] == [3, 8]
+
+
+def test_shrinking_stops_at_its_deadline_with_the_list_it_has():
+    ops = [{'op': 'create', 'g': i} for i in range(6)]
+
+    minimal, finished = trial.ddmin(ops, lambda candidate: True, 0)
+
+    assert not finished and minimal == ops
