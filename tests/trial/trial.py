@@ -323,7 +323,7 @@ class Trial(object):
         movable = [(i, h) for i, h in soft if h != 'hv1']
         awake = [(i, h) for i, cs in live for h, c in cs
                  if (c['record'] or {}).get('vm_state') != 'soft_deleted']
-        running = sum(1 for _, cs in live for _, c in cs if c['active'])
+        running = sum(1 for _g, cs in live for _h, c in cs if c['active'])
         hosts = self.fleet.hosts
         weights = {'create': 4 if len(live) < MAX_GUESTS else 0, 'soft_delete': 5 if awake else 0,
                    'restore': 3 if soft else 0, 'move': 1 if movable and len([h for h in hosts if h != 'hv1']) > 1 else 0,
@@ -532,10 +532,10 @@ class Trial(object):
         cmd = self.fleet.playbook_cmd('deferred.libvirt.reclaim', fault.get('ssh_refused'), extra)
         runs = 2 if op['variant'] == 'overlap' else 1
         procs = [subprocess.Popen(cmd, env=self.fleet.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(runs)]
+                                  text=True) for _run in range(runs)]
         rcs, failures = [], []
         for proc in procs:
-            stdout, _ = proc.communicate(timeout=900)
+            stdout = proc.communicate(timeout=900)[0]
             rcs.append(proc.returncode)
             failures += playbook_failures(stdout)
         return 'reclaim.yml %s rc %s%s' % (op['variant'], rcs, ''.join('; %s' % f for f in failures[:3]))
@@ -574,7 +574,7 @@ class Trial(object):
             for g in self.guests.values():
                 if g['uuid'] != key[1]:
                     continue
-                for volume, _ in g['volumes']:
+                for volume, _dot in g['volumes']:
                     self.checks['volumes'] += 1
                     status = ch.volume_status(volume, conn=self.cinder)
                     attached = [a for a in ch.attachments_for(key[1], conn=self.cinder) if a.volume_id == volume]
@@ -612,8 +612,8 @@ class Trial(object):
                 raise Violation('restored', '%s on %s (uuid %s) runs but its record says soft_deleted, idle'
                                 % (copy['name'], key[0], key[1]))
         # 7. every domain gone from every host has a tombstone
-        left = set(uuid for _, uuid in copies)
-        for _, uuid in sorted(before['copies']):
+        left = set(uuid for _host, uuid in copies)
+        for _host, uuid in sorted(before['copies']):
             if uuid in left or uuid in self.terminated:
                 continue
             self.checks['converges'] += 1
@@ -777,7 +777,7 @@ def shrink(args, ops, collections, workdir, budget, invariant):
     """The op list shrunk by ddmin, each candidate replayed on a clean fleet and kept when ``invariant`` breaks
     again; returns (ops, shrunk to the end)."""
     def reproduces(candidate):
-        _, found, _, _ = run_trial(args, ops=candidate, collections=collections, workdir=workdir, quiet=True)
+        found = run_trial(args, ops=candidate, collections=collections, workdir=workdir, quiet=True)[1]
         return found is not None and found[1].invariant == invariant
     return ddmin(ops, reproduces, time.monotonic() + budget)
 
