@@ -500,8 +500,8 @@ class Trial(object):
         try:
             dom = source.lookupByName(name)
             if dom.UUIDString() in [d.UUIDString() for d in target.listAllDomains()]:
-                # A migration never lands on a host that defines the domain already: redefining it there would
-                # replace that copy's definition and record (a running copy's included) with the source's.
+                # Not onto a host that defines the domain already: redefining it there would replace that copy's
+                # definition and record (a running copy's included) with the source's, the operator's doing.
                 return 'refused: already defined on %s' % op['target']
             xml = dom.XMLDesc(INACTIVE_XML)
             target.defineXML(xml)
