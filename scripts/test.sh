@@ -16,16 +16,19 @@
 #      them), and the reliability trials (fail points, libvirtd restarts,
 #      Cinder outages, a state_dir that cannot be written),
 #   3. stops Cinder again.
-# Usage: scripts/test.sh [unit|newest|sanity|lint|galaxy|ee|systemd|integration|security-newest|reliability|races]...
-# The default is every stage but races: the 3 x 20 race trials take ~6 min
+# Usage: scripts/test.sh [unit|newest|sanity|lint|galaxy|ee|systemd|integration|security-newest|reliability|trial|
+#                         races|trial-long]...
+# The default is every stage but races and trial-long: the 3 x 20 race trials take ~6 min
 # more (run them with "scripts/test.sh races", or all of it and the table in
-# docs/reliability.md with tests/reliability/report.py).
+# docs/reliability.md with tests/reliability/report.py); trial-long runs the
+# randomized fleet trial for 1,000 steps on each of 5 seeds (hours; figures in
+# docs/reliability.md).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(unit newest sanity lint galaxy ee systemd integration security-newest reliability)
+[ ${#stages[@]} -gt 0 ] || stages=(unit newest sanity lint galaxy ee systemd integration security-newest reliability trial)
 want() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
@@ -76,7 +79,7 @@ if want systemd; then
   bash tests/testbed/systemd_host.sh up
   run_pytest -q -rs -p no:cacheprovider tests/systemd
 fi
-if want integration || want security-newest || want reliability || want races; then
+if want integration || want security-newest || want reliability || want races || want trial || want trial-long; then
   step "test guests, Cinder, second hypervisor"
   bash tests/testbed/build_guest.sh
   bash tests/testbed/cinder.sh up
@@ -105,5 +108,17 @@ fi
 if want races; then
   step "race trials (two playbooks at once, 3 x 20 trials)"
   run_pytest -q -rs -p no:cacheprovider tests/reliability -m slow_trials
+fi
+# The randomized fleet trial (tests/trial, issue 27): random operations and faults on hv1-hv3 with the safety rules
+# checked after every step. TRIAL_NO_LOCK: the stages above do not take the hypervisor lock either.
+if want trial; then
+  step "randomized fleet trial, short (seed ${TRIAL_SEED:-27}, ${TRIAL_STEPS:-40} steps, ~5 min)"
+  TRIAL_NO_LOCK=1 bash tests/trial/run.sh --seed "${TRIAL_SEED:-27}" --steps "${TRIAL_STEPS:-40}" --shrink 0
+fi
+if want trial-long; then
+  for seed in 1 2 3 4 5; do
+    step "randomized fleet trial, long (seed $seed, 1000 steps)"
+    TRIAL_NO_LOCK=1 bash tests/trial/run.sh --seed "$seed" --steps 1000 --shrink 1800
+  done
 fi
 step "all tests passed in $(( $(date +%s) - started )) s"

@@ -1,0 +1,830 @@
+# Copyright: deferred.libvirt contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A randomized fleet trial (issue 27): random operations and faults on the real fleet test bed, the safety rules
+checked after every step from libvirt, the filesystem and Cinder directly.
+
+Operations and faults are drawn from a seeded RNG and run through the public interface only: modules in one-task
+plays and ad hoc (``ansible -m``), the reclaim playbook over the whole fleet, with ``--limit`` and as two overlapping
+runs. Guests are defined and migrated the way an operator (or Nova) does it: through libvirt. Every name the trial
+makes starts with its own prefix; everything with it is removed at the end.
+
+Usage: python tests/trial/trial.py --seed N --steps M [--hosts 3] [--replay OPS.json] [--shrink SECONDS]
+"""
+
+import argparse
+import collections
+import datetime
+import glob
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
+
+import libvirt  # noqa: E402
+
+import cinder_helpers as ch  # noqa: E402
+import guests  # noqa: E402
+from ansible_env import ansible_env  # noqa: E402
+
+PYTHON = sys.executable
+BIN = os.path.dirname(PYTHON)
+FLEET_DIR = '/var/lib/deferred-libvirt-testbed/fleet'
+FLEET_JSON = os.path.join(FLEET_DIR, 'fleet-hosts.json')
+TRIAL_DIR = '/var/lib/deferred-libvirt-testbed/trial'
+SHARED_DIR = '/srv/shared-images'
+CALLBACKS = os.path.join(ROOT, 'tests', 'integration', 'callback_plugins')
+NAMESPACE = 'urn:deferred-libvirt:lifecycle:1'
+INACTIVE_XML = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+MODULE = 'deferred.libvirt.'
+MAX_GUESTS = 8
+MAX_RUNNING = 3
+SHUTDOWN_TIMEOUT = '5s'
+START_TIMEOUT = 120
+STATE_DIR_KB = 16384
+FILLER = 'trial-filler'
+REFUSED_PORT = 9  # discard: nothing listens there on the test bed, so ssh is refused
+
+# The fail points a step may be killed at, by operation (plugins/module_utils/_faults.py).
+FAILPOINTS = {
+    'soft_delete': ['soft_delete.before_shutdown', 'soft_delete.after_shutdown', 'soft_delete.after_record'],
+    'restore': ['restore.after_record', 'restore.before_boot', 'restore.after_boot'],
+    'terminate': ['terminate.after_destroy', 'terminate.after_disks', 'terminate.after_tombstone',
+                  'terminate.after_undefine', 'terminate.after_detach', 'terminate.after_cinder'],
+    'sweep': ['reclaim.before_lock', 'terminate.after_destroy', 'terminate.after_disks', 'terminate.after_tombstone',
+              'terminate.after_undefine', 'terminate.after_detach'],
+    'move': ['move.after_define', 'move.after_record', 'move.after_source_marked', 'move.after_source_undefined'],
+}
+CLOCK_STEPS = ['+2d', '-1d', '+400d', '-2h']
+INVARIANTS = (
+    ('files', '1. no file a defined domain references is gone (unless soft-deleted, expired, sole user)'),
+    ('volumes', '2. no volume attached to a defined domain is detached or deleted'),
+    ('settled', '3. after a clean sweep with Cinder, terminated domains\' volumes follow delete_on_termination'),
+    ('restored', '4. a live (not soft-deleted) copy is never reclaimed; nothing runs half-restored'),
+    ('one_running', '5. never two running copies of one UUID'),
+    ('not_early', '6. nothing reclaimed before its reclaim_at by the real clock'),
+    ('converges', '7. an interrupted operation run again converges; every terminated domain has a tombstone'),
+)
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def parse_time(text):
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.strip().replace('Z', '+00:00'))
+
+
+def playbook_failures(stdout):
+    """'host: task: message' of every failed or unreachable task result a JSON playbook run printed."""
+    found = []
+    try:
+        plays = json.loads(stdout)['plays']
+    except (ValueError, KeyError, TypeError):
+        return ['no JSON output']
+    for play in plays:
+        for task in play['tasks']:
+            for host, result in sorted(task['hosts'].items()):
+                if result.get('failed') or result.get('unreachable'):
+                    found.append('%s: %s: %s' % (host, task.get('name'),
+                                                 one_line(result.get('msg'))))
+    return found
+
+
+def one_line(text):
+    return ' '.join(str(text).split())[:160]
+
+
+class Violation(Exception):
+    def __init__(self, invariant, message):
+        super(Violation, self).__init__('%s: %s' % (invariant, message))
+        self.invariant = invariant
+
+
+# -- the fleet ------------------------------------------------------------------------------------------------------
+
+class Fleet(object):
+    """The test bed's hosts (hv1 local, hv2/hv3 over SSH), a private state_dir per host and the installed collection."""
+
+    def __init__(self, prefix, hosts, cloud, collections, workdir):
+        with open(FLEET_JSON) as handle:
+            fleet = json.load(handle)
+        self.prefix = prefix
+        self.cloud = cloud
+        self.collections = collections
+        self.workdir = workdir
+        self.hosts = ['hv1', 'hv2', 'hv3'][3 - hosts:]
+        self.uri = {'hv1': 'qemu:///system'}
+        self.state_main = {'hv1': os.path.join(TRIAL_DIR, prefix + 'hv1')}
+        self.vars = {'hv1': {'ansible_connection': 'local', 'ansible_python_interpreter': PYTHON,
+                             'deferred_libvirt_uri': 'qemu:///system',
+                             'deferred_libvirt_state_dir': self.state_main['hv1']}}
+        for host in ('hv2', 'hv3'):
+            entry = fleet[host]
+            self.uri[host] = entry['uri_from_main_namespace']
+            inside = '/var/lib/deferred-libvirt/%s' % prefix.rstrip('-')
+            self.state_main[host] = os.path.join(entry['state_dir_from_main_namespace'], prefix.rstrip('-'))
+            self.vars[host] = dict((k, entry[k]) for k in (
+                'ansible_host', 'ansible_port', 'ansible_user', 'ansible_ssh_private_key_file',
+                'ansible_ssh_common_args'))
+            self.vars[host].update(ansible_connection='ssh', ansible_python_interpreter=PYTHON,
+                                   deferred_libvirt_uri=entry['uri'], deferred_libvirt_state_dir=inside)
+        self._conns = {}
+        self.faketime = (glob.glob('/usr/lib/*/faketime/libfaketimeMT.so.1') or [None])[0]
+
+    def conn(self, host):
+        conn = self._conns.get(host)
+        try:
+            if conn is not None and conn.isAlive():
+                return conn
+        except libvirt.libvirtError:
+            pass
+        conn = self._conns[host] = guests.connect(self.uri[host])
+        return conn
+
+    def mount_state_dir(self):
+        """hv1's state_dir is a small tmpfs of its own, so a step can find it full (ENOSPC) for real."""
+        if 'hv1' in self.hosts:
+            os.makedirs(self.state_main['hv1'], exist_ok=True)
+            subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%dk,mode=0700' % STATE_DIR_KB, 'trial-state',
+                            self.state_main['hv1']], check=True)
+
+    def umount_state_dir(self):
+        if 'hv1' in self.hosts and os.path.ismount(self.state_main['hv1']):
+            subprocess.run(['umount', self.state_main['hv1']], check=False)
+
+    def fill_state_dir(self, host):
+        """Fill the host's state_dir (a tmpfs) up to its last byte."""
+        with open(os.path.join(self.state_main[host], FILLER), 'wb', buffering=0) as handle:
+            for size in (65536, 1):
+                try:
+                    while True:
+                        handle.write(b'\0' * size)
+                except OSError:
+                    pass
+
+    def unfill_state_dir(self, host):
+        try:
+            os.unlink(os.path.join(self.state_main[host], FILLER))
+        except FileNotFoundError:
+            pass
+
+    def inventory(self, refused=None):
+        hosts = dict((h, dict(self.vars[h])) for h in self.hosts)
+        if refused in hosts and refused != 'hv1':
+            hosts[refused]['ansible_port'] = REFUSED_PORT
+        inv = {'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': {
+            'deferred_libvirt_cloud': self.cloud,
+            'deferred_libvirt_instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]}}}}}
+        path = os.path.join(self.workdir, 'inventory-%s.json' % (refused or 'all'))
+        with open(path, 'w') as handle:
+            json.dump(inv, handle)
+        return path
+
+    def env(self, **more):
+        env = ansible_env(self.collections, PYTHON, 'result_json', CALLBACKS)
+        env.update(more)
+        return env
+
+    def playbook_cmd(self, playbook, refused=None, args=()):
+        return [os.path.join(BIN, 'ansible-playbook'), '-i', self.inventory(refused), playbook] + list(args)
+
+    def play(self, host, module, args, environment=None, refused=None):
+        """One module task on ``host`` in a play; returns (rc, the host's result or None)."""
+        play = {'hosts': host, 'gather_facts': False, 'environment': environment or {},
+                'module_defaults': {'group/deferred.libvirt.all': {
+                    'uri': '{{ deferred_libvirt_uri }}', 'state_dir': '{{ deferred_libvirt_state_dir }}'}},
+                'tasks': [{'name': module, MODULE + module: args}]}
+        path = os.path.join(self.workdir, 'play-%s.json' % uuidlib.uuid4().hex[:8])
+        with open(path, 'w') as handle:
+            json.dump([play], handle)
+        proc = subprocess.run(self.playbook_cmd(path, refused), env=self.env(), capture_output=True, text=True,
+                              timeout=900, check=False)
+        os.unlink(path)
+        return proc.returncode, _host_result(proc.stdout, host)
+
+    def adhoc(self, host, module, args):
+        """``ansible HOST -m deferred.libvirt.MODULE -a JSON``, as an operator types it."""
+        args = dict(args, uri=self.vars[host]['deferred_libvirt_uri'],
+                    state_dir=self.vars[host]['deferred_libvirt_state_dir'])
+        cmd = [os.path.join(BIN, 'ansible'), host, '-i', self.inventory(), '-m', MODULE + module,
+               '-a', json.dumps(args)]
+        proc = subprocess.run(cmd, env=self.env(), capture_output=True, text=True, timeout=900, check=False)
+        return proc.returncode, _host_result(proc.stdout, host)
+
+
+def _host_result(stdout, host):
+    try:
+        data = json.loads(stdout)
+        for play in data['plays']:
+            for task in play['tasks']:
+                if host in task['hosts']:
+                    return task['hosts'][host]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return None
+
+
+# -- what is there: libvirt, files, Cinder ---------------------------------------------------------------------------
+
+def read_record(dom):
+    try:
+        text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NAMESPACE, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    except libvirt.libvirtError:
+        return None
+    root = ET.fromstring(text)
+    record = dict((child.tag.split('}')[-1], child.text) for child in root if len(child) == 0)
+    record['volumes'] = [dict(v.attrib) for v in root.iter() if v.tag.split('}')[-1] == 'volume']
+    return record
+
+
+def domain_files(xml):
+    root = ET.fromstring(xml)
+    files = [s.get('file') for s in root.findall('devices/disk/source') if s.get('file')]
+    files += [n.text for n in root.findall('os/nvram') if n.text]
+    return files
+
+
+def snapshot(fleet):
+    """Every copy of every trial domain: {(host, uuid): {name, active, record, files}}, at one moment."""
+    copies = {}
+    for host in fleet.hosts:
+        conn = fleet.conn(host)
+        for dom in conn.listAllDomains():
+            try:
+                name = dom.name()
+                if not name.startswith(fleet.prefix):
+                    continue
+                copies[(host, dom.UUIDString())] = {
+                    'name': name, 'active': bool(dom.isActive()), 'record': read_record(dom),
+                    'files': domain_files(dom.XMLDesc(INACTIVE_XML))}
+            except libvirt.libvirtError:
+                continue  # undefined while listed
+    return {'time': utcnow(), 'copies': copies}
+
+
+def tombstone_exists(fleet, uuid):
+    for host in fleet.hosts:
+        for sub in ('pending', 'finished'):
+            if os.path.exists(os.path.join(fleet.state_main[host], 'tombstones', sub, '%s.json' % uuid)):
+                return True
+    return False
+
+
+# -- the trial ------------------------------------------------------------------------------------------------------
+
+class Trial(object):
+
+    def __init__(self, fleet, project, rng, fault_rate, out=sys.stdout):
+        self.fleet = fleet
+        self.project = project
+        self.rng = rng
+        self.fault_rate = fault_rate
+        self.out = out
+        self.guests = {}     # index -> {name, uuid, disk, volumes: [(id, delete_on_termination)]}
+        self.backing = {}    # overlay path -> base path (the trial made every image: its headers are known)
+        self.terminated = set()  # uuids gone from every host
+        self.faults = collections.Counter()
+        self.ops = collections.Counter()
+        self.checks = collections.Counter()
+        self._cinder = None
+        self.next_guest = 0
+        self.next_base = 0
+
+    @property
+    def cinder(self):
+        if self._cinder is None:
+            self._cinder = ch.connect()
+        return self._cinder
+
+    # -- drawing ---------------------------------------------------------------------------------------------------
+
+    def draw(self, snap):
+        """The next operation, from the RNG and what libvirt shows now."""
+        rng = self.rng
+        by_guest = collections.defaultdict(list)
+        for (host, uuid), copy in snap['copies'].items():
+            by_guest[copy['name']].append((host, copy))
+        index = dict((g['name'], i) for i, g in self.guests.items())
+        live = [(index[n], cs) for n, cs in sorted(by_guest.items()) if n in index]
+        soft = [(i, h) for i, cs in live for h, c in cs
+                if (c['record'] or {}).get('vm_state') == 'soft_deleted']
+        # A move reaches the source by name (qemu+ssh://HOST/system): hv2 and hv3 know each other, not hv1.
+        movable = [(i, h) for i, h in soft if h != 'hv1']
+        awake = [(i, h) for i, cs in live for h, c in cs
+                 if (c['record'] or {}).get('vm_state') != 'soft_deleted']
+        running = sum(1 for _g, cs in live for _h, c in cs if c['active'])
+        hosts = self.fleet.hosts
+        weights = {'create': 4 if len(live) < MAX_GUESTS else 0, 'soft_delete': 5 if awake else 0,
+                   'restore': 3 if soft else 0, 'move': 1 if movable and len([h for h in hosts if h != 'hv1']) > 1 else 0,
+                   'migrate': 1 if live and len(hosts) > 1 else 0, 'terminate': 2 if live else 0,
+                   'attributes': 2 if live else 0, 'sweep': 4}
+        kinds = sorted(k for k, w in weights.items() if w)
+        kind = rng.choices(kinds, [weights[k] for k in kinds])[0]
+        op = {'op': kind}
+        if kind == 'create':
+            op.update(g=self.next_guest, host=rng.choice(hosts), guest=rng.choice(['acpi', 'noacpi']),
+                      start=running < MAX_RUNNING and rng.random() < 0.5,
+                      disk=rng.choice(['own', 'own', 'share', 'chain', 'cinder']),
+                      other=rng.choice(sorted(self.guests)) if self.guests else None,
+                      base=rng.randrange(2), delete_on_termination=rng.random() < 0.5)
+            self.next_guest += 1
+        elif kind == 'soft_delete':
+            g, host = rng.choice(awake)
+            zero = rng.random() < 0.15
+            op.update(g=g, host=host, interval=0 if zero else rng.choice(['3s', '6s', '20s', '1h']),
+                      allow_terminate=zero and rng.random() < 0.8,
+                      mode=rng.choice(['shutdown', 'shutdown', 'managed_save']))
+        elif kind == 'restore':
+            g, host = rng.choice(soft)
+            op.update(g=g, host=host, force=rng.random() < 0.2, hard_reboot=rng.random() < 0.2)
+        elif kind == 'move':
+            g, host = rng.choice(movable)
+            op.update(g=g, host=host, target=rng.choice([h for h in hosts if h not in (host, 'hv1')] or [host]))
+        elif kind == 'migrate':
+            g, cs = rng.choice(live)
+            host = rng.choice(cs)[0]
+            op.update(g=g, host=host, target=rng.choice([h for h in hosts if h != host]),
+                      undefine_source=rng.random() < 0.5)
+        elif kind == 'terminate':
+            g, cs = rng.choice(live)
+            op.update(g=g, host=rng.choice(cs)[0], force=rng.random() < 0.5)
+        elif kind == 'attributes':
+            g, cs = rng.choice(live)
+            change = rng.choice([{'locked': True}, {'locked': False, 'force': True}, {'protected': True},
+                                 {'protected': False, 'force': True}, {'reclaim_interval': rng.choice(['2s', '1h'])},
+                                 {'reclaim_interval': 'default'}])
+            op.update(g=g, host=rng.choice(cs)[0], change=change)
+        else:
+            op.update(variant=rng.choice(['fleet', 'fleet', 'limit', 'adhoc', 'overlap']), host=rng.choice(hosts))
+        # A fault, sometimes: a fail point, a refused SSH connection, a stepped clock.
+        if rng.random() < self.fault_rate:
+            choices = []
+            if kind in FAILPOINTS and not (kind == 'sweep' and op['variant'] != 'adhoc'):
+                choices.append('kill')
+            if kind in ('soft_delete', 'sweep') and (kind != 'sweep' or op['variant'] == 'adhoc'):
+                choices.append('clock')
+            if kind == 'sweep' and op['variant'] in ('fleet', 'overlap') and len(hosts) > 1:
+                choices.append('ssh_refused')
+            if kind in ('soft_delete', 'restore', 'terminate', 'sweep') and op['host'] == 'hv1' and (
+                    kind != 'sweep' or op['variant'] == 'adhoc'):
+                choices.append('state_dir_full')
+            if choices:
+                fault = rng.choice(choices)
+                if fault == 'kill':
+                    op['fault'] = {'kill': rng.choice(FAILPOINTS[kind])}
+                elif fault == 'clock':
+                    op['fault'] = {'clock': rng.choice(CLOCK_STEPS)}
+                elif fault == 'state_dir_full':
+                    op['fault'] = {'state_dir_full': op['host']}
+                else:
+                    op['fault'] = {'ssh_refused': rng.choice([h for h in hosts if h != 'hv1'])}
+        return op
+
+    # -- running ---------------------------------------------------------------------------------------------------
+
+    def name(self, g):
+        return self.fleet.prefix + 'g%d' % g
+
+    def environment(self, op):
+        fault = op.get('fault') or {}
+        env = {}
+        if 'kill' in fault:
+            env['DEFERRED_LIBVIRT_FAILPOINT'] = fault['kill']
+        if 'clock' in fault and self.fleet.faketime:
+            env.update(LD_PRELOAD=self.fleet.faketime, FAKETIME=fault['clock'], FAKETIME_DONT_FAKE_MONOTONIC='1')
+        return env
+
+    def run(self, op, faults=True):
+        """Carry out one operation; returns a short line of what happened."""
+        if not faults:
+            op = dict(op, fault=None)
+        kind = op['op']
+        self.ops[kind] += 1
+        if op.get('fault'):
+            self.faults[sorted(op['fault'])[0]] += 1
+        full = (op.get('fault') or {}).get('state_dir_full')
+        if full:
+            self.fleet.fill_state_dir(full)
+        try:
+            return getattr(self, 'op_' + kind)(op)
+        finally:
+            if full:
+                self.fleet.unfill_state_dir(full)
+
+    def module(self, op, module, args):
+        host = op['host']
+        rc, result = self.fleet.play(host, module, args, environment=self.environment(op))
+        if result is None:
+            return 'no result (rc %s)' % rc
+        if result.get('unreachable'):
+            return 'unreachable'
+        if result.get('failed'):
+            return 'failed: %s' % one_line(result.get('msg'))
+        return 'changed' if result.get('changed') else 'ok'
+
+    def op_create(self, op):
+        g = op['g']
+        name = self.name(g)
+        conn = self.fleet.conn(op['host'])
+        path = os.path.join(SHARED_DIR, '%sg%d.qcow2' % (self.fleet.prefix, g))
+        other = self.guests.get(op['other'])
+        if op['disk'] == 'share' and other and os.path.exists(other['disk']):
+            path = other['disk']
+        elif op['disk'] == 'chain':
+            base = os.path.join(SHARED_DIR, '%sbase%d.qcow2' % (self.fleet.prefix, op['base']))
+            if not os.path.exists(base):
+                guests.make_disk(base)
+            guests.make_disk(path, backing=base)
+            self.backing[path] = base
+        else:
+            guests.make_disk(path)
+        dom = guests.define_guest(conn, name, kind=op['guest'], start=False,
+                                  disks=[{'path': path, 'target': 'vdb'}])
+        uuid = dom.UUIDString()
+        self.guests[g] = {'name': name, 'uuid': uuid, 'disk': path, 'volumes': []}
+        attrs = {'name': name, 'project': self.project, 'user': 'trial'}
+        if op['disk'] == 'cinder':
+            volume = ch.create_volume(self.fleet.prefix + 'v%d' % g, 1, conn=self.cinder).id
+            ch.attach_like_nova(volume, uuid, mountpoint='/dev/vdc', conn=self.cinder,
+                                connector=dict(ch.DEFAULT_CONNECTOR, host=op['host']))
+            self.guests[g]['volumes'].append((volume, op['delete_on_termination']))
+            attrs['volumes'] = [{'id': volume, 'target': 'vdc', 'delete_on_termination': op['delete_on_termination']}]
+        rc, result = self.fleet.adhoc(op['host'], 'vm_attributes', attrs)
+        started = ''
+        if op['start']:
+            try:
+                dom.create()
+                started = ', started'
+            except libvirt.libvirtError as exc:
+                started = ', start refused (%s)' % str(exc).splitlines()[0][:80]
+        owner = '' if result and not result.get('failed') else ', owner not set'
+        return 'defined on %s (%s disk%s)%s' % (op['host'], op['disk'], started, owner)
+
+    def op_soft_delete(self, op):
+        args = {'name': self.name(op['g']), 'project': self.project, 'reclaim_interval': op['interval'],
+                'shutdown_timeout': SHUTDOWN_TIMEOUT, 'mode': op['mode'], 'cloud': self.fleet.cloud}
+        if op.get('allow_terminate'):
+            args['allow_terminate'] = True
+        return self.module(op, 'vm_soft_delete', args)
+
+    def op_restore(self, op):
+        args = {'name': self.name(op['g']), 'project': self.project, 'start_timeout': START_TIMEOUT}
+        if op.get('force'):
+            args['force'] = True
+        if op.get('hard_reboot'):
+            args['hard_reboot'] = True
+        return self.module(op, 'vm_restore', args)
+
+    def op_move(self, op):
+        moving = dict(op, host=op['target'])
+        return self.module(moving, 'vm_restore', {
+            'name': self.name(op['g']), 'project': self.project, 'start_timeout': START_TIMEOUT,
+            'move_from': 'qemu+ssh://%s/system' % op['host']})
+
+    def op_migrate(self, op):
+        """Offline migration as libvirt does it: the definition (with its record) defined on the target; with
+        undefine_source the source's copy is undefined (a move), else it stays (a stale copy)."""
+        source, target = self.fleet.conn(op['host']), self.fleet.conn(op['target'])
+        name = self.name(op['g'])
+        try:
+            dom = source.lookupByName(name)
+            if dom.UUIDString() in [d.UUIDString() for d in target.listAllDomains()]:
+                # Not onto a host that defines the domain already: redefining it there would replace that copy's
+                # definition and record (a running copy's included) with the source's, the operator's doing.
+                return 'refused: already defined on %s' % op['target']
+            xml = dom.XMLDesc(INACTIVE_XML)
+            target.defineXML(xml)
+        except libvirt.libvirtError as exc:
+            return 'refused: %s' % str(exc).splitlines()[0][:120]
+        if op['undefine_source'] and not dom.isActive():
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
+            return 'moved to %s' % op['target']
+        return 'copied to %s' % op['target']
+
+    def op_terminate(self, op):
+        args = {'name': self.name(op['g']), 'project': self.project, 'cloud': self.fleet.cloud}
+        if op.get('force'):
+            args['force'] = True
+        return self.module(op, 'vm_terminate', args)
+
+    def op_attributes(self, op):
+        rc, result = self.fleet.adhoc(op['host'], 'vm_attributes', dict(op['change'], name=self.name(op['g'])))
+        if result is None:
+            return 'no result (rc %s)' % rc
+        return 'failed: %s' % one_line(result.get('msg')) if result.get('failed') else (
+            'changed' if result.get('changed') else 'ok')
+
+    def op_sweep(self, op):
+        fault = op.get('fault') or {}
+        if op['variant'] == 'adhoc':
+            return self.module(op, 'vm_reclaim', {'project': self.project, 'cloud': self.fleet.cloud,
+                                                  'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
+        extra = ['-e', json.dumps({'reclaim_project': self.project})]
+        if op['variant'] == 'limit':
+            extra += ['--limit', op['host']]
+        cmd = self.fleet.playbook_cmd('deferred.libvirt.reclaim', fault.get('ssh_refused'), extra)
+        runs = 2 if op['variant'] == 'overlap' else 1
+        procs = [subprocess.Popen(cmd, env=self.fleet.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _run in range(runs)]
+        rcs, failures = [], []
+        for proc in procs:
+            stdout = proc.communicate(timeout=900)[0]
+            rcs.append(proc.returncode)
+            failures += playbook_failures(stdout)
+        return 'reclaim.yml %s rc %s%s' % (op['variant'], rcs, ''.join('; %s' % f for f in failures[:3]))
+
+    # -- checking --------------------------------------------------------------------------------------------------
+
+    def check(self, before, after, op, step_start):
+        """The invariants that must hold after every step; raises Violation."""
+        now = utcnow()
+        copies = after['copies']
+        users = collections.defaultdict(list)
+        for key, copy in copies.items():
+            for path in self.closure(copy['files']):
+                users[path].append(key)
+        # 1. files
+        for key, copy in sorted(copies.items()):
+            record = copy['record'] or {}
+            for path in self.closure(copy['files']):
+                self.checks['files'] += 1
+                if os.path.exists(path):
+                    continue
+                expired = (record.get('vm_state') == 'soft_deleted' and record.get('reclaim_at')
+                           and parse_time(record['reclaim_at']) <= now)
+                if record.get('task_state') == 'deleting':
+                    continue  # a terminate under way (the operator's own ask), finished by running it again
+                if expired and users[path] == [key]:
+                    continue
+                raise Violation('files', '%s on %s (uuid %s, vm_state %s, task_state %s) references %s, which is gone'
+                                % (copy['name'], key[0], key[1], record.get('vm_state'), record.get('task_state'),
+                                   path))
+        # 2. volumes
+        for key, copy in sorted(copies.items()):
+            record = copy['record'] or {}
+            if record.get('task_state') == 'deleting':
+                continue
+            for g in self.guests.values():
+                if g['uuid'] != key[1]:
+                    continue
+                for volume, _dot in g['volumes']:
+                    self.checks['volumes'] += 1
+                    status = ch.volume_status(volume, conn=self.cinder)
+                    attached = [a for a in ch.attachments_for(key[1], conn=self.cinder) if a.volume_id == volume]
+                    if status != 'in-use' or not attached:
+                        raise Violation('volumes', 'volume %s of %s (defined on %s) is %s with %d attachment(s)'
+                                        % (volume, copy['name'], key[0], status, len(attached)))
+        # 5. one running copy
+        running = collections.Counter(uuid for (host, uuid), c in copies.items() if c['active'])
+        for uuid, count in running.items():
+            self.checks['one_running'] += 1
+            if count > 1:
+                raise Violation('one_running', 'uuid %s runs on %d hosts' % (uuid, count))
+        # 4. a live copy is never reclaimed; nothing runs half-restored. 6. nothing reclaimed early.
+        asked = op['op'] in ('terminate', 'migrate', 'move') or (op['op'] == 'soft_delete' and op['interval'] == 0)
+        for key, copy in sorted(before['copies'].items()):
+            if key in copies:
+                continue
+            if asked and self.guests.get(op.get('g'), {}).get('uuid') == key[1]:
+                continue
+            record = copy['record'] or {}
+            self.checks['restored'] += 1
+            if record.get('vm_state') != 'soft_deleted':
+                raise Violation('restored', '%s on %s (uuid %s) was %s (task_state %s) before a %s and is gone after it'
+                                % (copy['name'], key[0], key[1], record.get('vm_state'), record.get('task_state'),
+                                   op['op']))
+            self.checks['not_early'] += 1
+            reclaim_at = parse_time(record.get('reclaim_at'))
+            if reclaim_at is None or reclaim_at > now:
+                raise Violation('not_early', '%s on %s (uuid %s) was reclaimed by %s, before its reclaim_at %s'
+                                % (copy['name'], key[0], key[1], now.strftime('%H:%M:%S'), record.get('reclaim_at')))
+        for key, copy in sorted(copies.items()):
+            record = copy['record'] or {}
+            self.checks['restored'] += 1
+            if copy['active'] and record.get('vm_state') == 'soft_deleted' and not record.get('task_state'):
+                raise Violation('restored', '%s on %s (uuid %s) runs but its record says soft_deleted, idle'
+                                % (copy['name'], key[0], key[1]))
+        # 7. every domain gone from every host has a tombstone
+        left = set(uuid for _host, uuid in copies)
+        for _host, uuid in sorted(before['copies']):
+            if uuid in left or uuid in self.terminated:
+                continue
+            self.checks['converges'] += 1
+            if not tombstone_exists(self.fleet, uuid):
+                raise Violation('converges', 'uuid %s is gone from every host and has no tombstone' % uuid)
+            self.terminated.add(uuid)
+
+    def closure(self, files):
+        out = []
+        for path in files:
+            while path and path not in out:
+                out.append(path)
+                path = self.backing.get(path)
+        return out
+
+    def check_converged(self, op, after):
+        """Rule 7: after an interrupted operation ran again, its domain is idle wherever it is defined."""
+        uuid = self.guests.get(op.get('g'), {}).get('uuid')
+        self.checks['converges'] += 1
+        for (host, u), copy in after['copies'].items():
+            if op['op'] == 'sweep' or u == uuid:
+                state = (copy['record'] or {}).get('task_state')
+                if state and not (copy['record'] or {}).get('locked') and not (copy['record'] or {}).get('protected'):
+                    if op['op'] == 'sweep' and state != 'deleting':
+                        continue
+                    raise Violation('converges', '%s on %s still has task_state %s after the interrupted %s ran '
+                                    'again' % (copy['name'], host, state, op['op']))
+
+    def settle(self):
+        """Invariant 3: no fault, one sweep of the whole fleet with Cinder, then every terminated domain's volumes
+        are deleted (delete_on_termination) or available and detached."""
+        self.op_sweep({'op': 'sweep', 'variant': 'fleet'})
+        for g in self.guests.values():
+            if g['uuid'] not in self.terminated:
+                continue
+            for volume, dot in g['volumes']:
+                self.checks['settled'] += 1
+                status = ch.volume_status(volume, conn=self.cinder)
+                attached = ch.attachments_for(g['uuid'], conn=self.cinder)
+                want = None if dot else 'available'
+                if status != want or attached:
+                    raise Violation('settled', 'volume %s of terminated %s (delete_on_termination %s) is %s with %d '
+                                    'attachment(s)' % (volume, g['name'], dot, status, len(attached)))
+
+    # -- cleaning up -----------------------------------------------------------------------------------------------
+
+    def cleanup(self):
+        for host in self.fleet.hosts:
+            try:
+                guests.destroy_all(self.fleet.conn(host), self.fleet.prefix)
+            except libvirt.libvirtError as exc:
+                print('cleanup: %s: %s' % (host, exc), file=sys.stderr)
+        for path in glob.glob(os.path.join(SHARED_DIR, self.fleet.prefix + '*')):
+            os.unlink(path)
+        try:
+            ch.cleanup(self.fleet.prefix, conn=self.cinder)
+        except Exception as exc:  # noqa: BLE001 - cleanup reports and goes on
+            print('cleanup: cinder: %s' % exc, file=sys.stderr)
+        self.fleet.umount_state_dir()
+        for host in self.fleet.hosts:
+            shutil.rmtree(self.fleet.state_main[host], ignore_errors=True)
+
+
+def build_collection(workdir):
+    build = os.path.join(workdir, 'build')
+    collections = os.path.join(workdir, 'collections')
+    subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'build', ROOT, '--output-path', build,
+                    '--force'], check=True, capture_output=True, text=True)
+    tarball = glob.glob(os.path.join(build, 'deferred-libvirt-*.tar.gz'))[0]
+    subprocess.run([os.path.join(BIN, 'ansible-galaxy'), 'collection', 'install', tarball, '-p', collections,
+                    '--force'], check=True, capture_output=True, text=True)
+    return collections
+
+
+def load_cloud():
+    import yaml
+    with open(ch.CLOUDS_YAML) as handle:
+        return yaml.safe_load(handle)['clouds']['testbed']
+
+
+def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
+    """One trial on a clean fleet (a fresh prefix and project). ``ops``: replay these instead of drawing.
+
+    Returns (steps, violation or None, the ops run, the Trial)."""
+    rng = random.Random(args.seed)
+    tag = uuidlib.uuid4().hex[:4]
+    prefix = 'tr%d-%s-' % (args.seed, tag)
+    project = 'tr%s%s' % (args.seed, tag)
+    os.makedirs(TRIAL_DIR, exist_ok=True)
+    fleet = Fleet(prefix, args.hosts, load_cloud(), collections, workdir)
+    for host in fleet.hosts:
+        os.makedirs(fleet.state_main[host], exist_ok=True)
+    fleet.mount_state_dir()
+    trial = Trial(fleet, project, rng, args.fault_rate)
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    done = []
+    violation = None
+    steps = len(ops) if ops is not None else args.steps
+    try:
+        before = snapshot(fleet)
+        for step in range(steps):
+            op = ops[step] if ops is not None else trial.draw(before)
+            if op['op'] == 'create':
+                trial.next_guest = max(trial.next_guest, op['g'] + 1)
+            elif 'g' in op and op['g'] not in trial.guests:
+                continue  # a replayed op whose guest the shrunk list never made
+            done.append(op)
+            started = time.monotonic()
+            try:
+                outcome = trial.run(op)
+                after = snapshot(fleet)
+                trial.check(before, after, op, started)
+                if op.get('fault'):
+                    # The fault stops; the same operation runs again and must converge (rule 7).
+                    if set(op['fault']) & set(['kill', 'ssh_refused', 'state_dir_full']):
+                        outcome += '; again: ' + trial.run(op, faults=False)
+                        before, after = after, snapshot(fleet)
+                        trial.check(before, after, op, started)
+                        trial.check_converged(op, after)
+            except Violation as exc:
+                violation = (step + 1, exc)
+                say('%4d %-11s %s\n     VIOLATION %s' % (step + 1, op['op'], json.dumps(op), exc))
+                break
+            say('%4d %-11s %-60s %s (%.1f s)' % (step + 1, op['op'], json.dumps(
+                dict((k, v) for k, v in op.items() if k not in ('op', 'other', 'base'))), outcome,
+                time.monotonic() - started))
+            before = after
+        if violation is None:
+            try:
+                trial.settle()
+            except Violation as exc:
+                violation = (steps + 1, exc)
+                say('     VIOLATION after the final sweep: %s' % exc)
+    finally:
+        trial.cleanup()
+    return len(done), violation, done, trial
+
+
+def ddmin(ops, reproduces, deadline):
+    """Delta debugging: the smallest sub-list of ``ops`` found before ``deadline`` (time.monotonic) for which
+    ``reproduces(candidate)`` is still true; returns (ops, finished in time)."""
+    n = 2
+    while len(ops) >= 2:
+        chunk = max(1, len(ops) // n)
+        reduced = False
+        for i in range(0, len(ops), chunk):
+            if time.monotonic() >= deadline:
+                return ops, False
+            candidate = ops[:i] + ops[i + chunk:]
+            if reproduces(candidate):
+                ops, n, reduced = candidate, max(n - 1, 2), True
+                break
+        if not reduced:
+            if n >= len(ops):
+                break
+            n = min(len(ops), n * 2)
+    return ops, True
+
+
+def shrink(args, ops, collections, workdir, budget, invariant):
+    """The op list shrunk by ddmin, each candidate replayed on a clean fleet and kept when ``invariant`` breaks
+    again; returns (ops, shrunk to the end)."""
+    def reproduces(candidate):
+        found = run_trial(args, ops=candidate, collections=collections, workdir=workdir, quiet=True)[1]
+        return found is not None and found[1].invariant == invariant
+    return ddmin(ops, reproduces, time.monotonic() + budget)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--seed', type=int, required=True)
+    parser.add_argument('--steps', type=int, default=50)
+    parser.add_argument('--hosts', type=int, default=3, choices=(2, 3))
+    parser.add_argument('--fault-rate', type=float, default=0.25)
+    parser.add_argument('--replay', help='a JSON file of operations to run instead of drawing them')
+    parser.add_argument('--shrink', type=float, default=0, help='seconds to spend shrinking a violation (0: none)')
+    args = parser.parse_args(argv)
+    workdir = tempfile.mkdtemp(prefix='trial-', dir=os.path.join(ROOT, 'build')
+                               if os.path.isdir(os.path.join(ROOT, 'build')) else None)
+    started = time.monotonic()
+    try:
+        collections = build_collection(workdir)
+        ops = None
+        if args.replay:
+            with open(args.replay) as handle:
+                ops = json.load(handle)
+        print('trial: seed %d, %s steps, %d hosts, fault rate %.2f' % (
+            args.seed, len(ops) if ops is not None else args.steps, args.hosts, args.fault_rate), flush=True)
+        steps, violation, done, trial = run_trial(args, ops=ops, collections=collections, workdir=workdir)
+        print('operations: %s' % ', '.join('%s %d' % kv for kv in sorted(trial.ops.items())))
+        print('faults: %s' % (', '.join('%s %d' % kv for kv in sorted(trial.faults.items())) or 'none'))
+        for key, text in INVARIANTS:
+            print('  %6d checks  %s' % (trial.checks[key], text))
+        print('time: %.0f s' % (time.monotonic() - started))
+        if violation is not None:
+            minimal, shrunk = done, False
+            if args.shrink > 0:
+                minimal, shrunk = shrink(args, done, collections, workdir, args.shrink, violation[1].invariant)
+            print('REPLAY: seed %d, step %d, %s: %s' % (args.seed, violation[0], violation[1].invariant, violation[1]))
+            print('%s op list (%d ops; replay with --replay FILE --seed %d):' % (
+                'shrunk' if shrunk else 'unshrunk (no --shrink, or its budget ran out)', len(minimal), args.seed))
+            print(json.dumps(minimal))
+        print('%d steps, %d violations' % (steps, 0 if violation is None else 1))
+        return 0 if violation is None else 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

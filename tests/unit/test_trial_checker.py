@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+# Copyright: deferred.libvirt contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""tests/trial/trial.py: the randomized fleet trial's checker finds each violation it claims to check, from snapshots
+of what libvirt and the files showed, and lets the allowed cases pass (a checker that never fires proves nothing)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import os
+import random
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'trial'))
+
+import trial  # noqa: E402
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+
+
+class FakeFleet(object):
+    def __init__(self, tmp_path):
+        self.hosts = ['hv2', 'hv3']
+        self.state_main = dict((h, str(tmp_path / h)) for h in self.hosts)
+
+
+def stamp(seconds):
+    return (NOW + datetime.timedelta(seconds=seconds)).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def copy(files, vm_state='active', active=False, reclaim_in=None, task_state=None, name='tr-g0'):
+    record = {'vm_state': vm_state, 'task_state': task_state, 'volumes': []}
+    if reclaim_in is not None:
+        record['reclaim_at'] = stamp(reclaim_in)
+    return {'name': name, 'active': active, 'record': record, 'files': list(files)}
+
+
+def snap(copies):
+    return {'time': NOW, 'copies': copies}
+
+
+@pytest.fixture
+def checker(tmp_path):
+    return trial.Trial(FakeFleet(tmp_path), 'p', random.Random(0), 0)
+
+
+@pytest.fixture
+def disk(tmp_path):
+    path = tmp_path / 'disk.qcow2'
+    path.write_bytes(b'x')
+    return str(path)
+
+
+SWEEP = {'op': 'sweep', 'variant': 'fleet'}
+
+
+def test_a_missing_disk_of_a_live_domain_is_a_files_violation(checker, tmp_path):
+    gone = str(tmp_path / 'gone.qcow2')
+    state = snap({('hv2', 'u1'): copy([gone])})
+
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(state, state, SWEEP, 0)
+
+    assert raised.value.invariant == 'files'
+
+
+def test_a_missing_backing_file_counts_as_a_missing_file_of_the_overlay(checker, disk, tmp_path):
+    base = str(tmp_path / 'base.qcow2')
+    checker.backing[disk] = base
+    state = snap({('hv2', 'u1'): copy([disk])})
+
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(state, state, SWEEP, 0)
+
+    assert raised.value.invariant == 'files' and base in str(raised.value)
+
+
+def test_the_missing_disk_of_an_expired_soft_deleted_sole_user_is_allowed_but_not_with_another_user(checker, tmp_path):
+    gone = str(tmp_path / 'gone.qcow2')
+    alone = snap({('hv2', 'u1'): copy([gone], 'soft_deleted', reclaim_in=-10)})
+    checker.check(alone, alone, SWEEP, 0)
+
+    shared = snap({('hv2', 'u1'): copy([gone], 'soft_deleted', reclaim_in=-10),
+                   ('hv3', 'u1'): copy([gone], 'soft_deleted', reclaim_in=-10)})
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(shared, shared, SWEEP, 0)
+    assert raised.value.invariant == 'files'
+
+
+def test_two_running_copies_of_one_uuid_are_a_violation(checker, disk):
+    state = snap({('hv2', 'u1'): copy([disk], active=True), ('hv3', 'u1'): copy([disk], active=True)})
+
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(state, state, SWEEP, 0)
+
+    assert raised.value.invariant == 'one_running'
+
+
+def test_a_live_copy_gone_after_a_sweep_is_a_restored_violation(checker, disk):
+    before = snap({('hv2', 'u1'): copy([disk], 'active')})
+
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(before, snap({}), SWEEP, 0)
+
+    assert raised.value.invariant == 'restored'
+
+
+def test_a_soft_deleted_copy_gone_before_its_reclaim_at_is_reclaimed_early(checker, disk):
+    before = snap({('hv2', 'u1'): copy([disk], 'soft_deleted', reclaim_in=3600)})
+
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(before, snap({}), SWEEP, 0)
+
+    assert raised.value.invariant == 'not_early'
+
+
+def test_an_expired_copy_reclaimed_with_a_tombstone_passes_and_without_one_is_a_violation(checker, disk, tmp_path):
+    before = snap({('hv2', 'u1'): copy([disk], 'soft_deleted', reclaim_in=-5)})
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(before, snap({}), SWEEP, 0)
+    assert raised.value.invariant == 'converges'
+
+    tombstones = tmp_path / 'hv3' / 'tombstones' / 'finished'
+    tombstones.mkdir(parents=True)
+    (tombstones / 'u1.json').write_text('{}')
+    checker.check(before, snap({}), SWEEP, 0)
+    assert 'u1' in checker.terminated
+
+
+def test_a_running_copy_whose_record_says_soft_deleted_and_idle_is_half_restored(checker, disk):
+    state = snap({('hv2', 'u1'): copy([disk], 'soft_deleted', active=True, reclaim_in=60)})
+
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(state, state, SWEEP, 0)
+
+    assert raised.value.invariant == 'restored'
+
+
+def test_an_interrupted_operation_that_leaves_its_task_state_has_not_converged(checker, disk):
+    checker.guests[0] = {'name': 'tr-g0', 'uuid': 'u1', 'disk': disk, 'volumes': []}
+    state = snap({('hv2', 'u1'): copy([disk], 'soft_deleted', reclaim_in=60, task_state='restoring')})
+
+    with pytest.raises(trial.Violation) as raised:
+        checker.check_converged({'op': 'restore', 'g': 0, 'host': 'hv2'}, state)
+
+    assert raised.value.invariant == 'converges'
+
+
+def test_shrinking_keeps_only_the_operations_that_reproduce_the_violation():
+    ops = [{'op': 'create', 'g': i} for i in range(12)]
+
+    def reproduces(candidate):  # the violation needs ops 3 and 8, in that order
+        return [o['g'] for o in candidate if o['g'] in (3, 8)] == [3, 8]
+
+    minimal, finished = trial.ddmin(ops, reproduces, float('inf'))
+
+    assert finished and [o['g'] for o in minimal] == [3, 8]
+
+
+def test_shrinking_stops_at_its_deadline_with_the_list_it_has():
+    ops = [{'op': 'create', 'g': i} for i in range(6)]
+
+    minimal, finished = trial.ddmin(ops, lambda candidate: True, 0)
+
+    assert not finished and minimal == ops
