@@ -109,3 +109,16 @@ def test_no_per_host_task_of_the_roles_or_playbooks_references_the_whole_fleet_i
                 if name in text:
                     offenders.append('%s: %s references %s' % (os.path.relpath(path, ROOT), task.get('name'), name))
     assert offenders == []
+
+
+def test_the_reclaim_role_sets_no_fleet_sized_fact_on_every_host():
+    # A run_once set_fact puts its value in every host's variables: the reclaim role's sweep needs each host's slice
+    # only, so neither the whole index nor the fleet fact (per host, per project, the trash) is built for it.
+    with open(os.path.join(ROOT, 'roles', 'reclaim', 'tasks', 'fleet.yml')) as handle:
+        gather = [t for t in yaml.safe_load(handle) if (t.get('ansible.builtin.include_role') or {}).get('name')
+                  == 'deferred.libvirt.state_facts']
+    assert len(gather) == 1
+    assert gather[0]['vars']['state_facts_keep_index'] is False and gather[0]['vars']['state_facts_fleet_fact'] is False
+    with open(os.path.join(ROOT, 'roles', 'state_facts', 'tasks', 'main.yml')) as handle:
+        build = [t for t in yaml.safe_load(handle) if 'state_facts_fleet' in (t.get('ansible.builtin.set_fact') or {})]
+    assert len(build) == 1 and build[0]['when'] == 'state_facts_fleet_fact | bool'
