@@ -40,7 +40,10 @@ _value:
   description:
   - C(host), C(hypervisor), C(complete) (every host of the play reported), C(missing) (hosts that did not), C(stale) (UUID
     -> reason, C(authoritative) host and C(others)), C(shared_disks) (disk identity -> the other domains referencing it),
-    C(hypervisors) (every reporting host's C(uuid), C(hostname) and inventory C(host)).
+    C(hypervisors) (the C(uuid), C(hostname) and inventory C(host) of each hypervisor this host's part refers to, the
+    hosts of the other copies of its domains and of the other users of its disks), C(fleet) (the declared group's
+    name, else null) and C(fleet_hosts) (C(count) and C(digest), the SHA-256 of the sorted inventory names of the
+    hosts the index was built from), so a slice does not grow with the fleet.
   type: dict
 '''
 

@@ -18,6 +18,7 @@ authoritative, and the result says so.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import hashlib
 import os
 
 from ansible.module_utils.common.text.converters import to_text
@@ -46,7 +47,7 @@ INSTANCES = 'instances'
 OTHER_KEYS = ('host', 'name', 'vm_state', 'power_state', 'generation', 'reclaim_at')
 # The keys of one host's slice of the index (fleet_index_for's output, the modules' ``fleet`` option).
 SLICE_KEYS = ('host', 'hypervisor', 'fleet', 'built_at', 'complete', 'missing', 'gaps', 'stale', 'shared_disks', 'hypervisors',
-              'reclaim_here')
+              'reclaim_here', 'fleet_hosts')
 
 
 # -- the wire format ---------------------------------------------------------------------------------------------
@@ -148,21 +149,30 @@ def gaps(missing, unreadable=None):
     return found
 
 
-def make_slice(host, entry, missing, hypervisors, fleet=None, built_at=None, gaps=None):
-    """Host ``host``'s slice of the index from its ``entry``, the hosts that did not report and every hypervisor of
-    the play (a Cinder attachment one of the others holds is never detached by this host).
+def make_slice(host, entry, missing, hypervisors, fleet=None, built_at=None, gaps=None, fleet_hosts=None):
+    """Host ``host``'s slice of the index from its ``entry``, the hosts that did not report and the hypervisors its
+    part of the index refers to (a Cinder attachment one of them holds is never detached by this host).
 
     A slice is bound (rule 12 of docs/rules.md): it names the host it is for (``host``, the inventory name, and ``hypervisor``,
-    the libvirt identity that host reported), the ``fleet`` it describes (the declared group's name, else the
-    inventory hosts it was built from) and when the index was built (``built_at``, UTC ISO 8601). A module refuses a
-    slice for another hypervisor, or older than its fleet_max_age (``check_slice``).
+    the libvirt identity that host reported), the ``fleet`` it describes (the declared group's name, else None) with
+    ``fleet_hosts`` (how many inventory hosts it was built from and a digest of their sorted names: a slice stays the
+    same size whatever the size of the fleet) and when the index was built (``built_at``, UTC ISO 8601). A module
+    refuses a slice for another hypervisor, or older than its fleet_max_age (``check_slice``).
     """
     return {'host': host, 'hypervisor': entry['hypervisor'], 'fleet': fleet, 'built_at': built_at,
+            'fleet_hosts': fleet_hosts or {},
             'complete': entry['complete'], 'missing': sorted(missing or {}), 'stale': entry['stale'],
             'shared_disks': entry['shared_disks'], 'hypervisors': hypervisors or [],
             'reclaim_here': entry.get('reclaim_here') or {},
             # Why it is incomplete (missing hosts, unreadable chains), for the operator: the results say it.
             'gaps': list(gaps if gaps is not None else ['%s did not report' % h for h in sorted(missing or {})])}
+
+
+def fleet_hosts(hosts):
+    """How a slice names the inventory hosts an index was built from without listing them: their count and the
+    SHA-256 of their sorted names (one per line), computed once per index."""
+    names = sorted(set(to_text(h) for h in hosts or ()))
+    return {'count': len(names), 'digest': hashlib.sha256('\n'.join(names).encode('utf-8')).hexdigest()}
 
 
 def _span(seconds):
@@ -174,10 +184,14 @@ def _span(seconds):
     return '%ds' % seconds
 
 
-def _fleet_text(fleet):
-    if isinstance(fleet, list):
+def _fleet_text(fleet, hosts=None):
+    if isinstance(fleet, list):  # a slice built before slices named the fleet by count and digest
         return 'hosts %s' % ', '.join(to_text(h) for h in fleet)
-    return 'group %s' % to_text(fleet)
+    hosts = hosts if isinstance(hosts, dict) else {}
+    count = '%s host(s), digest %s' % (hosts.get('count'), to_text(hosts.get('digest'))[:12]) if hosts else ''
+    if fleet in (None, ''):
+        return count or 'an undeclared fleet'
+    return 'group %s%s' % (to_text(fleet), ' (%s)' % count if count else '')
 
 
 def _identity_text(identity):
@@ -231,13 +245,13 @@ def check_slice(fleet, me, max_age=DEFAULT_MAX_AGE, now=None, run=None):
     if age < -BUILT_AT_TOLERANCE:
         raise DeferredError('the fleet slice of %s was built at %s, %s in the future of this host\'s clock: the control '
                             'node\'s clock or this one is wrong; nothing was changed'
-                            % (_fleet_text(fleet['fleet']), fleet['built_at'], _span(-age)))
+                            % (_fleet_text(fleet['fleet'], fleet.get('fleet_hosts')), fleet['built_at'], _span(-age)))
     if max_age and age > max_age:
         raise DeferredError('the fleet slice of %s was built at %s, %s ago, older than fleet_max_age %s: a copy may have '
                             'been started, moved or defined since; rebuild the index in the same play (the state_facts '
                             'role, or the reclaim, terminate and restore playbooks do), or, if it was just built, set '
                             'this host\'s clock right: it runs ahead of the control node\'s; nothing was changed'
-                            % (_fleet_text(fleet['fleet']), fleet['built_at'], _span(age),
+                            % (_fleet_text(fleet['fleet'], fleet.get('fleet_hosts')), fleet['built_at'], _span(age),
                                format_duration(max_age)))
     return fleet
 
@@ -402,6 +416,10 @@ class FleetView(object):
         if self.given and not self.complete:
             return EveryOtherHost(_names(self.me), names | set(
                 part for host in self.missing for part in (host, host.split('.')[0])))
+        if self.given and self.fleet.get('fleet_hosts') and _names(self.me):
+            # A slice names only the hypervisors its own part refers to (it stays small whatever the fleet's size): an
+            # attachment any hypervisor other than this one holds is that one's (rule 10), named in the slice or not.
+            return EveryOtherHost(_names(self.me), names, complete=True)
         return names
 
 
@@ -413,9 +431,12 @@ class EveryOtherHost(object):
     name, so its attachment is neither detached nor settled, and stays pending for a sweep with a complete index.
     """
 
-    def __init__(self, mine, known):
+    def __init__(self, mine, known, complete=False):
         self.mine = frozenset(mine)
         self.known = frozenset(known)
+        # A complete index (a slice that names only the hypervisors it refers to): every other host is another
+        # hypervisor, none is uncertain.
+        self.complete = complete
 
     def __contains__(self, name):
         return bool(name) and name not in self.mine and name.split('.')[0] not in self.mine
@@ -432,4 +453,21 @@ class EveryOtherHost(object):
         return len(self.known)
 
     def uncertain(self, name):
+        if self.complete:
+            return False
         return name in self and name not in self.known and name.split('.')[0] not in self.known
+
+    def names_other(self, host):
+        """Whether Cinder's attachment host name ``host`` is a hypervisor other than this one: not this one's full
+        hostname and, where either side is a short name (Cinder's connector may send one), not its first label."""
+        host = (host or '').lower()
+        if not host:
+            return False
+        for mine in self.mine:
+            if host == mine or (('.' not in host or '.' not in mine) and host.split('.')[0] == mine.split('.')[0]):
+                return False
+        return True
+
+    def excluding(self, own):
+        """The same, where the names ``own`` (the domain's own earlier hosts, full and short) count as this one."""
+        return EveryOtherHost(self.mine | frozenset(own), set(self.known) - set(own), self.complete)

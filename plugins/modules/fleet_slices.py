@@ -43,8 +43,9 @@ options:
     type: str
   fleet:
     description:
-    - The name of the declared fleet (its inventory group), carried in every slice; without it a slice names the
-      hosts it was built from.
+    - The name of the declared fleet (its inventory group), carried in every slice. Every slice also names the hosts
+      the index was built from by their number and the SHA-256 of their sorted names (C(fleet_hosts)), never by a
+      list, so a slice stays small whatever the size of the fleet.
     type: str
   dest:
     description:

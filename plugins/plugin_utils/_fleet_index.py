@@ -228,6 +228,12 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
                 'reason': why, 'others': [_fleet.other_copy(o) for o in copies if o is not winner]}
         entry = {'copies': copies, 'authoritative': winner['host'] if winner else None, 'why': why, 'stale': []}
         index['domains'][uuid] = entry
+        if len(copies) > 1:
+            # Each host holding a copy names the other copies' hosts in its slice, the authoritative one too: a Cinder
+            # attachment a stale copy's host holds is that host's, never detached here.
+            for copy_ in copies:
+                index['hosts'][copy_['host']].setdefault('peers', set()).update(
+                    o['host'] for o in copies if o['host'] != copy_['host'])
         if len(copies) == 1 and winner is not None:
             continue
         resolve = None if winner is not None else _resolve_command(copies, uuid, hostvars)
@@ -286,6 +292,11 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
     # never detached), and building it per slice made the slices cost hosts x hosts.
     index['hypervisors'] = [dict(e['hypervisor'], host=h) for h, e in sorted(index['hosts'].items())
                             if e.get('hypervisor') and not e.get('alias_of')]
+    # The fleet as a slice names it (count and digest of the sorted inventory names), once per index, not per slice.
+    index['fleet_hosts'] = _fleet.fleet_hosts(set(to_text(h) for h in hosts or []))
+    for entry in index['hosts'].values():
+        if 'peers' in entry:
+            entry['peers'] = sorted(entry['peers'])
     index['lines'] = _index_lines(index)
     return index
 
@@ -335,6 +346,28 @@ def _index_lines(index):
     return lines
 
 
+def _hypervisors_for(index, host, entry):
+    """The hypervisors ``host``'s slice refers to, each once (identity and inventory host): the hosts of the other
+    copies of its domains, of the other users of its shared disks and of the copies of the ties it reclaims. An
+    attachment one of them holds is never detached by this host; a host that did not report is in ``missing`` (while
+    the index is incomplete every other host counts as foreign, FleetView.foreign_hosts)."""
+    names = set(entry.get('peers') or ())
+    for stale in (entry.get('stale') or {}).values():
+        names.update(o.get('host') for o in stale.get('others') or ())
+    for refs in (entry.get('shared_disks') or {}).values():
+        names.update(r.get('host') for r in refs or ())
+    for tie in (entry.get('reclaim_here') or {}).values():
+        names.update(o.get('host') for o in tie.get('others') or ())
+    names.discard(host)
+    names.discard(entry.get('alias_of'))
+    found = []
+    for name in sorted(n for n in names if n):
+        other = index['hosts'].get(name)
+        if other and other.get('hypervisor') and not other.get('alias_of'):
+            found.append(dict(other['hypervisor'], host=name))
+    return found
+
+
 @without_gc_pauses
 def fleet_index_for(index, host):
     """The slice of the fleet index an operation on ``host`` needs (its stale copies, its shared disks, and whether
@@ -347,9 +380,10 @@ def fleet_index_for(index, host):
         raise AnsibleFilterError('host %s is not in the fleet index (%s)' % (
             host, 'it did not report: %s' % index['missing'][host] if host in index.get('missing', {})
             else 'it is not one of the hosts it was built from'))
-    # The fleet it describes: the declared group when the index names it, else the inventory hosts it was built from.
-    fleet = index.get('fleet') if isinstance(index.get('fleet'), str) else sorted(
-        set(index['hosts']) | set(index.get('missing') or {}))
-    return _fleet.make_slice(host, entry, index.get('missing'), index.get('hypervisors'), fleet=fleet,
-                             built_at=index.get('built_at'),
+    # The fleet it describes: the declared group when the index names it, and the count and digest of the inventory
+    # hosts it was built from (computed once when the index was built): a slice never lists the whole fleet.
+    fleet = index.get('fleet') if isinstance(index.get('fleet'), str) else None
+    hosts = index.get('fleet_hosts') or _fleet.fleet_hosts(set(index['hosts']) | set(index.get('missing') or {}))
+    return _fleet.make_slice(host, entry, index.get('missing'), _hypervisors_for(index, host, entry), fleet=fleet,
+                             built_at=index.get('built_at'), fleet_hosts=hosts,
                              gaps=_fleet.gaps(index.get('missing'), index.get('unreadable')))

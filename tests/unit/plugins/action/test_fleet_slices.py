@@ -77,33 +77,48 @@ def test_each_host_reads_only_its_own_slice_and_the_action_returns_only_small_th
     assert seen['hv4']['mine'] in (None, '')  # no report, no slice (ansible-core 2.16 renders None as '')
 
 
-def _tasks(path):
-    with open(path) as handle:
-        for item in yaml.safe_load(handle) or []:
+def _walk(items, once=False):
+    """Every task of ``items`` (blocks opened, nested ones too), with whether it runs once (its own or a block's run_once)."""
+    for item in items or []:
+        once_here = once or bool(item.get('run_once'))
+        if any(key in item for key in ('block', 'rescue', 'always')):
             for key in ('block', 'rescue', 'always'):
-                yield from item.get(key) or []
-            yield item
+                yield from _walk(item.get(key), once_here)
+        else:
+            yield item, once_here
 
 
 def test_no_per_host_task_of_the_roles_or_playbooks_references_the_whole_fleet_index():
+    # On ansible-core 2.16 to 2.18 every reference templates and copies the whole value: a per-host task that names the
+    # index costs the size of the fleet for every host. Each host takes its own slice (state_facts_slice).
     whole = ('state_facts_index', 'reclaim_fleet_index', 'fleet_index_for', 'state_facts_slices')
     offenders = []
     for path in sorted(glob.glob(os.path.join(ROOT, 'roles', '*', 'tasks', '*.yml'))
-                       + glob.glob(os.path.join(ROOT, 'playbooks', 'fleet_*.yml'))
-                       + glob.glob(os.path.join(ROOT, 'playbooks', 'reclaim.yml'))):
-        items = []
+                       + glob.glob(os.path.join(ROOT, 'playbooks', '*.yml'))):
         with open(path) as handle:
             data = yaml.safe_load(handle) or []
-        if path.endswith('.yml') and '/playbooks/' in path:
-            for play in data:
-                items += [t for key in ('pre_tasks', 'tasks', 'post_tasks') for t in play.get(key) or []]
+        if '/playbooks/' in path:
+            items = [t for play in data for key in ('pre_tasks', 'tasks', 'post_tasks') for t in play.get(key) or []]
         else:
-            items = list(_tasks(path))
-        for task in items:
-            if task.get('run_once'):
+            items = data
+        for task, once in _walk(items):
+            if once:
                 continue
             text = json.dumps(dict((k, v) for k, v in task.items() if k != 'name'))
             for name in whole:
                 if name in text:
                     offenders.append('%s: %s references %s' % (os.path.relpath(path, ROOT), task.get('name'), name))
     assert offenders == []
+
+
+def test_the_reclaim_role_sets_no_fleet_sized_fact_on_every_host():
+    # A run_once set_fact puts its value in every host's variables: the reclaim role's sweep needs each host's slice
+    # only, so neither the whole index nor the fleet fact (per host, per project, the trash) is built for it.
+    with open(os.path.join(ROOT, 'roles', 'reclaim', 'tasks', 'fleet.yml')) as handle:
+        gather = [t for t in yaml.safe_load(handle) if (t.get('ansible.builtin.include_role') or {}).get('name')
+                  == 'deferred.libvirt.state_facts']
+    assert len(gather) == 1
+    assert gather[0]['vars']['state_facts_keep_index'] is False and gather[0]['vars']['state_facts_fleet_fact'] is False
+    with open(os.path.join(ROOT, 'roles', 'state_facts', 'tasks', 'main.yml')) as handle:
+        build = [t for t in yaml.safe_load(handle) if 'state_facts_fleet' in (t.get('ansible.builtin.set_fact') or {})]
+    assert len(build) == 1 and build[0]['when'] == 'state_facts_fleet_fact | bool'
