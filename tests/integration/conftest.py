@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 
 import guests  # noqa: E402
+import fleet_support  # noqa: E402
 from ansible_env import ansible_env  # noqa: E402
 
 BUILD = os.path.join(ROOT, 'build', 'integration')
@@ -250,3 +251,29 @@ def volumes(cinder, prefix):
         return ch.create_volume(prefix + suffix, 1, conn=cinder).id
     yield new
     ch.cleanup(prefix, conn=cinder)
+
+
+# The three hosts of the fleet (tests/testbed/fleet.sh), for the fleet tests: the fleet's description once per test
+# file, a second and a third hypervisor whose guests a test makes are removed after it, and a project of its own.
+@pytest.fixture(scope='module')
+def fleet(hypervisor):
+    return fleet_support.fleet_up()
+
+
+@pytest.fixture
+def hv2(fleet, prefix):
+    host = fleet_support.HostGuests(fleet, prefix, 'hv2')
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def hv3(fleet, prefix):
+    host = fleet_support.HostGuests(fleet, prefix, 'hv3')
+    yield host
+    host.close()
+
+
+@pytest.fixture
+def project():
+    return fleet_support.new_project()

@@ -21,9 +21,9 @@ from fleet_support import ANSIBLE_PLAYBOOK, SHARED_DIR, run_playbook, task_on, w
 import test_fleet_safety as base
 from test_fleet_safety import BOOT_TIMEOUT, RESTORE, disk, ok, owned, record_on, running, soft_delete, sweep
 
-# The fleet test bed's fixtures, as test_fleet_safety.py defines them.
-fleet, hv2, hv3, shared, cloud, inventory, project = (base.fleet, base.hv2, base.hv3, base.shared, base.cloud,
-                                                      base.inventory, base.project)
+# The fleet test bed's fixtures: fleet, hv2, hv3 and project from conftest.py, the rest as test_fleet_safety.py
+# defines them.
+shared, cloud, inventory = base.shared, base.cloud, base.inventory
 
 MOVE_FROM_HV2 = 'qemu+ssh://hv2/system'
 

@@ -17,31 +17,12 @@ import pytest
 import cinder_helpers as ch
 import guests
 import yaml
-from fleet_support import (HostGuests, NETFS_DIR, NETFS_EXPORT, adhoc_on, fleet_up, named_task, new_project,
-                           run_playbook, task_on, wait_past, write_inventory)
+from fleet_support import (NETFS_DIR, NETFS_EXPORT, adhoc_on, named_task, run_playbook, task_on, wait_past,
+                           write_inventory)
 
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
 TERMINATE = 'deferred.libvirt.vm_terminate'
-
-
-@pytest.fixture(scope='module')
-def fleet(hypervisor):
-    return fleet_up()
-
-
-@pytest.fixture
-def hv2(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv2')
-    yield host
-    host.close()
-
-
-@pytest.fixture
-def hv3(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv3')
-    yield host
-    host.close()
 
 
 @pytest.fixture
@@ -67,11 +48,6 @@ def inventory(fleet, state_dir, tmp_path, cloud):
                            local=False, group_vars={'deferred_libvirt_cloud': cloud,
                                                     'deferred_libvirt_instance_dirs': ['/var/lib/libvirt/images',
                                                                                        NETFS_DIR]})
-
-
-@pytest.fixture
-def project():
-    return new_project()
 
 
 def ok(result):

@@ -18,8 +18,7 @@ import yaml
 
 import cinder_helpers as ch
 import guests
-from fleet_support import (HostGuests, SHARED_DIR, fleet_up, migrate, named_task, new_project, run_playbook, task_on,
-                           wait_past, write_inventory)
+from fleet_support import (SHARED_DIR, migrate, named_task, run_playbook, task_on, wait_past, write_inventory)
 
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -28,25 +27,6 @@ RECLAIM = 'deferred.libvirt.vm_reclaim'
 INFO = 'deferred.libvirt.vm_info'
 DEFAULTS = {'group/deferred.libvirt.all': {'uri': "{{ deferred_libvirt_uri }}",
                                            'state_dir': "{{ deferred_libvirt_state_dir }}"}}
-
-
-@pytest.fixture(scope='module')
-def fleet(hypervisor):
-    return fleet_up()
-
-
-@pytest.fixture
-def hv2(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv2')
-    yield host
-    host.close()
-
-
-@pytest.fixture
-def hv3(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv3')
-    yield host
-    host.close()
 
 
 @pytest.fixture
@@ -73,11 +53,6 @@ def inventory(fleet, state_dir, tmp_path, cloud):
                            local=False, group_vars={'deferred_libvirt_cloud': cloud,
                                                     'deferred_libvirt_instance_dirs': ['/var/lib/libvirt/images',
                                                                                        SHARED_DIR]})
-
-
-@pytest.fixture
-def project():
-    return new_project()
 
 
 def ok(result):

@@ -26,8 +26,8 @@ import yaml
 
 import cinder_helpers as ch
 import guests
-from fleet_support import (ANSIBLE_PLAYBOOK, HostGuests, SHARED_DIR, fleet_up, host_identity, migrate, named_task, new_project,
-                           run_playbook, ssh, task_on, wait_past, write_inventory)
+from fleet_support import (ANSIBLE_PLAYBOOK, SHARED_DIR, host_identity, migrate, named_task, run_playbook, ssh, task_on,
+                           wait_past, write_inventory)
 
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -38,25 +38,6 @@ FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'
 INACTIVE_XML = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
 
 fleet_rules = pytest.mark.fleet_rules
-
-
-@pytest.fixture(scope='module')
-def fleet(hypervisor):
-    return fleet_up()
-
-
-@pytest.fixture
-def hv2(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv2')
-    yield host
-    host.close()
-
-
-@pytest.fixture
-def hv3(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv3')
-    yield host
-    host.close()
 
 
 @pytest.fixture
@@ -86,11 +67,6 @@ def inventory(fleet, state_dir, tmp_path, cloud):
                            local=False, group_vars={'deferred_libvirt_cloud': cloud,
                                                     'deferred_libvirt_instance_dirs': ['/var/lib/libvirt/images',
                                                                                        SHARED_DIR]})
-
-
-@pytest.fixture
-def project():
-    return new_project()
 
 
 def ok(result):

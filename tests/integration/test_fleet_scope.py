@@ -20,32 +20,12 @@ import yaml
 
 import cinder_helpers as ch
 import guests
-from fleet_support import (HostGuests, SHARED_DIR, fleet_up, named_task, new_project, run_playbook, task_on, wait_past,
-                           write_inventory)
+from fleet_support import (SHARED_DIR, named_task, new_project, run_playbook, task_on, wait_past, write_inventory)
 
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
 INFO = 'deferred.libvirt.vm_info'
 INACTIVE_XML = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
-
-
-@pytest.fixture(scope='module')
-def fleet(hypervisor):
-    return fleet_up()
-
-
-@pytest.fixture
-def hv2(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv2')
-    yield host
-    host.close()
-
-
-@pytest.fixture
-def hv3(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv3')
-    yield host
-    host.close()
 
 
 @pytest.fixture

@@ -23,8 +23,7 @@ import ansible.template
 import pytest
 
 import guests
-from fleet_support import (SSH_CONFIG, HostGuests, SHARED_DIR, fleet_up, new_project, ssh_host_vars, task_on, wait_past,
-                           write_inventory)
+from fleet_support import (SSH_CONFIG, SHARED_DIR, ssh_host_vars, task_on, wait_past, write_inventory)
 from test_awx_runner import RUNNER, awx_meta_vars
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,30 +35,6 @@ SLICES = 2
 # ansible-runner is a process wrapper: where the newest line's venv has none, the oldest line's runs the jobs, and the
 # jobs themselves run this Python's ansible-playbook (first on their PATH), so they run on this line's ansible-core.
 JOB_RUNNER = RUNNER if os.path.exists(RUNNER) else os.path.join(ROOT, '.venv', 'bin', 'ansible-runner')
-
-
-@pytest.fixture(scope='module')
-def fleet(hypervisor):
-    return fleet_up()
-
-
-@pytest.fixture
-def hv2(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv2')
-    yield host
-    host.close()
-
-
-@pytest.fixture
-def hv3(fleet, prefix):
-    host = HostGuests(fleet, prefix, 'hv3')
-    yield host
-    host.close()
-
-
-@pytest.fixture
-def project():
-    return new_project()
 
 
 @pytest.fixture
