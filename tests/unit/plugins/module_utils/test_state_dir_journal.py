@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -177,9 +178,14 @@ APPENDER = textwrap.dedent('''
     import sys
     sys.path.insert(0, sys.argv[2])
     from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
+    import os
     state = StateDir(sys.argv[1], host_lock_dir=sys.argv[4])
-    for n in range(int(sys.argv[5])):
+    # At least COUNT events, then on until the test has rotated the journal often enough (its stop file).
+    n = 0
+    while n < int(sys.argv[5]) or not os.path.exists(sys.argv[6]):
         state.event('instance.update', sys.argv[3], domain='d-%d' % n, padding='x' * (n % 700))
+        n += 1
+    print(n)
 ''')
 
 
@@ -188,24 +194,30 @@ def test_the_journal_rotated_while_two_processes_append_loses_and_splits_no_line
     state = StateDir(str(tmp_path / 'state'))
     script = tmp_path / 'append.py'
     script.write_text(APPENDER)
-    count = 400
+    count, stop = 400, tmp_path / 'stop'
     procs = [subprocess.Popen([sys.executable, str(script), state.path, collections_path, 'req-%s' % who, host_lock_dir,
-                               str(count)]) for who in ('a', 'b')]
+                               str(count), str(stop)], stdout=subprocess.PIPE) for who in ('a', 'b')]
     import datetime
-    rotations, tick = 0, _now()
+    # The writers go on until the journal has been rotated under them three times (however fast or loaded the
+    # machine), or a minute has passed.
+    rotations, tick, deadline = 0, _now(), time.monotonic() + 60
     while any(p.poll() is None for p in procs):
         tick += datetime.timedelta(seconds=1)
         if state.rotate_journal(max_size=1, now=tick)['rotated']:
             rotations += 1
-    assert [p.wait() for p in procs] == [0, 0]
-    assert rotations >= 2
+        if rotations >= 3 or time.monotonic() > deadline:
+            stop.touch()
+    written = dict(('req-%s' % who, int(p.communicate()[0])) for who, p in zip(('a', 'b'), procs))
+    assert [p.returncode for p in procs] == [0, 0]
+    assert rotations >= 3, 'the journal was rotated %d times in a minute of appends' % rotations
     lines = []
     for path in state.journal_files():
         with open(path, 'rb') as handle:
             lines += handle.read().split(b'\n')[:-1]
     events = [json.loads(line) for line in lines]  # every line whole
-    for who in ('a', 'b'):
-        assert [e['domain'] for e in events if e['request_id'] == 'req-%s' % who] == ['d-%d' % n for n in range(count)]
+    for who, n_written in written.items():
+        assert n_written >= count
+        assert [e['domain'] for e in events if e['request_id'] == who] == ['d-%d' % n for n in range(n_written)]
 
 
 SWEEPER = textwrap.dedent('''
