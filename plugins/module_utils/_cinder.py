@@ -313,8 +313,6 @@ def _without(foreign_hosts, own_hosts):
     for host in own_hosts or ():
         if host:
             own.update([host, host.split('.')[0]])
-    if getattr(foreign_hosts, 'complete', False):
-        return foreign_hosts.excluding(own)
     return set(h for h in foreign_hosts or () if h not in own and h.split('.')[0] not in own)
 
 
@@ -340,10 +338,7 @@ def _names_foreign(host, foreign_hosts):
     """Whether Cinder's attachment host name ``host`` may be one of ``foreign_hosts`` (full hostnames of the other
     hypervisors): the same name, or, where either side is a short name (Cinder's connector may send one), the same
     first label. hv1.dc1 is not hv1.dc2; a bare hv1 may be hv1.dc2's, and an attachment that may be another
-    hypervisor's is kept (the safe side: the operator detaches it). With a complete index whose slice names only the
-    hypervisors it refers to (FleetView.foreign_hosts), every host that is not this one is another hypervisor."""
-    if getattr(foreign_hosts, 'complete', False):
-        return foreign_hosts.names_other(host)
+    hypervisor's is kept (the safe side: the operator detaches it)."""
     host = host.lower()
     for other in foreign_hosts:
         other = (other or '').lower()

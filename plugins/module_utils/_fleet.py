@@ -416,10 +416,6 @@ class FleetView(object):
         if self.given and not self.complete:
             return EveryOtherHost(_names(self.me), names | set(
                 part for host in self.missing for part in (host, host.split('.')[0])))
-        if self.given and self.fleet.get('fleet_hosts') and _names(self.me):
-            # A slice names only the hypervisors its own part refers to (it stays small whatever the fleet's size): an
-            # attachment any hypervisor other than this one holds is that one's (rule 10), named in the slice or not.
-            return EveryOtherHost(_names(self.me), names, complete=True)
         return names
 
 
@@ -431,12 +427,9 @@ class EveryOtherHost(object):
     name, so its attachment is neither detached nor settled, and stays pending for a sweep with a complete index.
     """
 
-    def __init__(self, mine, known, complete=False):
+    def __init__(self, mine, known):
         self.mine = frozenset(mine)
         self.known = frozenset(known)
-        # A complete index (a slice that names only the hypervisors it refers to): every other host is another
-        # hypervisor, none is uncertain.
-        self.complete = complete
 
     def __contains__(self, name):
         return bool(name) and name not in self.mine and name.split('.')[0] not in self.mine
@@ -453,21 +446,4 @@ class EveryOtherHost(object):
         return len(self.known)
 
     def uncertain(self, name):
-        if self.complete:
-            return False
         return name in self and name not in self.known and name.split('.')[0] not in self.known
-
-    def names_other(self, host):
-        """Whether Cinder's attachment host name ``host`` is a hypervisor other than this one: not this one's full
-        hostname and, where either side is a short name (Cinder's connector may send one), not its first label."""
-        host = (host or '').lower()
-        if not host:
-            return False
-        for mine in self.mine:
-            if host == mine or (('.' not in host or '.' not in mine) and host.split('.')[0] == mine.split('.')[0]):
-                return False
-        return True
-
-    def excluding(self, own):
-        """The same, where the names ``own`` (the domain's own earlier hosts, full and short) count as this one."""
-        return EveryOtherHost(self.mine | frozenset(own), set(self.known) - set(own), self.complete)

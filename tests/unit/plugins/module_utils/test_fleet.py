@@ -15,7 +15,6 @@ import os
 
 import pytest
 
-from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
@@ -156,23 +155,6 @@ def test_the_other_hypervisor_hv1_dc2_stays_foreign_to_hv1_dc1():
     view = _fleet.FleetView({'hypervisors': [DC1, DC2]}, DC1)
     foreign = view.foreign_hosts()
     assert 'hv1.dc2' in foreign and 'hv1.dc1' not in foreign
-
-
-def test_with_a_slice_naming_only_its_own_hypervisors_an_attachment_any_other_host_holds_stays_that_hosts():
-    # Rule 10: a slice no longer lists every hypervisor of the fleet (it would grow with the fleet), so every host that
-    # is not this one counts as another hypervisor; this one's own name, full or short, and the domain's earlier
-    # hosts do not.
-    compact = _fleet.make_slice('hv1', _fleet.host_entry(dict(DC1)), {}, [], fleet='hypervisors',
-                                fleet_hosts={'count': 3000, 'digest': '0' * 64})
-    foreign = _fleet.FleetView(compact, DC1).foreign_hosts()
-    assert _cinder._names_foreign('hv7.dc1', foreign) and _cinder._names_foreign('hv1.dc2', foreign)
-    assert not _cinder._names_foreign('hv1.dc1', foreign) and not _cinder._names_foreign('HV1', foreign)
-    assert not foreign.uncertain('hv7.dc1')
-    moved = _cinder._without(foreign, ['hv7.dc1'])
-    assert not _cinder._names_foreign('hv7.dc1', moved) and not _cinder._names_foreign('hv7', moved)
-    assert _cinder._names_foreign('hv8.dc1', moved)
-    # A slice that lists every hypervisor (built before slices were compact) is read as before.
-    assert _fleet.FleetView({'hypervisors': [DC1, DC2], 'complete': True}, DC1).foreign_hosts() == set(['hv1.dc2'])
 
 
 # -- a bound slice (rule 12) -------------------------------------------------------------------------------------
