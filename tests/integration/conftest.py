@@ -23,7 +23,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 
 import guests  # noqa: E402
-import fleet_support  # noqa: E402
 from ansible_env import ansible_env  # noqa: E402
 
 BUILD = os.path.join(ROOT, 'build', 'integration')
@@ -255,13 +254,17 @@ def volumes(cinder, prefix):
 
 # The three hosts of the fleet (tests/testbed/fleet.sh), for the fleet tests: the fleet's description once per test
 # file, a second and a third hypervisor whose guests a test makes are removed after it, and a project of its own.
+# fleet_support is imported where it is used: tests/reliability loads this file as a module of its own, without this
+# directory on its path.
 @pytest.fixture(scope='module')
 def fleet(hypervisor):
+    import fleet_support
     return fleet_support.fleet_up()
 
 
 @pytest.fixture
 def hv2(fleet, prefix):
+    import fleet_support
     host = fleet_support.HostGuests(fleet, prefix, 'hv2')
     yield host
     host.close()
@@ -269,6 +272,7 @@ def hv2(fleet, prefix):
 
 @pytest.fixture
 def hv3(fleet, prefix):
+    import fleet_support
     host = fleet_support.HostGuests(fleet, prefix, 'hv3')
     yield host
     host.close()
@@ -276,4 +280,5 @@ def hv3(fleet, prefix):
 
 @pytest.fixture
 def project():
+    import fleet_support
     return fleet_support.new_project()
