@@ -36,11 +36,10 @@ per-host figure at the largest size at most 1.25x that at the smallest
 (ansible-playbook's start-up, about 2 s, is spread over fewer hosts at the
 smallest size, which favours the larger one by a little).
 
-When the workflow playbooks exist (playbooks/fleet_gather.yml,
-fleet_index.yml, fleet_sweep.yml), the three run in turn over the same hosts
-with ansible-core's jsonfile fact cache and one deferred_libvirt_fleet_run,
-and their sum is a row of its own;
-otherwise that row says "not available".
+The workflow playbooks (playbooks/fleet_gather.yml, fleet_index.yml,
+fleet_sweep.yml) run in turn over the same hosts with ansible-core's jsonfile
+fact cache and one deferred_libvirt_fleet_run, and their sum is a row of its
+own.
 
 A run that does not finish within BENCH_HOSTS_TIMEOUT seconds (default
 3600) is stopped and its row says so, with the time as a lower bound; the
@@ -203,10 +202,6 @@ def task_span(data, *names):
     return max(t['end'] for t in spans) - min(t['start'] for t in spans)
 
 
-def workflow_available():
-    return all(os.path.exists(os.path.join(PLAYBOOKS, name)) for name in WORKFLOW)
-
-
 def run_workflow(venv, inv, collections, hosts, cache):
     """fleet_gather, fleet_index, fleet_sweep in turn, with a jsonfile fact cache: summed wall, largest peaks."""
     shutil.rmtree(cache, ignore_errors=True)
@@ -256,10 +251,9 @@ def run(sizes, reps=1):
                 measured[(line, hosts, case)] = m
                 if m['timed_out'] and case == 'safe':
                     stopped = hosts
-            if workflow_available():
-                lib.log('hosts: the workflow playbooks over %d simulated hosts on %s' % (hosts, line))
-                measured[(line, hosts, 'workflow')] = run_workflow(
-                    venv, inv, collections, hosts, os.path.join(lib.BUILD, 'hosts-cache-%s-%d' % (line, hosts)))
+            lib.log('hosts: the workflow playbooks over %d simulated hosts on %s' % (hosts, line))
+            measured[(line, hosts, 'workflow')] = run_workflow(
+                venv, inv, collections, hosts, os.path.join(lib.BUILD, 'hosts-cache-%s-%d' % (line, hosts)))
             shutil.rmtree(os.path.join(lib.BUILD, 'hosts-state-%s-%d' % (line, hosts)), ignore_errors=True)
     return rows(measured, sizes)
 
@@ -299,9 +293,6 @@ def rows(measured, sizes):
                     '', 'info', 'jsonfile fact cache'))
         if len(sizes) >= 2:
             out += flat_rows(measured, line, sizes)
-    if not workflow_available():
-        out.append(lib.Row(NAME, 'workflow (gather, index, sweep)', '-', '', '', '', 'not available',
-                           'playbooks/%s not in this checkout' % ', '.join(WORKFLOW)))
     return out
 
 
