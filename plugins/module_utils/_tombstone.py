@@ -138,8 +138,9 @@ def finished(tomb):
     # A tombstone that never says it asked Cinder has not: only a real answer from Cinder marks it checked (rule 5).
     # A disk kept only because the fleet index was incomplete is work left too (disks_pending): the next sweep with
     # a complete index deletes it if it is then safe, so it is never forgotten.
+    # A stale copy's undefine (``stale_copy``) asks nothing of Cinder: its volumes are the other copy's (rule 9).
     done = tomb.get('status') == 'terminated' and not tomb.get('volumes_pending') and not tomb.get('disks_pending')
-    return done and (tomb.get('cinder_checked') is True or tomb.get('no_cinder') is True)
+    return done and (tomb.get('cinder_checked') is True or tomb.get('no_cinder') is True or bool(tomb.get('stale_copy')))
 
 
 PENDING_DISK_KEYS = ('target', 'path', 'pool', 'volume', 'real_path', 'type', 'st_dev', 'st_ino', 'reason')

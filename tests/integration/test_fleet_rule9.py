@@ -8,7 +8,9 @@ playbooks reach them; stale copies are made as operators make them, with ``virsh
 Each test asserts what the operator sees (the task's message) and that nothing changed where it must not.
 """
 
+import base64
 import glob
+import json
 import os
 import subprocess
 
@@ -174,6 +176,34 @@ def test_an_ad_hoc_restore_of_a_stale_copy_is_refused_and_changes_nothing(ansibl
                           extra_vars=[{'names': [name], 'project': project}])
     assert played.rc == 0, played.stdout[-3000:]
     assert running(hv2, name) and not running(hv3, name)
+
+
+def test_a_forced_ad_hoc_terminate_of_a_moved_domain_the_record_calls_stale_leaves_its_tombstone_and_storage(
+        ansible, inventory, hv2, hv3, shared, project, state_dir):
+    # Found by the randomized trial (seed 1, step 28; rule 7, every terminated domain has a tombstone): a domain
+    # moved by an offline migration with --undefinesource keeps a record naming hv2. Ad hoc on hv3 (no fleet view)
+    # the record is all vm_terminate sees: force undefines it as a stale copy (rule 9: no disk, volume or attachment
+    # touched), though it was the only copy. The operator is told, and a tombstone on hv3 keeps what was left.
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    owned(ansible, inventory, 'hv2', name, project)
+    migrate('hv2', 'hv3', name, '--offline', '--persistent', '--undefinesource')
+    assert not hv2.exists(name) and hv3.exists(name)
+
+    result = ok(task_on(ansible, inventory, 'hv3', 'deferred.libvirt.vm_terminate', name=name, project=project,
+                        force=True))
+
+    [instance] = result['instances']
+    assert (instance['action'], instance['authoritative']) == ('undefined_stale_copy', 'hv2')
+    assert not hv3.exists(name) and os.path.exists(path)
+    assert any('no other copy of %s was seen' % name in w and path in w for w in result['warnings']), result['warnings']
+    info = ok(task_on(ansible, inventory, 'hv3', INFO, name=name, include_deleted=True))
+    [gone] = [i for i in info['instances'] if i['uuid'] == uuid]
+    assert gone['vm_state'] == 'deleted', gone
+    slurped = ok(task_on(ansible, inventory, 'hv3', 'ansible.builtin.slurp',
+                         src=os.path.join(state_dir, 'hv3', 'tombstones', 'finished', '%s.json' % uuid)))
+    data = json.loads(base64.b64decode(slurped['content']))
+    assert data['stale_copy']['authoritative'] == 'hv2' and [d['path'] for d in data['disks_kept']] == [path]
 
 
 # -- item 8: rule 5 after a move --------------------------------------------------------------------------------------

@@ -273,12 +273,19 @@ def snapshot(fleet):
     return {'time': utcnow(), 'copies': copies}
 
 
-def tombstone_exists(fleet, uuid):
+def tombstone_of(fleet, uuid):
+    """The tombstone of ``uuid`` in any host's state_dir (pending or finished), read as JSON; None when there is none."""
     for host in fleet.hosts:
         for sub in ('pending', 'finished'):
-            if os.path.exists(os.path.join(fleet.state_main[host], 'tombstones', sub, '%s.json' % uuid)):
-                return True
-    return False
+            path = os.path.join(fleet.state_main[host], 'tombstones', sub, '%s.json' % uuid)
+            if os.path.exists(path):
+                with open(path) as handle:
+                    return json.load(handle)
+    return None
+
+
+def tombstone_exists(fleet, uuid):
+    return tombstone_of(fleet, uuid) is not None
 
 
 # -- the trial ------------------------------------------------------------------------------------------------------
@@ -653,8 +660,16 @@ class Trial(object):
         for g in self.guests.values():
             if g['uuid'] not in self.terminated:
                 continue
+            tomb = tombstone_of(self.fleet, g['uuid']) or {}
             for volume, dot in g['volumes']:
                 self.checks['settled'] += 1
+                if tomb.get('stale_copy'):
+                    # vm_terminate force on what the record called a stale copy: rule 9 touches no volume; the
+                    # tombstone must list each one left behind so the operator can find it.
+                    if volume not in [v.get('id') for v in tomb.get('volumes') or []]:
+                        raise Violation('settled', 'volume %s of %s, undefined as a stale copy, is not listed in its '
+                                        'tombstone' % (volume, g['name']))
+                    continue
                 status = ch.volume_status(volume, conn=self.cinder)
                 attached = ch.attachments_for(g['uuid'], conn=self.cinder)
                 want = None if dot else 'available'

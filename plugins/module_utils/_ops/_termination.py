@@ -31,6 +31,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _states as
 from ansible_collections.deferred.libvirt.plugins.module_utils import _storage as storage
 from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._journal import actor as journal_actor
 
@@ -124,14 +125,42 @@ class StaleCopy(engine.Plan):
         ctx.event('instance.delete.start', domain, action='%s (stale copy)' % self.action, stale=self.stale['reason'])
         _power.destroy(domain.dom)
         self.flags = hv.undefine(ctx.fresh(domain))
+        self.warnings = []
+        if not self.stale.get('others'):
+            self.tombstone(ctx)
         ctx.event('instance.delete.end', domain, result='success', action='undefined_stale_copy', authoritative=self.where)
         return None
+
+    def tombstone(self, ctx):
+        """No other copy was seen (the record's host decided, vm_terminate with force): this may have been the domain's
+        last definition, as after an offline migration that kept the record. Rule 9 still touches no disk or volume,
+        and a finished tombstone says what was undefined and lists what was left (rule 7: every terminated domain has
+        one). Where the fleet index saw the other copy the domain lives on there, and no tombstone is written."""
+        domain, record = self.domain, self.domain.record or {}
+        tomb = tombstones.for_terminate(ctx, domain, record)
+        mine = set(v.get('id') for v in record.get('volumes') or [])
+        left = [dict(path=d['path'], target=d.get('target'),
+                     reason='left to the copy its record names on %s: undefining a stale copy touches no disk (rule 9)'
+                     % self.where) for d in domain.disks() if d.get('path')]
+        tomb.update(status='terminated', terminated_at=_record.format_time(_record.utcnow()), undefine_flags=self.flags,
+                    volumes_pending=[v for v in tomb['volumes_pending'] if v.get('id') not in mine], disks_kept=left,
+                    stale_copy={'reason': self.stale['reason'], 'authoritative': self.where})
+        tomb = _record.add_history(tomb, self.action, ctx.request_id, tomb.get('started_at'), 'success')
+        volumes = ', '.join(v.get('id') for v in record.get('volumes') or []) or 'none'
+        self.warnings.append('no other copy of %s was seen (%s): if %s no longer holds it, this was its last definition '
+                             'and its disks (%s) and Cinder volumes (%s) are left behind, untouched; its tombstone '
+                             'lists them' % (domain.name, self.stale['reason'], self.where,
+                                             ', '.join(d['path'] for d in left) or 'none', volumes))
+        try:
+            ctx.state.write_tombstone(tomb)
+        except StateDirError as exc:
+            self.warnings.append('the tombstone of %s could not be written: %s' % (domain.name, exc))
 
     def finish(self, ctx):
         return engine.result_for(self.domain, True, before=self.before_view, after={}, action='undefined_stale_copy',
                                  stale=self.stale['reason'], authoritative=self.where, undefine_flags=self.flags,
                                  disks_deleted=[], disks_kept=[], volumes_detached=[], volumes_deleted=[],
-                                 volumes_pending=[])
+                                 volumes_pending=[], **({'warnings': self.warnings} if self.warnings else {}))
 
 
 class TerminatePlan(engine.Plan):

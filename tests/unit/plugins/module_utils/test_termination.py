@@ -53,6 +53,49 @@ def test_a_stale_copy_with_force_loses_its_definition_only(conn, define, tmp_pat
     assert index.fleet.foreign_hosts() == set(['hv3'])
 
 
+def test_a_forced_undefine_of_a_copy_no_other_copy_was_seen_of_leaves_a_tombstone_of_what_it_left(
+        conn, define, tmp_path):
+    # Rule 7 (every terminated domain has a tombstone), found by the randomized trial (seed 1, step 28): a domain
+    # moved by an offline migration keeps a record naming its old host. Without a fleet view that is all vm_terminate
+    # sees, so force undefines it as a stale copy (rule 9: no disk or volume touched) when it is in fact the only copy.
+    # The definition is gone; its tombstone says so and lists the disks and volumes left behind, and the result warns.
+    define('web01')
+    dom = hv.refresh(conn, conn.lookupByName('web01'))
+    volumes = [{'id': '6f1e2d3c-0000-4000-8000-00000000a001', 'delete_on_termination': True}]
+    hv.write_record(dom, dict(_record.empty(), project='web', volumes=volumes))
+    domain = hv.refresh(conn, conn.lookupByName('web01'))
+    # The record names the host it was written on; this host is another one (the domain came here without it).
+    old_host = domain.record['host']['hostname']
+    index = storage.Index(conn, hv.list_domains(conn), fleet.FleetView(None, {'hostname': old_host + '-new'}))
+    ctx = context(conn, tmp_path)
+    did = termination.terminate(ctx, domain, termination.read({'instance_dirs': [str(tmp_path)], 'force': True}),
+                                index)
+    assert (did['action'], did['authoritative']) == ('undefined_stale_copy', old_host)
+    assert 'web01' not in [d.name() for d in conn.listAllDomains(0)]
+    [warning] = did['warnings']
+    assert 'no other copy of web01 was seen' in warning and old_host in warning and volumes[0]['id'] in warning, warning
+    tomb = ctx.state.read_tombstone(domain.uuid)
+    assert tomb['status'] == 'terminated' and tomb['stale_copy']['authoritative'] == old_host
+    assert tomb['volumes_pending'] == [] and [v['id'] for v in tomb['volumes']] == [volumes[0]['id']]
+    assert [d['path'] for d in tomb['disks_kept']] == [d['path'] for d in domain.disks()]
+    # Finished: no sweep asks Cinder about it or detaches anything (the volumes are the other copy's, if there is one).
+    [item] = [i for i in termination.with_terminated(ctx, [], names=['web01'])]
+    assert item.tombstone['uuid'] == domain.uuid
+    from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
+    assert tombstones.finished(tomb)
+
+
+def test_a_forced_undefine_of_a_stale_copy_whose_other_copy_the_fleet_saw_writes_no_tombstone(
+        conn, define, tmp_path):
+    # The domain lives on in the copy the fleet index saw: a tombstone here would call a living domain terminated.
+    domain, index, opts = stale_setup(conn, define, tmp_path, force=True)
+    index.fleet._stale[domain.uuid]['others'] = [{'host': 'hv3', 'name': 'web01'}]
+    ctx = context(conn, tmp_path)
+    did = termination.terminate(ctx, domain, opts, index)
+    assert did['action'] == 'undefined_stale_copy' and not did.get('warnings')
+    assert ctx.state.read_tombstone(domain.uuid) is None
+
+
 def test_a_soft_delete_at_interval_zero_stops_the_guest_with_its_own_timeout():
     opts = termination.read({'shutdown_timeout': None})
     mine = opts.with_shutdown(30, 5)
