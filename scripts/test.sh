@@ -5,7 +5,8 @@
 # Every test of the collection, on a fresh machine or an old one:
 #   1. installs and starts what the tests need (libvirtd + QEMU, the test
 #      guests' boot files, the Python environment, Cinder + RabbitMQ, a second
-#      hypervisor reached over SSH, chromium and promtool for the report),
+#      hypervisor reached over SSH, chromium and promtool for the report, a
+#      redis-server for the fleet workflow's Redis fact cache),
 #   2. runs the unit tests and ansible-test sanity on both ansible-core lines
 #      the collection supports (2.16 on Python 3.11 in .venv, 2.21 on Python
 #      3.13 in .venv-newest), ansible-lint's production profile, the Galaxy
@@ -85,6 +86,8 @@ if want integration || want security-newest || want reliability || want races ||
   bash tests/testbed/cinder.sh up
   trap 'bash tests/testbed/cinder.sh down || true' EXIT
   [ ! -f tests/testbed/fleet.sh ] || bash tests/testbed/fleet.sh up
+  # redis-server and community.general's redis cache plugin: the fleet workflow's Redis fact cache.
+  bash tests/testbed/redis.sh up
   # Debian's chromium (the report page is opened in it) and promtool (checks the metrics files).
   bash tests/testbed/report_tools.sh
 fi

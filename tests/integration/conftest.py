@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -55,6 +56,67 @@ def collection():
                     '-p', collections, '--force'], check=True, capture_output=True, text=True)
     yield collections
     shutil.rmtree(build, ignore_errors=True)
+
+
+class RedisCache(object):
+    """The test bed's Redis (tests/testbed/redis.sh) seen as community.general's redis fact cache, under a key prefix
+    of one test's own: what an ansible-playbook run needs in its environment to use it, and the facts it holds."""
+
+    TESTBED = '/var/lib/deferred-libvirt-testbed'
+
+    def __init__(self, prefix, new_cache):
+        path = os.path.join(self.TESTBED, 'redis', 'connection')
+        if not os.path.exists(path):
+            pytest.fail('the test bed has no Redis (%s is missing): run bash tests/testbed/redis.sh up' % path)
+        with open(path) as handle:
+            self.connection = handle.read().strip()
+        self.collections = os.path.join(self.TESTBED, 'collections')
+        if not os.path.exists(os.path.join(self.collections, 'ansible_collections', 'community', 'general')):
+            pytest.fail('community.general is not under %s: run bash tests/testbed/redis.sh up' % self.collections)
+        self.prefix = prefix
+        self.keyset = prefix + 'keys'
+        # ansible-core 2.19 and later keep a host's facts under s1_HOST, JSON-wrapped (as in the jsonfile cache).
+        self.new_cache = new_cache
+        import redis
+        host, port, db, password = self.connection.split(':', 3)
+        self.db = redis.StrictRedis(host=host, port=int(port), db=int(db), password=password)
+        self.db.ping()
+
+    def env(self):
+        """The environment of a run whose fact cache this is."""
+        return {'ANSIBLE_CACHE_PLUGIN': 'community.general.redis', 'ANSIBLE_CACHE_PLUGIN_CONNECTION': self.connection,
+                'ANSIBLE_CACHE_PLUGIN_PREFIX': self.prefix, 'ANSIBLE_CACHE_REDIS_KEYSET_NAME': self.keyset,
+                'ANSIBLE_CACHE_PLUGIN_TIMEOUT': '0'}
+
+    def _key(self, host):
+        return ('s1_%s' if self.new_cache else '%s') % host
+
+    def facts(self, host):
+        """The facts the cache holds for host ({} for none), as plain data."""
+        value = self.db.get(self.prefix + self._key(host))
+        if value is None:
+            return {}
+        data = json.loads(value)
+        return json.loads(data['__payload__']) if self.new_cache else data
+
+    def store(self, host, facts):
+        """Make facts the host's cached facts, as the plugin stores them."""
+        data = {'__payload__': json.dumps(facts)} if self.new_cache else facts
+        self.db.set(self.prefix + self._key(host), json.dumps(data))
+        self.db.zadd(self.keyset, {self._key(host): time.time()})
+
+    def close(self):
+        for key in self.db.scan_iter(match=self.prefix + '*'):
+            self.db.delete(key)
+
+
+@pytest.fixture
+def redis_cache(request):
+    """RedisCache under a prefix of this test's own; its keys are removed afterwards."""
+    import ansible.template
+    cache = RedisCache('it-%s-' % uuid.uuid4().hex[:8], hasattr(ansible.template, 'trust_as_template'))
+    yield cache
+    cache.close()
 
 
 class LiveConnection(object):

@@ -6,9 +6,12 @@ Each job is an ansible-runner run over a private data dir laid out as AWX lays i
 only ``hosts sorted by name [offset::count]`` (AWX's get_sliced_hosts), its fact cache (ansible-core's jsonfile plugin,
 ``artifacts/<job id>/fact_cache``) holds only the facts of its own hosts, written from what earlier jobs saved and
 saved back when it ends, as AWX's use_fact_cache does; the index job is not sliced and gets every host's facts. The run
-id is AWX's ``awx_workflow_job_id``. hv1 (the main hypervisor, local) and hv3 make one slice, hv2 the other: every
-cross-host scenario (a stale copy, a shared disk, a cross-host backing file) crosses the two slices, where an index
-built per slice would delete what the other slice uses.
+id is AWX's ``awx_workflow_job_id``. Each test runs twice: with that jsonfile cache, and with community.general's
+redis cache against the test bed's real redis-server, one cache all jobs share (as a control node, or several, running
+the three steps from the command line with ``--limit``): the sliced jobs still hold only their own hosts. hv1 (the
+main hypervisor, local) and hv3 make one slice, hv2 the other: every cross-host scenario (a stale copy, a shared
+disk, a cross-host backing file) crosses the two slices, where an index built per slice would delete what the other
+slice uses.
 """
 
 import datetime
@@ -35,6 +38,14 @@ SLICES = 2
 # ansible-runner is a process wrapper: where the newest line's venv has none, the oldest line's runs the jobs, and the
 # jobs themselves run this Python's ansible-playbook (first on their PATH), so they run on this line's ansible-core.
 JOB_RUNNER = RUNNER if os.path.exists(RUNNER) else os.path.join(ROOT, '.venv', 'bin', 'ansible-runner')
+
+RUN_WITH_OWN_CACHE = """
+import sys
+import ansible_runner
+run = ansible_runner.run(private_data_dir=sys.argv[1], playbook=sys.argv[2], ident=sys.argv[3],
+                         fact_cache_type='environment')
+sys.exit(run.rc)
+"""
 
 
 @pytest.fixture
@@ -69,9 +80,11 @@ def cache_file(cache, host):
 class Awx(object):
     """AWX's engine, as far as the workflow sees it: the hosts with their stored facts, and jobs over slices of them."""
 
-    def __init__(self, base, collections, fleet, state_dir):
+    def __init__(self, base, collections, fleet, state_dir, redis=None):
         self.base = base
         self.collections = collections
+        # None: AWX's per-job jsonfile caches. A RedisCache: one Redis cache shared by every job.
+        self.redis = redis
         self.hosts = {'hv1': {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                               'deferred_libvirt_uri': 'qemu:///system',
                               'deferred_libvirt_state_dir': os.path.join(state_dir, 'hv1')}}
@@ -103,26 +116,42 @@ class Awx(object):
                      tower_workflow_job_id=workflow_id, **(extravars or {}))
         with open(os.path.join(pdd, 'env', 'extravars'), 'w') as handle:
             json.dump(extra, handle)
-        # AWX's start_job_fact_cache: one file per host of this job, its stored facts, in the job's fact cache.
-        cache = os.path.join(pdd, 'artifacts', str(job_id), 'fact_cache')
-        os.makedirs(cache)
-        written = {}
-        for host in hosts:
-            path = cache_file(cache, host)
-            with open(path, 'w') as handle:
-                json.dump({'__payload__': json.dumps(self.facts[host])} if NEW_CACHE else self.facts[host], handle)
-            written[host] = os.path.getmtime(path)
         home = tempfile.mkdtemp(prefix='awx-home-')
         self.homes.append(home)
         envvars = {'HOME': home, 'PWD': os.path.join(pdd, 'project'), 'ANSIBLE_COLLECTIONS_PATH': self.collections,
                    'ANSIBLE_FORCE_COLOR': 'False', 'ANSIBLE_HOST_KEY_CHECKING': 'False',
-                   'ANSIBLE_DEPRECATION_WARNINGS': 'False', 'ANSIBLE_CACHE_PLUGIN': 'jsonfile',
-                   'ANSIBLE_CACHE_PLUGIN_CONNECTION': cache, 'ANSIBLE_CACHE_PLUGIN_TIMEOUT': '0',
+                   'ANSIBLE_DEPRECATION_WARNINGS': 'False',
                    'PATH': os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', '')}
+        written = {}
+        if self.redis:
+            # The shared cache holds what the test set (a slice replaced by hand); the job reads it through the plugin.
+            for host in hosts:
+                self.redis.store(host, self.facts[host])
+            envvars.update(self.redis.env(), ANSIBLE_COLLECTIONS_PATH=self.collections + os.pathsep + self.redis.collections)
+        else:
+            # AWX's start_job_fact_cache: one file per host of this job, its stored facts, in the job's fact cache.
+            cache = os.path.join(pdd, 'artifacts', str(job_id), 'fact_cache')
+            os.makedirs(cache)
+            for host in hosts:
+                path = cache_file(cache, host)
+                with open(path, 'w') as handle:
+                    json.dump({'__payload__': json.dumps(self.facts[host])} if NEW_CACHE else self.facts[host], handle)
+                written[host] = os.path.getmtime(path)
+            envvars.update(ANSIBLE_CACHE_PLUGIN='jsonfile', ANSIBLE_CACHE_PLUGIN_CONNECTION=cache,
+                           ANSIBLE_CACHE_PLUGIN_TIMEOUT='0')
         with open(os.path.join(pdd, 'env', 'envvars'), 'w') as handle:
             json.dump(envvars, handle)
-        proc = subprocess.run([JOB_RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(job_id)],
-                              capture_output=True, text=True, timeout=900, check=False)
+        command = [JOB_RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(job_id)]
+        if self.redis:
+            # The runner's command line always sets its jsonfile cache over the job's environment; its Python API
+            # leaves the cache to the environment when told the cache is of another type.
+            command = [os.path.join(os.path.dirname(JOB_RUNNER), 'python'), '-c', RUN_WITH_OWN_CACHE, pdd,
+                       'playbooks/%s' % playbook, str(job_id)]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+        if self.redis:
+            for host in hosts:
+                self.facts[host] = self.redis.facts(host)
+            return Job(pdd, job_id, proc)
         # AWX's finish_job_fact_cache: a host's file the job changed becomes its stored facts.
         for host in hosts:
             path = cache_file(cache, host)
@@ -173,9 +202,11 @@ class Job(object):
         return 'rc %s\n%s' % (self.rc, self.stdout[-5000:])
 
 
-@pytest.fixture
-def awx(collection, fleet, state_dir, tmp_path):
-    engine = Awx(str(tmp_path / 'awx'), collection, fleet, state_dir)
+@pytest.fixture(params=['jsonfile', 'redis'])
+def awx(request, collection, fleet, state_dir, tmp_path):
+    """The jobs' engine: AWX's per-job jsonfile fact caches, or one Redis fact cache every job shares."""
+    redis = request.getfixturevalue('redis_cache') if request.param == 'redis' else None
+    engine = Awx(str(tmp_path / 'awx'), collection, fleet, state_dir, redis)
     yield engine
     engine.close()
 
@@ -243,7 +274,7 @@ def test_each_cross_slice_scenario_holds_through_sliced_gather_an_unsliced_index
         assert job.rc == 0, job.why()
     # The index job saw every host's cached record of this run, and hands a small manifest on.
     manifest = jobs['index'].artifacts()['deferred_libvirt_fleet_manifest']
-    assert manifest['run'] == '9001' and manifest['complete'] is True and manifest['missing'] == []
+    assert manifest['run'] == '9001' and manifest['complete'] is True and manifest['missing'] == [], jobs['index'].stdout[-4000:]
     assert manifest['counts']['hosts'] == 3
     assert set(jobs['index'].artifacts()) == set(['deferred_libvirt_fleet_run', 'deferred_libvirt_fleet_manifest'])
     hv2_sweep = sweep_result(jobs['sweep'][1], 'hv2')

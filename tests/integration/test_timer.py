@@ -224,12 +224,28 @@ def test_command_of_the_cron_entry_completes_a_real_reclaim(ansible, tmp_path, i
     assert '%s: sweep finished at' % timer_name in log and 'with exit code 0' in log
 
 
-def test_the_timer_runs_the_fleet_workflow_in_three_steps_with_a_jsonfile_fact_cache(
-        ansible, tmp_path, inventory, make_guest, hv2, hypervisor, project, timer_name):
+@pytest.mark.parametrize('kind', ['jsonfile', 'redis'])
+def test_the_timer_runs_the_fleet_workflow_in_three_steps_with_a_jsonfile_or_redis_fact_cache(
+        request, kind, ansible, tmp_path, inventory, make_guest, hv2, hypervisor, project, timer_name):
     cache = str(tmp_path / 'timer' / 'facts')
+    if kind == 'redis':
+        # community.general's redis cache against the test bed's redis-server, under a key prefix of this test's own.
+        redis = request.getfixturevalue('redis_cache')
+        more = dict(reclaim_timer_fact_cache='redis', reclaim_timer_fact_cache_connection=redis.connection,
+                    reclaim_timer_fact_cache_prefix=redis.prefix,
+                    reclaim_timer_environment={'ANSIBLE_COLLECTIONS_PATH': ansible.collections + ':' + redis.collections,
+                                               'ANSIBLE_NOCOLOR': '1', 'ANSIBLE_RETRY_FILES_ENABLED': '0'})
+    else:
+        more = dict(reclaim_timer_fact_cache_dir=cache)
     args, dummy = install(ansible, tmp_path, inventory, project, timer_name, reclaim_timer_backend='cron',
-                          reclaim_timer_workflow=True, reclaim_timer_fact_cache_dir=cache)
-    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+                          reclaim_timer_workflow=True, **more)
+    if kind == 'jsonfile':
+        assert stat.S_IMODE(os.stat(cache).st_mode) == 0o700
+    else:
+        # The connection (with its password) is in the private script only, never in the cron line or the log.
+        assert not os.path.exists(cache)
+        with open(args['reclaim_timer_cron_file']) as handle:
+            assert redis.connection not in handle.read()
     a, b = expired_on_both_hosts(ansible, inventory, make_guest, hv2, project)
     (schedule, user, command), variables = cron_line(args['reclaim_timer_cron_file'])
 
@@ -247,13 +263,19 @@ def test_the_timer_runs_the_fleet_workflow_in_three_steps_with_a_jsonfile_fact_c
     assert 'DID NOT REPORT' not in log and 'INCOMPLETE' not in log, log[-3000:]
     assert 'reclaimed 2, failed 0, skipped 0, kept 0, Cinder work pending 0, finished 0 on 2 host(s)' in log
     assert '%s: sweep finished at' % timer_name in log and 'with exit code 0' in log
-    # The facts went through the jsonfile cache: each host's record and slice of this run.
-    names = sorted(os.listdir(cache))
-    assert len(names) == 2, names
-    for name in names:
-        with open(os.path.join(cache, name)) as handle:
-            facts = json.load(handle)
-        facts = json.loads(facts['__payload__']) if '__payload__' in facts else facts
+    # The facts went through the cache: each host's record and slice of this run.
+    if kind == 'redis':
+        assert redis.connection.rsplit(':', 1)[1] not in log
+        stored = [redis.facts(host) for host in ('hv1', 'hv2')]
+    else:
+        names = sorted(os.listdir(cache))
+        assert len(names) == 2, names
+        stored = []
+        for name in names:
+            with open(os.path.join(cache, name)) as handle:
+                facts = json.load(handle)
+            stored.append(json.loads(facts['__payload__']) if '__payload__' in facts else facts)
+    for facts in stored:
         assert facts['deferred_libvirt_fleet_record']['run'] == fleet_run
         assert facts['deferred_libvirt_fleet_slice']['run'] == fleet_run and facts['deferred_libvirt_fleet_slice']['complete']
 
