@@ -96,6 +96,7 @@ down() {
 case ${1:-up} in
   up) up ;;
   down) down ;;
-  status) ping && log "running on 127.0.0.1:$PORT" || { log "not running"; exit 1; } ;;
+  status)
+    if ping; then log "running on 127.0.0.1:$PORT"; else log "not running"; exit 1; fi ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

@@ -122,3 +122,29 @@ def test_the_reclaim_role_sets_no_fleet_sized_fact_on_every_host():
     with open(os.path.join(ROOT, 'roles', 'state_facts', 'tasks', 'main.yml')) as handle:
         build = [t for t in yaml.safe_load(handle) if 'state_facts_fleet' in (t.get('ansible.builtin.set_fact') or {})]
     assert len(build) == 1 and build[0]['when'] == 'state_facts_fleet_fact | bool'
+
+
+def test_the_state_facts_role_names_the_declared_fleet_in_every_slice(collections_path, tmp_path):
+    # A slice names the fleet it describes (rule 12), so a refusal of a slice says which fleet it came from: the role
+    # passes the declared group's name (here deferred_libvirt_fleet), not null. vm_info reads libvirt's test driver.
+    hosts = ['hv1', 'hv2']
+    inventory = {'all': {'children': {'my_fleet': {'hosts': dict(
+        (h, {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+             'deferred_libvirt_uri': 'test:///default', 'deferred_libvirt_state_dir': str(tmp_path / h)})
+        for h in hosts)}}, 'vars': {'deferred_libvirt_fleet': 'my_fleet'}}}
+    out = str(tmp_path / 'slice')
+    play = [{'hosts': 'my_fleet', 'gather_facts': False,
+             'roles': [{'role': 'deferred.libvirt.state_facts', 'vars': {'state_facts_show': False}}],
+             'tasks': [{'name': 'keep', 'ansible.builtin.copy': {'content': '{{ state_facts_slice | to_json }}',
+                                                                 'dest': out + '-{{ inventory_hostname }}.json'}}]}]
+    (tmp_path / 'inv.json').write_text(json.dumps(inventory))
+    (tmp_path / 'play.yml').write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR='1')
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i',
+                           str(tmp_path / 'inv.json'), str(tmp_path / 'play.yml')],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    for host in hosts:
+        with open(out + '-%s.json' % host) as handle:
+            mine = json.load(handle)
+        assert mine['host'] == host and mine['fleet'] == 'my_fleet' and mine['fleet_hosts']['count'] == 2

@@ -79,7 +79,7 @@ def test_a_forced_undefine_of_a_copy_no_other_copy_was_seen_of_leaves_a_tombston
     assert tomb['volumes_pending'] == [] and [v['id'] for v in tomb['volumes']] == [volumes[0]['id']]
     assert [d['path'] for d in tomb['disks_kept']] == [d['path'] for d in domain.disks()]
     # Finished: no sweep asks Cinder about it or detaches anything (the volumes are the other copy's, if there is one).
-    [item] = [i for i in termination.with_terminated(ctx, [], names=['web01'])]
+    [item] = termination.with_terminated(ctx, [], names=['web01'])
     assert item.tombstone['uuid'] == domain.uuid
     from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone as tombstones
     assert tombstones.finished(tomb)
