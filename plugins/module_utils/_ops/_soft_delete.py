@@ -22,6 +22,7 @@ import datetime
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _errors as errors
 from ansible_collections.deferred.libvirt.plugins.module_utils import _power
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
@@ -143,7 +144,7 @@ def run(ctx, opts):
             return termination.answer_for_terminated(ctx, tomb, opts.terminate, fleet_view.foreign_hosts())
         record = domain.record if not domain.metadata_error else None
         if record is not None and record.get('vm_state') == 'soft_deleted' and not record.get('task_state'):
-            return soft_delete(ctx, domain, opts)  # already in the trash: rule 3, whatever the interval
+            return soft_delete(ctx, domain, opts, fleet_view)  # already in the trash: rule 3, whatever the interval
         if domain.metadata_error is None and effective_interval(record or {}, opts) == 0:
             # Nova's reclaim_instance_interval=0: delete at once, after the same clean shutdown.
             if not opts.allow_terminate:
@@ -153,7 +154,7 @@ def run(ctx, opts):
             per_domain = opts.terminate.with_shutdown(effective_timeout(record or {}, opts), opts.shutdown_retry_interval)
             return _say_terminated(termination.terminate(ctx, domain, per_domain, index,
                                                          action='soft delete with reclaim_interval 0'))
-        return soft_delete(ctx, domain, opts)
+        return soft_delete(ctx, domain, opts, fleet_view)
 
     return engine.outcome(engine.run_each(ctx, chosen, work), 'vm_soft_delete')
 
@@ -166,13 +167,15 @@ class SoftDeletePlan(engine.Plan):
     faults = 'soft_delete'
     resume_fault = 'soft_delete.resumed'
 
-    def __init__(self, ctx, domain, opts):
+    def __init__(self, ctx, domain, opts, fleet_view=None):
         self.domain = domain
         self.opts = opts
         self.before = copy.deepcopy(domain.record or _record.empty())
         engine.guard(domain, 'soft delete', ctx.project, opts.force)
         self.decision = engine.decision(domain, OPERATION)
         self.before_view = _views.describe(domain)
+        if self.decision != NOOP:
+            refuse_stale_copy(domain, self.before_view, opts, fleet_view or fleet.FleetView(None, ctx.host))
         self.timeout = effective_timeout(self.before, opts)
         if self.decision == RESUME:
             self.mode = self.before.get('soft_delete_mode') or opts.mode
@@ -253,9 +256,23 @@ class SoftDeletePlan(engine.Plan):
                                  seconds=round(time.monotonic() - self.started, 2), record=after_view)
 
 
-def soft_delete(ctx, domain, opts):
+def soft_delete(ctx, domain, opts, fleet_view=None):
     """Soft delete one domain; returns its result dict, raises OperationError on refusal or failure."""
-    return engine.carry_out(ctx, domain, lambda current: SoftDeletePlan(ctx, current, opts))
+    return engine.carry_out(ctx, domain, lambda current: SoftDeletePlan(ctx, current, opts, fleet_view))
+
+
+def refuse_stale_copy(domain, view, opts, fleet_view):
+    """Rule 9 for a soft delete: a stale copy (its record names another host, or the fleet slice says another copy is
+    authoritative) is refused without force. Every record write names the host that writes it, so soft-deleting it
+    would make this copy's record name this host: taken for the authoritative copy from then on, its terminate or
+    sweep would delete the disks and volumes the other copy uses."""
+    stale = fleet_view.stale(view)
+    if stale is not None and not opts.force:
+        raise engine.OperationError(
+            'domain %s is a %s; soft delete refuses it: its record would then name this host, and this copy would be '
+            'taken for the authoritative one. Soft-delete the authoritative copy on %s instead (playbooks/'
+            'soft_delete.yml finds it), or force=true to soft-delete this one anyway'
+            % (domain.name, stale['reason'], stale.get('authoritative') or 'the host that should keep it'))
 
 
 def stop_guest(ctx, domain, mode, timeout, retry_interval):

@@ -24,7 +24,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._errors import De
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
 
-from ops_support import only, put, record_of, run
+from ops_support import only, put, record_of, run, set_text
 
 
 def test_soft_delete_shuts_the_guest_down_and_fixes_reclaim_at(conn, define, tmp_path):
@@ -35,6 +35,26 @@ def test_soft_delete_shuts_the_guest_down_and_fixes_reclaim_at(conn, define, tmp
     assert conn.lookupByName('web01').state()[0] == hv.libvirt.VIR_DOMAIN_SHUTOFF
     gap = _record.parse_time(record['reclaim_at']) - _record.parse_time(record['deleted_at'])
     assert gap == datetime.timedelta(days=2)
+
+
+def test_a_copy_whose_record_names_another_host_is_refused_without_force_and_nothing_changes(conn, define, tmp_path):
+    # Rule 9, found by the randomized trial (seed 1, step 73): a running domain on hv1 was copied to hv2 by an offline
+    # migration (its record names hv1). A soft delete of hv2's copy rewrote its record to name hv2, so hv2's next
+    # terminate took that copy for the authoritative one and deleted the Cinder volume hv1's running copy uses. A soft
+    # delete refuses such a copy, as terminate and restore do; force soft-deletes it anyway.
+    define('web01', running=True)
+    record = dict(_record.empty(), project='web', generation=3, host={'uuid': None, 'hostname': 'hv9'})
+    set_text(conn, 'web01', _record.serialize(record))
+    before = record_of(conn, 'web01')
+    outcome, dummy = run(soft_delete, conn, tmp_path, name=['web01'])
+    [instance] = outcome['instances']
+    assert instance['failed'], instance
+    assert 'stale copy: its record names host hv9' in instance['msg'] and 'soft delete refuses it' in instance['msg']
+    assert 'force=true' in instance['msg']
+    assert record_of(conn, 'web01') == before
+    assert conn.lookupByName('web01').state()[0] == hv.libvirt.VIR_DOMAIN_RUNNING
+    forced = only(run(soft_delete, conn, tmp_path, name=['web01'], force=True)[0])
+    assert forced['action'] == 'soft_deleted'
 
 
 def test_soft_delete_records_who_did_it_in_the_history(conn, define, tmp_path, monkeypatch):
