@@ -284,14 +284,16 @@ def host_identity(conn):
     return dict(_HOSTS[key])
 
 
-def write_record(domain, record):
+def write_record(domain, record, keep_host=False):
     """Store ``record`` in the persistent definition (and the live one while it runs).
 
     Every write names this hypervisor in ``host`` and moves ``generation`` one
     past the stored record's (both set in ``record`` itself), so two copies of
-    one domain on two hosts can be told apart.
+    one domain on two hosts can be told apart. ``keep_host``: the stored
+    record's host stays, for a write that must not claim the domain for this
+    hypervisor (an attribute change on a stale copy, rule 9).
     """
-    _record.stamp(record, domain.record, host_identity(domain.dom.connect()))
+    _record.stamp(record, domain.record, host_identity(domain.dom.connect()), keep_host=keep_host)
     text = _record.serialize(record)
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
     try:

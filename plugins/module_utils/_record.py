@@ -242,16 +242,21 @@ def _parse_host(domain, element):
     return {'uuid': uuid.lower() if uuid else None, 'hostname': hostname}
 
 
-def stamp(record, previous, host):
+def stamp(record, previous, host, keep_host=False):
     """Mark ``record`` (in place) as written now by ``host``: generation one past the stored one's.
 
     ``previous`` is the record as stored before this write (None for the first);
     the larger of its generation and ``record``'s own counts, so a caller that
     writes twice from one copy still moves the generation forward each time.
+    ``keep_host``: the stored record's host stays (a write that must not claim
+    the domain for this host, rule 9).
     """
     before = max((previous or {}).get('generation') or 0, record.get('generation') or 0)
     record['generation'] = before + 1
-    record['host'] = dict(host) if host else None
+    if keep_host and (previous or {}).get('host'):
+        record['host'] = dict(previous['host'])
+    else:
+        record['host'] = dict(host) if host else None
     return record
 
 

@@ -19,6 +19,9 @@ description:
     domain that already belongs to another project needs O(force=true).
   - Setting O(locked) or O(protected) needs nothing; clearing either one on a domain that has it needs O(force=true),
     so a guard is never dropped by a task that only meant to change something else.
+  - A write names this hypervisor as the record's host, except on a stale copy (a record naming another host), whose
+    record keeps naming that host, so locking or relabelling the wrong copy never makes it the authoritative one
+    (rule 9). O(force=true) claims such a copy for this hypervisor.
   - The event journal records the OS user that ran the task (C(os_user)) beside the actor the caller claims
     (C(actor), from the E(DEFERRED_LIBVIRT_ACTOR) environment variable, for example an AWX user).
 extends_documentation_fragment:
@@ -94,6 +97,8 @@ options:
       - Allow moving a domain from one project to another, unlocking a locked domain (O(locked=false)) and removing
         a domain's protection (O(protected=false)). Without it those are refused for that domain and nothing is
         changed.
+      - On a copy whose record names another hypervisor, make the record name this one (claim the copy as the
+        authoritative one); without it the record keeps the other host.
     type: bool
     default: false
 seealso:

@@ -15,6 +15,7 @@ __metaclass__ = type
 import copy
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _engine as engine
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _options as options_
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
@@ -85,6 +86,7 @@ class AttributesPlan(engine.Plan):
             raise engine.OperationError('domain %s is transient; only a defined domain can keep a lifecycle record'
                                         % domain.name)
         self.domain = domain
+        self.force = opts.force
         self.before = copy.deepcopy(domain.record or _record.empty())
         owner = self.before.get('project')
         wanted = opts.changes.get('project')
@@ -115,8 +117,13 @@ class AttributesPlan(engine.Plan):
                                  after=self.after_view if self.changed else None, record=self.after_view)
 
     def apply(self, ctx):
-        """Write the record; the view after then shows the host and generation the write stamped."""
-        hv.write_record(self.domain, self.after_record)
+        """Write the record; the view after then shows the host and generation the write stamped.
+
+        Rule 9: a copy whose record names another host (a stale copy by its record) keeps that host, so locking or
+        relabelling the wrong copy never makes it the authoritative one (whose terminate deletes the other copy's
+        disks and volumes); force=true claims it for this host."""
+        keep = not self.force and fleet.FleetView(None, ctx.host).stale(self.before_view) is not None
+        hv.write_record(self.domain, self.after_record, keep_host=keep)
         self.after_view = self._view_of(self.after_record)
         ctx.event('instance.update', self.domain, result='success', changed=self.fields)
         return None  # written as a whole: no task_state is held, so there is nothing to compare and set

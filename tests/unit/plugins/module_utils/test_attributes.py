@@ -19,7 +19,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _attributes as attributes
 
-from ops_support import only, put, record_of, run
+from ops_support import only, put, record_of, run, set_text
 
 
 @pytest.mark.parametrize('guard', ['locked', 'protected'])
@@ -74,3 +74,19 @@ def test_a_fleet_declared_without_cinder_refuses_to_record_volumes_and_changes_n
     assert not (record_of(conn, 'web01') or {}).get('volumes')
     # Clearing them is what such a fleet may do.
     assert only(run(attributes, conn, tmp_path, name=['web01'], volumes=[], cinder=False)[0])['failed'] is False
+
+
+def test_an_attribute_change_on_a_copy_whose_record_names_another_host_keeps_that_host(conn, define, tmp_path):
+    # Rule 9, the class of the trial's seed 1 step 73: every record write names the host that writes it, so locking or
+    # relabelling a stale copy made its record name this host and the copy the authoritative one (whose terminate
+    # deletes the other copy's disks and volumes). The change is made and the record still names the other host;
+    # force=true claims the copy for this host.
+    define('web01')
+    record = dict(_record.empty(), project='web', generation=3, host={'uuid': None, 'hostname': 'hv9'})
+    set_text(conn, 'web01', _record.serialize(record))
+    locked = only(run(attributes, conn, tmp_path, name=['web01'], locked=True, lock_reason='INC-9')[0])
+    after = record_of(conn, 'web01')
+    assert locked['changed'] and after['locked'] and after['host']['hostname'] == 'hv9' and after['generation'] == 4
+    only(run(attributes, conn, tmp_path, name=['web01'], user='bob', force=True)[0])
+    claimed = record_of(conn, 'web01')
+    assert claimed['user'] == 'bob' and claimed['host']['hostname'] != 'hv9' and claimed['generation'] == 5
