@@ -30,6 +30,17 @@ def _result(host, generation, power='shutoff'):
          'host': {'uuid': None, 'hostname': host}, 'disks': [{'target': 'vda', 'path': '/srv/shared/web.qcow2'}]}]}
 
 
+def play_ok(collections_path, tmp_path, inventory, play):
+    """Run ``play`` over ``inventory`` with the real ansible-playbook; it must succeed."""
+    (tmp_path / 'inv.json').write_text(json.dumps(inventory))
+    (tmp_path / 'play.yml').write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR='1')
+    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i',
+                           str(tmp_path / 'inv.json'), str(tmp_path / 'play.yml')],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
 def test_each_host_reads_only_its_own_slice_and_the_action_returns_only_small_things(collections_path, tmp_path):
     hosts = ['hv%d' % i for i in range(1, 5)]
     inventory = {'all': {'children': {'hypervisors': {'hosts': dict(
@@ -50,17 +61,11 @@ def test_each_host_reads_only_its_own_slice_and_the_action_returns_only_small_th
          'register': 'removed'},
         {'name': 'gone', 'ansible.builtin.assert': {'that': ['removed.removed', 'slices.dir is not exists']},
          'run_once': True}]}]
-    (tmp_path / 'inv.json').write_text(json.dumps(inventory))
     # What a tenant chose arrives as vm_info reports it: data (!unsafe), never a template.
     name = json.dumps(_result('x', 0)['instances'][0]['name'])
     (tmp_path / 'results.yml').write_text(json.dumps({'results': results}).replace(name, '!unsafe ' + name))
     play[0]['vars_files'] = [str(tmp_path / 'results.yml')]
-    (tmp_path / 'play.yml').write_text(json.dumps(play))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i',
-                           str(tmp_path / 'inv.json'), str(tmp_path / 'play.yml')],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    play_ok(collections_path, tmp_path, inventory, play)
     seen = dict((h, json.load(open(out + '-%s.json' % h))) for h in hosts)
     summary = seen['hv1']['slices']
     assert set(summary) >= set(['dir', 'lines', 'complete', 'missing', 'built_at', 'run', 'counts'])
@@ -137,13 +142,7 @@ def test_the_state_facts_role_names_the_declared_fleet_in_every_slice(collection
              'roles': [{'role': 'deferred.libvirt.state_facts', 'vars': {'state_facts_show': False}}],
              'tasks': [{'name': 'keep', 'ansible.builtin.copy': {'content': '{{ state_facts_slice | to_json }}',
                                                                  'dest': out + '-{{ inventory_hostname }}.json'}}]}]
-    (tmp_path / 'inv.json').write_text(json.dumps(inventory))
-    (tmp_path / 'play.yml').write_text(json.dumps(play))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path, ANSIBLE_NOCOLOR='1')
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i',
-                           str(tmp_path / 'inv.json'), str(tmp_path / 'play.yml')],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    play_ok(collections_path, tmp_path, inventory, play)
     for host in hosts:
         with open(out + '-%s.json' % host) as handle:
             mine = json.load(handle)
