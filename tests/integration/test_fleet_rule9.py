@@ -178,6 +178,8 @@ def test_an_ad_hoc_restore_of_a_stale_copy_is_refused_and_changes_nothing(ansibl
     assert running(hv2, name) and not running(hv3, name)
 
 
+# Rule 9 ad hoc: marked security so the newest ansible-core line runs it too (security-newest).
+@pytest.mark.security
 def test_a_forced_ad_hoc_terminate_of_a_moved_domain_the_record_calls_stale_leaves_its_tombstone_and_storage(
         ansible, inventory, hv2, hv3, shared, project, state_dir):
     # Found by the randomized trial (seed 1, step 28; rule 7, every terminated domain has a tombstone): a domain
@@ -206,6 +208,8 @@ def test_a_forced_ad_hoc_terminate_of_a_moved_domain_the_record_calls_stale_leav
     assert data['stale_copy']['authoritative'] == 'hv2' and [d['path'] for d in data['disks_kept']] == [path]
 
 
+# Rule 9 ad hoc: marked security so the newest ansible-core line runs it too (security-newest).
+@pytest.mark.security
 def test_an_ad_hoc_soft_delete_of_a_stale_copy_is_refused_and_its_record_still_names_the_other_host(
         ansible, inventory, hv2, hv3, shared, project):
     # Found by the randomized trial (seed 1, step 73; invariant 2, no volume attached to a defined domain is deleted):

@@ -18,13 +18,14 @@ import os
 
 import pytest
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils import _hypervisor as hv
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _soft_delete as soft_delete
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _terminate as terminate
 
-from ops_support import only, put, record_of, run, set_text
+from ops_support import context, only, put, record_of, run, set_text
 
 
 def test_soft_delete_shuts_the_guest_down_and_fixes_reclaim_at(conn, define, tmp_path):
@@ -55,6 +56,26 @@ def test_a_copy_whose_record_names_another_host_is_refused_without_force_and_not
     assert conn.lookupByName('web01').state()[0] == hv.libvirt.VIR_DOMAIN_RUNNING
     forced = only(run(soft_delete, conn, tmp_path, name=['web01'], force=True)[0])
     assert forced['action'] == 'soft_deleted'
+
+
+def test_a_copy_the_fleet_slice_calls_stale_is_refused_without_force_though_its_record_names_this_host(
+        conn, define, tmp_path):
+    # The same refusal at the fleet's scopes (the playbooks, --limit, an AWX slice): there the host's slice of the
+    # fleet index decides, not the record. A copy whose record names this host is still stale when the index found the
+    # authoritative copy on hv3.
+    define('web01', running=True)
+    put(conn, 'web01', dict(_record.empty(), project='web'))
+    domain = hv.refresh(conn, conn.lookupByName('web01'))
+    stale = {'reason': 'stale copy: the authoritative copy is hv3/web01', 'authoritative': 'hv3',
+             'others': [{'host': 'hv3', 'name': 'web01'}]}
+    view = fleet.FleetView({'stale': {domain.uuid: stale}, 'complete': True, 'hypervisors': [{'hostname': 'hv3'}]},
+                           {'hostname': 'hv2'})
+    ctx = context(conn, tmp_path)
+    before = record_of(conn, 'web01')
+    with pytest.raises(DeferredError, match='stale copy: the authoritative copy is hv3/web01; soft delete refuses it'):
+        soft_delete.soft_delete(ctx, domain, soft_delete.options(ctx.params), view)
+    assert record_of(conn, 'web01') == before
+    assert conn.lookupByName('web01').state()[0] == hv.libvirt.VIR_DOMAIN_RUNNING
 
 
 def test_soft_delete_records_who_did_it_in_the_history(conn, define, tmp_path, monkeypatch):
