@@ -83,6 +83,14 @@ def guard(domain, operation, project=None, force=False, check_protected=True):
     return record
 
 
+def stale_copy_refused(domain, stale, operation, why):
+    """Rule 9: the refusal of ``operation`` on the stale copy ``domain`` (``stale``: FleetView.stale's entry), saying
+    why it is stale and ``why`` it is refused; ``why`` may name ``{where}``, the host that holds the authoritative copy."""
+    where = stale.get('authoritative') or 'the host that should keep it'
+    return OperationError('domain %s is a %s; %s refuses it%s' % (domain.name, stale['reason'], operation,
+                                                                  why.replace('{where}', where)))
+
+
 def decision(domain, operation):
     """START, RESUME or NOOP for ``operation`` on ``domain``; OperationError on an invalid state."""
     record = domain.record or _record.empty()

@@ -271,10 +271,9 @@ def stale_copy_check(ctx, domain, view, opts):
     if stale is None:
         return None
     if not opts.force:
-        raise engine.OperationError(
-            'domain %s is a %s; restore refuses it: two copies of one domain must never run (they would write the same '
-            'disks). Restore the authoritative copy on %s instead, or force=true to restore this one anyway'
-            % (domain.name, stale['reason'], stale.get('authoritative') or 'the host that should keep it'))
+        raise engine.stale_copy_refused(
+            domain, stale, 'restore', ': two copies of one domain must never run (they would write the same disks). '
+            'Restore the authoritative copy on {where} instead, or force=true to restore this one anyway')
     return stale
 
 

@@ -268,11 +268,10 @@ def refuse_stale_copy(domain, view, opts, fleet_view):
     sweep would delete the disks and volumes the other copy uses."""
     stale = fleet_view.stale(view)
     if stale is not None and not opts.force:
-        raise engine.OperationError(
-            'domain %s is a %s; soft delete refuses it: its record would then name this host, and this copy would be '
-            'taken for the authoritative one. Soft-delete the authoritative copy on %s instead (playbooks/'
-            'soft_delete.yml finds it), or force=true to soft-delete this one anyway'
-            % (domain.name, stale['reason'], stale.get('authoritative') or 'the host that should keep it'))
+        raise engine.stale_copy_refused(
+            domain, stale, 'soft delete', ': its record would then name this host, and this copy would be taken for the '
+            'authoritative one. Soft-delete the authoritative copy on {where} instead (playbooks/soft_delete.yml finds '
+            'it), or force=true to soft-delete this one anyway')
 
 
 def stop_guest(ctx, domain, mode, timeout, retry_interval):

@@ -111,8 +111,8 @@ class StaleCopy(engine.Plan):
     def refused_without_force(cls, ctx, domain, opts, stale, action):
         """vm_terminate's stale copy: refused without force; with force the guards still apply."""
         if not opts.force:
-            raise engine.OperationError('domain %s is a %s; %s refuses it (force=true only undefines this definition: '
-                                        'no disk, volume or attachment is touched)' % (domain.name, stale['reason'], action))
+            raise engine.stale_copy_refused(domain, stale, action, ' (force=true only undefines this definition: no '
+                                                                   'disk, volume or attachment is touched)')
         engine.guard(domain, action, ctx.project, force=True)
         return cls(domain, stale, action)
 
