@@ -127,6 +127,8 @@ def disk_references(host, view, uuid, disk):
 def describe_user(ref):
     """One reference of the index as a reason names it: 'NAME on HOST', and how it reaches the file."""
     text = '%s on %s' % (ref.get('name'), ref.get('host'))
+    if ref.get('copy'):
+        text += ' (a copy of this domain, %s)' % (ref['copy'].get('vm_state') or 'in no known state')
     if ref.get('backing_of'):
         text += ' (backing file of its disk %s)' % ref['backing_of']
     return text
@@ -297,6 +299,14 @@ def _not_expired(copies, now=None):
     return waiting
 
 
+def _still_uses(copy_, now=None):
+    """Whether another host's copy of a domain (a disk reference's ``copy``) keeps the domain's disks: any copy that is
+    not soft-deleted, shut off and past its reclaim_at. None (this host's own reference) keeps nothing."""
+    if copy_ is None:
+        return False
+    return copy_.get('vm_state') != 'soft_deleted' or runs(copy_) or bool(_not_expired([copy_], now))
+
+
 def _names(identity):
     """The full hostname of ``identity`` (lower case: DNS names ignore case), never its short name: hv1.dc1 and
     hv1.dc2 are two hosts, and a record naming one is never the other's (a short name once made them one)."""
@@ -388,8 +398,11 @@ class FleetView(object):
                 % (tie.get('reason'), ', '.join('%s/%s reclaim_at %s' % (o.get('host'), o.get('name'), o.get('reclaim_at'))
                                                 for o in waiting)))
 
-    def disk_users(self, disk, path, me_uuid):
-        """Other domains of the fleet (other UUIDs) that reference ``disk`` (a disk of vm_info's view) at ``path``."""
+    def disk_users(self, disk, path, me_uuid, now=None):
+        """The other domains of the fleet that reference ``disk`` (a disk of vm_info's view) at ``path``: other UUIDs,
+        and copies of this very domain on other hosts (rule 10: any domain on any host). A copy of this domain is no
+        user only when it is soft-deleted, shut off and expired: the fleet reclaims a domain every copy of which is in
+        the trash once (rule 9), and its other copies lose their definition only."""
         try:
             st = os.stat(path)
             file_id = (st.st_dev, st.st_ino)
@@ -398,8 +411,11 @@ class FleetView(object):
         users = []
         for key in disk_keys(disk, path, file_id):
             for ref in self._shared.get(key) or []:
-                if (ref.get('uuid') or '').lower() != (me_uuid or '').lower() and ref not in users:
-                    users.append(ref)
+                if ref in users:
+                    continue
+                if (ref.get('uuid') or '').lower() == (me_uuid or '').lower() and not _still_uses(ref.get('copy'), now):
+                    continue
+                users.append(ref)
         return users
 
     def foreign_hosts(self):

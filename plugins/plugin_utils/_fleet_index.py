@@ -150,6 +150,14 @@ def _bounded(refs):
     return kept
 
 
+def _copy_ref(ref, holder, copy_at):
+    """A reference by another host's copy of the same domain (UUID), with that copy's state (``copy``): rule 10 counts it
+    as a user of the disk unless every copy is reclaimed once (FleetView.disk_users). A tombstone's pending disk there
+    has no copy: it stays a user."""
+    copy_ = copy_at.get(holder)
+    return dict(ref, copy=_fleet.other_copy(copy_) if copy_ else {'host': holder[0], 'vm_state': 'deleted'})
+
+
 @without_gc_pauses
 def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=None):
     """The fleet index of one play, from every host's vm_info result: who holds each domain, who uses each disk.
@@ -165,6 +173,7 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
              'built_at': _record.format_time(_record.utcnow())}
     reported = []
     copies_by_uuid = {}
+    copy_at = {}  # (inventory host, UUID) -> that copy: what a disk's other users are, for a copy of the same domain
     first_of = {}  # hypervisor identity -> (inventory host, its UUIDs)
     for host in hosts or []:
         host = to_text(host)
@@ -205,6 +214,7 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
                      'record_host_in_play': (host if names_own else _named_host(record_host, identities_list))
                      if record_host else None}
             copies_by_uuid.setdefault(uuid, []).append(copy_)
+            copy_at[(host, uuid)] = copy_
             for disk in view.get('disks') or []:
                 if disk.get('backing_chain_error'):
                     index['chain_errors'].append({'host': host, 'name': view.get('name'), 'uuid': uuid,
@@ -271,7 +281,11 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             # The other domains referencing it, as this host's operations see them. One of its own domains is another's
             # user too; a few names are enough to keep the disk and say why (an ISO image every domain of a large fleet
             # has attached would otherwise be listed in full for every host).
-            others = (ref for holder, ref in first.items() if len(own) > 1 or holder != own[0])
+            # A copy of one of its own domains on another host is a user as well (rule 10: any domain on any host):
+            # it carries that copy's state, for the one case it is not (a tie, every copy expired in the trash).
+            own_uuids = set(u for dummy, u in own)
+            others = (_copy_ref(ref, holder, copy_at) if holder[1] in own_uuids and holder[0] != host else ref
+                      for holder, ref in first.items() if len(own) > 1 or holder != own[0])
             index['hosts'][host]['shared_disks'][key] = _bounded(others)  # reads only as far as it needs
     for alias, host in index['aliases'].items():
         # An operation run through the second name works on the same hypervisor: it gets the same slice.

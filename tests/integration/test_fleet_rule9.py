@@ -297,6 +297,30 @@ def test_a_tie_of_two_copies_in_the_trash_is_reclaimed_once(ansible, inventory, 
     assert len(tombstones) == 1 and '/hv2/' in tombstones[0]
 
 
+def test_rule10_the_sweep_keeps_a_disk_a_stale_copy_of_the_same_domain_still_opens(
+        ansible, inventory, hv2, hv3, shared, project):
+    # Found by the randomized trial (seed 3, step 14; tests/trial/replays/seed3-step14-disk-of-a-stale-copy.json): an
+    # offline migration leaves a copy of web on hv3 (its record names hv2, it is not in the trash); web is soft-deleted
+    # on hv2 and expires. The fleet sweep reclaims hv2's copy, the authoritative one, but the disk hv3's copy opens is
+    # kept and named with that copy (rule 10: any domain on any host), and hv3's copy stays defined.
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    owned(ansible, inventory, 'hv2', name, project)
+    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    wait_past(soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at'])
+
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+
+    assert result.rc == 0, result.stdout[-3000:]
+    summary = named_task(result, 'Sum up the run over every host', 'hv2')['ansible_facts']['reclaim_summary']
+    assert [(r['name'], r['uuid']) for r in summary['reclaimed']] == [(name, uuid)]
+    assert not hv2.exists(name) and hv3.exists(name)
+    assert os.path.exists(path)
+    [reclaimed] = named_task(result, 'Sweep the hypervisor', 'hv2')['reclaimed']
+    [kept] = reclaimed['disks_kept']
+    assert kept['path'] == path and '%s on hv3 (a copy of this domain, stopped)' % name in kept['reason'], kept
+
+
 # -- item 5: one guarded path -----------------------------------------------------------------------------------------
 
 def test_a_reclaim_interval_0_soft_delete_keeps_a_disk_another_hosts_domain_uses(

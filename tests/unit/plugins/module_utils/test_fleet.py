@@ -73,6 +73,50 @@ def test_a_domain_reaching_a_file_through_its_backing_chain_is_a_user_of_that_fi
     assert _fleet.describe_user(user) == 'db on hv3 (backing file of its disk /srv/db.qcow2)'
 
 
+def _copies_of_web(tmp_path, hv3_copy):
+    """web's authoritative copy on hv2, soft-deleted and expired, and a second copy of the same UUID on hv3 (an
+    offline migration's leftover, its record naming hv2) with ``hv3_copy``'s state; both open one shared file."""
+    image = tmp_path / 'web.qcow2'
+    image.write_text(u'x')
+    st = os.stat(str(image))
+    disk = {'target': 'vda', 'path': str(image), 'pool': None, 'volume': None, 'st_dev': st.st_dev, 'st_ino': st.st_ino}
+    past = _record.format_time(_record.utcnow() - datetime.timedelta(hours=1))
+    hv2 = {'hostname': 'hv2'}
+    copy_ = {'name': 'web', 'uuid': 'u-web', 'managed': True, 'host': hv2, 'generation': 3,
+             'disks': [dict(disk)]}
+    views = {'hv2': [dict(copy_, vm_state='soft_deleted', power_state='shutoff', reclaim_at=past, generation=4)],
+             'hv3': [dict(copy_, **hv3_copy)]}
+    hostvars = dict((h, {'r': {'instances': v, 'host': {'hostname': h}}}) for h, v in views.items())
+    index = fleet_index(hostvars, ['hv2', 'hv3'], result_var='r')
+    view = _fleet.FleetView(fleet_index_for(index, 'hv2'), hv2)
+    return view, disk, str(image)
+
+
+@pytest.mark.parametrize('state', [
+    {'vm_state': 'active', 'power_state': 'shutoff'},
+    {'vm_state': 'active', 'power_state': 'running'},
+    {'vm_state': 'soft_deleted', 'power_state': 'shutoff',
+     'reclaim_at': _record.format_time(_record.utcnow() + datetime.timedelta(days=1))},
+], ids=['defined-not-in-the-trash', 'running', 'in-the-trash-not-expired'])
+def test_rule10_a_copy_of_the_same_domain_on_another_host_keeps_the_disks_it_references(tmp_path, state):
+    # Found by the randomized trial (seed 3, step 14): the fleet sweep reclaimed the authoritative copy and deleted
+    # the shared disk its stale copy on another host still opened, as a copy of the same UUID was never a user.
+    view, disk, path = _copies_of_web(tmp_path, state)
+
+    [user] = view.disk_users(dict(disk), path, 'u-web')
+
+    assert (user['host'], user['name'], user['copy']['vm_state']) == ('hv3', 'web', state['vm_state'])
+    assert _fleet.describe_user(user) == 'web on hv3 (a copy of this domain, %s)' % state['vm_state']
+
+
+def test_rule9_a_copy_expired_in_the_trash_too_is_no_user_the_domain_is_reclaimed_once(tmp_path):
+    past = _record.format_time(_record.utcnow() - datetime.timedelta(minutes=5))
+    view, disk, path = _copies_of_web(tmp_path, {'vm_state': 'soft_deleted', 'power_state': 'shutoff',
+                                                 'reclaim_at': past})
+
+    assert view.disk_users(dict(disk), path, 'u-web') == []
+
+
 def test_every_file_a_disk_opens_is_referenced_under_its_own_keys():
     disk = {'target': 'vda', 'path': '/srv/top.qcow2', 'st_dev': 1, 'st_ino': 2,
             'backing_chain': [{'path': '/srv/base.qcow2', 'format': 'qcow2', 'st_dev': 1, 'st_ino': 3}]}
