@@ -22,9 +22,17 @@ options:
         reclaimed, and terminated only with O(deferred.libvirt.vm_terminate#module:force=true), which then only
         undefines that definition; a disk any other domain of the play references is never deleted; a Cinder
         attachment another hypervisor of the play holds is never detached. While the index is incomplete (a host did
-        not report) no disk is deleted.
-      - Without it (a single-host ad hoc call), the record's own C(host) decides which copy is authoritative, and only
-        this host's domains count as disk users.
+        not report) no disk another host could reach is deleted.
+      - A copy of the same domain on another host (an offline migration's leftover, say) is a user of the disks it
+        references, and while one is left the Cinder volumes of a terminated domain wait, neither detached nor deleted
+        (the result's C(volumes_held) says why); the first M(deferred.libvirt.vm_reclaim) sweep whose index shows no
+        copy left settles them. The same holds while the index is incomplete.
+      - A run of M(deferred.libvirt.vm_terminate), M(deferred.libvirt.vm_soft_delete) or M(deferred.libvirt.vm_reclaim)
+        with a slice records the fleet this host belongs to in the O(state_dir) (C(fleet.json), per host). A run of
+        one of them on that host without a slice (ad hoc) then works as with an incomplete index and says why;
+        removing the host's entry from C(fleet.json) takes the host out of the fleet.
+      - Without it, on a host of no fleet (a single-host ad hoc call), the record's own C(host) decides which copy is
+        authoritative, and only this host's domains count as disk users.
       - The slice is bound to the host it was built for and to the time the index was built (C(host), C(hypervisor),
         C(fleet), C(built_at)). A slice built for another hypervisor (compared by full hostname, else libvirt host
         UUID, never by a short name), one older than O(fleet_max_age), or a dict not built by

@@ -138,6 +138,11 @@ class Context(object):
             self._host = hv.host_identity(self.conn)
         return self._host
 
+    def host_key(self):
+        """This hypervisor's key in the state_dir's per-host files (clock.json, fleet.json): its full hostname."""
+        host = self.host or {}
+        return (host.get('hostname') or host.get('uuid') or self.uri or '').lower()
+
     def open_state(self, create=False):
         """The run's StateDir, opened now for an operation that needs it only sometimes (vm_info include_deleted)."""
         if self.state is None:

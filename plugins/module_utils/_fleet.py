@@ -47,7 +47,7 @@ INSTANCES = 'instances'
 OTHER_KEYS = ('host', 'name', 'vm_state', 'power_state', 'generation', 'reclaim_at')
 # The keys of one host's slice of the index (fleet_index_for's output, the modules' ``fleet`` option).
 SLICE_KEYS = ('host', 'hypervisor', 'fleet', 'built_at', 'complete', 'missing', 'gaps', 'stale', 'shared_disks', 'hypervisors',
-              'reclaim_here', 'fleet_hosts')
+              'reclaim_here', 'fleet_hosts', 'elsewhere')
 
 
 # -- the wire format ---------------------------------------------------------------------------------------------
@@ -97,7 +97,8 @@ def runs(copy_):
 def host_entry(hypervisor):
     """A reporting host's entry in the index's ``hosts``: its identity, and its part of rules 9 and 10 (``reclaim_here``:
     the tied domains, every copy in the trash, that this host reclaims once for the fleet)."""
-    return {'hypervisor': hypervisor, 'stale': {}, 'shared_disks': {}, 'complete': True, 'reclaim_here': {}}
+    return {'hypervisor': hypervisor, 'stale': {}, 'shared_disks': {}, 'complete': True, 'reclaim_here': {},
+            'elsewhere': {}}
 
 
 def other_copy(copy_):
@@ -166,6 +167,8 @@ def make_slice(host, entry, missing, hypervisors, fleet=None, built_at=None, gap
             'complete': entry['complete'], 'missing': sorted(missing or {}), 'stale': entry['stale'],
             'shared_disks': entry['shared_disks'], 'hypervisors': hypervisors or [],
             'reclaim_here': entry.get('reclaim_here') or {},
+            # Per UUID of this host with a copy on another host, or a tombstone whose Cinder volumes wait: those copies.
+            'elsewhere': entry.get('elsewhere') or {},
             # Why it is incomplete (missing hosts, unreadable chains), for the operator: the results say it.
             'gaps': list(gaps if gaps is not None else ['%s did not report' % h for h in sorted(missing or {})])}
 
@@ -325,9 +328,10 @@ class FleetView(object):
         self.unavailable = unavailable
         if unavailable:
             fleet = {'complete': False, 'missing': [], 'gaps': [unavailable], 'stale': {}, 'shared_disks': {},
-                     'hypervisors': [], 'reclaim_here': {}}
+                     'hypervisors': [], 'reclaim_here': {}, 'elsewhere': {}}
         self.fleet = fleet if isinstance(fleet, dict) else None
         self.me = me or {}
+        self._elsewhere = dict(((k or '').lower(), v) for k, v in ((self.fleet or {}).get('elsewhere') or {}).items())
         self._stale = dict(((k or '').lower(), v) for k, v in ((self.fleet or {}).get('stale') or {}).items())
         self._shared = (self.fleet or {}).get('shared_disks') or {}
 
@@ -417,6 +421,33 @@ class FleetView(object):
                     continue
                 users.append(ref)
         return users
+
+    def volumes_held(self, uuid, gone=False):
+        """Why the Cinder volumes of domain ``uuid`` wait, neither detached nor deleted (rules 10 and 12), or None.
+
+        A copy of the domain on another host lists them (an offline migration's leftover, say): they are that copy's
+        too until it is gone or expired in the trash (soft-deleted, shut off, past its reclaim_at), as for its disks.
+        With an incomplete index a host that did not report may hold such a copy. ``gone``: the domain is terminated
+        here (its tombstone's volumes wait): only an index that names this UUID, with no copy left elsewhere, lets
+        them go. Without a fleet view (a host of no declared fleet) nothing waits."""
+        if not self.given:
+            return None
+        if self.unavailable or not self.complete:
+            return ('the fleet index is incomplete (%s): a copy of this domain on another host may list them'
+                    % self.gaps_text())
+        copies = self._elsewhere.get((uuid or '').lower())
+        if copies:
+            # A copy soft-deleted, shut off and expired loses its definition only, in the same sweep (rule 9: a stale
+            # copy in the trash, or a tie this host reclaims once): it keeps no volume, as it keeps no disk.
+            copies = [c for c in copies if _still_uses(c)]
+            if not copies:
+                return None
+        if copies:
+            return 'another copy of this domain lists them: %s' % ', '.join(
+                '%s on %s (%s)' % (c.get('name'), c.get('host'), c.get('vm_state')) for c in copies)
+        if copies is None and gone:
+            return 'the fleet index does not name this terminated domain, so it cannot tell that no copy is left'
+        return None
 
     def foreign_hosts(self):
         """Hostnames of the other hypervisors of the fleet: a Cinder attachment they hold is never detached here.

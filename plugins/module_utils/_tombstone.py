@@ -399,7 +399,7 @@ def story(tomb, actors=None):
     return out
 
 
-def answer_when_named(ctx, tomb, cinder_opts, foreign_hosts=()):
+def answer_when_named(ctx, tomb, cinder_opts, foreign_hosts=(), hold=None):
     """What naming a terminated domain again does: nothing when it is finished, else finish its pending work."""
     ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
     if finished(tomb):
@@ -413,24 +413,27 @@ def answer_when_named(ctx, tomb, cinder_opts, foreign_hosts=()):
         return dict(ident, changed=False, action='none', cinder_checked=False,
                     msg='already terminated at %s; Cinder has not been asked about its volumes yet (no cloud was given): '
                         'the next vm_reclaim or vm_terminate with Cinder options does that' % tomb.get('terminated_at'))
-    return finish_left_work(ctx, tomb, cinder_opts, foreign_hosts)
+    return finish_left_work(ctx, tomb, cinder_opts, foreign_hosts, hold)
 
 
-def finish_left_work(ctx, tomb, cinder_opts, foreign_hosts=()):
+def finish_left_work(ctx, tomb, cinder_opts, foreign_hosts=(), hold=None):
     """Finish (or in check mode, report) the Cinder work a terminate left in ``tomb``; a per-domain result."""
     ident = {'name': tomb.get('name'), 'uuid': tomb.get('uuid')}
     refuse_volumes_without_cinder(tomb.get('name'), tomb.get('volumes_pending'), cinder_opts,
                                   'its tombstone has pending')
     if ctx.check_mode:
         return dict(ident, changed=True, action='would_finish_pending', volumes_pending=tomb.get('volumes_pending'))
-    summary, changed = complete_gone(ctx, tomb, cinder_opts, foreign_hosts)
+    summary, changed = complete_gone(ctx, tomb, cinder_opts, foreign_hosts, hold)
     return dict(summary, action='pending_finished', changed=changed, **ident)
 
 
-def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
+def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=(), hold=None):
     """Finish the Cinder work of a tombstone as far as Cinder lets us; the tombstone keeps what is left.
 
     ``foreign_hosts``: the other hypervisors of the play (FleetView.foreign_hosts): an attachment they hold is theirs.
+    ``hold``: why the recorded volumes wait (FleetView.volumes_held: a copy of the domain on another host lists them,
+    or the index cannot tell): Cinder is not asked, nothing is detached or deleted, and they stay pending with that
+    reason for a sweep whose index shows no copy left.
 
     Runs under the domain's lock (the domain is gone, the UUID's lock remains)
     and takes the volume work from the tombstone on disk, so a terminate and a
@@ -442,7 +445,7 @@ def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
         on_disk = ctx.state.read_tombstone(tomb['uuid'])
         if on_disk:
             for key in ('volumes_pending', 'volumes_done', 'cinder_checked', 'disks_pending', 'disks_deleted',
-                        'disks_kept'):
+                        'disks_kept', 'volumes_held'):
                 if key in on_disk or key in tomb:
                     tomb[key] = on_disk.get(key)
             if on_disk.get('status') == 'terminated':
@@ -457,7 +460,13 @@ def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
             for vol in pending:
                 vol['error'] = NOT_CONFIGURED
             tomb['cinder_checked'] = bool(tomb.get('cinder_checked'))
+        elif hold and pending:
+            # Rules 10 and 12: another copy of the domain may still use them; kept whole until no copy is left.
+            for vol in pending:
+                vol['error'] = 'waits: %s' % hold
+            tomb['volumes_held'] = summary['volumes_held'] = hold
         elif pending or not tomb.get('cinder_checked'):
+            tomb.pop('volumes_held', None)
             try:
                 done, left = cinder.settle(cinder_opts.connection(), tomb['uuid'], pending, cinder_opts.wait_timeout,
                                            foreign_hosts=foreign_hosts, own_hosts=earlier_hosts(tomb))
@@ -483,7 +492,7 @@ def settle_volumes(ctx, tomb, cinder_opts, foreign_hosts=()):
     return summary
 
 
-def complete_gone(ctx, tomb, cinder_opts, foreign_hosts=()):
+def complete_gone(ctx, tomb, cinder_opts, foreign_hosts=(), hold=None):
     """Finish what a terminate left in the tombstone of a domain that is gone; returns (summary, changed).
 
     A run killed after undefine (or Cinder being down) leaves the delete
@@ -494,7 +503,7 @@ def complete_gone(ctx, tomb, cinder_opts, foreign_hosts=()):
     if tomb.get('status') == 'deleting':
         # Killed between undefine and the tombstone update: the domain is gone, so it was undefined.
         tomb.update(status='undefined', terminated_at=tomb.get('terminated_at') or _record.format_time(_record.utcnow()))
-    summary = settle_volumes(ctx, tomb, cinder_opts, foreign_hosts)
+    summary = settle_volumes(ctx, tomb, cinder_opts, foreign_hosts, hold)
     summary.pop('cinder_error', None)
     changed = (tomb.get('status'), len(tomb.get('volumes_pending') or []), bool(tomb.get('no_cinder'))) != was or bool(
         summary['volumes_detached'] or summary['volumes_deleted'] or summary['volumes_kept'])

@@ -143,6 +143,12 @@ instances:
       description: Cinder work that could not be done now, kept in the tombstone for the next reclaim (id, error).
       type: list
       elements: dict
+    volumes_held:
+      description:
+        - Why the volumes wait, neither detached nor deleted - a copy of the domain on another host lists them, or the
+          fleet index is incomplete or was not given on a host of a fleet. Absent when nothing waits.
+      type: str
+      returned: when the volumes wait
     warnings: {description: Warnings for this domain., type: list, elements: str}
 request_id:
   description: The id of this request, as in the event journal and the tombstones.

@@ -73,6 +73,8 @@ def record(result, host, run, gathered_at=None):
         item['disks'] = [_disk(d) for d in view.get('disks') or []]
         if view.get('disks_pending'):
             item['disks_pending'] = [_disk(d) for d in view['disks_pending']]
+        if view.get('volumes_pending'):
+            item['volumes_pending'] = len(view['volumes_pending'])  # the index asks only whether any wait
         views.append(item)
     small[_fleet.INSTANCES] = views
     return small

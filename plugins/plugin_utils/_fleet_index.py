@@ -172,6 +172,7 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
              # When it was built (UTC): every slice carries it, and a module refuses one older than fleet_max_age.
              'built_at': _record.format_time(_record.utcnow())}
     reported = []
+    waiting = []  # (host, UUID) of each tombstone whose Cinder volumes wait
     copies_by_uuid = {}
     copy_at = {}  # (inventory host, UUID) -> that copy: what a disk's other users are, for a copy of the same domain
     first_of = {}  # hypervisor identity -> (inventory host, its UUIDs)
@@ -193,6 +194,8 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
         for view in views:
             uuid = (view.get('uuid') or '').lower()
             if uuid and view.get('vm_state') == 'deleted':
+                if view.get('volumes_pending'):
+                    waiting.append((host, uuid))
                 # A tombstone holds no definition; its disks kept while the index was incomplete (disks_pending) are
                 # still its own until a sweep deletes them: another domain using one makes it shared, so that sweep
                 # sees the user and keeps it.
@@ -244,6 +247,11 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             for copy_ in copies:
                 index['hosts'][copy_['host']].setdefault('peers', set()).update(
                     o['host'] for o in copies if o['host'] != copy_['host'])
+        if len(copies) > 1:
+            # Each copy's host learns where the others are: the volumes they list wait while another copy exists.
+            for copy_ in copies:
+                index['hosts'][copy_['host']]['elsewhere'][uuid] = [_fleet.other_copy(o) for o in copies
+                                                                    if o is not copy_]
         if len(copies) == 1 and winner is not None:
             continue
         resolve = None if winner is not None else _resolve_command(copies, uuid, hostvars)
@@ -287,6 +295,10 @@ def fleet_index(hostvars, hosts, result_var='state_facts_vm_info', identities=No
             others = (_copy_ref(ref, holder, copy_at) if holder[1] in own_uuids and holder[0] != host else ref
                       for holder, ref in first.items() if len(own) > 1 or holder != own[0])
             index['hosts'][host]['shared_disks'][key] = _bounded(others)  # reads only as far as it needs
+    for host, uuid in waiting:
+        # A terminated domain's waiting volumes: the index vouches for the copies left (none, or those elsewhere).
+        index['hosts'][host]['elsewhere'][uuid] = [_fleet.other_copy(o) for o in copies_by_uuid.get(uuid) or []
+                                                   if o['host'] != host]
     for alias, host in index['aliases'].items():
         # An operation run through the second name works on the same hypervisor: it gets the same slice.
         index['hosts'][alias] = dict(index['hosts'][host], alias_of=host)

@@ -20,7 +20,8 @@ import yaml
 
 import cinder_helpers as ch
 import guests
-from fleet_support import (SHARED_DIR, migrate, named_task, run_playbook, task_on, wait_past, write_inventory)
+from fleet_support import (SHARED_DIR, adhoc_on, migrate, named_task, run_playbook, task_on, wait_past,
+                           write_inventory)
 
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -260,6 +261,59 @@ def test_a_moved_domains_volume_attached_on_its_old_host_is_settled(
 
         assert result.rc == 0, result.stdout[-3000:]
         assert not hv3.exists(name)
+        assert ch.volume_status(volume, conn=cinder) is None, 'the delete_on_termination volume is still there'
+        assert ch.attachments_for(uuid, conn=cinder) == []
+    finally:
+        ch.cleanup(prefix, conn=cinder)
+
+
+@pytest.mark.cinder
+def test_rule10_a_volume_another_copy_lists_waits_until_no_copy_is_left(
+        ansible, inventory, hv2, hv3, shared, project, prefix, state_dir, cloud):
+    # Found by the randomized trial (seed 2, step 98; tests/trial/replays/seed2-step98-volume-of-a-stale-copy.json):
+    # an offline migration copies web, with its delete_on_termination volume, from hv2 to hv3, and an ad hoc
+    # reclaim_interval 0 soft delete on hv2 deleted the volume hv3's copy still lists.
+    cinder = ch.connect()
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    volume = ch.create_volume(prefix + 'vol', 1, conn=cinder).id
+    try:
+        ch.attach_like_nova(volume, uuid, mountpoint='/dev/vdc', conn=cinder,
+                            connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
+        owned(ansible, inventory, 'hv2', name, project,
+              volumes=[{'id': volume, 'target': 'vdc', 'delete_on_termination': True}])
+        # A sweep of the fleet: each host learns the fleet it belongs to (its state_dir's fleet.json).
+        assert run_playbook(ansible, 'deferred.libvirt.reclaim', inventory,
+                            extra_vars=[{'reclaim_project': project}]).rc == 0
+        migrate('hv2', 'hv3', name, '--offline', '--persistent')
+
+        # Ad hoc on hv2, with no slice of the index: the domain goes, its volume waits, whole.
+        rc, done = adhoc_on(ansible, inventory, 'hv2', SOFT_DELETE, {
+            'name': name, 'project': project, 'reclaim_interval': 0, 'allow_terminate': True, 'cloud': cloud,
+            'state_dir': os.path.join(state_dir, 'hv2'), 'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
+
+        assert rc == 0, done
+        [result] = done['instances']
+        assert result['action'] == 'terminated' and not hv2.exists(name) and hv3.exists(name)
+        assert [v['id'] for v in result['volumes_pending']] == [volume] and result['volumes_deleted'] == []
+        assert 'this host belongs to fleet' in result['volumes_held'], result
+        assert any('neither detached nor deleted' in w for w in done.get('warnings') or []), done
+        assert ch.volume_status(volume, conn=cinder) == 'in-use' and len(ch.attachments_for(uuid, conn=cinder)) == 1
+        assert os.path.exists(path), 'the shared disk hv3\'s copy opens is gone'
+
+        # The fleet sweep sees the copy on hv3: the volume still waits, and the sweep says why.
+        swept = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+        assert swept.rc == 0, swept.stdout[-3000:]
+        assert ch.volume_status(volume, conn=cinder) == 'in-use'
+        with open(os.path.join(state_dir, 'hv2', 'tombstones', 'pending', '%s.json' % uuid)) as handle:
+            tomb = json.load(handle)
+        assert tomb['volumes_held'] == 'another copy of this domain lists them: %s on hv3 (stopped)' % name, tomb
+
+        # The operator removes the stale copy (definition only, rule 9); the next sweep settles the volume.
+        ok(task_on(ansible, inventory, 'hv3', 'deferred.libvirt.vm_terminate', name=name, force=True, cloud=cloud))
+        assert not hv3.exists(name)
+        swept = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+        assert swept.rc == 0, swept.stdout[-3000:]
         assert ch.volume_status(volume, conn=cinder) is None, 'the delete_on_termination volume is still there'
         assert ch.attachments_for(uuid, conn=cinder) == []
     finally:

@@ -732,6 +732,9 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
     violation = None
     steps = len(ops) if ops is not None else args.steps
     try:
+        # The fleet as operators run it: its reclaim timer has swept it once, so each host knows the fleet it belongs
+        # to (its state_dir's fleet.json) and an ad hoc run there keeps what another host could reach (rule 12).
+        say('   0 enroll      %s' % trial.op_sweep({'op': 'sweep', 'variant': 'fleet'}))
         before = snapshot(fleet)
         for step in range(steps):
             op = ops[step] if ops is not None else trial.draw(before)

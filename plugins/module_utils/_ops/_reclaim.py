@@ -193,7 +193,8 @@ class LeftWork(object):
                 # Cinder already settled (or not to be asked in this run): the tombstone moves on with its disks.
                 result['action'] = 'would_finish_pending' if ctx.check_mode else 'pending_finished'
         else:
-            result = tombstones.finish_left_work(ctx, self.tomb, self.opts.terminate.cinder, self.foreign_hosts)
+            hold = self.index.fleet.volumes_held(self.uuid, gone=True) if self.index is not None else None
+            result = tombstones.finish_left_work(ctx, self.tomb, self.opts.terminate.cinder, self.foreign_hosts, hold)
         if disks is not None:
             result['changed'] = bool(result.get('changed') or disks['changed'])
             result.update((k, disks[k]) for k in ('disks_deleted', 'disks_kept', 'disks_pending', 'disks_gone'))
@@ -294,11 +295,6 @@ def run(ctx, opts):
     return engine.outcome(instances, 'vm_reclaim', **report)
 
 
-def _host_key(ctx):
-    host = ctx.host or {}
-    return (host.get('hostname') or host.get('uuid') or ctx.uri or '').lower()
-
-
 def check_clock(ctx, now, opts):
     """Rule 11 against the boot clock: this sweep's clocks compared with the last sweep's (clock.json), recorded for
     the next one. A forward step (or a reboot onto an unsynchronised clock) blocks every reclaim of this sweep, and
@@ -306,7 +302,7 @@ def check_clock(ctx, now, opts):
     runs one sweep with max_overdue 0 (which takes the clock as it is). Said as a warning and a journal event."""
     sample = eligible.clock_sample(now)
     state = ctx.state
-    key = _host_key(ctx)
+    key = ctx.host_key()
     try:
         previous = state.read_clock(key) if state is not None else None
     except Exception as exc:  # a clock file that cannot be read is said, never fatal: the overdue rule still holds

@@ -141,7 +141,7 @@ def run(ctx, opts):
             if opts.reclaim_interval != 0:
                 raise engine.OperationError('domain %s was terminated at %s; only a domain that still exists can be '
                                             'soft-deleted' % (tomb.get('name'), tomb.get('terminated_at') or 'an earlier run'))
-            return termination.answer_for_terminated(ctx, tomb, opts.terminate, fleet_view.foreign_hosts())
+            return termination.answer_for_terminated(ctx, tomb, opts.terminate, fleet_view)
         record = domain.record if not domain.metadata_error else None
         if record is not None and record.get('vm_state') == 'soft_deleted' and not record.get('task_state'):
             return soft_delete(ctx, domain, opts, fleet_view)  # already in the trash: rule 3, whatever the interval

@@ -41,7 +41,7 @@ def run(ctx, opts):
 
     def work(item):
         if item.domain is None:
-            return termination.answer_for_terminated(ctx, item.tombstone, opts.terminate, fleet_view.foreign_hosts())
+            return termination.answer_for_terminated(ctx, item.tombstone, opts.terminate, fleet_view)
         return termination.terminate(ctx, item.domain, opts.terminate, index)
 
     return engine.outcome(engine.run_each(ctx, chosen, work), 'vm_terminate')

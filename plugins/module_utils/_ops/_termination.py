@@ -80,8 +80,37 @@ def fleet_view(ctx, opts):
 
     A slice for another hypervisor, or older than fleet_max_age, is refused before anything changes (rule 12); with
     fleet_required such a slice, or none, makes the view an incomplete one that says why (fleet.view_for)."""
-    return fleet.view_for(opts.fleet, ctx.host, getattr(opts, 'fleet_max_age', fleet.DEFAULT_MAX_AGE),
+    view = fleet.view_for(opts.fleet, ctx.host, getattr(opts, 'fleet_max_age', fleet.DEFAULT_MAX_AGE),
                           getattr(opts, 'fleet_required', False), run=getattr(opts, 'fleet_run', None))
+    return with_membership(ctx, view)
+
+
+def with_membership(ctx, view):
+    """Rule 12 for a run without a slice: a host that was run in a declared fleet with its slice (state_dir
+    fleet.json) keeps, when run alone, what another host could reach, as with an incomplete index. A run with a bound
+    slice records the fleet there (only when it changes); a host of no fleet keeps the single-host view."""
+    state = ctx.state
+    if state is None or view.unavailable:
+        return view
+    key = ctx.host_key()
+    if view.given:
+        if not ctx.check_mode:
+            entry = {'fleet': view.fleet.get('fleet'), 'hosts': (view.fleet.get('fleet_hosts') or {}).get('count'),
+                     'since': view.fleet.get('built_at')}
+            try:
+                state.write_membership(key, entry)
+            except (StateDirError, OSError) as exc:
+                ctx.warnings.append('the fleet this host belongs to could not be recorded in its state_dir (%s): a run '
+                                    'here without a slice of the fleet index will not know it' % exc)
+        return view
+    member = state.read_membership(key)
+    if not member:
+        return view
+    return fleet.FleetView(None, ctx.host, unavailable=(
+        'this host belongs to fleet %s (%s hosts, recorded at %s in its state_dir\'s fleet.json by a run with its slice '
+        'of the fleet index) and this run has none: run the playbooks over the fleet, or remove this host\'s entry '
+        'from fleet.json to take it out of the fleet' % (member.get('fleet') or '(unnamed)', member.get('hosts') or '?',
+                                                         member.get('since') or '?')))
 
 
 def with_terminated(ctx, items, names=None, every=False, mine_only=True):
@@ -169,6 +198,8 @@ class TerminatePlan(engine.Plan):
     held = states.holds('terminate')
     event = 'delete'
     faults = 'terminate'
+    foreign_hosts = ()
+    volumes_held = None  # why its Cinder volumes wait (FleetView.volumes_held), set by terminate()
 
     def __init__(self, ctx, domain, opts, index, action, operation, precondition=None):
         if precondition:
@@ -256,11 +287,15 @@ class TerminatePlan(engine.Plan):
         # The domain is gone; Cinder may take a while and must not hold the domain's lock.
         domain, tomb = self.domain, self.tomb
         began = time.monotonic()
-        cinder_result = tombstones.settle_volumes(ctx, tomb, self.opts.cinder, self.foreign_hosts)
+        cinder_result = tombstones.settle_volumes(ctx, tomb, self.opts.cinder, self.foreign_hosts, self.volumes_held)
         cinder_error = cinder_result.pop('cinder_error', None)
         cinder_result['cinder_seconds'] = round(time.monotonic() - began, 3)
         warnings = []
-        if tomb['volumes_pending']:
+        if tomb.get('volumes_held') and tomb['volumes_pending']:
+            warnings.append('domain %s is terminated; its volume(s) %s wait, neither detached nor deleted: %s; the '
+                            'first vm_reclaim sweep whose fleet index finds no copy of it left settles them'
+                            % (domain.name, ', '.join(v['id'] for v in tomb['volumes_pending']), tomb['volumes_held']))
+        elif tomb['volumes_pending']:
             warnings.append('domain %s is terminated but Cinder work is pending for volume(s) %s; the next vm_reclaim '
                             'finishes it' % (domain.name, ', '.join(v['id'] for v in tomb['volumes_pending'])))
         elif cinder_error:
@@ -348,15 +383,17 @@ def terminate(ctx, domain, opts, index, action='terminate', precondition=None, o
             return StaleCopy.refused_without_force(ctx, current, opts, stale, action)
         plan = TerminatePlan(ctx, current, opts, index, action, operation, precondition)
         plan.foreign_hosts = foreign_hosts
+        plan.volumes_held = index.fleet.volumes_held(current.uuid)
         plan.opts_fleet_missing = index.fleet.missing
         return plan
 
     return engine.carry_out(ctx, domain, plan_for, when_gone=engine.already_gone)
 
 
-def answer_for_terminated(ctx, tomb, opts, foreign_hosts=()):
+def answer_for_terminated(ctx, tomb, opts, fleet_view):
     """A terminated domain named again: nothing when it is finished, else its pending Cinder work is finished."""
-    return tombstones.answer_when_named(ctx, tomb, opts.cinder, foreign_hosts)
+    return tombstones.answer_when_named(ctx, tomb, opts.cinder, fleet_view.foreign_hosts(),
+                                        fleet_view.volumes_held(tomb.get('uuid'), gone=True))
 
 
 class _GoneDomain(object):
@@ -390,7 +427,7 @@ def settle_pending_disks(ctx, tomb, opts, index):
         return summary
     if not view.given or not view.complete:
         summary['disks_pending_reason'] = (
-            'the fleet index is incomplete (%s did not report)' % (', '.join(view.missing) or 'a host')
+            'the fleet index is incomplete (%s)' % view.gaps_text()
             if view.given else 'no fleet view was given: only a sweep with a complete fleet index deletes them')
         return summary
     with ctx.state.lock(tomb['uuid'], timeout=ctx.lock_timeout, name=tomb.get('name')):

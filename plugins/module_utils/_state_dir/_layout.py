@@ -14,6 +14,9 @@ world-writable or owned by someone else is refused):
   clock.json                   each host's last reclaim sweep as its clocks saw it (wall time, CLOCK_BOOTTIME,
                                boot id; by full hostname), written by vm_reclaim (atomic, under locks/journal.lock):
                                the next sweep tells a stepped wall clock from time that passed (rule 11)
+  fleet.json                   per host (full hostname), the declared fleet it was last run in with its slice of
+                               the fleet index, written by the modules that take one (``_membership``): a run
+                               there without a slice then keeps what another host could reach (rule 12)
   locks/<uuid>.lock            flock() files of the state_dir's per-domain locks
   locks/journal.lock           serialises journal appends with its rotation
   tombstones/pending/<uuid>.json    tombstones with work left (not undefined yet, or Cinder work pending):
@@ -49,6 +52,7 @@ ROTATED = re.compile(r'^events-(\d{8}T\d{6}Z)(?:-(\d+))?\.jsonl$')
 # The role's record of the last sweep: named here so the layout is whole; no module touches it.
 LAST_SWEEP = 'last_sweep.json'
 CLOCK = 'clock.json'
+FLEET = 'fleet.json'
 LOCKS = 'locks'
 JOURNAL_LOCK = 'journal.lock'
 TOMBSTONES = 'tombstones'

@@ -25,10 +25,11 @@ from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._journal import Journal
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._layout import (
     BY_DAY, FINISHED, HISTORY, JOURNAL, JOURNAL_LOCK, LOCKS, NAMES, PENDING, TEMP, TOMBSTONES, check_dir, check_file)
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._membership import FleetMembership
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._store import Store
 
 
-class StateDir(_locks.Locks, Journal, Store, ClockFile):
+class StateDir(_locks.Locks, Journal, Store, ClockFile, FleetMembership):
     """A checked state directory. Creating one checks that it can be written before anything changes.
 
     ``host_lock_dir``: the host-wide lock directory (None: ``_locks.default_host_lock_dir()``).

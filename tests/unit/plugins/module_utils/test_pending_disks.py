@@ -116,6 +116,16 @@ def test_a_pending_disk_is_never_deleted_by_a_run_without_a_fleet_view(conn, def
     sweep(conn, tmp_path, a_slice(False, ['hv3']))
     alone = sweep(conn, tmp_path, None)
     assert os.path.exists(disk) and [d['path'] for d in tomb_of(tmp_path, uuid)['disks_pending']] == [disk]
+    # Rule 12: the sweep with a slice recorded the fleet this host belongs to; a run alone says so.
+    assert 'this host belongs to fleet' in alone['extra']['disks_pending'][0]['reason']
+
+
+def test_a_pending_disk_is_never_deleted_by_a_run_without_a_fleet_view_on_a_host_of_no_fleet(conn, define, tmp_path):
+    disk, uuid = expired_domain_with_disk(conn, define, tmp_path)
+    sweep(conn, tmp_path, a_slice(False, ['hv3']))
+    os.unlink(str(tmp_path / 'state' / 'fleet.json'))  # the operator took the host out of the fleet
+    alone = sweep(conn, tmp_path, None)
+    assert os.path.exists(disk) and [d['path'] for d in tomb_of(tmp_path, uuid)['disks_pending']] == [disk]
     assert 'no fleet view' in alone['extra']['disks_pending'][0]['reason']
 
 

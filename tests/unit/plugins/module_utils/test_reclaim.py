@@ -116,8 +116,8 @@ def test_a_reclaim_at_implausibly_far_behind_is_never_reclaimed_until_the_operat
 
 def _plant_last_sweep(ctx, wall, boot_seconds, boot_id):
     """clock.json as a last sweep of this host left it."""
-    ctx.state.write_clock(reclaim._host_key(ctx), {'wall': _record.format_time(wall), 'boot_seconds': boot_seconds,
-                                                   'boot_id': boot_id})
+    ctx.state.write_clock(ctx.host_key(), {'wall': _record.format_time(wall), 'boot_seconds': boot_seconds,
+                                           'boot_id': boot_id})
 
 
 def test_a_clock_stepped_10_days_forward_reclaims_nothing_in_a_7_day_trash(conn, define, tmp_path):
@@ -132,7 +132,7 @@ def test_a_clock_stepped_10_days_forward_reclaims_nothing_in_a_7_day_trash(conn,
     ctx = context(conn, tmp_path)
     here = eligible.clock_sample(now)
     _plant_last_sweep(ctx, now - datetime.timedelta(days=10), here['boot_seconds'] - 3600, here['boot_id'])
-    before = ctx.state.read_clock(reclaim._host_key(ctx))
+    before = ctx.state.read_clock(ctx.host_key())
     outcome = reclaim.run(ctx, reclaim.options(ctx.params))
     extra = outcome['extra']
     assert extra['reclaimed'] == []
@@ -144,11 +144,11 @@ def test_a_clock_stepped_10_days_forward_reclaims_nothing_in_a_7_day_trash(conn,
     assert [e['result'] for e in ctx.state.read_events() if e['event_type'] == 'reclaim.clock'] == ['stepped_forward']
     assert 'web' in [d.name() for d in conn.listAllDomains(0)]
     # The last good sample is kept: the next sweep still sees the step.
-    assert ctx.state.read_clock(reclaim._host_key(ctx)) == before
+    assert ctx.state.read_clock(ctx.host_key()) == before
     # Once the clock is checked, one sweep with max_overdue 0 takes it as it is and reclaims.
     outcome, ctx = run(reclaim, conn, tmp_path, max_overdue=0)
     assert [r['name'] for r in outcome['extra']['reclaimed']] == ['web']
-    assert ctx.state.read_clock(reclaim._host_key(ctx))['boot_id'] == here['boot_id']
+    assert ctx.state.read_clock(ctx.host_key())['boot_id'] == here['boot_id']
 
 
 def test_a_reboot_onto_an_unsynchronised_clock_reclaims_nothing(conn, define, tmp_path, monkeypatch):

@@ -286,9 +286,11 @@ def test_a_host_that_did_not_report_makes_the_index_incomplete():
 def test_one_hosts_slice_carries_only_what_an_operation_there_needs():
     index = index_of(hv2=[copy_()], hv3=[copy_()])
     part = fleet_index_for(index, 'hv3')
-    assert sorted(part) == ['built_at', 'complete', 'fleet', 'fleet_hosts', 'gaps', 'host', 'hypervisor', 'hypervisors',
-                            'missing', 'reclaim_here', 'shared_disks', 'stale']
+    assert sorted(part) == ['built_at', 'complete', 'elsewhere', 'fleet', 'fleet_hosts', 'gaps', 'host', 'hypervisor',
+                            'hypervisors', 'missing', 'reclaim_here', 'shared_disks', 'stale']
     assert part['hypervisor'] == IDS['hv3'] and list(part['stale']) == [UUID]
+    # Only the UUIDs with a copy on another host: where those copies are (their volumes wait while one is left).
+    assert [(c['host'], c['vm_state']) for c in part['elsewhere'][UUID]] == [('hv2', 'soft_deleted')]
 
 
 def test_a_slice_stays_the_same_size_whatever_the_size_of_the_fleet():
