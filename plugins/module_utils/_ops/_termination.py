@@ -103,7 +103,12 @@ def with_membership(ctx, view):
                 ctx.warnings.append('the fleet this host belongs to could not be recorded in its state_dir (%s): a run '
                                     'here without a slice of the fleet index will not know it' % exc)
         return view
-    member = state.read_membership(key)
+    try:
+        member = state.read_membership(key)
+    except StateDirError as exc:
+        # Whether this host belongs to a fleet cannot be read: the safe side is that it does.
+        return fleet.FleetView(None, ctx.host, unavailable='%s: this host may belong to a fleet, and this run has no '
+                               'slice of its index' % exc)
     if not member:
         return view
     return fleet.FleetView(None, ctx.host, unavailable=(

@@ -10,10 +10,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
-from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files import read_checked, write_atomic
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files import read_host_entries, write_atomic
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._layout import CLOCK
 
 MAX_BYTES = 1024 * 1024
@@ -23,14 +22,7 @@ class ClockFile(object):
     """Mixed into StateDir (needs ``path``, ``temp`` and ``_journal_locked``)."""
 
     def _clock_entries(self):
-        raw, dummy = read_checked(os.path.join(self.path, CLOCK), 'clock file', MAX_BYTES, StateDirError)
-        if raw is None:
-            return {}
-        try:
-            data = json.loads(raw.decode('utf-8'))
-        except ValueError as exc:
-            raise StateDirError('clock file %s is not JSON: %s' % (os.path.join(self.path, CLOCK), exc))
-        return data if isinstance(data, dict) else {}
+        return read_host_entries(self.path, CLOCK, 'clock file', MAX_BYTES, StateDirError)
 
     def read_clock(self, host_key):
         """The last sweep's clock sample of ``host_key``, or None (none yet, or not a sample this version wrote)."""

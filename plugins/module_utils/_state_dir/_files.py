@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import binascii
 import errno
+import json
 import os
 import stat
 
@@ -146,3 +147,17 @@ def remove_stale_temp_files(directories, now_seconds):
                 except OSError:
                     pass
     return removed
+
+
+def read_host_entries(directory, filename, what, max_bytes, error):
+    """The JSON object of a state_dir file kept per host (clock.json, fleet.json): {host key: entry}, {} when there is
+    none. A link, a file not ours, too big or not JSON raises ``error`` naming ``what``: reported, never used."""
+    path = os.path.join(directory, filename)
+    raw, dummy = read_checked(path, what, max_bytes, error)
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw.decode('utf-8'))
+    except ValueError as exc:
+        raise error('%s %s is not JSON: %s' % (what, path, exc))
+    return data if isinstance(data, dict) else {}

@@ -16,10 +16,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
-from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files import read_checked, write_atomic
+from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files import read_host_entries, write_atomic
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._layout import FLEET
 
 MAX_BYTES = 1024 * 1024
@@ -29,14 +28,7 @@ class FleetMembership(object):
     """Mixed into StateDir (needs ``path``, ``temp`` and ``_journal_locked``)."""
 
     def _fleet_entries(self):
-        raw, dummy = read_checked(os.path.join(self.path, FLEET), 'fleet membership file', MAX_BYTES, StateDirError)
-        if raw is None:
-            return {}
-        try:
-            data = json.loads(raw.decode('utf-8'))
-        except ValueError as exc:
-            raise StateDirError('fleet membership file %s is not JSON: %s' % (os.path.join(self.path, FLEET), exc))
-        return data if isinstance(data, dict) else {}
+        return read_host_entries(self.path, FLEET, 'fleet membership file', MAX_BYTES, StateDirError)
 
     def read_membership(self, host_key):
         """The fleet ``host_key`` was last run in with a slice ({'fleet', 'hosts', 'since'}), or None."""

@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import json
 import os
 
 import pytest
@@ -168,3 +169,27 @@ def test_while_the_index_is_incomplete_every_host_but_this_one_holds_its_own_cin
     complete = fleet.FleetView(dict(a_slice(True), hypervisors=[{'hostname': 'hv2'}, {'hostname': 'hv4'}]),
                                {'hostname': 'hv2'})
     assert complete.foreign_hosts() == set(['hv4'])
+
+
+def test_a_fleet_json_that_cannot_be_read_counts_as_a_fleet_and_the_run_says_why(conn, define, tmp_path):
+    disk, uuid = expired_domain_with_disk(conn, define, tmp_path)
+    sweep(conn, tmp_path, a_slice(False, ['hv3']))
+    with open(str(tmp_path / 'state' / 'fleet.json'), 'w') as handle:
+        handle.write('{not json')
+    alone = sweep(conn, tmp_path, None)
+    assert os.path.exists(disk)
+    reason = alone['extra']['disks_pending'][0]['reason']
+    assert 'fleet membership file' in reason and 'is not JSON' in reason and 'may belong to a fleet' in reason
+
+
+def test_rule12_a_run_with_a_slice_records_the_fleet_and_a_check_mode_run_records_nothing(conn, define, tmp_path):
+    ctx = context(conn, tmp_path, fleet=a_slice(True))
+    ctx.check_mode = True
+    reclaim.run(ctx, reclaim.options(ctx.params))
+    assert not os.path.exists(str(tmp_path / 'state' / 'fleet.json'))
+
+    sweep(conn, tmp_path, a_slice(True))
+
+    with open(str(tmp_path / 'state' / 'fleet.json')) as handle:
+        [(key, entry)] = json.load(handle).items()
+    assert key == ctx.host_key() and entry['fleet'] == 'hypervisors' and entry['since']
