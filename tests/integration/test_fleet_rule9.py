@@ -89,6 +89,28 @@ def running(host, name):
         return False
 
 
+def copied_to_hv3(ansible, inventory, hv2, shared, project):
+    """web on hv2 with a disk in the shared directory, owned, and the copy an offline migration that kept its source
+    left on hv3 (its record names hv2): (disk path, name, uuid)."""
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    owned(ansible, inventory, 'hv2', name, project)
+    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    return path, name, uuid
+
+
+def web_with_volume(ansible, inventory, hv2, shared, project, prefix, cinder):
+    """web on hv2 (a disk in the shared directory), owned, with a delete_on_termination Cinder volume attached as
+    Nova attaches one while it runs on hv2: (disk path, name, uuid, volume id). The caller cleans Cinder up."""
+    path = shared('web')
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+    volume = ch.create_volume(prefix + 'vol', 1, conn=cinder).id
+    ch.attach_like_nova(volume, uuid, mountpoint='/dev/vdc', conn=cinder, connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
+    owned(ansible, inventory, 'hv2', name, project,
+          volumes=[{'id': volume, 'target': 'vdc', 'delete_on_termination': True}])
+    return path, name, uuid, volume
+
+
 def slice_play(on_host, module, args, slice_expr):
     """A play over the fleet that indexes it (state_facts), then runs ``module`` on ``on_host`` with ``slice_expr``
     as its fleet option."""
@@ -217,10 +239,7 @@ def test_an_ad_hoc_soft_delete_of_a_stale_copy_is_refused_and_its_record_still_n
     # a soft delete of the copy an offline migration left on hv3 rewrote its record to name hv3, and hv3's terminate
     # then took it for the authoritative copy and deleted the volume hv2's running copy uses. Refused now, as terminate
     # and restore refuse a stale copy; the record still names hv2, so that terminate is refused too.
-    path = shared('web')
-    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
-    owned(ansible, inventory, 'hv2', name, project)
-    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    path, name, uuid = copied_to_hv3(ansible, inventory, hv2, shared, project)
     hv2.conn.lookupByName(name).create()
     before = record_on(ansible, inventory, 'hv3', name)
 
@@ -245,14 +264,8 @@ def test_a_moved_domains_volume_attached_on_its_old_host_is_settled(
     # hv2 is another hypervisor of the fleet, but that attachment is the domain's own: a terminate on hv3 detaches and
     # deletes the delete_on_termination volume instead of leaving it attached to a deleted server.
     cinder = ch.connect()
-    path = shared('web')
-    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
-    volume = ch.create_volume(prefix + 'vol', 1, conn=cinder).id
     try:
-        ch.attach_like_nova(volume, uuid, mountpoint='/dev/vdc', conn=cinder,
-                            connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
-        owned(ansible, inventory, 'hv2', name, project,
-              volumes=[{'id': volume, 'target': 'vdc', 'delete_on_termination': True}])
+        path, name, uuid, volume = web_with_volume(ansible, inventory, hv2, shared, project, prefix, cinder)
         migrate('hv2', 'hv3', name, '--offline', '--persistent', '--undefinesource')
         assert not hv2.exists(name) and hv3.exists(name)
 
@@ -274,14 +287,8 @@ def test_rule10_a_volume_another_copy_lists_waits_until_no_copy_is_left(
     # an offline migration copies web, with its delete_on_termination volume, from hv2 to hv3, and an ad hoc
     # reclaim_interval 0 soft delete on hv2 deleted the volume hv3's copy still lists.
     cinder = ch.connect()
-    path = shared('web')
-    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
-    volume = ch.create_volume(prefix + 'vol', 1, conn=cinder).id
     try:
-        ch.attach_like_nova(volume, uuid, mountpoint='/dev/vdc', conn=cinder,
-                            connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
-        owned(ansible, inventory, 'hv2', name, project,
-              volumes=[{'id': volume, 'target': 'vdc', 'delete_on_termination': True}])
+        path, name, uuid, volume = web_with_volume(ansible, inventory, hv2, shared, project, prefix, cinder)
         # A sweep of the fleet: each host learns the fleet it belongs to (its state_dir's fleet.json).
         assert run_playbook(ansible, 'deferred.libvirt.reclaim', inventory,
                             extra_vars=[{'reclaim_project': project}]).rc == 0
@@ -357,10 +364,7 @@ def test_rule10_the_sweep_keeps_a_disk_a_stale_copy_of_the_same_domain_still_ope
     # offline migration leaves a copy of web on hv3 (its record names hv2, it is not in the trash); web is soft-deleted
     # on hv2 and expires. The fleet sweep reclaims hv2's copy, the authoritative one, but the disk hv3's copy opens is
     # kept and named with that copy (rule 10: any domain on any host), and hv3's copy stays defined.
-    path = shared('web')
-    name, uuid = hv2.make('web', start=False, disks=[disk(path)])
-    owned(ansible, inventory, 'hv2', name, project)
-    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    path, name, uuid = copied_to_hv3(ansible, inventory, hv2, shared, project)
     wait_past(soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at'])
 
     result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
