@@ -436,18 +436,16 @@ class FleetView(object):
             return ('the fleet index is incomplete (%s): a copy of this domain on another host may list them'
                     % self.gaps_text())
         copies = self._elsewhere.get((uuid or '').lower())
-        if copies:
-            # A copy soft-deleted, shut off and expired loses its definition only, in the same sweep (rule 9: a stale
-            # copy in the trash, or a tie this host reclaims once): it keeps no volume, as it keeps no disk.
-            copies = [c for c in copies if _still_uses(c)]
-            if not copies:
-                return None
-        if copies:
-            return 'another copy of this domain lists them: %s' % ', '.join(
-                '%s on %s (%s)' % (c.get('name'), c.get('host'), c.get('vm_state')) for c in copies)
-        if copies is None and gone:
-            return 'the fleet index does not name this terminated domain, so it cannot tell that no copy is left'
-        return None
+        if copies is None:
+            return ('the fleet index does not name this terminated domain, so it cannot tell that no copy is left'
+                    if gone else None)
+        # A copy soft-deleted, shut off and expired loses its definition only, in the same sweep (rule 9: a stale
+        # copy in the trash, or a tie this host reclaims once): it keeps no volume, as it keeps no disk.
+        users = [c for c in copies if _still_uses(c)]
+        if not users:
+            return None
+        return 'another copy of this domain lists them: %s' % ', '.join(
+            '%s on %s (%s)' % (c.get('name'), c.get('host'), c.get('vm_state')) for c in users)
 
     def foreign_hosts(self):
         """Hostnames of the other hypervisors of the fleet: a Cinder attachment they hold is never detached here.
