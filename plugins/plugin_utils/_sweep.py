@@ -46,6 +46,11 @@ def skip_kind(reason):
     return 'other'
 
 
+def _listed(value):
+    """``value`` when it is a list, else [] (a key a newer ansible-core rewrites)."""
+    return value if isinstance(value, list) else []
+
+
 def sweep_record(result, host, started_at=None, finished_at=None, previous=None, project=None, check_mode=False,
                  warning_window=None):
     """What one host's sweep leaves in state_dir/last_sweep.json, from its registered vm_reclaim result.
@@ -93,7 +98,8 @@ def sweep_record(result, host, started_at=None, finished_at=None, previous=None,
         'skipped': skipped,
         'pending': [{'name': i.get('name'), 'uuid': i.get('uuid'),
                      'volumes': [v.get('id') for v in i.get('volumes') or []]} for i in result.get('pending') or []],
-        'finished': [dict((k, item.get(k)) for k in ('name', 'uuid')) for item in result.get('finished') or []],
+        # ansible-core 2.19 and later read a result's ``finished`` as the async flag and register a bool in its place.
+        'finished': [dict((k, item.get(k)) for k in ('name', 'uuid')) for item in _listed(result.get('finished'))],
         # Disks kept while the fleet index was incomplete, pending in the tombstones; the hosts that were missing.
         'disks_pending': [dict((k, item.get(k)) for k in ('name', 'uuid', 'project', 'disks', 'reason'))
                           for item in result.get('disks_pending') or []],

@@ -281,6 +281,7 @@ def test_a_moved_domains_volume_attached_on_its_old_host_is_settled(
 
 
 @pytest.mark.cinder
+@pytest.mark.security  # rule 10 at the fleet and ad hoc scopes: the newest line runs it too
 def test_rule10_a_volume_another_copy_lists_waits_until_no_copy_is_left(
         ansible, inventory, hv2, hv3, shared, project, prefix, state_dir, cloud):
     # Found by the randomized trial (seed 2, step 98; tests/trial/replays/seed2-step98-volume-of-a-stale-copy.json):
@@ -358,6 +359,7 @@ def test_a_tie_of_two_copies_in_the_trash_is_reclaimed_once(ansible, inventory, 
     assert len(tombstones) == 1 and '/hv2/' in tombstones[0]
 
 
+@pytest.mark.security  # rule 10 at the fleet and ad hoc scopes: the newest line runs it too
 def test_rule10_the_sweep_keeps_a_disk_a_stale_copy_of_the_same_domain_still_opens(
         ansible, inventory, hv2, hv3, shared, project):
     # Found by the randomized trial (seed 3, step 14; tests/trial/replays/seed3-step14-disk-of-a-stale-copy.json): an

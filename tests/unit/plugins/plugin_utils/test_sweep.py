@@ -61,3 +61,12 @@ def test_warning_lists_due_domains_of_every_host_and_nothing_when_none_are():
 def test_skip_reasons_are_sorted_into_kinds(reason, kind):
     result = dict(SWEEP_RESULT, skipped_domains=[{'name': 'x', 'uuid': 'u', 'reason': reason}])
     assert sweep(result)['skipped'][0]['kind'] == kind
+
+
+def test_a_sweep_that_finished_a_tombstone_is_recorded_on_the_newest_ansible_core_too():
+    # ansible-core 2.19 and later register the async flag in place of a module's own "finished" list: the sweep of
+    # a host that finished a tombstone failed its last_sweep.json there ("'bool' object is not iterable").
+    record = reclaim_sweep_record(dict(SWEEP_RESULT, finished=True), 'hv2')
+    assert record['finished'] == [] and record['ok'] is True
+    listed = reclaim_sweep_record(dict(SWEEP_RESULT, finished=[{'name': 'old', 'uuid': 'u-old'}]), 'hv2')
+    assert listed['finished'] == [{'name': 'old', 'uuid': 'u-old'}]
