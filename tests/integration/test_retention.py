@@ -144,7 +144,7 @@ def test_the_journal_rotated_while_two_modules_append_keeps_every_line_whole(ans
         sweeps.append(sweep['retention']['journal_rotated'])
     for writer in writers:
         result = writer.wait()
-        assert not result.task(0).get('failed'), result.task(0)
+        assert not result.task(0).get('failed'), [item.get('msg') for item in result.task(0).get('results', [])]
     rotated = [s for s in sweeps if s]
     assert len(rotated) >= 2, sweeps
     assert sorted(glob.glob(os.path.join(state_dir, 'events-*.jsonl'))) == sorted(rotated)

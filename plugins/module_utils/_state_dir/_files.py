@@ -72,14 +72,19 @@ def write_atomic(temp_dir, directory, filename, data):
     fsync_dir(directory)
 
 
+def make_dir(path):
+    """Make the private directory ``path``; one that another run made meanwhile is no error (the caller checks it)."""
+    try:
+        os.mkdir(path, 0o700)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+
+
 def make_marker(directory, filename):
     """Create an empty marker file (retrying when a sweep removed its empty directory meanwhile)."""
     for dummy in range(5):
-        try:
-            os.mkdir(directory, 0o700)
-        except OSError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
+        make_dir(directory)
         try:
             fd = os.open(os.path.join(directory, filename), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
                          0o600)

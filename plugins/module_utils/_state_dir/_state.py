@@ -15,18 +15,22 @@ __metaclass__ = type
 import binascii
 import errno
 import os
+import stat
 import time
 
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _locks
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._clock import ClockFile
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._files import (
-    remove_stale_temp_files, write_all)
+    make_dir, remove_stale_temp_files, write_all)
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._journal import Journal
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._layout import (
-    BY_DAY, FINISHED, HISTORY, JOURNAL, JOURNAL_LOCK, LOCKS, NAMES, PENDING, TEMP, TOMBSTONES, check_dir, check_file)
+    BY_DAY, FINISHED, HISTORY, JOURNAL, JOURNAL_LOCK, LOCKS, NAMES, PENDING, TEMP, TOMBSTONES, check_dir, check_file_stat)
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._membership import FleetMembership
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._store import Store
+
+# How long a journal with two links (a sweep's rotation between its link() and unlink()) is waited out, in seconds.
+ROTATION_WAIT = 2.0
 
 
 class StateDir(_locks.Locks, Journal, Store, ClockFile, FleetMembership):
@@ -74,21 +78,32 @@ class StateDir(_locks.Locks, Journal, Store, ClockFile, FleetMembership):
 
     def _check_journal(self):
         """The event journal, if there is one. Another sweep of a shared state_dir may rotate it away between the
-        look and the check: then there is none, and the next append creates (and checks) it again."""
-        try:
-            check_file(self.events, 'event journal')
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
+        look and the check: then there is none, and the next append creates (and checks) it again. A rotation links
+        the journal to its rotated name and then unlinks it, so for a moment it has two links: that is waited out
+        (up to ROTATION_WAIT seconds); a hard link that stays is refused."""
+        deadline = time.monotonic() + ROTATION_WAIT
+        while True:
+            try:
+                st = os.lstat(self.events)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    raise
+                return
+            if st.st_nlink > 1 and stat.S_ISREG(st.st_mode) and time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            check_file_stat(st, self.events, 'event journal')
+            return
 
     def _prepare(self):
         try:
+            # Another run may make any of these at the same moment: one that exists already is checked like ours.
             if not os.path.lexists(self.path):
-                os.makedirs(self.path, 0o700)
+                os.makedirs(self.path, 0o700, exist_ok=True)
             check_dir(self.path, 'state_dir')
             for sub in self._subdirs():
                 if not os.path.lexists(sub):
-                    os.mkdir(sub, 0o700)
+                    make_dir(sub)
                 check_dir(sub, 'state_dir')
             self._prepare_host_locks()
             # Checked now, before any domain changes, not at the first event of an operation.

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -242,16 +243,86 @@ def test_a_journal_another_sweep_rotates_away_while_this_one_opens_the_state_dir
     from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _state
     path = str(tmp_path / 'state')
     StateDir(path).event('first', 'req-1')
-    real = _state.check_file
+    real = _state.os.lstat
 
-    def rotated_meanwhile(target, what):
-        if target.endswith('events.jsonl'):
+    def rotated_meanwhile(target, *args, **kwargs):
+        if str(target).endswith('events.jsonl') and os.path.exists(target):
             os.unlink(target)
-        return real(target, what)
+        return real(target, *args, **kwargs)
 
-    monkeypatch.setattr(_state, 'check_file', rotated_meanwhile)
+    monkeypatch.setattr(_state.os, 'lstat', rotated_meanwhile)
     state = StateDir(path)
-    monkeypatch.setattr(_state, 'check_file', real)
+    monkeypatch.setattr(_state.os, 'lstat', real)
     state.event('second', 'req-2')
     with open(os.path.join(path, 'events.jsonl')) as handle:
         assert '"req-2"' in handle.read()
+
+
+# -- several runs at once ---------------------------------------------------------------
+
+OPENER = textwrap.dedent('''
+    import os, sys, time
+    sys.path.insert(0, sys.argv[2])
+    from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
+    from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._state import StateDir
+    start = float(sys.argv[4])
+    while time.time() < start:
+        pass
+    try:
+        StateDir(sys.argv[1], host_lock_dir=sys.argv[3])
+    except StateDirError as exc:
+        print(exc)
+''')
+
+
+def test_runs_that_open_a_new_state_dir_at_the_same_moment_all_use_it(tmp_path, collections_path, host_lock_dir):
+    """Invariant: a state_dir is usable by every run that opens it, however many open it at once. Two modules
+    started together on a state_dir nobody had used both saw a part missing, one made it first, and the other failed
+    with "cannot be used: File exists" (found by the integration test of a journal rotated under two writers).
+    Rounds of four processes released at one instant on a new path."""
+    script = tmp_path / 'open.py'
+    script.write_text(OPENER)
+    failures = []
+    for round_ in range(12):
+        path = str(tmp_path / ('state-%d' % round_) / 'deep')
+        start = '%.3f' % (time.time() + 0.4)
+        procs = [subprocess.Popen([sys.executable, str(script), path, collections_path, host_lock_dir, start],
+                                  stdout=subprocess.PIPE, universal_newlines=True) for dummy in range(4)]
+        failures += [out.strip() for out in (p.communicate()[0] for p in procs) if out.strip()]
+        assert [p.returncode for p in procs] == [0] * 4
+        assert mode(path) == 0o700
+    assert failures == []
+
+
+def test_a_journal_a_sweep_is_rotating_is_waited_for_not_refused(tmp_path, monkeypatch):
+    """Invariant: a run opening a state_dir while another run's sweep rotates its journal (link to the rotated name,
+    then unlink: two links for a moment) opens it. A hard link that stays is still refused (see the next test)."""
+    from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir import _state
+    path = str(tmp_path / 'state')
+    first = StateDir(path)
+    first.event('first', 'req-1')
+    rotated = os.path.join(path, 'events-20261201T120000Z.jsonl')
+    os.link(first.events, rotated)  # the sweep's link(), its unlink() still to come
+    real_sleep = _state.time.sleep
+    slept = []
+
+    def sweep_finishes(seconds):
+        slept.append(seconds)
+        if os.path.exists(first.events):
+            os.unlink(first.events)  # the sweep's unlink()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(_state.time, 'sleep', sweep_finishes)
+    StateDir(path)
+    assert slept, 'the two links were not seen'
+
+
+def test_a_hard_link_to_the_journal_that_stays_is_refused(tmp_path):
+    path = str(tmp_path / 'state')
+    first = StateDir(path)
+    first.event('first', 'req-1')
+    os.link(first.events, str(tmp_path / 'elsewhere.jsonl'))
+    with pytest.raises(StateDirError, match='event journal .* has 2 hard links'):
+        StateDir(path)
+    with pytest.raises(StateDirError, match='event journal .* has 2 hard links'):
+        StateDir(path, create=False)
