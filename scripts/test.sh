@@ -98,10 +98,11 @@ if want integration; then
 fi
 if want security-newest; then
   # The security tests of the integration stage (pytest -m security: tenant strings never templated, secrets never
-  # printed, clocks checked) once more on the newest ansible-core line, whose data tagging changes what is templated.
+  # printed, clocks checked) once more on the newest ansible-core line, whose data tagging changes what is templated;
+  # and the results whose keys that line reads itself (-m ansible_lines).
   step "security tests on the newest ansible-core line (2.21, Python 3.13, .venv-newest)"
   bash scripts/venv.sh newest
-  .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/integration -m security
+  .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/integration -m 'security or ansible_lines'
 fi
 if want reliability; then
   # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else may run meanwhile.

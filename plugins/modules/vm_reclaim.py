@@ -175,11 +175,19 @@ pending:
   returned: always
   type: list
   elements: dict
-finished:
+finished_tombstones:
   description: Tombstones of domains terminated earlier whose pending work this sweep finished (name, uuid).
   returned: always
   type: list
   elements: dict
+  version_added: 0.2.0
+finished:
+  description:
+    - The same list as RV(finished_tombstones), under its earlier name. Deprecated, use RV(finished_tombstones).
+    - On ansible-core 2.19 and later a registered result has a boolean here instead (Ansible reads a result's
+      C(finished) as its async flag), so only ansible-core 2.16-2.18 see the list.
+  returned: always
+  type: raw
 disks_pending:
   description:
     - Terminated domains (reclaimed now or earlier) whose disks are kept only because the fleet index was incomplete

@@ -98,8 +98,10 @@ def sweep_record(result, host, started_at=None, finished_at=None, previous=None,
         'skipped': skipped,
         'pending': [{'name': i.get('name'), 'uuid': i.get('uuid'),
                      'volumes': [v.get('id') for v in i.get('volumes') or []]} for i in result.get('pending') or []],
-        # ansible-core 2.19 and later read a result's ``finished`` as the async flag and register a bool in its place.
-        'finished': [dict((k, item.get(k)) for k in ('name', 'uuid')) for item in _listed(result.get('finished'))],
+        # finished_tombstones: ansible-core 2.19 and later read a result's ``finished`` as the async flag and register a
+        # bool in its place (a result of an earlier version has only ``finished``).
+        'finished': [dict((k, item.get(k)) for k in ('name', 'uuid'))
+                     for item in _listed(result.get('finished_tombstones', result.get('finished')))],
         # Disks kept while the fleet index was incomplete, pending in the tombstones; the hosts that were missing.
         'disks_pending': [dict((k, item.get(k)) for k in ('name', 'uuid', 'project', 'disks', 'reason'))
                           for item in result.get('disks_pending') or []],

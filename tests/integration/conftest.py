@@ -37,6 +37,8 @@ def pytest_configure(config):
                             'host (test_fleet_safety.py), in the default run; -m fleet_rules runs them alone')
     config.addinivalue_line('markers', 'security: the security tests of issue 24 (tenant strings, secrets, clocks), run '
                             'on the oldest line with the rest and on the newest by the security-newest stage')
+    config.addinivalue_line('markers', 'ansible_lines: a result that differs between ansible-core lines (a key Ansible '
+                            'itself reads), run on the newest line too by the security-newest stage')
 
 
 @pytest.fixture(scope='session')

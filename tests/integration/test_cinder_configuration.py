@@ -189,6 +189,6 @@ def test_the_reclaim_playbook_of_a_fleet_without_cinder_finishes_the_tombstones_
                           extra_vars=[{'reclaim_project': project_of(name)}])
     assert result.rc == 0, result.stdout[-3000:]
     sweep = named_task(result, 'Sweep the hypervisor', 'hv1')
-    assert sweep['cinder_unchecked'] == [] and [f['uuid'] for f in sweep['finished']] == [uuid]
+    assert sweep['cinder_unchecked'] == [] and [f['uuid'] for f in sweep['finished_tombstones']] == [uuid]
     tomb = ansible.tombstone(uuid)
     assert tomb['no_cinder'] is True and tomb['finished_at']

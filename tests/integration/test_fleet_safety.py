@@ -450,7 +450,7 @@ def test_two_hosts_sharing_a_state_dir_lose_no_journal_line_and_finish_no_foreig
             assert hv2.exists(victim)
             assert ch.volume_status(volume, conn=cinder) == 'in-use'
             assert len(ch.attachments_for(victim_uuid, conn=cinder)) == 1
-            assert victim_uuid not in [f.get('uuid') for f in hv3_sweep.get('finished') or []]
+            assert victim_uuid not in [f.get('uuid') for f in hv3_sweep.get('finished_tombstones') or []]
             # hv2's work is none of hv3's business: not finished, and not failed either (waiting for hv2's lock).
             assert not hv3_sweep.get('failed'), hv3_sweep
             assert victim not in json.dumps(hv3_sweep.get('instances') or []), hv3_sweep

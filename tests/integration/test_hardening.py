@@ -80,7 +80,7 @@ def test_a_terminate_without_cinder_options_is_checked_by_the_next_sweep_that_ha
 
     sweep = ansible.task(RECLAIM, project='web', env=CLOUD_ENV, cloud='testbed')
     assert not sweep.get('failed'), sweep
-    assert [f['uuid'] for f in sweep['finished']] == [uuid]
+    assert [f['uuid'] for f in sweep['finished_tombstones']] == [uuid]
     assert ch.volume_status(stray, conn=cinder) == 'available'
     assert ansible.tombstone(uuid)['cinder_checked'] is True
 

@@ -162,7 +162,7 @@ def test_reclaim_of_one_project_never_touches_another_projects_expired_domain(an
         before = _definition(hypervisor, expired)
         sweep = ansible.task(RC, project=p['caller'])
         assert not sweep.get('failed'), sweep
-        listed = [e['uuid'] for key in ('reclaimed', 'skipped_domains', 'kept', 'pending', 'finished')
+        listed = [e['uuid'] for key in ('reclaimed', 'skipped_domains', 'kept', 'pending', 'finished_tombstones')
                   for e in sweep[key]]
         assert expired not in listed and sweep['instances'] == [], sweep
         assert _definition(hypervisor, expired) == before

@@ -165,7 +165,7 @@ def test_cinder_down_during_terminate_keeps_the_work_pending_until_cinder_is_bac
     # Scoped to this test's project: the sweep must not touch other tests' domains on the shared hypervisor.
     sweep = ansible.task('deferred.libvirt.vm_reclaim', cloud='testbed', project=project_of(second))
     assert not sweep.get('failed'), sweep
-    assert [f['uuid'] for f in sweep['finished']] == [second_uuid]
+    assert [f['uuid'] for f in sweep['finished_tombstones']] == [second_uuid]
     assert ch.volume_status(second_doomed, conn=cinder) is None
     assert ansible.tombstone(second_uuid)['volumes_pending'] == []
     # No volume leaked: only the one kept on purpose is left, detached.

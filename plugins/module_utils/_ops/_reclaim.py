@@ -373,6 +373,8 @@ def summarize(ctx, work, instances, views, skipped, bad_tombs, over_limit, kept,
     summary = dict(reclaimed=len(reclaimed), failed=len(failed), skipped=len(skipped_out), kept=len(kept_out),
                    pending=len(pending), finished=len(finished), disks_pending=len(report.disks_pending))
     # Stale copies whose definition alone was removed (rule 9): not reclaimed, so not counted as such.
+    # finished_tombstones is the list; ``finished`` repeats it for ansible-core 2.16-2.18, where it was the only name
+    # (2.19 and later take a result's ``finished`` as the async flag and register a bool in its place).
     return dict(reclaimed=reclaimed, failed_domains=failed, skipped_domains=skipped_out, kept=kept_out,
-                pending=pending, finished=finished, stale_undefined=undefined, summary=summary,
+                pending=pending, finished_tombstones=finished, finished=finished, stale_undefined=undefined, summary=summary,
                 disks_pending=report.disks_pending, disks_settled=report.disks_settled)

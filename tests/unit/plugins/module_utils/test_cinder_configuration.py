@@ -178,7 +178,7 @@ def test_declaring_no_cinder_finishes_the_tombstones_that_waited_for_cinder(conn
     assert [(i['name'], i['action']) for i in would['instances']] == [('web01', 'would_finish_pending')]
     sweep, ctx = run(reclaim, conn, tmp_path, cinder=False)
     assert [(i['name'], i['action'], i['changed']) for i in sweep['instances']] == [('web01', 'pending_finished', True)]
-    assert sweep['extra']['cinder_unchecked'] == [] and [f['name'] for f in sweep['extra']['finished']] == ['web01']
+    assert sweep['extra']['cinder_unchecked'] == [] and [f['name'] for f in sweep['extra']['finished_tombstones']] == ['web01']
     assert tombstones.finished(state(tmp_path).read_tombstone(sweep['instances'][0]['uuid']))
 
 

@@ -86,4 +86,4 @@ def test_pending_volume_work_stays_in_the_tombstone_without_cinder(conn, define,
     assert [v['id'] for v in instance['volumes_pending']] == ['0d8e4c9e-6f1a-4c8e-9d63-5a3b2e9e1f00']
     sweep, dummy = run(reclaim, conn, tmp_path)
     assert sweep['extra']['pending'][0]['uuid'] == instance['uuid']
-    assert sweep['extra']['finished'] == []
+    assert sweep['extra']['finished_tombstones'] == [] and sweep['extra']['finished'] == []

@@ -66,6 +66,11 @@ def test_skip_reasons_are_sorted_into_kinds(reason, kind):
 def test_a_sweep_that_finished_a_tombstone_is_recorded_on_the_newest_ansible_core_too():
     # ansible-core 2.19 and later register the async flag in place of a module's own "finished" list: the sweep of
     # a host that finished a tombstone failed its last_sweep.json there ("'bool' object is not iterable").
+    # The module returns the list as finished_tombstones too, which no line reads: the record keeps it.
+    done = [{'name': 'old', 'uuid': 'u-old'}]
+    record = reclaim_sweep_record(dict(SWEEP_RESULT, finished=True, finished_tombstones=done), 'hv2')
+    assert record['finished'] == done and record['ok'] is True
+    # A result of an earlier version (no finished_tombstones) registered on the newest line: an empty list, no error.
     record = reclaim_sweep_record(dict(SWEEP_RESULT, finished=True), 'hv2')
     assert record['finished'] == [] and record['ok'] is True
     listed = reclaim_sweep_record(dict(SWEEP_RESULT, finished=[{'name': 'old', 'uuid': 'u-old'}]), 'hv2')
