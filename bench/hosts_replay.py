@@ -37,9 +37,21 @@ def domains():
     return int(os.environ.get('BENCH_HOSTS_DOMAINS', '50'))
 
 
-def vm_info(host_index):
-    """The host's vm_info result (include_deleted or not: the simulated hosts have no tombstones)."""
-    return control_worker.vm_info_result(template(), int(host_index), domains(), _now())
+def vm_info(host_index, fields=None, facts=True):
+    """The host's vm_info result (include_deleted or not: the simulated hosts have no tombstones); with ``fields``,
+    each domain projected to them, in the result and in its facts, with the module's own projection; with
+    ``facts`` false, no facts (as the module's options do)."""
+    result = control_worker.vm_info_result(template(), int(host_index), domains(), _now())
+    if facts in (False, 'false', 'False'):
+        result.pop('ansible_facts', None)
+    if fields:
+        from ansible_collections.deferred.libvirt.plugins.module_utils._views import project_fields
+        projected = [project_fields(view, fields) for view in result['instances']]
+        result['instances'] = projected
+        for key, value in (result.get('ansible_facts') or {}).items():
+            if isinstance(value, list):
+                result['ansible_facts'][key] = projected
+    return result
 
 
 def vm_reclaim(host_index, fleet=None):

@@ -18,4 +18,5 @@ import hosts_replay  # noqa: E402
 class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         super(ActionModule, self).run(tmp, task_vars)
-        return hosts_replay.vm_info(task_vars['bench_host_index'])
+        args = self._task.args
+        return hosts_replay.vm_info(task_vars['bench_host_index'], args.get('fields'), args.get('facts', True))

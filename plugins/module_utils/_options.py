@@ -331,7 +331,8 @@ class Info(Group):
     """vm_info's own option."""
 
     ARGSPEC = dict(include_deleted=dict(type='bool', default=False),
-                   fields=dict(type='list', elements='str'))
+                   fields=dict(type='list', elements='str'),
+                   facts=dict(type='bool', default=True))
 
     @classmethod
     def read(cls, params):
@@ -344,4 +345,5 @@ class Info(Group):
                     'unknown field(s) %s' % ', '.join(repr(f) for f in unknown) if unknown else 'an empty list',
                     ', '.join(_views.FIELDS)))
             fields = list(dict.fromkeys(fields))
-        return cls(include_deleted=bool(params.get('include_deleted')), fields=fields)
+        return cls(include_deleted=bool(params.get('include_deleted')), fields=fields,
+                   facts=params.get('facts') is not False)

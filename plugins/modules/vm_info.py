@@ -47,6 +47,16 @@ options:
     type: list
     elements: str
     version_added: 0.2.0
+  facts:
+    description:
+      - Also return the records and the usage as the host's facts RV(ansible_facts.deferred_libvirt_instances) and
+        RV(ansible_facts.deferred_libvirt_usage).
+      - V(false) leaves them out. A task that registers the result then holds each record once, not twice (the
+        state_facts role with C(state_facts_index_only), the fleet workflow's gather), and the facts of an earlier run
+        are left as they were.
+    type: bool
+    default: true
+    version_added: 0.2.0
 seealso:
   - module: deferred.libvirt.vm_attributes
     description: Set the owner, guards and durations that vm_info reports.
@@ -262,7 +272,7 @@ hypervisor:
     hostname: {description: "The hypervisor's hostname as libvirt reports it.", type: str}
 ansible_facts:
   description: The same data as facts.
-  returned: always
+  returned: unless O(facts=false)
   type: dict
   contains:
     deferred_libvirt_instances: {description: Same as RV(instances)., type: list, elements: dict, returned: always}

@@ -110,6 +110,46 @@ def test_state_facts_builds_fleet_facts_per_host_and_per_project(ansible, invent
     assert any(line.startswith('trash hv2/%s' % db) for line in shown)
 
 
+def test_state_facts_index_only_reads_what_the_index_needs_once_and_builds_the_same_index(ansible, inventory,
+                                                                                            make_guest, hv2, project):
+    """Invariant: the reclaim role's cut report (state_facts_index_only: the index's fields, no facts) indexes the
+    fleet as the whole report does; with the fleet fact, which needs whole records, it is refused and nothing runs."""
+    import yaml
+    web, dummy = make_guest('web', start=False)
+    db, dummy = hv2.make('db')
+    owned(ansible, inventory, 'hv1', web, project)
+    owned(ansible, inventory, 'hv2', db, project)
+    soft_delete(ansible, inventory, 'hv2', db, project, '2h')
+    with open(os.path.join(os.path.dirname(__file__), '..', '..', 'roles', 'state_facts', 'vars', 'main.yml')) as handle:
+        fields = yaml.safe_load(handle)['state_facts_index_fields']
+
+    def gather(**more):
+        role_vars = dict(state_facts_project=project, state_facts_fleet_fact=False, state_facts_show=False, **more)
+        return run_playbook(ansible, [{'hosts': 'hypervisors', 'gather_facts': False,
+                                       'roles': [{'role': 'deferred.libvirt.state_facts', 'vars': role_vars}]}],
+                            inventory)
+
+    whole, cut = gather(), gather(state_facts_index_only=True)
+    assert whole.rc == 0 and cut.rc == 0, (whole.stdout[-3000:], cut.stdout[-3000:])
+    for host in ('hv1', 'hv2'):
+        read = named_task(cut, 'Read the lifecycle record of every domain on the hypervisor', host)
+        assert 'ansible_facts' not in read and read['instances']
+        assert all(sorted(view) == sorted(fields) for view in read['instances']), read['instances'][0]
+        assert 'ansible_facts' in named_task(whole, 'Read the lifecycle record of every domain on the hypervisor', host)
+
+    def index(result):
+        facts = named_task(result, 'Keep the fleet index and where the slices are', 'hv1')['ansible_facts']
+        return dict((k, v) for k, v in facts['state_facts_index'].items() if k not in ('built_at', 'dir'))
+
+    assert index(cut) == index(whole) and index(cut)['hosts']
+    refused = gather(state_facts_index_only=True, state_facts_fleet_fact=True)
+    assert refused.rc != 0
+    assert 'set state_facts_fleet_fact to false with it' in named_task(
+        refused, 'Refuse an index-only report together with the fleet fact', 'hv1')['msg']
+    assert 'Read the lifecycle record of every domain on the hypervisor' not in [
+        t['name'].split(' : ')[-1] for p in refused.data['plays'] for t in p['tasks']]
+
+
 # -- quota across the fleet -------------------------------------------------------------------------------------------
 
 def test_quota_refuses_a_batch_over_the_limit_across_two_hosts(ansible, inventory, make_guest, hv2, project):

@@ -20,15 +20,16 @@ ARGUMENT_SPEC = options_.spec(options_.Selection, options_.Info)
 
 
 class InfoOptions(object):
-    def __init__(self, selection, include_deleted=False, fields=None):
+    def __init__(self, selection, include_deleted=False, fields=None, facts=True):
         self.selection = selection
         self.include_deleted = include_deleted
         self.fields = fields
+        self.facts = facts
 
 
 def options(params, no_log_values=None):
     own = options_.Info.read(params)
-    return InfoOptions(options_.Selection.read(params), own.include_deleted, own.fields)
+    return InfoOptions(options_.Selection.read(params), own.include_deleted, own.fields, own.facts)
 
 
 def _select(items, selection):
@@ -91,8 +92,10 @@ def run(ctx, opts):
     if opts.fields is not None:
         instances = [_views.project_fields(v, opts.fields) for v in instances]
     # Which hypervisor answered: the fleet index matches records' host against it (rule 9).
-    result = {'changed': False, 'instances': instances, 'usage': usage, 'hypervisor': hv.host_identity(ctx.conn),
-              'ansible_facts': dict(deferred_libvirt_instances=instances, deferred_libvirt_usage=usage)}
+    result = {'changed': False, 'instances': instances, 'usage': usage, 'hypervisor': hv.host_identity(ctx.conn)}
+    if opts.facts:
+        # A second copy of every record in a registered result: a caller that registers it asks for none.
+        result['ansible_facts'] = dict(deferred_libvirt_instances=instances, deferred_libvirt_usage=usage)
     if projection is not None:
         result['query_result'] = projection
     return result

@@ -143,3 +143,44 @@ def test_removing_the_slices_removes_only_slice_files_and_then_the_directory(tmp
     (tmp_path / 'b' / 'notes.txt').write_text(u'an operator put this here')
     assert handover.remove_slices(kept) is False
     assert os.listdir(kept) == ['notes.txt']
+
+
+# -- state_facts_index_only: vm_info asked for the index's fields only ------------------------------------------------
+
+def _index_fields():
+    """What the index reads of a domain: the record's keys, the disks (with their backing files), the pending work."""
+    return set(handover.VIEW_KEYS) | set(['disks', 'disks_pending', 'volumes_pending'])
+
+
+def test_the_fields_the_role_and_the_gather_playbook_ask_vm_info_for_are_what_the_index_reads():
+    """Invariant: a report cut to state_facts_index_fields (the reclaim role) or to fleet_gather.yml's fields still holds
+    everything the fleet index reads, so the sweep's safety does not depend on which of the two gathered it."""
+    import yaml
+    root = os.path.join(os.path.dirname(handover.__file__), '..', '..')
+    with open(os.path.join(root, 'roles', 'state_facts', 'vars', 'main.yml')) as handle:
+        role = yaml.safe_load(handle)['state_facts_index_fields']
+    with open(os.path.join(root, 'playbooks', 'fleet_gather.yml')) as handle:
+        gather = [t for t in yaml.safe_load(handle)[0]['tasks'] if 'deferred.libvirt.vm_info' in t][0]
+    assert set(role) == _index_fields() and len(role) == len(set(role))
+    assert gather['deferred.libvirt.vm_info']['fields'] == role
+
+
+def test_an_index_of_reports_cut_to_the_index_fields_is_the_index_of_the_whole_reports():
+    """Invariant: vm_info's projection to state_facts_index_fields changes nothing the index decides (stale copies,
+    conflicts, shared disks and backing files, pending disks and volumes, every host's slice)."""
+    from ansible_collections.deferred.libvirt.plugins.module_utils._views import project_fields
+    tomb = copy_(name='old', uuid='1' * 8 + UUID[8:], vm_state='deleted', disks=())
+    tomb['disks_pending'] = [dict(BACKED, path='/srv/pending.qcow2', st_ino=7)]
+    tomb['volumes_pending'] = [{'id': 'vol-1', 'delete_on_termination': True}]
+    views = dict(hv2=[copy_(reclaim_at='2026-11-01T00:00:00Z'), copy_(name='db', uuid='0' * 8 + UUID[8:], disks=()), tomb],
+                 hv3=[copy_(vm_state='soft_deleted', power_state='shutoff', task_state='moving',
+                            reclaim_at='2026-11-02T00:00:00Z')])
+    views['hv2'][1]['disks'] = [dict(BACKED)]
+    views['hv3'][0]['disks'] = [dict(BACKED, path='/srv/other.qcow2', st_ino=5)]
+    views['hv2'][0]['console'] = 'big data the index never reads'
+    full = fleet_index(hostvars(**views), ['hv2', 'hv3'])
+    cut = dict((h, [project_fields(v, sorted(_index_fields())) for v in vs]) for h, vs in views.items())
+    assert 'console' not in cut['hv2'][0] and full['shared_disks']
+    assert fleet_index(hostvars(**cut), ['hv2', 'hv3']) == full
+    for host in ('hv2', 'hv3'):
+        assert fleet_index_for(fleet_index(hostvars(**cut), ['hv2', 'hv3']), host) == fleet_index_for(full, host)
