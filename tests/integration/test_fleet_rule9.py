@@ -359,17 +359,36 @@ def test_a_tie_of_two_copies_in_the_trash_is_reclaimed_once(ansible, inventory, 
     assert len(tombstones) == 1 and '/hv2/' in tombstones[0]
 
 
-@pytest.mark.security  # rule 10 at the fleet and ad hoc scopes: the newest line runs it too
+@pytest.mark.security  # rule 10 at the fleet, --limit and ad hoc scopes: the newest line runs it too
+@pytest.mark.parametrize('scope', ['fleet', 'limit', 'adhoc'])
 def test_rule10_the_sweep_keeps_a_disk_a_stale_copy_of_the_same_domain_still_opens(
-        ansible, inventory, hv2, hv3, shared, project):
+        ansible, inventory, hv2, hv3, shared, project, state_dir, scope):
     # Found by the randomized trial (seed 3, step 14; tests/trial/replays/seed3-step14-disk-of-a-stale-copy.json): an
     # offline migration leaves a copy of web on hv3 (its record names hv2, it is not in the trash); web is soft-deleted
     # on hv2 and expires. The fleet sweep reclaims hv2's copy, the authoritative one, but the disk hv3's copy opens is
-    # kept and named with that copy (rule 10: any domain on any host), and hv3's copy stays defined.
+    # kept and named with that copy (rule 10: any domain on any host), and hv3's copy stays defined. The same at every
+    # scope an operator runs: the whole fleet, reclaim.yml --limit hv2 (hv3 read outside the play), and vm_reclaim ad
+    # hoc on hv2 (no slice: a member of a fleet keeps every disk another host could reach).
     path, name, uuid = copied_to_hv3(ansible, inventory, hv2, shared, project)
+    if scope == 'adhoc':  # a sweep of the fleet before: hv2 knows the fleet it belongs to
+        assert run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}]).rc == 0
     wait_past(soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at'])
 
-    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+    if scope == 'adhoc':
+        rc, swept = adhoc_on(ansible, inventory, 'hv2', RECLAIM, {
+            'project': project, 'state_dir': os.path.join(state_dir, 'hv2'),
+            'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
+        assert rc == 0, swept
+        # No slice: the domain is kept whole, or reclaimed with the shared disk kept; never the disk deleted.
+        assert hv3.exists(name) and os.path.exists(path), swept
+        reclaimed = [r for r in swept['reclaimed'] if r['uuid'] == uuid]
+        for item in reclaimed:
+            assert path in [k['path'] for k in item['disks_kept']], item
+        if not reclaimed:
+            assert hv2.exists(name) and uuid in [s['uuid'] for s in swept['skipped_domains'] + swept['kept']], swept
+        return
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}],
+                          args=('--limit', 'hv2') if scope == 'limit' else ())
 
     assert result.rc == 0, result.stdout[-3000:]
     summary = named_task(result, 'Sum up the run over every host', 'hv2')['ansible_facts']['reclaim_summary']
