@@ -124,7 +124,8 @@ def test_state_facts_index_only_reads_what_the_index_needs_once_and_builds_the_s
         fields = yaml.safe_load(handle)['state_facts_index_fields']
 
     def gather(**more):
-        role_vars = dict(state_facts_project=project, state_facts_fleet_fact=False, state_facts_show=False, **more)
+        role_vars = dict(state_facts_project=project, state_facts_fleet_fact=False, state_facts_show=False)
+        role_vars.update(more)
         return run_playbook(ansible, [{'hosts': 'hypervisors', 'gather_facts': False,
                                        'roles': [{'role': 'deferred.libvirt.state_facts', 'vars': role_vars}]}],
                             inventory)

@@ -379,13 +379,14 @@ def test_rule10_the_sweep_keeps_a_disk_a_stale_copy_of_the_same_domain_still_ope
             'project': project, 'state_dir': os.path.join(state_dir, 'hv2'),
             'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
         assert rc == 0, swept
-        # No slice: the domain is kept whole, or reclaimed with the shared disk kept; never the disk deleted.
-        assert hv3.exists(name) and os.path.exists(path), swept
-        reclaimed = [r for r in swept['reclaimed'] if r['uuid'] == uuid]
-        for item in reclaimed:
-            assert path in [k['path'] for k in item['disks_kept']], item
-        if not reclaimed:
-            assert hv2.exists(name) and uuid in [s['uuid'] for s in swept['skipped_domains'] + swept['kept']], swept
+        # No slice on a member of the fleet: the domain is reclaimed, the shared disk is kept, pending in its tombstone
+        # for a sweep with the whole fleet's index, and the reason says so.
+        assert hv3.exists(name) and not hv2.exists(name) and os.path.exists(path), swept
+        [item] = [r for r in swept['instances'] if r['uuid'] == uuid]
+        assert item['action'] == 'terminated' and item['disks_deleted'] == []
+        [kept] = item['disks_kept']
+        assert kept['path'] == path and kept['kept_for_now'] and 'this run has none' in kept['reason'], kept
+        assert [d['path'] for d in item['disks_pending']] == [path]
         return
     result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}],
                           args=('--limit', 'hv2') if scope == 'limit' else ())
