@@ -186,6 +186,13 @@ class Domain(object):
         return self.root.find("devices/tpm/backend[@type='emulator']") is not None
 
 
+def nvram_disk(path):
+    """A domain's NVRAM file shaped as a file disk (target and device ``nvram``): vm_info lists it with the disks, and
+    the ownership checks read it as one (another domain, or another copy of this one, may name the same file)."""
+    return {'target': 'nvram', 'device': 'nvram', 'type': 'file', 'format': 'raw', 'readonly': False,
+            'shareable': False, 'path': path, 'pool': None, 'volume': None}
+
+
 def _list_set(conn, flag):
     try:
         return set(d.UUIDString() for d in conn.listAllDomains(flag))
@@ -369,8 +376,12 @@ def undefine_moved(domain):
     call('undefine after the move', domain.name, domain.dom.undefineFlags, undefine_moved_flags(domain))
 
 
-def undefine_flags(domain):
-    """The undefine flags this domain needs, built from libvirt's constants."""
+def undefine_flags(domain, keep_nvram=False, keep_tpm=False):
+    """The undefine flags this domain needs, built from libvirt's constants.
+
+    ``keep_nvram``/``keep_tpm``: the NVRAM file or the TPM state stays (another domain, or another copy of this one,
+    may still use it), else libvirt deletes it with the definition.
+    """
     flags = 0
     names = []
     if domain.managed_save:
@@ -386,20 +397,20 @@ def undefine_flags(domain):
     except libvirt.libvirtError:
         pass
     if domain.has_nvram():
-        names.append('VIR_DOMAIN_UNDEFINE_NVRAM')
+        names.append('VIR_DOMAIN_UNDEFINE_KEEP_NVRAM' if keep_nvram else 'VIR_DOMAIN_UNDEFINE_NVRAM')
     if domain.has_tpm():
-        names.append('VIR_DOMAIN_UNDEFINE_TPM')
+        names.append('VIR_DOMAIN_UNDEFINE_KEEP_TPM' if keep_tpm else 'VIR_DOMAIN_UNDEFINE_TPM')
     for name in names:
         flags |= getattr(libvirt, name, 0)
     return flags, [n for n in names if hasattr(libvirt, n)]
 
 
-def undefine(domain):
+def undefine(domain, keep_nvram=False, keep_tpm=False):
     """Undefine with every flag the domain needs; drop only flags the hypervisor rejects as unsupported.
 
     Returns the flag names finally used.
     """
-    flags, names = undefine_flags(domain)
+    flags, names = undefine_flags(domain, keep_nvram, keep_tpm)
     while True:
         try:
             domain.dom.undefineFlags(flags)

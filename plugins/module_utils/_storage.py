@@ -141,6 +141,10 @@ class Index(object):
                 continue
             for opened, dummy in chain:
                 backing.setdefault(identity(opened), []).append((domain.uuid, domain.name))
+        nvram = domain.nvram_file()
+        if nvram:
+            # Its NVRAM file (UEFI variables) counts as its disk: libvirt deletes it with an undefine that asks to.
+            disks.setdefault(identity(nvram), []).append((domain.uuid, domain.name))
 
     def _build(self):
         # Locked: a run's threads all start at once, and each would otherwise build the index itself.
@@ -226,29 +230,9 @@ def classify_disks(conn, domain, dirs, index):
         real = os.path.realpath(path)
         ident = identity(path)
         entry['real_path'] = real
-        if ident in disks_of_others:
-            kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(disks_of_others[ident]))))
-            continue
-        if ident in backing_of_others:
-            kept.append(dict(entry, reason='backing file of a disk of domain(s) %s'
-                             % ', '.join(sorted(set(backing_of_others[ident])))))
-            continue
-        if not index.fleet.complete or not index.fleet.given:
-            why = _reachable_elsewhere(disk, real, index)
-            if why:
-                kept.append(dict(entry, reason=why, kept_for_now=True))
-                continue
-        users = index.fleet.disk_users(disk, path, domain.uuid)
-        if users:
-            kept.append(dict(entry, reason='shared with domain(s) %s' % ', '.join(sorted(
-                fleet.describe_user(u) for u in users))))
-            continue
-        unknown = [(name, why) for name, volume, why in unresolved
-                   if volume is None or volume == os.path.basename(real)]
-        if unknown:
-            # Fail safe (rule 6): what cannot be told apart from another domain's disk is kept.
-            kept.append(dict(entry, reason='not deleted: it may be in use by %s' % '; '.join(
-                'domain %s (%s)' % (name, why) for name, why in unknown[:5])))
+        used = _in_use(domain, disk, path, real, ident, index, (disks_of_others, backing_of_others, unresolved))
+        if used:
+            kept.append(dict(entry, **used))
             continue
         # The pool volume it is (the one just looked up, unless a link leads elsewhere), for its pool to delete.
         vol = vol if vol is not None and real == path else _pools.volume_by_path(conn, real)
@@ -261,6 +245,54 @@ def classify_disks(conn, domain, dirs, index):
         else:
             kept.append(dict(entry, reason='%s is outside the instance directories (%s)' % (real, ', '.join(dirs))))
     return owned, kept
+
+
+def _in_use(domain, disk, path, real, ident, index, others):
+    """Why a file of ``domain`` (one of its disks, or its NVRAM file) stays because something else uses it or may:
+    {'reason': ..., 'kept_for_now': True when only a complete fleet index could clear it}, or None when nothing does.
+
+    Another domain of this host uses the file (by identity) as a disk, a backing file or an NVRAM file; no complete
+    fleet index vouches for a file another host could reach (rule 12); a domain of any host of the fleet references
+    it (rule 10); or something of another domain cannot be resolved that might be it (rule 6).
+    """
+    disks_of_others, backing_of_others, unresolved = others
+    if ident in disks_of_others:
+        return {'reason': 'shared with domain(s) %s' % ', '.join(sorted(disks_of_others[ident]))}
+    if ident in backing_of_others:
+        return {'reason': 'backing file of a disk of domain(s) %s' % ', '.join(sorted(set(backing_of_others[ident])))}
+    if not index.fleet.complete or not index.fleet.given:
+        why = _reachable_elsewhere(disk, real, index)
+        if why:
+            return {'reason': why, 'kept_for_now': True}
+    users = index.fleet.disk_users(disk, path, domain.uuid)
+    if users:
+        return {'reason': 'shared with domain(s) %s' % ', '.join(sorted(fleet.describe_user(u) for u in users))}
+    unknown = [(name, why) for name, volume, why in unresolved if volume is None or volume == os.path.basename(real)]
+    if unknown:
+        # Fail safe (rule 6): what cannot be told apart from another domain's disk is kept.
+        return {'reason': 'not deleted: it may be in use by %s' % '; '.join(
+            'domain %s (%s)' % (name, why) for name, why in unknown[:5])}
+    return None
+
+
+def classify_nvram(domain, index):
+    """Whether the domain's NVRAM file must stay when the domain is undefined: the kept entry (as in ``disks_kept``,
+    target ``nvram``, with the reason), or None when libvirt may delete it with the definition (as Nova's undefine does).
+
+    The file is checked as a disk is (``_in_use``): another domain of this host or of the fleet naming it, a copy of
+    this domain on another host (rule 10), no complete fleet index for a file another host could reach (rule 12),
+    something that cannot be resolved. It need not lie under the instance directories: the NVRAM file is the domain's
+    own state, which libvirt made and deletes.
+    """
+    path = domain.nvram_file()
+    if not path or not os.path.lexists(path):
+        return None
+    disk = hv.nvram_disk(path)
+    real = os.path.realpath(path)
+    used = _in_use(domain, disk, path, real, identity(path), index, index.others(domain))
+    if not used:
+        return None
+    return dict({'target': 'nvram', 'path': path, 'pool': None, 'volume': None, 'real_path': real}, **used)
 
 
 def _reachable_elsewhere(disk, real, index):

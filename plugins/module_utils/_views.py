@@ -16,7 +16,7 @@ import stat
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _chains
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
-from ansible_collections.deferred.libvirt.plugins.module_utils._hypervisor import HypervisorError
+from ansible_collections.deferred.libvirt.plugins.module_utils._hypervisor import HypervisorError, nvram_disk
 from ansible_collections.deferred.libvirt.plugins.module_utils._states import RUNNING_POWER_STATES, effective_vm_state
 
 
@@ -124,7 +124,9 @@ def describe(domain, owned=None):
     view['volumes'] = copy.deepcopy(record.get('volumes') or [])
     view['history'] = copy.deepcopy(record.get('history') or [])
     disks = []
-    for disk in domain.disks():
+    nvram = domain.nvram_file()
+    # Its NVRAM file (UEFI variables) too, as device nvram: the fleet index counts every file a domain names (rule 10).
+    for disk in domain.disks() + ([nvram_disk(nvram)] if nvram else []):
         item = dict((k, disk[k]) for k in ('target', 'device', 'type', 'path', 'pool', 'volume'))
         # The file itself (device and inode): the fleet index tells one file under two paths apart by them (rule 10).
         item['st_dev'] = item['st_ino'] = item['allocated_bytes'] = None

@@ -164,6 +164,9 @@ instances:
     disks:
       description:
         - Local disks from the domain definition (target, device, type, path, pool, volume).
+        - The domain's NVRAM file (UEFI variables), when its definition names one, is listed too, with target and
+          device C(nvram), since the fleet index keeps a file any domain names, its NVRAM file included (rule 10). It
+          never counts in RV(instances[].disk_bytes).
         - C(st_dev) and C(st_ino), the device and inode of a file or block disk (or the file a pool volume resolves
           to) that exists on this host (null otherwise), let the fleet index tell one file under two paths apart
           (rule 10).

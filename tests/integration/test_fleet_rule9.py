@@ -12,6 +12,7 @@ import base64
 import glob
 import json
 import os
+import shutil
 import subprocess
 
 import libvirt
@@ -399,6 +400,73 @@ def test_rule10_the_sweep_keeps_a_disk_a_stale_copy_of_the_same_domain_still_ope
     [reclaimed] = named_task(result, 'Sweep the hypervisor', 'hv2')['reclaimed']
     [kept] = reclaimed['disks_kept']
     assert kept['path'] == path and '%s on hv3 (a copy of this domain, stopped)' % name in kept['reason'], kept
+
+
+def nvram_copied_to_hv3(ansible, inventory, hv2, shared, project):
+    """web on hv2 with its disk and its NVRAM file (UEFI variables) in the shared directory, owned, and the copy an
+    offline migration that kept its source left on hv3, whose definition names the same two files: (nvram, name,
+    uuid)."""
+    path = shared('web')
+    nvram = path[:-len('.qcow2')] + '_VARS.fd'
+    shutil.copyfile(guests.OVMF_VARS, nvram)
+    name, uuid = hv2.make('web', start=False, disks=[disk(path)], nvram=nvram)
+    owned(ansible, inventory, 'hv2', name, project)
+    migrate('hv2', 'hv3', name, '--offline', '--persistent')
+    return nvram, name, uuid
+
+
+@pytest.mark.security  # rule 10 for the NVRAM file, at the fleet, --limit and ad hoc scopes: the newest line runs it too
+@pytest.mark.parametrize('scope', ['fleet', 'limit', 'adhoc'])
+def test_rule10_the_sweep_keeps_an_nvram_file_a_stale_copy_of_the_same_domain_still_names(
+        ansible, inventory, hv2, hv3, shared, project, state_dir, scope):
+    # The NVRAM file is a file the domain references like its disks (the trial's invariant 1). libvirt deletes it on
+    # undefine with VIR_DOMAIN_UNDEFINE_NVRAM, which the terminate always asked for: the copy of web an offline
+    # migration left on hv3 lost its UEFI variables when the sweep reclaimed hv2's copy. Now the sweep keeps the file
+    # while another domain on any host names it (VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) and reports it kept, with its user.
+    nvram, name, uuid = nvram_copied_to_hv3(ansible, inventory, hv2, shared, project)
+    if scope == 'adhoc':  # a sweep of the fleet before: hv2 knows the fleet it belongs to
+        assert run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}]).rc == 0
+    wait_past(soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at'])
+
+    if scope == 'adhoc':
+        rc, swept = adhoc_on(ansible, inventory, 'hv2', RECLAIM, {
+            'project': project, 'state_dir': os.path.join(state_dir, 'hv2'),
+            'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
+        assert rc == 0, swept
+        [item] = [r for r in swept['instances'] if r['uuid'] == uuid]
+        assert item['action'] == 'terminated', item
+        assert 'VIR_DOMAIN_UNDEFINE_KEEP_NVRAM' in item['undefine_flags'], item
+        assert 'VIR_DOMAIN_UNDEFINE_NVRAM' not in item['undefine_flags'], item
+    else:
+        result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}],
+                              args=('--limit', 'hv2') if scope == 'limit' else ())
+        assert result.rc == 0, result.stdout[-3000:]
+        [item] = named_task(result, 'Sweep the hypervisor', 'hv2')['reclaimed']
+
+    assert not hv2.exists(name) and hv3.exists(name)
+    assert os.path.exists(nvram), item
+    [kept] = [k for k in item['disks_kept'] if k['path'] == nvram]
+    assert kept['target'] == 'nvram', kept
+    if scope == 'adhoc':
+        assert kept['kept_for_now'] and 'this run has none' in kept['reason'], kept
+    else:
+        assert '%s on hv3 (a copy of this domain, stopped)' % name in kept['reason'], kept
+
+
+@pytest.mark.security  # rule 9 for the NVRAM file: the newest line runs it too
+def test_undefining_a_stale_copy_keeps_the_nvram_file_the_authoritative_copy_boots_with(
+        ansible, inventory, hv2, hv3, shared, project):
+    # Rule 9: a stale copy loses its definition only. Its undefine asked libvirt for VIR_DOMAIN_UNDEFINE_NVRAM and so
+    # deleted the UEFI variables of the copy its record names, on hv2.
+    nvram, name, uuid = nvram_copied_to_hv3(ansible, inventory, hv2, shared, project)
+
+    done = ok(task_on(ansible, inventory, 'hv3', 'deferred.libvirt.vm_terminate', name=name, project=project,
+                      force=True))['instances'][0]
+
+    assert done['action'] == 'undefined_stale_copy', done
+    assert not hv3.exists(name) and hv2.exists(name)
+    assert os.path.exists(nvram)
+    assert 'VIR_DOMAIN_UNDEFINE_NVRAM' not in done['undefine_flags'], done
 
 
 # -- item 5: one guarded path -----------------------------------------------------------------------------------------

@@ -104,7 +104,8 @@ def guest_xml(name, kind="acpi", memory_mb=None, vcpus=1, disks=(), interfaces=(
     (no acpid), 'bios' has no kernel at all and sits in the BIOS, ignoring
     ACPI too and never printing the ready line. nvram=True boots through
     OVMF (UEFI) with a per-domain NVRAM file; undefine it with
-    VIR_DOMAIN_UNDEFINE_NVRAM.
+    VIR_DOMAIN_UNDEFINE_NVRAM. nvram='/some/path' does the same with the
+    NVRAM file at that path (on shared storage, say) instead.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -116,7 +117,8 @@ def guest_xml(name, kind="acpi", memory_mb=None, vcpus=1, disks=(), interfaces=(
     os_parts = ["<type arch='x86_64'>hvm</type>"]
     if nvram:
         os_parts.append(f"<loader readonly='yes' type='pflash'>{OVMF_CODE}</loader>")
-        os_parts.append(f"<nvram template='{OVMF_VARS}'>{escape(nvram_path(name))}</nvram>")
+        path = nvram if isinstance(nvram, str) else nvram_path(name)
+        os_parts.append(f"<nvram template='{OVMF_VARS}'>{escape(path)}</nvram>")
     if kind == "bios":
         os_parts.append("<boot dev='hd'/>")
     else:

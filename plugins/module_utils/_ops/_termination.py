@@ -158,7 +158,8 @@ class StaleCopy(engine.Plan):
         domain = self.domain
         ctx.event('instance.delete.start', domain, action='%s (stale copy)' % self.action, stale=self.stale['reason'])
         _power.destroy(domain.dom)
-        self.flags = hv.undefine(ctx.fresh(domain))
+        # Its NVRAM file and TPM state stay too: the copy its record names boots with them (rule 9 touches no file).
+        self.flags = hv.undefine(ctx.fresh(domain), keep_nvram=True, keep_tpm=True)
         self.warnings = []
         if not self.stale.get('others'):
             self.tombstone(ctx)
@@ -220,7 +221,12 @@ class TerminatePlan(engine.Plan):
         self.expected = (self.record.get('task_state'),)
         self.before_view = _views.describe(domain)
         self.owned, self.kept = storage.classify_disks(ctx.conn, domain, opts.instance_dirs, index)
-        self.flags = hv.undefine_flags(domain)[1]
+        # The NVRAM file goes with the definition (libvirt deletes it) unless something else may use it (rule 10).
+        nvram_kept = storage.classify_nvram(domain, index)
+        self.keep_nvram = nvram_kept is not None
+        if self.keep_nvram:
+            self.kept.append(nvram_kept)
+        self.flags = hv.undefine_flags(domain, keep_nvram=self.keep_nvram)[1]
         self.irreversible = False
         self.deleted = []
         check_cinder(ctx, domain, self.record, opts.cinder)
@@ -267,7 +273,7 @@ class TerminatePlan(engine.Plan):
                     disks_pending=tombstones.pending_disks(self.kept, self.domain.disks(), idents))
         ctx.state.write_tombstone(tomb)
         failpoint('terminate.after_disks')
-        self.flags = hv.undefine(domain)
+        self.flags = hv.undefine(domain, keep_nvram=self.keep_nvram)
         tomb.update(status='undefined', terminated_at=_record.format_time(_record.utcnow()), undefine_flags=self.flags)
         tomb = _record.add_history(tomb, self.action, ctx.request_id, tomb.get('started_at'), 'success')
         ctx.state.write_tombstone(tomb)

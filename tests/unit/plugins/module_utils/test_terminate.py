@@ -87,3 +87,40 @@ def test_pending_volume_work_stays_in_the_tombstone_without_cinder(conn, define,
     sweep, dummy = run(reclaim, conn, tmp_path)
     assert sweep['extra']['pending'][0]['uuid'] == instance['uuid']
     assert sweep['extra']['finished_tombstones'] == [] and sweep['extra']['finished'] == []
+
+
+def nvram_domain(define, tmp_path, name, nvram):
+    """A domain whose NVRAM file (UEFI variables) is ``nvram``, made by the test (the test driver never starts OVMF)."""
+    if not os.path.exists(nvram):
+        with open(nvram, 'wb') as handle:
+            handle.write(b'\0' * 4096)
+    define(name, os_extra='<loader readonly="yes" type="pflash">/usr/share/OVMF/OVMF_CODE_4M.fd</loader>'
+                          '<nvram>%s</nvram>' % nvram)
+
+
+def test_terminate_lets_libvirt_delete_the_nvram_file_only_this_domain_names(conn, define, tmp_path):
+    nvram = str(tmp_path / 'web01_VARS.fd')
+    nvram_domain(define, tmp_path, 'web01', nvram)
+    # The flags the plan asks for (check mode): the test driver refuses NVRAM flags, so the real run drops them.
+    would = only(run(terminate, conn, tmp_path, check_mode=True, name=['web01'])[0])
+    instance = only(run(terminate, conn, tmp_path, name=['web01'])[0])
+    assert instance['action'] == 'terminated'
+    assert 'VIR_DOMAIN_UNDEFINE_NVRAM' in would['undefine_flags']
+    assert [k for k in would['disks_kept'] + instance['disks_kept'] if k['target'] == 'nvram'] == []
+
+
+def test_rule10_terminate_keeps_the_nvram_file_another_domain_names(conn, define, tmp_path):
+    # Another domain of the host names the same NVRAM file (a clone defined from the same XML, say): undefining with
+    # VIR_DOMAIN_UNDEFINE_NVRAM would delete the other domain's UEFI variables. The file stays and is reported kept.
+    nvram = str(tmp_path / 'shared_VARS.fd')
+    nvram_domain(define, tmp_path, 'web01', nvram)
+    nvram_domain(define, tmp_path, 'web02', nvram)
+    would = only(run(terminate, conn, tmp_path, check_mode=True, name=['web01'])[0])
+    instance = only(run(terminate, conn, tmp_path, name=['web01'])[0])
+    # The flags the plan asks for (check mode): the test driver refuses NVRAM flags, so the real run drops them.
+    assert 'VIR_DOMAIN_UNDEFINE_KEEP_NVRAM' in would['undefine_flags']
+    assert 'VIR_DOMAIN_UNDEFINE_NVRAM' not in would['undefine_flags']
+    for result in (would, instance):
+        [kept] = [k for k in result['disks_kept'] if k['target'] == 'nvram']
+        assert kept['path'] == nvram and 'shared with domain(s) web02' in kept['reason'], kept
+    assert os.path.exists(nvram)
