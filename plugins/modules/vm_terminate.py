@@ -125,6 +125,9 @@ instances:
           (O(fleet)) vouched that none uses it; a network or cluster filesystem (by its mount type, such as nfs, cifs, ceph,
           fuse.sshfs, ...), a shared or network pool's volume, a shareable disk, and while the index is incomplete a
           bind-mounted directory too. Local disks are still deleted. See docs/lifecycle.md "Fleets".
+        - The domain's NVRAM file, when another domain or another copy of this one may still name it, is listed here
+          with C(target=nvram); the undefine then asks for C(VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) instead of deleting it
+          (rule 10).
       type: list
       elements: dict
     undefine_flags:

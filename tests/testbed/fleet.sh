@@ -9,6 +9,9 @@
 #   fleet.sh [up [HOST]]   set them (or one) up and start them (idempotent, quick when up)
 #   fleet.sh down [HOST]   stop a host's (default: every host's) sshd, libvirtd and virtlogd
 #   fleet.sh status        say what runs; exit 0 only when everything does
+#   fleet.sh restart-libvirtd HOST
+#                          stop a host's libvirtd alone and start it again (its QEMU guests keep running and the
+#                          new daemon takes them back), as an operator's `systemctl restart libvirtd` does
 #
 # Each host HV is a private mount namespace AND a private UTS namespace (its hostname is HV) in which
 # /etc/libvirt, /var/lib/libvirt, /run/libvirt, /var/cache/libvirt, /var/log/libvirt and
@@ -585,9 +588,19 @@ mkdir -p "$(dirname "$FLEET_DIR")"
 exec 8>>"$(dirname "$FLEET_DIR")/.fleet.lock"
 flock 8
 
+cmd_restart_libvirtd() {
+  local pid
+  [[ $# -eq 1 ]] || die "usage: $0 restart-libvirtd HOST"
+  select_host "$1"
+  holder >/dev/null || die "$H is not up (fleet.sh up $H)"
+  if pid=$(pid_in "$D/run/libvirtd.pid" libvirtd); then stop_pid "$H's libvirtd" "$pid"; fi
+  start_daemons
+}
+
 case ${1:-up} in
   up) shift || true; cmd_up "$@" ;;
   down) shift; cmd_down "$@" ;;
   status) cmd_status ;;
-  *) echo "usage: $0 [up|down [HOST]|status]" >&2; exit 2 ;;
+  restart-libvirtd) shift; cmd_restart_libvirtd "$@" ;;
+  *) echo "usage: $0 [up|down [HOST]|status|restart-libvirtd HOST]" >&2; exit 2 ;;
 esac

@@ -2,7 +2,7 @@
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Real libvirtd + QEMU (TCG) for integration tests, on a Debian 12 machine
-# without systemd as PID 1. Usage: hypervisor.sh [up|down|status]
+# without systemd as PID 1. Usage: hypervisor.sh [up|down|status|restart-libvirtd]
 set -euo pipefail
 
 URI=qemu:///system
@@ -153,7 +153,8 @@ cmd_status() {
 
 case ${1:-up} in
   up) cmd_up ;;
+  restart-libvirtd) stop_pidfile libvirtd; start_daemons ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;
+  *) echo "usage: $0 [up|down|status|restart-libvirtd]" >&2; exit 2 ;;
 esac

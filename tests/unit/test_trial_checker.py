@@ -26,6 +26,7 @@ NOW = datetime.datetime.now(datetime.timezone.utc)
 class FakeFleet(object):
     def __init__(self, tmp_path):
         self.hosts = ['hv2', 'hv3']
+        self.prefix = 'tr-'
         self.state_main = dict((h, str(tmp_path / h)) for h in self.hosts)
 
 
@@ -168,3 +169,31 @@ def test_shrinking_stops_at_its_deadline_with_the_list_it_has():
     minimal, finished = trial.ddmin(ops, lambda candidate: True, 0)
 
     assert not finished and minimal == ops
+
+
+def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_drawn(tmp_path):
+    # 3,000 draws over a fleet with guests in every state: each fault names a fail point of its operation (a pause for
+    # an outage), and every kind of fault and every sweep variant is drawn, so no branch of the runner goes unused.
+    fleet = FakeFleet(tmp_path)
+    fleet.hosts = ['hv1', 'hv2', 'hv3']
+    t = trial.Trial(fleet, 'p', random.Random(5), 1.0)
+    t.guests = dict((i, {'name': 'tr-g%d' % i, 'uuid': 'u%d' % i, 'disk': '/x', 'volumes': []}) for i in range(4))
+    copies = {('hv1', 'u0'): copy([], name='tr-g0', active=True), ('hv2', 'u1'): copy([], name='tr-g1', active=True),
+              ('hv3', 'u2'): copy([], name='tr-g2', vm_state='soft_deleted', reclaim_in=5),
+              ('hv2', 'u3'): copy([], name='tr-g3', vm_state='soft_deleted', reclaim_in=5)}
+    kinds, variants = set(), set()
+    for dummy in range(3000):
+        op = t.draw(snap(copies))
+        fault = op.get('fault') or {}
+        kinds.update(k for k in fault if k != 'at')
+        variants.add(op.get('variant'))
+        if 'kill' in fault:
+            assert fault['kill'] in trial.FAILPOINTS[op['op']]
+        if 'libvirtd_restart' in fault:
+            assert fault['at'] in trial.FAILPOINTS[op['op']]
+            assert fault['libvirtd_restart'] == (op['target'] if op['op'] == 'move' else op['host'])
+        if 'cinder_down' in fault:
+            assert fault['at'] in trial.CINDER_POINTS[op['op']]
+            assert op['op'] != 'soft_delete' or op['interval'] == 0
+    assert kinds == set(['kill', 'clock', 'ssh_refused', 'state_dir_full', 'libvirtd_restart', 'cinder_down'])
+    assert variants >= set(['fleet', 'limit', 'adhoc', 'overlap', 'timer'])
