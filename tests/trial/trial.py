@@ -18,6 +18,7 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -764,12 +765,14 @@ class Trial(object):
         finally:
             if refused:
                 shutil.copyfile(self.fleet.inventory(), self.fleet.timer_inventory)
-        last = ''
+        said = []
         if os.path.exists(log):
             with open(log) as handle:
-                lines = [line for line in handle.read().splitlines() if 'reclaimed' in line]
-            last = lines[-1] if lines else ''
-        return 'timer script rc %d%s' % (proc.returncode, '; ' + one_line(last) if last else '')
+                run = handle.read().rsplit('sweep started at', 1)[-1]
+            # The summary line of this run, and why a step stopped the workflow.
+            said = [line.strip(' "') for line in run.splitlines()
+                    if re.search(r'reclaimed \d+, failed|step failed|no sweep runs|is skipped', line)]
+        return 'timer script rc %d%s' % (proc.returncode, ''.join('; ' + one_line(line) for line in said[-2:]))
 
     # -- checking --------------------------------------------------------------------------------------------------
 
