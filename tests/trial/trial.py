@@ -505,16 +505,26 @@ class Trial(object):
             g, host = rng.choice(movable)
             op.update(g=g, host=host, target=rng.choice([h for h in hosts if h not in (host, 'hv1')] or [host]))
         elif kind == 'migrate':
-            g, cs = rng.choice(live)
-            host = rng.choice(cs)[0]
-            op.update(g=g, host=host, target=rng.choice([h for h in hosts if h != host]),
-                      undefine_source=rng.random() < 0.5, live=rng.random() < 0.5)
+            # Half the migrations take a guest running on hv2 or hv3 live to the other one, when there is one.
+            runners = [(i, h) for i, cs in live for h, c in cs if c['active'] and h in ('hv2', 'hv3')]
+            if runners and 'hv2' in hosts and 'hv3' in hosts and rng.random() < 0.5:
+                g, host = rng.choice(runners)
+                op.update(g=g, host=host, target='hv3' if host == 'hv2' else 'hv2', undefine_source=rng.random() < 0.5,
+                          live=True)
+            else:
+                g, cs = rng.choice(live)
+                host = rng.choice(cs)[0]
+                op.update(g=g, host=host, target=rng.choice([h for h in hosts if h != host]),
+                          undefine_source=rng.random() < 0.5, live=False)
         elif kind == 'terminate':
             g, cs = rng.choice(live)
             op.update(g=g, host=rng.choice(cs)[0], force=rng.random() < 0.5)
         elif kind == 'attributes':
             g, cs = rng.choice(live)
-            change = rng.choice([{'locked': True}, {'locked': False, 'force': True}, {'protected': True},
+            # A guard is cleared twice as often as it is set: with equal weights half the guests ended up locked or
+            # protected in a long run, and most operations on them were refused.
+            change = rng.choice([{'locked': True}, {'locked': False, 'force': True}, {'locked': False, 'force': True},
+                                 {'protected': True}, {'protected': False, 'force': True},
                                  {'protected': False, 'force': True}, {'reclaim_interval': rng.choice(['2s', '1h'])},
                                  {'reclaim_interval': 'default'}])
             op.update(g=g, host=rng.choice(cs)[0], change=change)

@@ -181,12 +181,15 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
     copies = {('hv1', 'u0'): copy([], name='tr-g0', active=True), ('hv2', 'u1'): copy([], name='tr-g1', active=True),
               ('hv3', 'u2'): copy([], name='tr-g2', vm_state='soft_deleted', reclaim_in=5),
               ('hv2', 'u3'): copy([], name='tr-g3', vm_state='soft_deleted', reclaim_in=5)}
-    kinds, variants = set(), set()
+    kinds, variants, migrations = set(), set(), set()
     for dummy in range(3000):
         op = t.draw(snap(copies))
         fault = op.get('fault') or {}
         kinds.update(k for k in fault if k != 'at')
         variants.add(op.get('variant'))
+        if op['op'] == 'migrate':
+            migrations.add('live' if op['live'] else 'offline')
+            assert not op['live'] or set([op['host'], op['target']]) == set(['hv2', 'hv3'])
         if 'kill' in fault:
             assert fault['kill'] in trial.FAILPOINTS[op['op']]
         if 'libvirtd_restart' in fault:
@@ -197,3 +200,4 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
             assert op['op'] != 'soft_delete' or op['interval'] == 0
     assert kinds == set(['kill', 'clock', 'ssh_refused', 'state_dir_full', 'libvirtd_restart', 'cinder_down'])
     assert variants >= set(['fleet', 'limit', 'adhoc', 'overlap', 'timer'])
+    assert migrations == set(['live', 'offline'])
