@@ -360,6 +360,29 @@ def test_a_tie_of_two_copies_in_the_trash_is_reclaimed_once(ansible, inventory, 
     assert len(tombstones) == 1 and '/hv2/' in tombstones[0]
 
 
+def sweep_hv2_at(ansible, inventory, project, state_dir, name, uuid, scope):
+    """``name`` soft-deleted on hv2 and expired, then swept at ``scope``: the whole fleet, reclaim.yml --limit hv2, or
+    vm_reclaim ad hoc on hv2 after a sweep of the fleet (hv2 then knows the fleet it belongs to, rule 12). Returns
+    (hv2's entry for the domain: the module's instance ad hoc, the role's reclaimed entry otherwise; the playbook run,
+    or None ad hoc)."""
+    if scope == 'adhoc':
+        assert run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}]).rc == 0
+    wait_past(soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at'])
+    if scope == 'adhoc':
+        rc, swept = adhoc_on(ansible, inventory, 'hv2', RECLAIM, {
+            'project': project, 'state_dir': os.path.join(state_dir, 'hv2'),
+            'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
+        assert rc == 0, swept
+        [item] = [r for r in swept['instances'] if r['uuid'] == uuid]
+        assert item['action'] == 'terminated', item
+        return item, None
+    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}],
+                          args=('--limit', 'hv2') if scope == 'limit' else ())
+    assert result.rc == 0, result.stdout[-3000:]
+    [item] = named_task(result, 'Sweep the hypervisor', 'hv2')['reclaimed']
+    return item, result
+
+
 @pytest.mark.security  # rule 10 at the fleet, --limit and ad hoc scopes: the newest line runs it too
 @pytest.mark.parametrize('scope', ['fleet', 'limit', 'adhoc'])
 def test_rule10_the_sweep_keeps_a_disk_a_stale_copy_of_the_same_domain_still_opens(
@@ -371,34 +394,20 @@ def test_rule10_the_sweep_keeps_a_disk_a_stale_copy_of_the_same_domain_still_ope
     # scope an operator runs: the whole fleet, reclaim.yml --limit hv2 (hv3 read outside the play), and vm_reclaim ad
     # hoc on hv2 (no slice: a member of a fleet keeps every disk another host could reach).
     path, name, uuid = copied_to_hv3(ansible, inventory, hv2, shared, project)
-    if scope == 'adhoc':  # a sweep of the fleet before: hv2 knows the fleet it belongs to
-        assert run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}]).rc == 0
-    wait_past(soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at'])
 
+    item, result = sweep_hv2_at(ansible, inventory, project, state_dir, name, uuid, scope)
+
+    assert hv3.exists(name) and not hv2.exists(name) and os.path.exists(path), item
+    [kept] = item['disks_kept']
     if scope == 'adhoc':
-        rc, swept = adhoc_on(ansible, inventory, 'hv2', RECLAIM, {
-            'project': project, 'state_dir': os.path.join(state_dir, 'hv2'),
-            'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
-        assert rc == 0, swept
         # No slice on a member of the fleet: the domain is reclaimed, the shared disk is kept, pending in its tombstone
         # for a sweep with the whole fleet's index, and the reason says so.
-        assert hv3.exists(name) and not hv2.exists(name) and os.path.exists(path), swept
-        [item] = [r for r in swept['instances'] if r['uuid'] == uuid]
-        assert item['action'] == 'terminated' and item['disks_deleted'] == []
-        [kept] = item['disks_kept']
+        assert item['disks_deleted'] == []
         assert kept['path'] == path and kept['kept_for_now'] and 'this run has none' in kept['reason'], kept
         assert [d['path'] for d in item['disks_pending']] == [path]
         return
-    result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}],
-                          args=('--limit', 'hv2') if scope == 'limit' else ())
-
-    assert result.rc == 0, result.stdout[-3000:]
     summary = named_task(result, 'Sum up the run over every host', 'hv2')['ansible_facts']['reclaim_summary']
     assert [(r['name'], r['uuid']) for r in summary['reclaimed']] == [(name, uuid)]
-    assert not hv2.exists(name) and hv3.exists(name)
-    assert os.path.exists(path)
-    [reclaimed] = named_task(result, 'Sweep the hypervisor', 'hv2')['reclaimed']
-    [kept] = reclaimed['disks_kept']
     assert kept['path'] == path and '%s on hv3 (a copy of this domain, stopped)' % name in kept['reason'], kept
 
 
@@ -424,25 +433,12 @@ def test_rule10_the_sweep_keeps_an_nvram_file_a_stale_copy_of_the_same_domain_st
     # migration left on hv3 lost its UEFI variables when the sweep reclaimed hv2's copy. Now the sweep keeps the file
     # while another domain on any host names it (VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) and reports it kept, with its user.
     nvram, name, uuid = nvram_copied_to_hv3(ansible, inventory, hv2, shared, project)
-    if scope == 'adhoc':  # a sweep of the fleet before: hv2 knows the fleet it belongs to
-        assert run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}]).rc == 0
-    wait_past(soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at'])
+
+    item, dummy = sweep_hv2_at(ansible, inventory, project, state_dir, name, uuid, scope)
 
     if scope == 'adhoc':
-        rc, swept = adhoc_on(ansible, inventory, 'hv2', RECLAIM, {
-            'project': project, 'state_dir': os.path.join(state_dir, 'hv2'),
-            'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
-        assert rc == 0, swept
-        [item] = [r for r in swept['instances'] if r['uuid'] == uuid]
-        assert item['action'] == 'terminated', item
         assert 'VIR_DOMAIN_UNDEFINE_KEEP_NVRAM' in item['undefine_flags'], item
         assert 'VIR_DOMAIN_UNDEFINE_NVRAM' not in item['undefine_flags'], item
-    else:
-        result = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}],
-                              args=('--limit', 'hv2') if scope == 'limit' else ())
-        assert result.rc == 0, result.stdout[-3000:]
-        [item] = named_task(result, 'Sweep the hypervisor', 'hv2')['reclaimed']
-
     assert not hv2.exists(name) and hv3.exists(name)
     assert os.path.exists(nvram), item
     [kept] = [k for k in item['disks_kept'] if k['path'] == nvram]
