@@ -206,7 +206,7 @@ def classify_disks(conn, domain, dirs, index):
     file, or something of another domain cannot be resolved that might be it.
     Everything else is kept.
     """
-    disks_of_others, backing_of_others, unresolved = index.others(domain)
+    others = index.others(domain)
     owned, kept = [], []
     for disk in domain.disks():
         entry = {'target': disk['target'], 'path': disk['path'], 'pool': disk['pool'], 'volume': disk['volume']}
@@ -230,7 +230,7 @@ def classify_disks(conn, domain, dirs, index):
         real = os.path.realpath(path)
         ident = identity(path)
         entry['real_path'] = real
-        used = _in_use(domain, disk, path, real, ident, index, (disks_of_others, backing_of_others, unresolved))
+        used = _in_use(domain, disk, path, real, ident, index, others)
         if used:
             kept.append(dict(entry, **used))
             continue

@@ -50,9 +50,6 @@ def restore_move_plan(located, hostvars, target, result_var='state_facts_vm_info
                 path = each.get('path') if isinstance(each, dict) else each
                 if path and path not in paths:
                     paths.append(path)
-        nvram = views[0].get('nvram')
-        if nvram and nvram not in paths:
-            paths.append(nvram)
         plan['moves'].append({'host': item['host'], 'name': item.get('name'), 'uuid': item['uuid'], 'paths': paths})
         plan['by_source'].setdefault(item['host'], []).append(item['uuid'])
         for path in paths:

@@ -88,7 +88,8 @@ def test_every_backing_file_and_the_nvram_file_are_checked_on_both_hosts():
     """A golden image under an overlay, and the NVRAM file, must be the same files on the target as the disk itself."""
     web = view('web', ['/srv/shared/web.qcow2'])
     web['disks'][0]['chain'] = [{'path': '/srv/shared/golden.qcow2'}, {'path': '/srv/shared/base.raw'}]
-    web['nvram'] = '/srv/shared/web_VARS.fd'
+    # vm_info lists the NVRAM file among the disks, as device nvram (plugins/module_utils/_views.py).
+    web['disks'].append({'path': '/srv/shared/web_VARS.fd', 'device': 'nvram'})
     hv = hostvars(hv2=[web], hv3=[])
     plan = restore_move_plan(located(hv, 'web'), hv, 'hv3')
     [move] = plan['moves']
