@@ -768,20 +768,24 @@ class Trial(object):
         if refused:
             # The inventory the timer reads, with the refused host's port closed for this run.
             shutil.copyfile(self.fleet.inventory(refused), self.fleet.timer_inventory)
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        start = os.path.getsize(log) if os.path.exists(log) else 0
         try:
-            # The environment cron gives a job; the script sets the rest itself.
-            proc = subprocess.run([script], env=dict(PATH='/usr/bin:/bin', HOME='/root', LOGNAME='root', SHELL='/bin/sh'),
-                                  capture_output=True, text=True, timeout=1800, check=False)
+            # As the role's cron entry runs it: cron's environment (the script sets the rest itself), its output
+            # appended to the log.
+            cron_env = dict(PATH='/usr/bin:/bin', HOME='/root', LOGNAME='root', SHELL='/bin/sh')
+            with open(log, 'a') as out:
+                proc = subprocess.run([script], env=cron_env, stdout=out, stderr=subprocess.STDOUT, timeout=1800,
+                                      check=False)
         finally:
             if refused:
                 shutil.copyfile(self.fleet.inventory(), self.fleet.timer_inventory)
-        said = []
-        if os.path.exists(log):
-            with open(log) as handle:
-                run = handle.read().rsplit('sweep started at', 1)[-1]
-            # The summary line of this run, and why a step stopped the workflow.
-            said = [line.strip(' "') for line in run.splitlines()
-                    if re.search(r'reclaimed \d+, failed|step failed|no sweep runs|is skipped', line)]
+        with open(log) as handle:
+            handle.seek(start)
+            run = handle.read()
+        # The summary line of this run, and why a step stopped the workflow.
+        said = [line.strip(' ",') for line in run.splitlines()
+                if re.search(r'reclaimed \d+, failed|step failed|no sweep runs|is skipped', line)]
         return 'timer script rc %d%s' % (proc.returncode, ''.join('; ' + one_line(line) for line in said[-2:]))
 
     # -- checking --------------------------------------------------------------------------------------------------
