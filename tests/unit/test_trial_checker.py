@@ -181,7 +181,7 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
     copies = {('hv1', 'u0'): copy([], name='tr-g0', active=True), ('hv2', 'u1'): copy([], name='tr-g1', active=True),
               ('hv3', 'u2'): copy([], name='tr-g2', vm_state='soft_deleted', reclaim_in=5),
               ('hv2', 'u3'): copy([], name='tr-g3', vm_state='soft_deleted', reclaim_in=5)}
-    kinds, variants, migrations = set(), set(), set()
+    kinds, variants, migrations, killed_sweeps = set(), set(), set(), set()
     for dummy in range(3000):
         op = t.draw(snap(copies))
         fault = op.get('fault') or {}
@@ -192,6 +192,10 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
             assert not op['live'] or set([op['host'], op['target']]) == set(['hv2', 'hv3'])
         if 'kill' in fault:
             assert fault['kill'] in trial.FAILPOINTS[op['op']]
+            if op['op'] == 'sweep':
+                # A playbook passes its environment to hv1's modules only (the local connection), never the timer's.
+                assert op['variant'] in ('adhoc', 'fleet', 'overlap') or (op['variant'], op['host']) == ('limit', 'hv1')
+                killed_sweeps.add(op['variant'])
         if 'libvirtd_restart' in fault:
             assert fault['at'] in trial.FAILPOINTS[op['op']]
             assert fault['libvirtd_restart'] == (op['target'] if op['op'] == 'move' else op['host'])
@@ -201,3 +205,4 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
     assert kinds == set(['kill', 'clock', 'ssh_refused', 'state_dir_full', 'libvirtd_restart', 'cinder_down'])
     assert variants >= set(['fleet', 'limit', 'adhoc', 'overlap', 'timer'])
     assert migrations == set(['live', 'offline'])
+    assert killed_sweeps == set(['adhoc', 'fleet', 'overlap', 'limit'])
