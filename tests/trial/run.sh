@@ -5,6 +5,7 @@
 # The randomized fleet trial (issue 27) on the real test bed: hv1 (this machine's libvirtd), hv2 and hv3
 # (tests/testbed/fleet.sh), the shared images directory and the test bed's Cinder.
 #   bash tests/trial/run.sh --seed N --steps M [--hosts 2|3] [--fault-rate F] [--shrink SECONDS] [--replay OPS.json]
+#                           [--max-seconds S]
 # Exits 0 when the last line is "N steps, 0 violations". It takes the hypervisor lock (hv-run, when the machine
 # has it) for the whole run: others wait, so keep M small while developing.
 set -euo pipefail

@@ -452,6 +452,7 @@ class Trial(object):
         self.next_base = 0
         self.pause_file = os.path.join(SHARED_DIR, fleet.prefix + 'paused')
         self.timer = None  # the reclaim timer's script, installed on first use
+        self.stopped = None  # why the run ended before its last step (--max-seconds, SIGINT), or None
 
     @property
     def cinder(self):
@@ -972,12 +973,20 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
     done = []
     violation = None
     steps = len(ops) if ops is not None else args.steps
+    deadline = time.monotonic() + args.max_seconds if getattr(args, 'max_seconds', None) else None
     try:
         # The fleet as operators run it: its reclaim timer has swept it once, so each host knows the fleet it belongs
         # to (its state_dir's fleet.json) and an ad hoc run there keeps what another host could reach (rule 12).
         say('   0 enroll      %s' % trial.op_sweep({'op': 'sweep', 'variant': 'fleet'}))
         before = snapshot(fleet)
         for step in range(steps):
+            why = 'its time limit (--max-seconds) passed' if deadline and time.monotonic() >= deadline else (
+                'it was interrupted (SIGINT)' if STOP['requested'] else None)
+            if why:
+                # Stopped early: no more steps, but the final sweep and its checks still run, and the figures print.
+                say('     stopped after %d steps: %s' % (len(done), why))
+                trial.stopped = '%d of %d steps: %s' % (len(done), steps, why)
+                break
             op = ops[step] if ops is not None else trial.draw(before)
             if op['op'] == 'create':
                 trial.next_guest = max(trial.next_guest, op['g'] + 1)
@@ -1009,11 +1018,21 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
             try:
                 trial.settle()
             except Violation as exc:
-                violation = (steps + 1, exc)
+                violation = (len(done) + 1, exc)
                 say('     VIOLATION after the final sweep: %s' % exc)
     finally:
         trial.cleanup()
     return len(done), violation, done, trial
+
+
+STOP = {'requested': False}
+
+
+def _stop_requested(signum, frame):
+    if STOP['requested']:
+        raise KeyboardInterrupt
+    STOP['requested'] = True
+    print('trial: stopping after the step under way (SIGINT again to interrupt at once)', file=sys.stderr, flush=True)
 
 
 def ddmin(ops, reproduces, deadline):
@@ -1054,7 +1073,12 @@ def main(argv=None):
     parser.add_argument('--fault-rate', type=float, default=0.25)
     parser.add_argument('--replay', help='a JSON file of operations to run instead of drawing them')
     parser.add_argument('--shrink', type=float, default=0, help='seconds to spend shrinking a violation (0: none)')
+    parser.add_argument('--max-seconds', type=float, default=None,
+                        help='draw no step after this many seconds; the final sweep, its checks and the figures follow')
     args = parser.parse_args(argv)
+    # The first SIGINT (Ctrl-C) ends the run after the step under way, with the final sweep and the figures; a second
+    # one interrupts at once (the clean-up still runs).
+    signal.signal(signal.SIGINT, _stop_requested)
     workdir = tempfile.mkdtemp(prefix='trial-', dir=os.path.join(ROOT, 'build')
                                if os.path.isdir(os.path.join(ROOT, 'build')) else None)
     started = time.monotonic()
@@ -1072,6 +1096,8 @@ def main(argv=None):
         for key, text in INVARIANTS:
             print('  %6d checks  %s' % (trial.checks[key], text))
         print('time: %.0f s' % (time.monotonic() - started))
+        if trial.stopped:
+            print('stopped early: %s' % trial.stopped)
         if violation is not None:
             minimal, shrunk = done, False
             if args.shrink > 0:
