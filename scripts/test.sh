@@ -17,6 +17,9 @@
 #      them), and the reliability trials (fail points, libvirtd restarts,
 #      Cinder outages, a state_dir that cannot be written),
 #   3. stops Cinder again.
+# The stages that use no hypervisor of the test bed (unit, newest, sanity, lint, galaxy, ee, systemd) run beside the
+# hypervisor stages, which run one after the other; the first lane's output is printed after the second's
+# (docs/testing.md). TEST_SERIAL=1 runs the two lanes one after the other.
 # Usage: scripts/test.sh [unit|newest|sanity|lint|galaxy|ee|systemd|integration|security-newest|reliability|trial|
 #                         races|trial-long]...
 # The default is every stage but races and trial-long: the 3 x 20 race trials take ~6 min
@@ -28,8 +31,15 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+all_stages=(unit newest sanity lint galaxy ee systemd integration security-newest reliability races trial trial-long)
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(unit newest sanity lint galaxy ee systemd integration security-newest reliability trial)
+for s in "${stages[@]}"; do
+  case " ${all_stages[*]} " in
+    *" $s "*) ;;
+    *) echo "scripts/test.sh: no stage named '$s'; the stages are: ${all_stages[*]}. Nothing was run." >&2; exit 2 ;;
+  esac
+done
 want() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
@@ -38,49 +48,20 @@ step "hypervisor: libvirtd + QEMU"
 bash tests/testbed/hypervisor.sh up
 step "python environment"
 bash scripts/venv.sh
+if want newest || want security-newest; then
+  bash scripts/venv.sh newest
+fi
 export PATH=$root/.venv/bin:$PATH
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass. Every call has -rs: it prints
 # every skipped test with its reason at the end of the stage, so a skip is never silent.
 run_pytest() { python -m pytest "$@"; }
 
-if want unit; then
-  step "unit tests"
-  run_pytest -q -rs tests/unit
-fi
-if want newest; then
-  step "newest ansible-core line: unit tests (Python 3.13, .venv-newest)"
-  bash scripts/venv.sh newest
-  .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/unit
-fi
-if want sanity; then
-  step "ansible-test sanity, oldest ansible-core line (2.16, Python 3.11)"
-  bash tests/sanity.sh
-fi
-if want newest; then
-  step "ansible-test sanity, newest ansible-core line (2.21, Python 3.13)"
-  SANITY_LINE=newest bash tests/sanity.sh
-fi
-if want lint; then
-  step "ansible-lint --profile production (the whole collection), changelog"
-  ansible-lint --profile production
-  antsibull-changelog lint
-fi
-if want galaxy; then
-  step "galaxy-importer on the built tarball"
-  bash tests/galaxy_import.sh
-fi
-if want ee; then
-  step "execution environment: ansible-builder create, and what the build context asks for"
-  run_pytest -q -rs -p no:cacheprovider tests/ee
-fi
-if want systemd; then
-  # Builds the host's image on the first run (~4 min), boots it (~5 s); powered off again at the end.
-  step "reclaim timer under a real systemd (tests/testbed/systemd_host.sh)"
-  bash tests/testbed/systemd_host.sh up
-  run_pytest -q -rs -p no:cacheprovider tests/systemd
-fi
-if want integration || want security-newest || want reliability || want races || want trial || want trial-long; then
+hv_wanted=false
+for s in integration security-newest reliability races trial trial-long; do want "$s" && hv_wanted=true; done
+if $hv_wanted; then
+  # Everything the hypervisor stages need is installed and started before the two lanes below begin, so that no
+  # two apt runs ever overlap.
   step "test guests, Cinder, second hypervisor"
   bash tests/testbed/build_guest.sh
   bash tests/testbed/cinder.sh up
@@ -91,40 +72,110 @@ if want integration || want security-newest || want reliability || want races ||
   # Debian's chromium (the report page is opened in it) and promtool (checks the metrics files).
   bash tests/testbed/report_tools.sh
 fi
-if want integration; then
-  step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
-  # The fleet_rules scenarios of test_fleet_safety.py (rules 9-11, the restore onto another host) run with the rest.
-  run_pytest -q -rs -p no:cacheprovider tests/integration
-fi
-if want security-newest; then
-  # The security tests of the integration stage (pytest -m security: tenant strings never templated, secrets never
-  # printed, clocks checked) once more on the newest ansible-core line, whose data tagging changes what is templated;
-  # and the results whose keys that line reads itself (-m ansible_lines).
-  step "security tests on the newest ansible-core line (2.21, Python 3.13, .venv-newest)"
-  bash scripts/venv.sh newest
-  .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/integration -m 'security or ansible_lines'
-fi
-if want reliability; then
-  # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else may run meanwhile.
-  step "reliability trials (fail points, daemon restarts, state_dir faults)"
-  run_pytest -q -rs -p no:cacheprovider tests/reliability -m 'not slow_trials'
-fi
-if want races; then
-  step "race trials (two playbooks at once, 3 x 20 trials)"
-  run_pytest -q -rs -p no:cacheprovider tests/reliability -m slow_trials
-fi
-# The randomized fleet trial (tests/trial, issue 27): random operations and faults on hv1-hv3 with the safety rules
-# checked after every step. TRIAL_NO_LOCK: the stages above do not take the hypervisor lock either.
-if want trial; then
-  # At most 40 steps, and none drawn after 300 s (a slower machine runs fewer): the final sweep and checks follow.
-  step "randomized fleet trial, short (seed ${TRIAL_SEED:-27}, up to ${TRIAL_STEPS:-40} steps, ~5 min)"
-  TRIAL_NO_LOCK=1 bash tests/trial/run.sh --seed "${TRIAL_SEED:-27}" --steps "${TRIAL_STEPS:-40}" --shrink 0 \
-    --max-seconds "${TRIAL_SECONDS:-300}"
-fi
-if want trial-long; then
-  for seed in 1 2 3 4 5; do
-    step "randomized fleet trial, long (seed $seed, 1000 steps)"
-    TRIAL_NO_LOCK=1 bash tests/trial/run.sh --seed "$seed" --steps 1000 --shrink 1800
-  done
+
+# The checks that use no hypervisor: unit tests, sanity, lint, the Galaxy import, the execution environment, and the
+# timer on the systemd host (whose libvirtd is its own, inside the container).
+cpu_lane() {
+  if want unit; then
+    step "unit tests"
+    run_pytest -q -rs -p no:cacheprovider tests/unit
+  fi
+  if want newest; then
+    step "newest ansible-core line: unit tests (Python 3.13, .venv-newest)"
+    .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/unit
+  fi
+  if want sanity; then
+    step "ansible-test sanity, oldest ansible-core line (2.16, Python 3.11)"
+    bash tests/sanity.sh
+  fi
+  if want newest; then
+    step "ansible-test sanity, newest ansible-core line (2.21, Python 3.13)"
+    SANITY_LINE=newest bash tests/sanity.sh
+  fi
+  if want lint; then
+    step "ansible-lint --profile production (the whole collection), changelog"
+    ansible-lint --profile production
+    antsibull-changelog lint
+  fi
+  if want galaxy; then
+    step "galaxy-importer on the built tarball"
+    bash tests/galaxy_import.sh
+  fi
+  if want ee; then
+    step "execution environment: ansible-builder create, and what the build context asks for"
+    run_pytest -q -rs -p no:cacheprovider tests/ee
+  fi
+  if want systemd; then
+    # Builds the host's image on the first run (~4 min), boots it (~5 s); powered off again at the end.
+    step "reclaim timer under a real systemd (tests/testbed/systemd_host.sh)"
+    bash tests/testbed/systemd_host.sh up
+    run_pytest -q -rs -p no:cacheprovider tests/systemd
+  fi
+}
+
+# The stages on the test bed's hypervisors, one at a time (they share libvirtd and Cinder).
+hv_lane() {
+  if want integration; then
+    step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
+    # The fleet_rules scenarios of test_fleet_safety.py (rules 9-11, the restore onto another host) run with the rest.
+    # --durations: the 15 slowest tests, so that the stage's time (the longest of the run) is watched.
+    run_pytest -q -rs -p no:cacheprovider --durations=15 tests/integration
+  fi
+  if want security-newest; then
+    # The security tests of the integration stage (pytest -m security: tenant strings never templated, secrets never
+    # printed, clocks checked) once more on the newest ansible-core line, whose data tagging changes what is
+    # templated; and the results whose keys that line reads itself (-m ansible_lines).
+    step "security tests on the newest ansible-core line (2.21, Python 3.13, .venv-newest)"
+    .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/integration -m 'security or ansible_lines'
+  fi
+  if want reliability; then
+    # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else on the hypervisor may run meanwhile.
+    step "reliability trials (fail points, daemon restarts, state_dir faults)"
+    run_pytest -q -rs -p no:cacheprovider tests/reliability -m 'not slow_trials'
+  fi
+  if want races; then
+    step "race trials (two playbooks at once, 3 x 20 trials)"
+    run_pytest -q -rs -p no:cacheprovider tests/reliability -m slow_trials
+  fi
+  # The randomized fleet trial (tests/trial, issue 27): random operations and faults on hv1-hv3 with the safety rules
+  # checked after every step. TRIAL_NO_LOCK: the stages above do not take the hypervisor lock either.
+  if want trial; then
+    # At most 40 steps, and none drawn after 300 s (a slower machine runs fewer): the final sweep and checks follow.
+    step "randomized fleet trial, short (seed ${TRIAL_SEED:-27}, up to ${TRIAL_STEPS:-40} steps, ~5 min)"
+    TRIAL_NO_LOCK=1 bash tests/trial/run.sh --seed "${TRIAL_SEED:-27}" --steps "${TRIAL_STEPS:-40}" --shrink 0 \
+      --max-seconds "${TRIAL_SECONDS:-300}"
+  fi
+  if want trial-long; then
+    for seed in 1 2 3 4 5; do
+      step "randomized fleet trial, long (seed $seed, 1000 steps)"
+      TRIAL_NO_LOCK=1 bash tests/trial/run.sh --seed "$seed" --steps 1000 --shrink 1800
+    done
+  fi
+}
+
+cpu_wanted=false
+for s in unit newest sanity lint galaxy ee systemd; do want "$s" && cpu_wanted=true; done
+if $cpu_wanted && $hv_wanted && [ -z "${TEST_SERIAL:-}" ]; then
+  # The two lanes at once: the hypervisor stages leave about one of the two cores idle (guests booting, shutdown
+  # timeouts, Cinder), and the checks of the other lane fill it. Its output is printed whole when both have ended;
+  # TEST_SERIAL=1 runs them one after the other instead.
+  mkdir -p build
+  cpu_log=build/test-cpu-lane.log
+  step "the checks without a hypervisor run beside the hypervisor stages (their output: $cpu_log, printed below)"
+  (set -e; cpu_lane) > "$cpu_log" 2>&1 &
+  cpu_pid=$!
+  set +e
+  (set -e; hv_lane)
+  hv_rc=$?
+  wait "$cpu_pid"
+  cpu_rc=$?
+  set -e
+  step "the checks without a hypervisor (unit, sanity, lint, galaxy, ee, systemd): rc $cpu_rc"
+  cat "$cpu_log"
+  step "the checks without a hypervisor ended with rc $cpu_rc; the hypervisor stages with rc $hv_rc"
+  if [ "$cpu_rc" -ne 0 ] || [ "$hv_rc" -ne 0 ]; then exit 1; fi
+else
+  cpu_lane
+  hv_lane
 fi
 step "all tests passed in $(( $(date +%s) - started )) s"
