@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'testbed'))
 
 import guests  # noqa: E402
-from ansible_env import ansible_env  # noqa: E402
+from ansible_env import ansible_env, pipelining  # noqa: E402
 
 BUILD = os.path.join(ROOT, 'build', 'integration')
 PYTHON = sys.executable
@@ -163,7 +163,8 @@ class Runner(object):
 
     def env(self, **more):
         env = ansible_env(self.collections, PYTHON, 'result_json',
-                          os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins'))
+                          os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins'),
+                          ANSIBLE_PIPELINING=pipelining())
         env.update(self.extra_env)
         env.update(more)
         return env

@@ -36,7 +36,7 @@ import libvirt  # noqa: E402
 
 import cinder_helpers as ch  # noqa: E402
 import guests  # noqa: E402
-from ansible_env import ansible_env  # noqa: E402
+from ansible_env import ansible_env, pipelining  # noqa: E402
 
 PYTHON = sys.executable
 BIN = os.path.dirname(PYTHON)
@@ -212,7 +212,7 @@ class Fleet(object):
         return path
 
     def env(self, **more):
-        env = ansible_env(self.collections, PYTHON, 'result_json', CALLBACKS)
+        env = ansible_env(self.collections, PYTHON, 'result_json', CALLBACKS, ANSIBLE_PIPELINING=pipelining())
         env.update(more)
         return env
 
@@ -973,7 +973,7 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
     done = []
     violation = None
     steps = len(ops) if ops is not None else args.steps
-    deadline = time.monotonic() + args.max_seconds if getattr(args, 'max_seconds', None) else None
+    deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
     try:
         # The fleet as operators run it: its reclaim timer has swept it once, so each host knows the fleet it belongs
         # to (its state_dir's fleet.json) and an ad hoc run there keeps what another host could reach (rule 12).
