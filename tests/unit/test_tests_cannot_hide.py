@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import os
 import re
+import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Every way a pytest test can step aside instead of failing.
@@ -44,3 +45,12 @@ def test_every_pytest_run_of_the_suite_lists_its_skips():
     assert [c for c in calls if ' -rs ' not in c + ' '] == []
     with open(os.path.join(ROOT, 'tests', 'reliability', 'report.py')) as handle:
         assert "'-rs'" in handle.read()
+
+
+def test_an_unknown_stage_is_refused_before_anything_runs():
+    # A mistyped stage ("integartion") ran nothing and printed "all tests passed": a run that proved nothing passed.
+    proc = subprocess.run(['bash', os.path.join(ROOT, 'scripts', 'test.sh'), 'unit', 'integartion'],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no stage named 'integartion'" in proc.stderr and 'Nothing was run' in proc.stderr
+    assert '==' not in proc.stdout and 'passed' not in proc.stdout
