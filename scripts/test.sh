@@ -156,7 +156,7 @@ hv_lane() {
 cpu_wanted=false
 for s in unit newest sanity lint galaxy ee systemd; do want "$s" && cpu_wanted=true; done
 if $cpu_wanted && $hv_wanted && [ -z "${TEST_SERIAL:-}" ]; then
-  # The two lanes at once: the hypervisor stages leave about one of the two cores idle (guests booting, shutdown
+  # The two lanes at once: the hypervisor stages leave about a third of the two cores idle (guests booting, shutdown
   # timeouts, Cinder), and the checks of the other lane fill it. Its output is printed whole when both have ended;
   # TEST_SERIAL=1 runs them one after the other instead.
   mkdir -p build
