@@ -31,7 +31,10 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-all_stages=(unit newest sanity lint galaxy ee systemd integration security-newest reliability races trial trial-long)
+# The checks that use no hypervisor of the test bed, and the stages on its hypervisors (one at a time).
+cpu_stages=(unit newest sanity lint galaxy ee systemd)
+hv_stages=(integration security-newest reliability races trial trial-long)
+all_stages=("${cpu_stages[@]}" "${hv_stages[@]}")
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(unit newest sanity lint galaxy ee systemd integration security-newest reliability trial)
 for s in "${stages[@]}"; do
@@ -58,7 +61,7 @@ export PATH=$root/.venv/bin:$PATH
 run_pytest() { python -m pytest "$@"; }
 
 hv_wanted=false
-for s in integration security-newest reliability races trial trial-long; do want "$s" && hv_wanted=true; done
+for s in "${hv_stages[@]}"; do want "$s" && hv_wanted=true; done
 if $hv_wanted; then
   # Everything the hypervisor stages need is installed and started before the two lanes below begin, so that no
   # two apt runs ever overlap.
@@ -154,7 +157,7 @@ hv_lane() {
 }
 
 cpu_wanted=false
-for s in unit newest sanity lint galaxy ee systemd; do want "$s" && cpu_wanted=true; done
+for s in "${cpu_stages[@]}"; do want "$s" && cpu_wanted=true; done
 if $cpu_wanted && $hv_wanted && [ -z "${TEST_SERIAL:-}" ]; then
   # The two lanes at once: the hypervisor stages leave about a third of the two cores idle (guests booting, shutdown
   # timeouts, Cinder), and the checks of the other lane fill it. Its output is printed whole when both have ended;
