@@ -228,8 +228,10 @@ EOF
 ::1 localhost ip6-localhost ip6-loopback
 $(for item in "${HOSTS[@]}"; do IFS=: read -r name _ _ addr <<<"$item"; printf '%s %s\n' "$addr" "$name"; done)
 EOF
-  cat >"$SSHD_CONFIG" <<EOF
+  put "$SSHD_CONFIG" <<EOF
 # sshd of $H (fleet test bed): loopback only, key only, root allowed.
+# A client may set the fail point variables (tests/trial: a module of this host killed or paused at a named step).
+AcceptEnv DEFERRED_LIBVIRT_FAILPOINT DEFERRED_LIBVIRT_FAILPOINT_PAUSE
 Port $PORT
 ListenAddress 127.0.0.1
 HostKey $HOST_KEY
@@ -377,11 +379,18 @@ ssh_ok() {
 }
 
 start_sshd() {
-  if ! pid_in "$SSHD_PID" sshd >/dev/null; then
+  local pid
+  if ! pid=$(pid_in "$SSHD_PID" sshd); then
     log "starting $H's sshd on 127.0.0.1:$PORT"
     mkdir -p /run/sshd
     chmod 0755 /run/sshd
     in_ns /usr/sbin/sshd -f "$SSHD_CONFIG" 8>&-
+  elif [[ $SSHD_CONFIG -nt $SSHD_PID ]]; then
+    # Its configuration changed since it started (put rewrites it only then): sshd reads it again on SIGHUP and
+    # rewrites its pid file; open sessions go on.
+    log "reloading $H's sshd: its configuration changed"
+    kill -HUP "$pid"
+    sleep 0.5
   fi
   local deadline=$((SECONDS + 30))
   until ssh_ok; do

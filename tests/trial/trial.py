@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -199,14 +200,23 @@ class Fleet(object):
         except FileNotFoundError:
             pass
 
-    def inventory(self, refused=None):
+    def inventory(self, refused=None, remote_env=None):
+        """The fleet's inventory; ``refused``: a host whose SSH port is closed; ``remote_env``: {host: env} for the
+        modules of hv2 and hv3 in this run (a fail point), which reach them only through SSH (``SetEnv``; their sshd
+        accepts the fail point variables, tests/testbed/fleet.sh). A master connection sends its ``SetEnv`` to each
+        session it carries, so such a run gets its own control path, not the master an earlier run left open."""
         hosts = dict((h, dict(self.vars[h])) for h in self.hosts)
         if refused in hosts and refused != 'hv1':
             hosts[refused]['ansible_port'] = REFUSED_PORT
+        token = uuidlib.uuid4().hex[:8]
+        for host, env in sorted((remote_env or {}).items()):
+            if host in hosts and host != 'hv1' and env:
+                hosts[host]['ansible_ssh_extra_args'] = '-o %s -o ControlPath=/tmp/dl-trial-%s-%%C' % (
+                    shlex.quote('SetEnv=' + ' '.join('%s=%s' % item for item in sorted(env.items()))), token)
         inv = {'all': {'children': {'hypervisors': {'hosts': hosts, 'vars': {
             'deferred_libvirt_cloud': self.cloud,
             'deferred_libvirt_instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]}}}}}
-        path = os.path.join(self.workdir, 'inventory-%s.json' % (refused or 'all'))
+        path = os.path.join(self.workdir, 'inventory-%s%s.json' % (refused or 'all', '-faults' if remote_env else ''))
         with open(path, 'w') as handle:
             json.dump(inv, handle)
         return path
@@ -216,8 +226,8 @@ class Fleet(object):
         env.update(more)
         return env
 
-    def playbook_cmd(self, playbook, refused=None, args=()):
-        return [os.path.join(BIN, 'ansible-playbook'), '-i', self.inventory(refused), playbook] + list(args)
+    def playbook_cmd(self, playbook, refused=None, args=(), remote_env=None):
+        return [os.path.join(BIN, 'ansible-playbook'), '-i', self.inventory(refused, remote_env), playbook] + list(args)
 
     def play(self, host, module, args, environment=None, refused=None):
         """One module task on ``host`` in a play; returns (rc, the host's result or None)."""
@@ -535,10 +545,9 @@ class Trial(object):
         # A fault, sometimes: a fail point, a refused SSH connection, a stepped clock.
         if rng.random() < self.fault_rate:
             choices = []
-            # In a playbook sweep the fail point is in ansible-playbook's environment, which reaches the modules of
-            # hv1 only (the local connection): a job cancelled while hv1's part of the sweep runs.
-            if kind in FAILPOINTS and (kind != 'sweep' or op['variant'] in ('adhoc', 'fleet', 'overlap') or (
-                    op['variant'] == 'limit' and op['host'] == 'hv1')):
+            # In a playbook sweep (and the timer's script) a kill reaches the module of every host of the run: a job
+            # cancelled, or a control node lost, while the sweep deletes (Trial.sweep_env).
+            if kind in FAILPOINTS:
                 choices.append('kill')
             if kind in ('soft_delete', 'sweep') and (kind != 'sweep' or op['variant'] == 'adhoc'):
                 choices.append('clock')
@@ -547,7 +556,8 @@ class Trial(object):
             if kind in ('soft_delete', 'restore', 'terminate', 'sweep') and op['host'] == 'hv1' and (
                     kind != 'sweep' or op['variant'] == 'adhoc'):
                 choices.append('state_dir_full')
-            if kind in FAILPOINTS and (kind != 'sweep' or op['variant'] == 'adhoc'):
+            # A restart at a fail point pauses one module: not in two overlapping runs, where both would stop there.
+            if kind in FAILPOINTS and (kind != 'sweep' or op['variant'] != 'overlap'):
                 choices.append('libvirtd_restart')
             if kind in CINDER_POINTS and (kind != 'sweep' or op['variant'] in ('adhoc', 'fleet')) and (
                     kind != 'soft_delete' or op['interval'] == 0):
@@ -561,8 +571,14 @@ class Trial(object):
                 elif fault == 'state_dir_full':
                     op['fault'] = {'state_dir_full': op['host']}
                 elif fault == 'libvirtd_restart':
-                    # libvirtd of the host the module runs on restarts while the module waits at a fail point.
-                    host = op['target'] if kind == 'move' else op['host']
+                    # libvirtd of the host the module runs on restarts while the module waits at a fail point; in a
+                    # sweep of the whole fleet, of any of its hosts.
+                    if kind == 'move':
+                        host = op['target']
+                    elif kind == 'sweep' and op['variant'] in ('fleet', 'timer'):
+                        host = rng.choice(hosts)
+                    else:
+                        host = op['host']
                     op['fault'] = {'libvirtd_restart': host, 'at': rng.choice(FAILPOINTS[kind])}
                 elif fault == 'cinder_down':
                     at = rng.choice(CINDER_POINTS[kind]) if op.get('variant', 'adhoc') == 'adhoc' else None
@@ -589,6 +605,18 @@ class Trial(object):
         if 'clock' in fault and self.fleet.faketime:
             env.update(LD_PRELOAD=self.fleet.faketime, FAKETIME=fault['clock'], FAKETIME_DONT_FAKE_MONOTONIC='1')
         return env
+
+    def sweep_env(self, op):
+        """Where a playbook sweep's fault goes: {host: env}. A kill reaches every host's module (hv1's through
+        ansible-playbook's own environment, hv2's and hv3's through SSH); a pause only the module of the host whose
+        libvirtd restarts, so exactly one module waits at the fail point."""
+        env = self.environment(op)
+        if not env:
+            return {}
+        fault = op.get('fault') or {}
+        if 'libvirtd_restart' in fault:
+            return {fault['libvirtd_restart']: env}
+        return dict((host, env) for host in self.fleet.hosts)
 
     def run(self, op, faults=True):
         """Carry out one operation; returns a short line of what happened."""
@@ -747,14 +775,15 @@ class Trial(object):
         if op['variant'] == 'adhoc':
             return self.module(op, 'vm_reclaim', {'project': self.project, 'cloud': self.fleet.cloud,
                                                   'instance_dirs': ['/var/lib/libvirt/images', SHARED_DIR]})
+        routed = self.sweep_env(op)
         if op['variant'] == 'timer':
-            return self.timer_sweep(fault.get('ssh_refused'))
+            return self.timer_sweep(fault.get('ssh_refused'), routed)
         extra = ['-e', json.dumps({'reclaim_project': self.project})]
         if op['variant'] == 'limit':
             extra += ['--limit', op['host']]
-        cmd = self.fleet.playbook_cmd('deferred.libvirt.reclaim', fault.get('ssh_refused'), extra)
+        cmd = self.fleet.playbook_cmd('deferred.libvirt.reclaim', fault.get('ssh_refused'), extra, routed)
         runs = 2 if op['variant'] == 'overlap' else 1
-        env = self.fleet.env(**self.environment(op))
+        env = self.fleet.env(**routed.get('hv1', {}))
         procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _run in range(runs)]
         rcs, failures = [], []
@@ -764,26 +793,31 @@ class Trial(object):
             failures += playbook_failures(stdout)
         return 'reclaim.yml %s rc %s%s' % (op['variant'], rcs, ''.join('; %s' % f for f in failures[:3]))
 
-    def timer_sweep(self, refused=None):
+    def timer_sweep(self, refused=None, routed=None):
         """One run of the reclaim timer's script, as cron or systemd starts it: the fleet workflow (gather, index,
-        sweep) with a jsonfile fact cache, installed by the reclaim_timer role on first use."""
+        sweep) with a jsonfile fact cache, installed by the reclaim_timer role on first use. ``routed``: a fault's
+        environment by host (Trial.sweep_env), for hv1 in the script's environment, for hv2 and hv3 in its
+        inventory."""
         if self.timer is None:
             self.timer = self.fleet.install_timer(self.project)
         script, log = self.timer
-        if refused:
-            # The inventory the timer reads, with the refused host's port closed for this run.
-            shutil.copyfile(self.fleet.inventory(refused), self.fleet.timer_inventory)
+        routed = routed or {}
+        changed = refused or [h for h in routed if h != 'hv1']
+        if changed:
+            # The inventory the timer reads, for this run: the refused host's port closed, the fault's environment.
+            shutil.copyfile(self.fleet.inventory(refused, routed), self.fleet.timer_inventory)
         os.makedirs(os.path.dirname(log), exist_ok=True)
         start = os.path.getsize(log) if os.path.exists(log) else 0
         try:
             # As the role's cron entry runs it: cron's environment (the script sets the rest itself), its output
             # appended to the log.
             cron_env = dict(PATH='/usr/bin:/bin', HOME='/root', LOGNAME='root', SHELL='/bin/sh')
+            cron_env.update(routed.get('hv1', {}))
             with open(log, 'a') as out:
                 proc = subprocess.run([script], env=cron_env, stdout=out, stderr=subprocess.STDOUT, timeout=1800,
                                       check=False)
         finally:
-            if refused:
+            if changed:
                 shutil.copyfile(self.fleet.inventory(), self.fleet.timer_inventory)
         with open(log) as handle:
             handle.seek(start)

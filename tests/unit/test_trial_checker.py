@@ -9,8 +9,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import json
 import os
 import random
+import shlex
 import sys
 
 import pytest
@@ -181,7 +183,7 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
     copies = {('hv1', 'u0'): copy([], name='tr-g0', active=True), ('hv2', 'u1'): copy([], name='tr-g1', active=True),
               ('hv3', 'u2'): copy([], name='tr-g2', vm_state='soft_deleted', reclaim_in=5),
               ('hv2', 'u3'): copy([], name='tr-g3', vm_state='soft_deleted', reclaim_in=5)}
-    kinds, variants, migrations, killed_sweeps = set(), set(), set(), set()
+    kinds, variants, migrations, killed_sweeps, restarted_sweeps = set(), set(), set(), set(), set()
     for dummy in range(3000):
         op = t.draw(snap(copies))
         fault = op.get('fault') or {}
@@ -193,16 +195,62 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
         if 'kill' in fault:
             assert fault['kill'] in trial.FAILPOINTS[op['op']]
             if op['op'] == 'sweep':
-                # A playbook passes its environment to hv1's modules only (the local connection), never the timer's.
-                assert op['variant'] in ('adhoc', 'fleet', 'overlap') or (op['variant'], op['host']) == ('limit', 'hv1')
-                killed_sweeps.add(op['variant'])
+                killed_sweeps.add((op['variant'], op['host'] if op['variant'] == 'limit' else None))
         if 'libvirtd_restart' in fault:
             assert fault['at'] in trial.FAILPOINTS[op['op']]
-            assert fault['libvirtd_restart'] == (op['target'] if op['op'] == 'move' else op['host'])
+            if op['op'] == 'sweep':
+                # One module pauses at the fail point: never in two overlapping runs, where both would.
+                assert op['variant'] != 'overlap'
+                restarted_sweeps.add((op['variant'], fault['libvirtd_restart']))
+                if op['variant'] in ('limit', 'adhoc'):
+                    assert fault['libvirtd_restart'] == op['host']
+            else:
+                assert fault['libvirtd_restart'] == (op['target'] if op['op'] == 'move' else op['host'])
         if 'cinder_down' in fault:
             assert fault['at'] in trial.CINDER_POINTS[op['op']]
             assert op['op'] != 'soft_delete' or op['interval'] == 0
     assert kinds == set(['kill', 'clock', 'ssh_refused', 'state_dir_full', 'libvirtd_restart', 'cinder_down'])
     assert variants >= set(['fleet', 'limit', 'adhoc', 'overlap', 'timer'])
     assert migrations == set(['live', 'offline'])
-    assert killed_sweeps == set(['adhoc', 'fleet', 'overlap', 'limit'])
+    # Kills and libvirtd restarts reach the modules of every host in every playbook sweep and in the timer's script.
+    assert killed_sweeps == set([('adhoc', None), ('fleet', None), ('overlap', None), ('timer', None),
+                                 ('limit', 'hv1'), ('limit', 'hv2'), ('limit', 'hv3')])
+    assert restarted_sweeps == set((variant, host) for variant in ('adhoc', 'fleet', 'limit', 'timer')
+                                   for host in ('hv1', 'hv2', 'hv3'))
+
+
+def test_a_sweeps_kill_reaches_every_host_and_a_pause_only_the_restarted_one(tmp_path):
+    fleet = FakeFleet(tmp_path)
+    fleet.hosts = ['hv1', 'hv2', 'hv3']
+    t = trial.Trial(fleet, 'p', random.Random(0), 0)
+
+    kill = t.sweep_env({'op': 'sweep', 'variant': 'fleet', 'fault': {'kill': 'terminate.after_disks'}})
+    pause = t.sweep_env({'op': 'sweep', 'variant': 'timer', 'fault': {'libvirtd_restart': 'hv3',
+                                                                      'at': 'reclaim.before_lock'}})
+
+    assert kill == dict((h, {'DEFERRED_LIBVIRT_FAILPOINT': 'terminate.after_disks'}) for h in fleet.hosts)
+    assert pause == {'hv3': {'DEFERRED_LIBVIRT_FAILPOINT': 'reclaim.before_lock',
+                             'DEFERRED_LIBVIRT_FAILPOINT_PAUSE': t.pause_file}}
+    assert t.sweep_env({'op': 'sweep', 'variant': 'fleet'}) == {}
+
+
+def test_the_fault_environment_reaches_a_remote_host_through_ssh_on_a_master_of_its_own(tmp_path):
+    # SSH passes SetEnv only when it opens the master connection: a run with a fault uses a control path of its own,
+    # and hv1 (the local connection) gets it from ansible-playbook's environment instead.
+    fleet = object.__new__(trial.Fleet)
+    fleet.hosts = ['hv1', 'hv2', 'hv3']
+    fleet.vars = dict((h, {'ansible_connection': 'local' if h == 'hv1' else 'ssh'}) for h in fleet.hosts)
+    fleet.cloud, fleet.workdir = 'c', str(tmp_path)
+    env = {'DEFERRED_LIBVIRT_FAILPOINT': 'terminate.after_disks', 'DEFERRED_LIBVIRT_FAILPOINT_PAUSE': '/srv/p'}
+
+    with open(fleet.inventory(None, {'hv1': env, 'hv2': env})) as handle:
+        hosts = json.load(handle)['all']['children']['hypervisors']['hosts']
+    with open(fleet.inventory()) as handle:
+        plain = json.load(handle)['all']['children']['hypervisors']['hosts']
+
+    args = shlex.split(hosts['hv2']['ansible_ssh_extra_args'])
+    assert args[:2] == ['-o', 'SetEnv=DEFERRED_LIBVIRT_FAILPOINT=terminate.after_disks '
+                              'DEFERRED_LIBVIRT_FAILPOINT_PAUSE=/srv/p']
+    assert args[2] == '-o' and args[3].startswith('ControlPath=/tmp/dl-trial-') and args[3].endswith('-%C')
+    assert 'ansible_ssh_extra_args' not in hosts['hv1'] and 'ansible_ssh_extra_args' not in hosts['hv3']
+    assert not any('ansible_ssh_extra_args' in v for v in plain.values())
