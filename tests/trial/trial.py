@@ -348,6 +348,26 @@ def tombstone_of(fleet, uuid):
     return None
 
 
+def tombstones_text(fleet, uuid):
+    """What every host's tombstones of ``uuid`` say about its volumes, for a violation's message: the clean-up removes
+    them after the run."""
+    said = []
+    for host in fleet.hosts:
+        for sub in ('pending', 'finished'):
+            path = os.path.join(fleet.state_main[host], 'tombstones', sub, '%s.json' % uuid)
+            try:
+                with open(path) as handle:
+                    tomb = json.load(handle)
+            except (OSError, ValueError) as exc:
+                if os.path.exists(path):
+                    said.append('%s %s unreadable (%s)' % (host, sub, exc))
+                continue
+            said.append('%s %s %s' % (host, sub, json.dumps(dict(
+                (k, tomb.get(k)) for k in ('stale_copy', 'volumes', 'volumes_pending', 'volumes_held', 'cinder_errors',
+                                           'history') if tomb.get(k)))[:1500]))
+    return '; '.join(said) or 'none'
+
+
 def tombstone_exists(fleet, uuid):
     return tombstone_of(fleet, uuid) is not None
 
@@ -951,7 +971,12 @@ class Trial(object):
                 want = None if dot else 'available'
                 if status != want or attached:
                     raise Violation('settled', 'volume %s of terminated %s (delete_on_termination %s) is %s with %d '
-                                    'attachment(s)' % (volume, g['name'], dot, status, len(attached)))
+                                    'attachment(s) (held by %s); its tombstones: %s' % (
+                                        volume, g['name'], dot, status, len(attached),
+                                        ', '.join(sorted(set(str(getattr(a, 'attached_host', None) or
+                                                                 (getattr(a, 'connector', None) or {}).get('host'))
+                                                             for a in attached))) or '-',
+                                        tombstones_text(self.fleet, g['uuid'])))
 
     # -- cleaning up -----------------------------------------------------------------------------------------------
 
@@ -989,8 +1014,9 @@ def load_cloud():
         return yaml.safe_load(handle)['clouds']['testbed']
 
 
-def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
-    """One trial on a clean fleet (a fresh prefix and project). ``ops``: replay these instead of drawing.
+def run_trial(args, ops=None, collections=None, workdir=None, quiet=False, ops_file=None):
+    """One trial on a clean fleet (a fresh prefix and project). ``ops``: replay these instead of drawing. ``ops_file``:
+    the ops run so far are written there after each step (a list for ``--replay``), so no interruption loses them.
 
     Returns (steps, violation or None, the ops run, the Trial)."""
     rng = random.Random(args.seed)
@@ -1027,6 +1053,10 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False):
             elif 'g' in op and op['g'] not in trial.guests:
                 continue  # a replayed op whose guest the shrunk list never made
             done.append(op)
+            if ops_file:
+                with open(ops_file + '.tmp', 'w') as handle:
+                    json.dump(done, handle)
+                os.rename(ops_file + '.tmp', ops_file)
             started = time.monotonic()
             try:
                 outcome = trial.run(op)
@@ -1122,9 +1152,15 @@ def main(argv=None):
         if args.replay:
             with open(args.replay) as handle:
                 ops = json.load(handle)
-        print('trial: seed %d, %s steps, %d hosts, fault rate %.2f' % (
-            args.seed, len(ops) if ops is not None else args.steps, args.hosts, args.fault_rate), flush=True)
-        steps, violation, done, trial = run_trial(args, ops=ops, collections=collections, workdir=workdir)
+        # The ops as they run, kept after the run (the workdir is not): a replay list even when a long run or its
+        # shrinking is interrupted.
+        ops_dir = os.path.join(ROOT, 'build', 'trial')
+        os.makedirs(ops_dir, exist_ok=True)
+        ops_file = os.path.join(ops_dir, 'seed%d-%s.ops.json' % (args.seed, time.strftime('%Y%m%dT%H%M%S')))
+        print('trial: seed %d, %s steps, %d hosts, fault rate %.2f; ops in %s as they run (for --replay)' % (
+            args.seed, len(ops) if ops is not None else args.steps, args.hosts, args.fault_rate, ops_file), flush=True)
+        steps, violation, done, trial = run_trial(args, ops=ops, collections=collections, workdir=workdir,
+                                                  ops_file=ops_file)
         print('operations: %s' % ', '.join('%s %d' % kv for kv in sorted(trial.ops.items())))
         print('faults: %s' % (', '.join('%s %d' % kv for kv in sorted(trial.faults.items())) or 'none'))
         for key, text in INVARIANTS:

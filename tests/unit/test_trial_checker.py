@@ -254,3 +254,21 @@ def test_the_fault_environment_reaches_a_remote_host_through_ssh_on_a_master_of_
     assert args[2] == '-o' and args[3].startswith('ControlPath=/tmp/dl-trial-') and args[3].endswith('-%C')
     assert 'ansible_ssh_extra_args' not in hosts['hv1'] and 'ansible_ssh_extra_args' not in hosts['hv3']
     assert not any('ansible_ssh_extra_args' in v for v in plain.values())
+
+
+def test_a_settled_violation_says_what_every_hosts_tombstone_holds(tmp_path):
+    # The clean-up removes the tombstones after the run: the violation's message is the only record of them.
+    fleet = FakeFleet(tmp_path)
+    pending = tmp_path / 'hv2' / 'tombstones' / 'pending'
+    pending.mkdir(parents=True)
+    (pending / 'u1.json').write_text(json.dumps({'uuid': 'u1', 'volumes_pending': [{'id': 'v1'}],
+                                                 'volumes_held': 'the fleet index is incomplete'}))
+    finished = tmp_path / 'hv3' / 'tombstones' / 'finished'
+    finished.mkdir(parents=True)
+    (finished / 'u1.json').write_text('{not json')
+
+    text = trial.tombstones_text(fleet, 'u1')
+
+    assert text.startswith('hv2 pending {"volumes_pending": [{"id": "v1"}], "volumes_held": "the fleet index is')
+    assert 'hv3 finished unreadable' in text
+    assert trial.tombstones_text(fleet, 'u2') == 'none'
