@@ -337,14 +337,20 @@ def snapshot(fleet):
     return {'time': utcnow(), 'copies': copies}
 
 
-def tombstone_of(fleet, uuid):
-    """The tombstone of ``uuid`` in any host's state_dir (pending or finished), read as JSON; None when there is none."""
+def tombstone_paths(fleet, uuid):
+    """(host, pending or finished, path) of every tombstone of ``uuid`` in the hosts' state_dirs, in host order."""
     for host in fleet.hosts:
         for sub in ('pending', 'finished'):
             path = os.path.join(fleet.state_main[host], 'tombstones', sub, '%s.json' % uuid)
             if os.path.exists(path):
-                with open(path) as handle:
-                    return json.load(handle)
+                yield host, sub, path
+
+
+def tombstone_of(fleet, uuid):
+    """The tombstone of ``uuid`` in any host's state_dir (pending or finished), read as JSON; None when there is none."""
+    for dummy, dummy, path in tombstone_paths(fleet, uuid):
+        with open(path) as handle:
+            return json.load(handle)
     return None
 
 
@@ -352,19 +358,16 @@ def tombstones_text(fleet, uuid):
     """What every host's tombstones of ``uuid`` say about its volumes, for a violation's message: the clean-up removes
     them after the run."""
     said = []
-    for host in fleet.hosts:
-        for sub in ('pending', 'finished'):
-            path = os.path.join(fleet.state_main[host], 'tombstones', sub, '%s.json' % uuid)
-            try:
-                with open(path) as handle:
-                    tomb = json.load(handle)
-            except (OSError, ValueError) as exc:
-                if os.path.exists(path):
-                    said.append('%s %s unreadable (%s)' % (host, sub, exc))
-                continue
-            said.append('%s %s %s' % (host, sub, json.dumps(dict(
-                (k, tomb.get(k)) for k in ('stale_copy', 'volumes', 'volumes_pending', 'volumes_held', 'cinder_errors',
-                                           'history') if tomb.get(k)))[:1500]))
+    for host, sub, path in tombstone_paths(fleet, uuid):
+        try:
+            with open(path) as handle:
+                tomb = json.load(handle)
+        except (OSError, ValueError) as exc:
+            said.append('%s %s unreadable (%s)' % (host, sub, exc))
+            continue
+        said.append('%s %s %s' % (host, sub, json.dumps(dict(
+            (k, tomb.get(k)) for k in ('stale_copy', 'volumes', 'volumes_pending', 'volumes_held', 'cinder_errors',
+                                       'history') if tomb.get(k)))[:1500]))
     return '; '.join(said) or 'none'
 
 
@@ -971,11 +974,8 @@ class Trial(object):
                 want = None if dot else 'available'
                 if status != want or attached:
                     raise Violation('settled', 'volume %s of terminated %s (delete_on_termination %s) is %s with %d '
-                                    'attachment(s) (held by %s); its tombstones: %s' % (
+                                    'attachment(s); its tombstones: %s' % (
                                         volume, g['name'], dot, status, len(attached),
-                                        ', '.join(sorted(set(str(getattr(a, 'attached_host', None) or
-                                                                 (getattr(a, 'connector', None) or {}).get('host'))
-                                                             for a in attached))) or '-',
                                         tombstones_text(self.fleet, g['uuid'])))
 
     # -- cleaning up -----------------------------------------------------------------------------------------------
