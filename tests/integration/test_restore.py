@@ -556,7 +556,8 @@ def test_restore_killed_after_the_boot_is_finished_without_a_second_boot(ansible
     assert (stuck['vm_state'], stuck['task_state'], stuck['power_state']) == ('soft_deleted', 'restoring', 'running')
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
     dom_id = hypervisor.lookupByName(name).ID()
-    booted = uptimes(name) or [0]
+    # The ready line comes before the first uptime line: wait for that one, the boot's own first uptime.
+    booted = wait_for('first uptime', lambda: uptimes(name))
 
     rerun = ansible.task(RESTORE, name=name)
     inst, dummy = assert_restored(ansible, hypervisor, name, rerun)
