@@ -374,9 +374,7 @@ class FleetView(object):
         """Whether a record's host is this one: the same host UUID, or the same hostname. libvirt makes up a new host
         UUID at every start where the machine has no SMBIOS UUID (and no host_uuid in libvirtd.conf), so the UUID
         alone would make every record of such a host look stale; hypervisors of a fleet have distinct hostnames."""
-        if record_host.get('uuid') and self.me.get('uuid') and record_host['uuid'].lower() == self.me['uuid'].lower():
-            return True
-        return bool(_names(record_host) & _names(self.me))
+        return _record.names_host(record_host, self.me)
 
     def undefine_only(self, view, stale, now=None):
         """A stale copy the sweep may undefine (definition only): soft-deleted itself, and so is every other copy, one

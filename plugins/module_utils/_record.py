@@ -242,6 +242,19 @@ def _parse_host(domain, element):
     return {'uuid': uuid.lower() if uuid else None, 'hostname': hostname}
 
 
+def names_host(written_by, me):
+    """Whether ``written_by`` (the {uuid, hostname} a record or tombstone names as its writer) is the hypervisor ``me``:
+    the same host UUID, or the same full hostname (case ignored, never a short name: hv1.dc1 and hv1.dc2 are two
+    hosts). Either is enough: libvirt makes up a new host UUID at every start where the machine has no SMBIOS UUID
+    (nor host_uuid in libvirtd.conf), so after a restart of libvirtd only the hostname still ties what the host wrote
+    to it; the hypervisors of a fleet have distinct hostnames (docs/lifecycle.md)."""
+    written_by, me = written_by or {}, me or {}
+    if written_by.get('uuid') and me.get('uuid') and written_by['uuid'].lower() == me['uuid'].lower():
+        return True
+    theirs, mine = written_by.get('hostname'), me.get('hostname')
+    return bool(theirs and mine) and theirs.lower() == mine.lower()
+
+
 def stamp(record, previous, host, keep_host=False):
     """Mark ``record`` (in place) as written now by ``host``: generation one past the stored one's.
 

@@ -168,14 +168,15 @@ def pending_disks(kept, disks=(), identities=None):
 def foreign(tomb, host):
     """Whether another hypervisor wrote ``tomb`` (a state_dir shared by several hosts): only it finishes its work.
 
+    The tombstone is this host's when it names this host's UUID or its full hostname, as a record is
+    (_record.names_host): libvirt makes up a new host UUID at every start where the machine has no SMBIOS UUID, and a
+    tombstone written before such a restart is still this host's to finish (rule 5), never another's to leave alone.
     A tombstone without a host is from before tombstones named one: this host's.
     """
     theirs = tomb.get('host')
     if not theirs or not host:
         return False
-    if theirs.get('uuid') and host.get('uuid'):
-        return theirs['uuid'].lower() != host['uuid'].lower()
-    return theirs.get('hostname') != host.get('hostname')
+    return not _record.names_host(theirs, host)
 
 
 def terminated_to_select(state, live, host=None, names=None, every=False):

@@ -13,6 +13,8 @@ Cinder for a few seconds, so they are marked ``restarts_daemon`` and run
 after every other reliability test.
 """
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
 import support
@@ -179,3 +181,46 @@ def test_cinder_stopped_during_reclaim_leaves_the_work_pending_until_the_next_sw
         case.details.update(cinder_down_seconds=round(down, 1), cinder_up_seconds=round(up, 1))
         case.outcome = 'domain reclaimed, volumes pending in the tombstone and in the sweep\'s pending list; ' \
                        'Cinder back after %.0f s: next sweep finished them, nothing leaked' % (down + up)
+
+
+def _host_uuid(hypervisor):
+    return ET.fromstring(hypervisor.getCapabilities()).findtext('host/uuid')
+
+
+@pytest.mark.cinder
+def test_work_a_terminate_left_is_finished_by_the_same_host_after_libvirtd_made_up_a_new_host_uuid(
+        ansible, make_guest, hypervisor, state_dir, cinder, project):
+    """Rule 5: a terminate with Cinder away leaves its volumes in the tombstone; libvirtd restarts and, on a machine
+    without an SMBIOS UUID, makes up a new host UUID; the host's own next sweep still finishes them. (The sweeps once
+    took such a tombstone for another host's and left it forever: the volume of a terminated domain stayed attached,
+    seed 1 of the randomized trial.)"""
+    with trials.case('daemons', 'vm_terminate with Cinder stopped, libvirtd restarted with a new host UUID, then '
+                     'vm_reclaim', order=50) as case:
+        name, uuid, keep, drop = _guest_with_volumes(make_guest, hypervisor, cinder, project)
+        down = support.cinder_down()
+        try:
+            result = ansible.task('deferred.libvirt.vm_terminate', env=support.cinder_env(), name=name, project=project,
+                                  cloud=support.CLOUD, api_timeout=10)
+        finally:
+            up = support.cinder_up()
+        [inst] = result['instances']
+        assert not result.get('failed') and inst['action'] == 'terminated', result
+        _pending_after_outage(hypervisor, state_dir, uuid, keep, drop, inst)
+
+        before = _host_uuid(hypervisor)
+        support.restart_libvirtd()
+        after = _host_uuid(hypervisor)
+        # What this test is about: the test bed's hv1 has no SMBIOS UUID and no host_uuid in libvirtd.conf.
+        assert before and after and before != after, 'libvirtd kept its host UUID %s across the restart: this test ' \
+            'needs a libvirtd that makes up a new one (no SMBIOS UUID, no host_uuid in libvirtd.conf)' % before
+
+        # Still this host's terminated domain: vm_info finds it by name, with the volumes it waits for.
+        [seen] = ansible.task('deferred.libvirt.vm_info', name=name, project=project, include_deleted=True)['instances']
+        assert seen['uuid'] == uuid and seen['vm_state'] == 'deleted', seen
+        assert sorted(v['id'] for v in seen['volumes_pending']) == sorted([keep, drop]), seen
+        _finished_after_outage(ansible, hypervisor, state_dir, cinder, project, uuid, keep, drop)
+        case.details.update(cinder_down_seconds=round(down, 1), cinder_up_seconds=round(up, 1),
+                            host_uuid_before=before, host_uuid_after=after)
+        case.outcome = 'domain terminated with both volumes pending; libvirtd came back as host UUID %s (was %s); ' \
+                       'the next vm_reclaim of the host finished the tombstone: one volume deleted, the other ' \
+                       'available, nothing attached' % (after, before)

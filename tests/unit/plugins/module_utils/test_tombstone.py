@@ -154,10 +154,24 @@ def test_a_tombstone_without_a_host_is_this_hosts():
     assert not tombstones.foreign(dict(well_formed(), host={'uuid': 'x'}), None)
 
 
-def test_a_tombstone_is_foreign_when_its_host_uuid_differs_whatever_the_case():
+def test_a_tombstone_naming_this_hosts_uuid_whatever_the_case_is_this_hosts():
     assert not tombstones.foreign(dict(well_formed(), host={'uuid': HERE['uuid'].lower(), 'hostname': 'other'}), HERE)
+
+
+def test_a_tombstone_written_before_libvirtd_made_up_a_new_host_uuid_is_still_this_hosts():
+    """Rule 5: where the machine has no SMBIOS UUID, libvirtd makes up a new host UUID at every start; the tombstones
+    the host wrote before are still its own to finish (a sweep that left them as another host's leaked their
+    volumes, seed 1 of the randomized trial), tied to it by its full hostname as its records are."""
+    before_restart = {'uuid': 'bbbbbbbb-0000-4000-8000-000000000002', 'hostname': 'KVM1'}
+    assert not tombstones.foreign(dict(well_formed(), host=before_restart), HERE)
+
+
+def test_a_tombstone_naming_another_host_uuid_and_hostname_is_foreign():
     assert tombstones.foreign(dict(well_formed(), host={'uuid': 'bbbbbbbb-0000-4000-8000-000000000002',
-                                                        'hostname': 'kvm1'}), HERE)
+                                                        'hostname': 'kvm2'}), HERE)
+    # Full hostnames only: kvm1.dc2 is not kvm1.dc1.
+    assert tombstones.foreign(dict(well_formed(), host={'uuid': 'bbbbbbbb-0000-4000-8000-000000000002',
+                                                        'hostname': 'kvm1.dc2'}), dict(HERE, hostname='kvm1.dc1'))
 
 
 def test_without_host_uuids_the_hostname_decides():
