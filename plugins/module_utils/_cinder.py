@@ -313,6 +313,9 @@ def _without(foreign_hosts, own_hosts):
     for host in own_hosts or ():
         if host:
             own.update([host, host.split('.')[0]])
+    if hasattr(foreign_hosts, 'without'):
+        # An incomplete index (FleetView.foreign_hosts): every host but this one stays another's, not only those listed.
+        return foreign_hosts.without(own)
     return set(h for h in foreign_hosts or () if h not in own and h.split('.')[0] not in own)
 
 
@@ -340,6 +343,9 @@ def _names_foreign(host, foreign_hosts):
     first label. hv1.dc1 is not hv1.dc2; a bare hv1 may be hv1.dc2's, and an attachment that may be another
     hypervisor's is kept (the safe side: the operator detaches it)."""
     host = host.lower()
+    if hasattr(foreign_hosts, 'uncertain'):
+        # An incomplete index: any host that is not this hypervisor may be one that did not report (rule 12).
+        return host in foreign_hosts
     for other in foreign_hosts:
         other = (other or '').lower()
         if not other:

@@ -490,3 +490,9 @@ class EveryOtherHost(object):
 
     def uncertain(self, name):
         return name in self and name not in self.known and name.split('.')[0] not in self.known
+
+    def without(self, own):
+        """The same hosts, less ``own`` (names, full and short, of hosts the domain itself lived on): theirs are
+        this domain's own attachments, never another hypervisor's."""
+        own = frozenset(name.lower() for name in own)
+        return EveryOtherHost(self.mine | own, set(k for k in self.known if k not in own and k.split('.')[0] not in own))

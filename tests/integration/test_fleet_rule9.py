@@ -329,6 +329,49 @@ def test_rule10_a_volume_another_copy_lists_waits_until_no_copy_is_left(
         ch.cleanup(prefix, conn=cinder)
 
 
+@pytest.mark.cinder
+@pytest.mark.security  # rule 12 at the ad hoc scope: the newest line runs it too
+def test_rule12_an_attachment_of_a_host_an_incomplete_index_cannot_place_waits_for_a_complete_one(
+        ansible, inventory, hv2, shared, project, prefix, state_dir, cloud):
+    # docs/lifecycle.md: while the index is incomplete "an attachment whose host is not this hypervisor is never
+    # detached, and one held by a host the index cannot place stays pending until a sweep with a complete index".
+    # An ad hoc run on a host that knows its fleet works as with an incomplete index (rule 12).
+    cinder = ch.connect()
+    try:
+        path = shared('web')
+        name, uuid = hv2.make('web', start=False, disks=[disk(path)])
+        owned(ansible, inventory, 'hv2', name, project)  # no volume recorded: Cinder's list is all there is
+        theirs = ch.create_volume(prefix + 'theirs', 1, conn=cinder).id
+        mine = ch.create_volume(prefix + 'mine', 1, conn=cinder).id
+        ch.attach_like_nova(theirs, uuid, mountpoint='/dev/vdc', conn=cinder,
+                            connector=dict(ch.DEFAULT_CONNECTOR, host='hv-not-in-the-index'))
+        ch.attach_like_nova(mine, uuid, mountpoint='/dev/vdd', conn=cinder, connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
+        assert run_playbook(ansible, 'deferred.libvirt.reclaim', inventory,
+                            extra_vars=[{'reclaim_project': project}]).rc == 0  # hv2 learns its fleet
+
+        rc, done = adhoc_on(ansible, inventory, 'hv2', 'deferred.libvirt.vm_terminate', {
+            'name': name, 'project': project, 'cloud': cloud, 'state_dir': os.path.join(state_dir, 'hv2')})
+
+        assert rc == 0, done
+        [result] = done['instances']
+        assert result['action'] == 'terminated' and not hv2.exists(name), result
+        assert result['volumes_detached'] == [mine], result
+        [waiting] = result['volumes_pending']
+        assert waiting['id'] == theirs and 'hv-not-in-the-index' in waiting['error'], result
+        assert 'incomplete fleet index cannot place' in waiting['error'], result
+        assert ch.volume_status(theirs, conn=cinder) == 'in-use' and ch.volume_status(mine, conn=cinder) == 'available'
+
+        # A sweep of the whole fleet has a complete index: no hypervisor of it holds the attachment, so it is the
+        # domain's own, detached and kept (not marked delete_on_termination).
+        swept = run_playbook(ansible, 'deferred.libvirt.reclaim', inventory, extra_vars=[{'reclaim_project': project}])
+        assert swept.rc == 0, swept.stdout[-3000:]
+        assert ch.volume_status(theirs, conn=cinder) == 'available' and ch.attachments_for(uuid, conn=cinder) == []
+        with open(os.path.join(state_dir, 'hv2', 'tombstones', 'finished', '%s.json' % uuid)) as handle:
+            assert json.load(handle)['volumes_pending'] == []
+    finally:
+        ch.cleanup(prefix, conn=cinder)
+
+
 # -- item 9: ties -----------------------------------------------------------------------------------------------------
 
 def test_a_tie_of_two_copies_in_the_trash_is_reclaimed_once(ansible, inventory, hv2, hv3, shared, project, state_dir):

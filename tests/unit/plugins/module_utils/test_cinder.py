@@ -21,6 +21,7 @@ import os
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
+from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 SERVER = '0d8e4c9e-6f1a-4c8e-9d63-5a3b2e9e1f00'
@@ -182,6 +183,47 @@ def test_an_attachment_named_by_a_short_name_another_hypervisor_shares_is_kept()
     # A short name no other hypervisor has is this host's.
     own = OneVolume([{'attachment_id': 'a1', 'host_name': 'hv3'}])
     assert cinder._held_elsewhere(own, {'id': 'v'}, ['a1'], {'hv1.dc2'}) is None
+
+
+class Recording(OneVolume):
+    """OneVolume that records every detach: none may happen to an attachment another host may hold."""
+
+    def __init__(self, attachments):
+        super(Recording, self).__init__(attachments)
+        self.detached = []
+
+    def delete_attachment(self, attachment_id, ignore_missing=True):
+        self.detached.append(attachment_id)
+
+    def detach_volume(self, volume, attachment_id):
+        self.detached.append(attachment_id)
+
+
+class Conn(object):
+    def __init__(self, block_storage):
+        self.block_storage = block_storage
+
+
+def test_rule12_while_the_index_is_incomplete_an_attachment_of_a_host_it_cannot_place_is_neither_detached_nor_settled():
+    # docs/lifecycle.md: "a missing host counts as another hypervisor for Cinder attachments". The domain's own
+    # earlier hosts (a move) once turned the incomplete index's "every other host" into the list of known hosts, so an
+    # attachment of a host that did not report, under a name the index does not know, was detached.
+    others = fleet.EveryOtherHost(['hv2'], ['hv3', 'hv4'])
+    for own_hosts in ([], ['hv1']):
+        foreign = cinder._without(others, own_hosts)
+        unknown = Recording([{'attachment_id': 'a1', 'host_name': 'hv9'}])
+        with pytest.raises(RuntimeError) as err:
+            cinder._settle_one(Conn(unknown), SERVER, {'id': 'v'}, ['a1'], 1, foreign)
+        assert 'incomplete fleet index cannot place' in str(err.value) and unknown.detached == []
+        # A host that reported (or is missing by its inventory name) holds its own: kept, said, not detached.
+        known = Recording([{'attachment_id': 'a1', 'host_name': 'hv3'}])
+        assert cinder._settle_one(Conn(known), SERVER, {'id': 'v'}, ['a1'], 1, foreign)['kept'] is True
+        assert known.detached == []
+    # This hypervisor's own attachment, and one of a host the domain itself lived on, are the domain's: detached.
+    for host in ('hv2', 'hv1'):
+        own = Recording([{'attachment_id': 'a1', 'host_name': host}])
+        outcome = cinder._settle_one(Conn(own), SERVER, {'id': 'v'}, ['a1'], 1, cinder._without(others, ['hv1']))
+        assert outcome['detached'] is True and own.detached == ['a1']
 
 
 def test_secrets_of_a_cloud_config_are_tokens_and_passwords_not_names_or_urls():
