@@ -111,7 +111,7 @@ def _cinder_outage(run, pid):
 def _finished_after_outage(ansible, hypervisor, state_dir, cinder, project, uuid, keep, drop):
     sweep = ansible.task('deferred.libvirt.vm_reclaim', env=support.cinder_env(), project=project, cloud=support.CLOUD)
     assert not sweep.get('failed'), sweep
-    assert [f['uuid'] for f in sweep['finished']] == [uuid], sweep
+    assert [f['uuid'] for f in sweep['finished_tombstones']] == [uuid], sweep
     support.assert_consistent(hypervisor, state_dir, uuid, 'deleted')
     assert cinder.wait_state(drop, ('deleted',)) == 'deleted'
     assert cinder.state(keep) == 'available'
