@@ -117,19 +117,26 @@ cpu_lane() {
 }
 
 # The stages on the test bed's hypervisors, one at a time (they share libvirtd and Cinder).
+workers=${TEST_WORKERS:-2}
 hv_lane() {
   if want integration; then
     step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
     # The fleet_rules scenarios of test_fleet_safety.py (rules 9-11, the restore onto another host) run with the rest.
+    # Two at a time (pytest-xdist, a test file per worker): every test has guests, a project and a state_dir of its
+    # own, and most of a test's time is ansible-playbook starting up on one core. The tests that stop a service every
+    # other test uses (-m exclusive: Cinder) run alone after them. TEST_WORKERS=1 runs the stage one test at a time.
     # --durations: the 15 slowest tests, so that the stage's time (the longest of the run) is watched.
-    run_pytest -q -rs -p no:cacheprovider --durations=15 tests/integration
+    run_pytest -q -rs -p no:cacheprovider --durations=15 -n "$workers" --dist loadfile -m 'not exclusive' \
+      tests/integration
+    run_pytest -q -rs -p no:cacheprovider -m exclusive tests/integration
   fi
   if want security-newest; then
     # The security tests of the integration stage (pytest -m security: tenant strings never templated, secrets never
     # printed, clocks checked) once more on the newest ansible-core line, whose data tagging changes what is
     # templated; and the results whose keys that line reads itself (-m ansible_lines).
     step "security tests on the newest ansible-core line (2.21, Python 3.13, .venv-newest)"
-    .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/integration -m 'security or ansible_lines'
+    .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider -n "$workers" --dist loadfile tests/integration \
+      -m '(security or ansible_lines) and not exclusive'
   fi
   if want reliability; then
     # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else on the hypervisor may run meanwhile.

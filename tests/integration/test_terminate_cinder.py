@@ -123,6 +123,7 @@ def test_check_mode_lists_volumes_cinder_has_attached_and_changes_nothing(
     assert len(ch.attachments_for(uuid, conn=cinder)) == 2
 
 
+@pytest.mark.exclusive
 def test_cinder_down_during_terminate_keeps_the_work_pending_until_cinder_is_back(
         ansible, make_guest, volumes, cinder, hypervisor, prefix):
     """One window with Cinder stopped (it stops it for everyone): two domains terminated while it is down; then
