@@ -39,23 +39,19 @@ def identity_of(result, host, identities):
 
 
 def _same_host(record_host, ident, inventory_name):
-    """Whether a record's ``host`` names the hypervisor ``ident`` (inventory host ``inventory_name``)."""
+    """Whether a record's ``host`` names the hypervisor ``ident`` (inventory host ``inventory_name``).
+
+    The records' own rule (_record.names_host: the same host UUID, or the same full hostname); and where the host's
+    or the record's UUID is unknown, the inventory name stands for the host's hostname too.
+    """
     if not record_host:
         return None  # a record written before hosts were named: it names nobody
-    # The same host UUID, or else the same hostname: libvirt makes up a new host UUID at every start where there is
-    # no SMBIOS UUID (nor host_uuid in libvirtd.conf), and the hypervisors of a fleet have distinct hostnames.
-    # Full hostnames only (case aside): hv1.dc1 and hv1.dc2 are two hosts, and a short name matching one of them is
-    # no proof a record is that host's (a record that names no host of the play leaves its copy stale: kept).
-    name = (record_host.get('hostname') or '').lower()
+    if _record.names_host(record_host, ident):
+        return True
     if ident and ident.get('uuid') and record_host.get('uuid'):
-        if ident['uuid'] == record_host['uuid'].lower():
-            return True
-        own = (ident.get('hostname') or '').lower()
-        return bool(own and name) and name == own
-    candidates = set([inventory_name.lower()])
-    if ident and ident.get('hostname'):
-        candidates.add(ident['hostname'].lower())
-    return bool(name) and name in candidates
+        return False  # two known UUIDs and two other hostnames: another host
+    name = (record_host.get('hostname') or '').lower()
+    return bool(name) and name == inventory_name.lower()
 
 
 def _named_host(record_host, identities):
