@@ -118,16 +118,41 @@ cpu_lane() {
 
 # The stages on the test bed's hypervisors, one at a time (they share libvirtd and Cinder).
 workers=${TEST_WORKERS:-2}
+# two_at_a_time NAME PYTHON MARKS [PYTEST ARGS...]: tests/integration -m MARKS, two tests at a time. Every test has
+# guests, a project and a state_dir of its own, but the modules see the whole hypervisor, as they must: a domain
+# another test defines while a terminate reads the host is one whose disks it cannot know, so the terminate keeps
+# the disk it would have deleted (rule 6). A test that fails beside another one therefore runs once more, alone;
+# its verdict alone is the stage's, and every such test is named in the output.
+two_at_a_time() {
+  local name=$1 py=$2 marks=$3 rc
+  shift 3
+  local junit=$root/build/$name-junit.xml
+  mkdir -p "$root/build"
+  rm -f "$junit"
+  set +e
+  "$py" -m pytest -q -rs -p no:cacheprovider -n "$workers" --dist loadfile --junitxml "$junit" -m "$marks" "$@" \
+    tests/integration
+  rc=$?
+  set -e
+  [ "$rc" -ne 0 ] || return 0
+  # Only failed tests are run again (pytest's 1); an interrupted run, an internal or usage error, or nothing
+  # collected fails the stage as it is.
+  [ "$rc" -eq 1 ] || return "$rc"
+  local failed
+  mapfile -t failed < <(python scripts/junit_failed.py "$junit")
+  [ ${#failed[@]} -gt 0 ] || { echo "$name: pytest failed but $junit names no failed test" >&2; return 1; }
+  printf '\n%s: %d test(s) failed beside another test; each runs again alone, and that run decides:\n' \
+    "$name" "${#failed[@]}"
+  printf '  %s\n' "${failed[@]}"
+  "$py" -m pytest -q -rs -p no:cacheprovider "${failed[@]}"
+}
 hv_lane() {
   if want integration; then
     step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
     # The fleet_rules scenarios of test_fleet_safety.py (rules 9-11, the restore onto another host) run with the rest.
-    # Two at a time (pytest-xdist, a test file per worker): every test has guests, a project and a state_dir of its
-    # own, and most of a test's time is ansible-playbook starting up on one core. The tests that stop a service every
-    # other test uses (-m exclusive: Cinder) run alone after them. TEST_WORKERS=1 runs the stage one test at a time.
+    # Two at a time (pytest-xdist, a test file per worker), then the tests marked exclusive alone (docs/testing.md).
     # --durations: the 15 slowest tests, so that the stage's time (the longest of the run) is watched.
-    run_pytest -q -rs -p no:cacheprovider --durations=15 -n "$workers" --dist loadfile -m 'not exclusive' \
-      tests/integration
+    two_at_a_time integration python 'not exclusive' --durations=15
     run_pytest -q -rs -p no:cacheprovider -m exclusive tests/integration
   fi
   if want security-newest; then
@@ -135,8 +160,9 @@ hv_lane() {
     # printed, clocks checked) once more on the newest ansible-core line, whose data tagging changes what is
     # templated; and the results whose keys that line reads itself (-m ansible_lines).
     step "security tests on the newest ansible-core line (2.21, Python 3.13, .venv-newest)"
-    .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider -n "$workers" --dist loadfile tests/integration \
-      -m '(security or ansible_lines) and not exclusive'
+    two_at_a_time security-newest .venv-newest/bin/python '(security or ansible_lines) and not exclusive'
+    .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/integration \
+      -m '(security or ansible_lines) and exclusive'
   fi
   if want reliability; then
     # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else on the hypervisor may run meanwhile.

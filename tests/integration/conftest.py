@@ -39,8 +39,9 @@ def pytest_configure(config):
                             'on the oldest line with the rest and on the newest by the security-newest stage')
     config.addinivalue_line('markers', 'ansible_lines: a result that differs between ansible-core lines (a key Ansible '
                             'itself reads), run on the newest line too by the security-newest stage')
-    config.addinivalue_line('markers', 'exclusive: stops a service of the test bed that every other test uses (Cinder); '
-                            'scripts/test.sh runs these alone, after the tests that run two at a time')
+    config.addinivalue_line('markers', 'exclusive: stops or reads what every test on the test bed shares (Cinder '
+                            'stopped, the host lock directory, a report of every project) or races two playbooks of '
+                            'its own; scripts/test.sh runs these alone, after the tests that run two at a time')
 
 
 @pytest.fixture(scope='session')

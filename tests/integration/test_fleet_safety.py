@@ -567,6 +567,8 @@ def test_restore_onto_a_host_that_cannot_see_the_disks_is_refused_before_anythin
         os.unlink(local)
 
 
+# Alone (exclusive): its two playbooks race each other, and a third test beside them changes the race.
+@pytest.mark.exclusive
 @fleet_rules
 def test_two_restores_at_once_cannot_together_exceed_the_project_quota(ansible, inventory, hv2, hv3, project):
     x, x_uuid = hv2.make('x', start=False)

@@ -93,6 +93,8 @@ def test_check_mode_shows_which_tombstones_would_go_and_removes_none(ansible, ma
     assert ansible.tombstone(uuid) is not None
 
 
+# Alone (exclusive): the host's lock directory is every test's, and another test's sweep prunes it too.
+@pytest.mark.exclusive
 def test_lock_files_of_gone_domains_are_removed_while_another_run_holds_a_live_domains_lock(
         ansible, make_guest, hypervisor, state_dir, tmp_path):
     live, live_uuid = make_guest('live', kind='bios')

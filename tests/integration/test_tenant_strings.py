@@ -44,6 +44,8 @@ def ok(result):
     return result
 
 
+# Alone (exclusive): its report of every project would list other tests' domains too.
+@pytest.mark.exclusive
 def test_tenant_strings_never_run_as_jinja_in_any_playbook(ansible, make_guest, state_dir, tmp_path):
     marker = str(tmp_path / 'tenant-marker')
     code = _code(marker)
