@@ -110,6 +110,8 @@ def test_state_facts_builds_fleet_facts_per_host_and_per_project(ansible, invent
     assert any(line.startswith('trash hv2/%s' % db) for line in shown)
 
 
+# Alone (exclusive): it compares two indexes of every domain on the hosts, built a moment apart.
+@pytest.mark.exclusive
 def test_state_facts_index_only_reads_what_the_index_needs_once_and_builds_the_same_index(
         ansible, inventory, make_guest, hv2, project):
     """Invariant: the reclaim role's cut report (state_facts_index_only: the index's fields, no facts) indexes the

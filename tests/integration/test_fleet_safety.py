@@ -207,6 +207,8 @@ def test_live_migration_of_a_running_guest_needs_unsafe_and_keeps_it_running(hv2
     assert not running(hv3, name)
 
 
+# Alone (exclusive): the index covers every domain of the fleet, and its one stale copy must be this test's.
+@pytest.mark.exclusive
 def test_fleet_index_from_state_facts_finds_the_stale_copy_a_migration_left(
         ansible, inventory, hv2, hv3, shared, project):
     path = shared('web')

@@ -246,6 +246,8 @@ def test_a_journal_line_is_written_whole_or_the_operation_fails(ansible, make_gu
     assert [e['event_type'] for e in events][:2] == ['instance.soft_delete.start', 'test.padding'], events
 
 
+# Alone (exclusive): its sweep is of the whole hypervisor, and must fail on this test's full state_dir alone.
+@pytest.mark.exclusive
 def test_a_truncated_tombstone_never_replaces_a_good_one(ansible, make_guest, tiny_fs):
     state = tiny_fs  # the mount point itself: the runner's play files (<state_dir>-plays) then live elsewhere
     runner = Runner(ansible.collections, state)
