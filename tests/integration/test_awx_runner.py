@@ -23,6 +23,7 @@ import yaml
 
 import cinder_helpers as ch
 from fleet_support import Hv2Guests, fleet_up, wait_past
+from together import Started
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SURVEYS = os.path.join(ROOT, 'docs', 'awx')
@@ -145,8 +146,8 @@ class AwxJob(object):
             envvars['OS_CLIENT_CONFIG_FILE'] = path
         with open(os.path.join(pdd, 'env', 'envvars'), 'w') as handle:
             json.dump(envvars, handle)
-        self.proc = subprocess.Popen([RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(self.job_id)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.proc = Started([RUNNER, 'run', pdd, '-p', 'playbooks/%s' % playbook, '--ident', str(self.job_id)],
+                            merge=True)
         return self
 
     def finish(self):

@@ -12,12 +12,12 @@ host still defines it, its disk, its record.
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
 from fleet_support import ANSIBLE_PLAYBOOK, SHARED_DIR, run_playbook, task_on, wait_past
+from together import Started
 import test_fleet_safety as base
 from test_fleet_safety import BOOT_TIMEOUT, RESTORE, disk, ok, owned, record_on, running, soft_delete, sweep
 
@@ -58,7 +58,7 @@ def wait_for_pause(path, proc, timeout=240):
                 pid, step = handle.read().split()
             return int(pid), step
         if proc.poll() is not None:
-            raise AssertionError('the move ended before its fail point: %s' % proc.stdout.read()[-3000:])
+            raise AssertionError('the move ended before its fail point: %s' % proc.output()[0][-3000:])
         time.sleep(0.2)
     raise AssertionError('the move never reached its fail point')
 
@@ -79,7 +79,7 @@ def test_a_move_paused_after_its_define_while_the_source_sweeps_ends_running_on_
     pause_file = os.path.join(SHARED_DIR, prefix + 'pause')
     cmd = [ANSIBLE_PLAYBOOK, '-i', inventory,
            play_file(ansible, move_play([name], project, 'move.after_define', pause_file), prefix)]
-    mover = subprocess.Popen(cmd, env=ansible.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    mover = Started(cmd, env=ansible.env())
     try:
         pid, step = wait_for_pause(pause_file, mover)
         assert step == 'move.after_define'

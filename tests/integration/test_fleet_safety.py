@@ -28,6 +28,7 @@ import cinder_helpers as ch
 import guests
 from fleet_support import (ANSIBLE_PLAYBOOK, SHARED_DIR, host_identity, migrate, named_task, run_playbook, ssh, task_on,
                            wait_past, write_inventory)
+from together import Started
 
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -439,8 +440,7 @@ def test_two_hosts_sharing_a_state_dir_lose_no_journal_line_and_finish_no_foreig
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, 'w') as handle:
             json.dump(play, handle)
-        terminate = subprocess.Popen([ANSIBLE_PLAYBOOK, '-i', inventory, path], env=ansible.env(),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        terminate = Started([ANSIBLE_PLAYBOOK, '-i', inventory, path], env=ansible.env())
         deadline = time.monotonic() + 120
         while not os.path.exists(pause) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -569,8 +569,6 @@ def test_restore_onto_a_host_that_cannot_see_the_disks_is_refused_before_anythin
         os.unlink(local)
 
 
-# Alone (exclusive): its two playbooks race each other, and a third test beside them changes the race.
-@pytest.mark.exclusive
 @fleet_rules
 def test_two_restores_at_once_cannot_together_exceed_the_project_quota(ansible, inventory, hv2, hv3, project):
     x, x_uuid = hv2.make('x', start=False)
@@ -585,8 +583,8 @@ def test_two_restores_at_once_cannot_together_exceed_the_project_quota(ansible, 
         cmd = [ANSIBLE_PLAYBOOK, '-i', inventory,
                'deferred.libvirt.restore', '-e', json.dumps({'names': name, 'project': project,
                                                              'quota_limits': limits, 'start_timeout': BOOT_TIMEOUT})]
-        runs.append(subprocess.Popen(cmd, env=ansible.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outcomes = [(run.wait(timeout=600), run.stdout.read()) for run in runs]
+        runs.append(Started(cmd, env=ansible.env()))
+    outcomes = [(run.wait(timeout=600), run.output()[0]) for run in runs]
 
     assert sorted(rc == 0 for rc, dummy in outcomes) == [False, True], [o[1][-2000:] for o in outcomes]
     assert [running(hv2, x), running(hv3, y)].count(True) == 1
@@ -607,11 +605,11 @@ def test_live_migration_of_a_restored_guest_while_both_hosts_sweep(ansible, inve
     wait_past(reclaim_at)
     cmd = [ANSIBLE_PLAYBOOK, '-i', inventory,
            'deferred.libvirt.reclaim', '-e', json.dumps({'reclaim_project': project})]
-    sweeps = [subprocess.Popen(cmd, env=ansible.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]
+    sweeps = [Started(cmd, env=ansible.env())]
 
     migrate('hv2', 'hv3', name, '--live', '--persistent', '--undefinesource', '--unsafe')
-    sweeps.append(subprocess.Popen(cmd, env=ansible.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    results = [(s.wait(timeout=600), s.stdout.read()) for s in sweeps]
+    sweeps.append(Started(cmd, env=ansible.env()))
+    results = [(s.wait(timeout=600), s.output()[0]) for s in sweeps]
 
     assert [rc for rc, dummy in results] == [0, 0], [out[-2000:] for dummy, out in results]
     assert not hv2.exists(name) and running(hv3, name) and os.path.exists(path)

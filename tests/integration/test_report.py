@@ -399,6 +399,7 @@ def test_sweep_prints_each_hosts_line_as_soon_as_that_host_is_done(ansible, inve
     pause = str(tmp_path / 'paused')
     env = ansible.env(ANSIBLE_STDOUT_CALLBACK='default', PYTHONUNBUFFERED='1', ANSIBLE_FORCE_COLOR='0',
                       DEFERRED_LIBVIRT_FAILPOINT='reclaim.before_lock', DEFERRED_LIBVIRT_FAILPOINT_PAUSE=pause)
+    # pipe: read line by line as it runs, which is what the test is about
     proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', inventory,
                              'deferred.libvirt.reclaim', '-e', json.dumps({'reclaim_project': project})],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

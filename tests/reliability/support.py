@@ -23,6 +23,8 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
+from together import Started
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTBED = os.path.join(ROOT, 'tests', 'testbed')
 NAMESPACE = 'urn:deferred-libvirt:lifecycle:1'
@@ -382,8 +384,7 @@ class Background(object):
         if check:
             cmd.append('--check')
         cmd += list(extra_args)
-        self.proc = subprocess.Popen(cmd, env=runner.env(**(env or {})), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = Started(cmd, env=runner.env(**(env or {})))
 
     def wait(self, timeout=600, raw=False):
         """The run's result; with raw=True, (returncode, stdout, stderr) as printed (any stdout callback)."""

@@ -38,6 +38,7 @@ import libvirt  # noqa: E402
 import cinder_helpers as ch  # noqa: E402
 import guests  # noqa: E402
 from ansible_env import ansible_env, pipelining  # noqa: E402
+from together import Started  # noqa: E402
 
 PYTHON = sys.executable
 BIN = os.path.dirname(PYTHON)
@@ -807,8 +808,7 @@ class Trial(object):
         cmd = self.fleet.playbook_cmd('deferred.libvirt.reclaim', fault.get('ssh_refused'), extra, routed)
         runs = 2 if op['variant'] == 'overlap' else 1
         env = self.fleet.env(**routed.get('hv1', {}))
-        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _run in range(runs)]
+        procs = [Started(cmd, env=env) for _run in range(runs)]
         rcs, failures = [], []
         for proc in procs:
             stdout = proc.communicate(timeout=900)[0]

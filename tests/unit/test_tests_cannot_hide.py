@@ -7,6 +7,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ast
 import os
 import re
 import subprocess
@@ -36,6 +37,31 @@ def test_no_test_skips_or_expects_to_fail():
                 if HIDING.search(line):
                     found.append('%s:%d: %s' % (os.path.relpath(path, ROOT), number, line.strip()))
     assert not found, 'tests that skip instead of failing:\n' + '\n'.join(found)
+
+
+# What a test writes on the line above a Popen whose output may go to a pipe, followed by why it cannot fill it: the
+# test reads it line by line as it runs, or the command prints a line or two.
+PIPE_REASON = '# pipe: '
+
+
+def test_no_test_waits_for_a_command_whose_output_sits_in_an_unread_pipe():
+    """A pipe holds 64 KiB; a command that prints more before it is read stops until it is, and a test that waits for
+    it (or for another command first) hangs: the two racing restores of test_fleet_safety.py printed 60 KB and hung
+    600 s beside another test. A background command's output goes to files (tests/testbed/together.py), unless the
+    command prints a line or two, or the test reads it as it runs, and the line above says which ("# pipe: ...")."""
+    found = []
+    for path in python_files(os.path.join(ROOT, 'tests')):
+        with open(path) as handle:
+            source = handle.read()
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source, path)):
+            if not (isinstance(node, ast.Call) and getattr(node.func, 'attr', getattr(node.func, 'id', '')) == 'Popen'):
+                continue
+            piped = [k.arg for k in node.keywords if k.arg in ('stdout', 'stderr')
+                     and isinstance(k.value, ast.Attribute) and k.value.attr == 'PIPE']
+            if piped and PIPE_REASON not in lines[node.lineno - 2]:
+                found.append('%s:%d: %s to a pipe' % (os.path.relpath(path, ROOT), node.lineno, ' and '.join(piped)))
+    assert not found, 'commands whose output can fill a pipe nobody reads:\n' + '\n'.join(found)
 
 
 def test_every_pytest_run_of_the_suite_lists_its_skips():

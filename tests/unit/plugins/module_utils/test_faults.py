@@ -82,6 +82,7 @@ def test_another_step_is_not_killed(collections_path):
 def pause_at(collections_path, tmp_path, step):
     """A child stopped at ``step`` with the pause env var set: (process, pause file)."""
     pause = tmp_path / 'paused'
+    # pipe: the child prints one line ('went on') or a traceback
     proc = subprocess.Popen([sys.executable, '-c', CHILD, collections_path, step],
                             env=child_env(failpoint=step, pause=str(pause)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

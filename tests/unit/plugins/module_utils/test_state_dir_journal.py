@@ -195,6 +195,7 @@ def test_the_journal_rotated_while_two_processes_append_loses_and_splits_no_line
     script = tmp_path / 'append.py'
     script.write_text(APPENDER)
     count, stop = 400, tmp_path / 'stop'
+    # pipe: each writer prints one number, its count of appends, at its end
     procs = [subprocess.Popen([sys.executable, str(script), state.path, collections_path, 'req-%s' % who, host_lock_dir,
                                str(count), str(stop)], stdout=subprocess.PIPE) for who in ('a', 'b')]
     import datetime
@@ -241,6 +242,7 @@ def test_sweeps_rotating_one_state_dir_in_the_same_second_never_overwrite_a_rota
     script = tmp_path / 'sweep.py'
     script.write_text(SWEEPER)
     count, sweepers = 150, ('a', 'b', 'c', 'd')
+    # pipe: each writer prints one number, its count of appends, at its end
     procs = [subprocess.Popen([sys.executable, str(script), state.path, collections_path, 'req-%s' % who, host_lock_dir,
                                str(count)]) for who in sweepers]
     assert [p.wait() for p in procs] == [0] * len(sweepers)

@@ -46,6 +46,7 @@ def lock_holder(tmp_path, collections_path, host_lock_dir):
     script.write_text(HOLDER)
     state = str(tmp_path / 'state')
     StateDir(state)
+    # pipe: the holder prints one line ('held'), read here as it runs
     proc = subprocess.Popen([sys.executable, str(script), state, collections_path, UUID, host_lock_dir],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -286,6 +286,7 @@ def test_runs_that_open_a_new_state_dir_at_the_same_moment_all_use_it(tmp_path, 
     for round_ in range(12):
         path = str(tmp_path / ('state-%d' % round_) / 'deep')
         start = '%.3f' % (time.time() + 0.4)
+        # pipe: each prints one line at most (its error)
         procs = [subprocess.Popen([sys.executable, str(script), path, collections_path, host_lock_dir, start],
                                   stdout=subprocess.PIPE, universal_newlines=True) for dummy in range(4)]
         failures += [out.strip() for out in (p.communicate()[0] for p in procs) if out.strip()]
