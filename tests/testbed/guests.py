@@ -36,6 +36,7 @@ UNDEFINE_FLAGS = (
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
     | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    | libvirt.VIR_DOMAIN_UNDEFINE_TPM
 )
 
 _UPTIME_RE = re.compile(r"^uptime (\d+(?:\.\d+)?)\s*$", re.M)
@@ -63,6 +64,17 @@ def console_log(name):
 
 def nvram_path(name):
     return os.path.join(NVRAM_DIR, f"{name}_VARS.fd")
+
+
+# An emulated TPM 2.0 (swtpm): libvirt keeps its state on the host, in a directory named after the domain's UUID,
+# made when the domain first starts and deleted by an undefine with VIR_DOMAIN_UNDEFINE_TPM.
+TPM_XML = "<tpm model='tpm-crb'><backend type='emulator' version='2.0'/></tpm>"
+
+
+def tpm_state_dir(uuid, lib_dir="/var/lib/libvirt"):
+    """The TPM state of the domain ``uuid`` on a host whose /var/lib/libvirt is ``lib_dir`` (a fleet host's is
+    FLEET_DIR/HOST/lib seen from the machine)."""
+    return os.path.join(lib_dir, "swtpm", uuid)
 
 
 def _disk_xml(disk):
@@ -97,7 +109,7 @@ def _interface_xml(network):
 
 
 def guest_xml(name, kind="acpi", memory_mb=None, vcpus=1, disks=(), interfaces=(),
-              kernel=None, initrd=None, nvram=False, extra_devices=""):
+              kernel=None, initrd=None, nvram=False, extra_devices="", tpm=False):
     """Domain XML for a TCG guest.
 
     kind: 'acpi' powers off on the ACPI power button, 'noacpi' ignores it
@@ -105,7 +117,9 @@ def guest_xml(name, kind="acpi", memory_mb=None, vcpus=1, disks=(), interfaces=(
     ACPI too and never printing the ready line. nvram=True boots through
     OVMF (UEFI) with a per-domain NVRAM file; undefine it with
     VIR_DOMAIN_UNDEFINE_NVRAM. nvram='/some/path' does the same with the
-    NVRAM file at that path (on shared storage, say) instead.
+    NVRAM file at that path (on shared storage, say) instead. tpm=True adds
+    an emulated TPM 2.0 (TPM_XML), whose state libvirt keeps in
+    tpm_state_dir(uuid).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
@@ -130,6 +144,8 @@ def guest_xml(name, kind="acpi", memory_mb=None, vcpus=1, disks=(), interfaces=(
     log = quoteattr(console_log(name))
     devices = "".join(_disk_xml(d) for d in disks)
     devices += "".join(_interface_xml(n) for n in interfaces)
+    if tpm:
+        devices += TPM_XML
     return f"""<domain type='qemu'>
   <name>{escape(name)}</name>
   <memory unit='MiB'>{int(memory_mb)}</memory>

@@ -19,6 +19,8 @@ PACKAGES=(
   iptables
   # The clock tests run a sweep whose clock has jumped forward (LD_PRELOAD libfaketime).
   faketime
+  # Guests with an emulated TPM (libvirt's <tpm><backend type='emulator'/>) and its state on the host.
+  swtpm swtpm-tools
 )
 
 log() { echo "hypervisor: $*" >&2; }
