@@ -320,6 +320,14 @@ def domain_files(xml):
     return files
 
 
+def tpm_state(host, uuid, xml):
+    """Where libvirt keeps the TPM state of ``uuid`` on ``host``, seen from this machine (a fleet host's
+    /var/lib/libvirt is FLEET_DIR/HOST/lib), when its definition has an emulated TPM; else None."""
+    if ET.fromstring(xml).find("devices/tpm/backend[@type='emulator']") is None:
+        return None
+    return guests.tpm_state_dir(uuid, '/var/lib/libvirt' if host == 'hv1' else os.path.join(FLEET_DIR, host, 'lib'))
+
+
 def snapshot(fleet):
     """Every copy of every trial domain: {(host, uuid): {name, active, record, files}}, at one moment."""
     copies = {}
@@ -330,9 +338,11 @@ def snapshot(fleet):
                 name = dom.name()
                 if not name.startswith(fleet.prefix):
                     continue
-                copies[(host, dom.UUIDString())] = {
+                uuid, xml = dom.UUIDString(), dom.XMLDesc(INACTIVE_XML)
+                tpm = tpm_state(host, uuid, xml)
+                copies[(host, uuid)] = {
                     'name': name, 'active': bool(dom.isActive()), 'record': read_record(dom),
-                    'files': domain_files(dom.XMLDesc(INACTIVE_XML))}
+                    'files': domain_files(xml), 'tpm': tpm, 'tpm_there': bool(tpm) and os.path.isdir(tpm)}
             except libvirt.libvirtError:
                 continue  # undefined while listed
     return {'time': utcnow(), 'copies': copies}
@@ -478,6 +488,7 @@ class Trial(object):
         self.guests = {}     # index -> {name, uuid, disk, volumes: [(id, delete_on_termination)]}
         self.backing = {}    # overlay path -> base path (the trial made every image: its headers are known)
         self.terminated = set()  # uuids gone from every host
+        self.tpm_made = set()  # (host, uuid) whose TPM state libvirt has made (at its first start on that host)
         self.faults = collections.Counter()
         self.ops = collections.Counter()
         self.checks = collections.Counter()
@@ -525,7 +536,7 @@ class Trial(object):
                       disk=rng.choice(['own', 'own', 'share', 'chain', 'cinder']),
                       other=rng.choice(sorted(self.guests)) if self.guests else None,
                       base=rng.randrange(2), delete_on_termination=rng.random() < 0.5,
-                      nvram=rng.random() < 0.2)
+                      nvram=rng.random() < 0.2, tpm=rng.random() < 0.2)
             self.next_guest += 1
         elif kind == 'soft_delete':
             g, host = rng.choice(awake)
@@ -702,7 +713,7 @@ class Trial(object):
             nvram = os.path.join(SHARED_DIR, '%sg%d_VARS.fd' % (self.fleet.prefix, g))
             shutil.copyfile(guests.OVMF_VARS, nvram)
         dom = guests.define_guest(conn, name, kind=op['guest'], start=False,
-                                  disks=[{'path': path, 'target': 'vdb'}], nvram=nvram)
+                                  disks=[{'path': path, 'target': 'vdb'}], nvram=nvram, tpm=bool(op.get('tpm')))
         uuid = dom.UUIDString()
         self.guests[g] = {'name': name, 'uuid': uuid, 'disk': path, 'volumes': []}
         attrs = {'name': name, 'project': self.project, 'user': 'trial'}
@@ -721,7 +732,8 @@ class Trial(object):
             except libvirt.libvirtError as exc:
                 started = ', start refused (%s)' % str(exc).splitlines()[0][:80]
         owner = '' if result and not result.get('failed') else ', owner not set'
-        return 'defined on %s (%s disk%s%s)%s' % (op['host'], op['disk'], ', nvram' if nvram else '', started, owner)
+        return 'defined on %s (%s disk%s%s%s)%s' % (op['host'], op['disk'], ', nvram' if nvram else '',
+                                                    ', tpm' if op.get('tpm') else '', started, owner)
 
     def op_soft_delete(self, op):
         args = {'name': self.name(op['g']), 'project': self.project, 'reclaim_interval': op['interval'],
@@ -876,6 +888,26 @@ class Trial(object):
                 raise Violation('files', '%s on %s (uuid %s, vm_state %s, task_state %s) references %s, which is gone'
                                 % (copy['name'], key[0], key[1], record.get('vm_state'), record.get('task_state'),
                                    path))
+        # 1. the TPM state, which libvirt keeps per host and makes at a domain's first start there: once made, it
+        # stays while that host defines the domain (the same exceptions as a file).
+        self.tpm_made &= set(copies)
+        for key, copy in sorted(copies.items()):
+            if not copy.get('tpm'):
+                continue
+            self.checks['files'] += 1
+            if copy['tpm_there']:
+                self.tpm_made.add(key)
+                continue
+            if key not in self.tpm_made:
+                continue
+            record = copy['record'] or {}
+            expired = (record.get('vm_state') == 'soft_deleted' and record.get('reclaim_at')
+                       and parse_time(record['reclaim_at']) <= now)
+            if record.get('task_state') == 'deleting' or expired:
+                continue
+            raise Violation('files', '%s on %s (uuid %s, vm_state %s, task_state %s) had its TPM state in %s, which '
+                            'is gone' % (copy['name'], key[0], key[1], record.get('vm_state'),
+                                         record.get('task_state'), copy['tpm']))
         # 2. volumes
         for key, copy in sorted(copies.items()):
             record = copy['record'] or {}

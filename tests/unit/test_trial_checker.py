@@ -95,6 +95,33 @@ def test_the_missing_disk_of_an_expired_soft_deleted_sole_user_is_allowed_but_no
     assert raised.value.invariant == 'files'
 
 
+def test_a_tpm_state_gone_while_its_host_defines_the_domain_is_a_files_violation_once_it_was_made(checker, disk,
+                                                                                                   tmp_path):
+    tpm = tmp_path / 'swtpm' / 'u1'
+
+    def with_tpm(there, *args, **kw):
+        item = copy([disk], *args, **kw)
+        item.update(tpm=str(tpm), tpm_there=there)
+        return item
+
+    never_started = snap({('hv2', 'u1'): with_tpm(False)})
+    checker.check(never_started, never_started, SWEEP, 0)  # libvirt makes it at the first start: nothing to lose yet
+    made = snap({('hv2', 'u1'): with_tpm(True)})
+    checker.check(made, made, SWEEP, 0)
+    expired = snap({('hv2', 'u1'): with_tpm(False, 'soft_deleted', reclaim_in=-10)})
+    checker.check(made, expired, SWEEP, 0)  # a sweep under way may take it with the domain
+    checker.check(made, made, SWEEP, 0)
+
+    gone = snap({('hv2', 'u1'): with_tpm(False)})
+    with pytest.raises(trial.Violation) as raised:
+        checker.check(made, gone, SWEEP, 0)
+    assert raised.value.invariant == 'files' and 'TPM state' in str(raised.value) and str(tpm) in str(raised.value)
+
+    # Moved to hv3 and never started there: nothing made there yet, whatever hv2 had.
+    elsewhere = snap({('hv3', 'u1'): with_tpm(False)})
+    checker.check(elsewhere, elsewhere, SWEEP, 0)
+
+
 def test_two_running_copies_of_one_uuid_are_a_violation(checker, disk):
     state = snap({('hv2', 'u1'): copy([disk], active=True), ('hv3', 'u1'): copy([disk], active=True)})
 
