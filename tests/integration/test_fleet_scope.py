@@ -165,3 +165,62 @@ def test_a_disk_kept_while_a_host_was_unreachable_is_deleted_by_the_next_complet
     assert info['disks_pending'] == []
     tomb = os.path.join(state_dir, 'hv2', 'tombstones', 'finished', '%s.json' % uuid)
     assert os.path.exists(tomb), 'the tombstone is finished once its disk is gone'
+
+
+def scoped(ansible, inventory, playbook, extra, scope):
+    """``playbook`` over part of the fleet: ``--limit hv2``, or the play of the AWX slice holding hv2 alone."""
+    if scope == 'limit':
+        return run_playbook(ansible, playbook, inventory, extra_vars=[extra], args=['--limit', 'hv2'])
+    return run_playbook(ansible, playbook, inventory, extra_vars=[dict(extra, deferred_libvirt_hosts='slice1')])
+
+
+@pytest.mark.fleet_rules
+@pytest.mark.cinder
+@pytest.mark.security  # rule 12 at the --limit and AWX-slice scopes: the newest line runs it too
+@pytest.mark.parametrize('scope', ['limit', 'slice'])
+def test_rule12_over_part_of_the_fleet_with_a_host_unreachable_an_attachment_no_host_can_be_placed_for_waits(
+        ansible, fleet, hv2, shared, tmp_path, state_dir, cloud, prefix, scope):
+    """docs/lifecycle.md: while the index is incomplete "an attachment whose host is not this hypervisor is never
+    detached, and one held by a host the index cannot place stays pending until a sweep with a complete index".
+    Over part of the fleet (``--limit hv2``, or the play of one AWX slice holding hv2) while hv3 cannot be reached,
+    the index is incomplete whatever the play holds: terminate.yml refuses by name before anything changes (the name
+    may be on hv3 too), and the sweep reclaims the expired domain on hv2 but leaves the attachment of an unknown host
+    attached, pending; this host's own is detached. The next sweep with every host reporting settles the rest."""
+    project = new_project()
+    good = inventory_of(tmp_path, fleet, state_dir, cloud)
+    down = inventory_of(tmp_path, fleet, state_dir, cloud, name='down.json', broken='hv3',
+                        slice_of='hv2' if scope == 'slice' else None)
+    cinder = ch.connect()
+    try:
+        name, uuid = hv2.make('web', start=False, disks=[{'path': shared('web'), 'target': 'vdb'}])
+        theirs = ch.create_volume(prefix + 'theirs', 1, conn=cinder).id
+        mine = ch.create_volume(prefix + 'mine', 1, conn=cinder).id
+        ch.attach_like_nova(theirs, uuid, mountpoint='/dev/vdc', conn=cinder,
+                            connector=dict(ch.DEFAULT_CONNECTOR, host='hv-not-in-the-index'))
+        ch.attach_like_nova(mine, uuid, mountpoint='/dev/vdd', conn=cinder,
+                            connector=dict(ch.DEFAULT_CONNECTOR, host='hv2'))
+
+        refused = scoped(ansible, down, 'deferred.libvirt.terminate', {'names': name, 'project': project}, scope)
+        assert refused.rc != 0
+        said = named_task(refused, 'Locate every named domain on its host (unknown, ambiguous or foreign names fail '
+                                   'here)', 'hv2')['msg']
+        assert 'the fleet state is incomplete' in said and 'hv3' in said and 'nothing was changed' in said, said
+        assert defined(hv2, name) and [a.volume_id for a in ch.attachments_for(uuid, conn=cinder)] != []
+
+        wait_past(expire_on(ansible, good, 'hv2', name, project)['reclaim_at'])
+        swept = scoped(ansible, down, 'deferred.libvirt.reclaim', {'reclaim_project': project}, scope)
+
+        assert summary_of(swept)['fleet_missing'] == ['hv3']
+        [done] = [r for r in named_task(swept, 'Sweep the hypervisor', 'hv2')['reclaimed'] if r['uuid'] == uuid]
+        assert not defined(hv2, name) and done['volumes_detached'] == [mine], done
+        [waiting] = done['volumes_pending']
+        assert waiting['id'] == theirs and 'incomplete fleet index cannot place' in waiting['error'], done
+        assert ch.volume_status(theirs, conn=cinder) == 'in-use' and ch.volume_status(mine, conn=cinder) == 'available'
+
+        settled = run_playbook(ansible, 'deferred.libvirt.reclaim', good, extra_vars=[{'reclaim_project': project}])
+        assert summary_of(settled)['fleet_complete'] is True
+        assert ch.volume_status(theirs, conn=cinder) == 'available' and ch.attachments_for(uuid, conn=cinder) == []
+        tomb = os.path.join(state_dir, 'hv2', 'tombstones', 'finished', '%s.json' % uuid)
+        assert os.path.exists(tomb), 'the tombstone is finished once no volume waits'
+    finally:
+        ch.cleanup(prefix, conn=cinder)
