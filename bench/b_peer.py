@@ -22,6 +22,7 @@ bench/counting on PYTHONPATH, which counts the libvirt calls of every module
 process (about a microsecond a call, on both sides alike).
 """
 
+import collections
 import json
 import os
 import time
@@ -145,7 +146,66 @@ def run(sizes, reps=2):
         for name in os.listdir(IMAGES):
             if name.startswith(prefix):
                 os.unlink(os.path.join(IMAGES, name))
-    return rows(timed, counted, sizes, reps)
+    extra = fixed_costs() if 1 in sizes else []
+    return rows(timed, counted, sizes, reps) + extra
+
+
+# What the controller does before any module of a run's first task starts: build its AnsiballZ payload (ansible-core
+# parses every module_utils file any import of the module reaches, then zips them), once per module and run.
+BUILD_PAYLOAD = r'''
+import json, sys, time
+from ansible.plugins.loader import init_plugin_loader, module_loader
+init_plugin_loader([sys.argv[1]])
+from ansible.executor import module_common
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+out = {}
+for fqcn in sys.argv[2:]:
+    path = module_loader.find_plugin(fqcn)
+    began = time.perf_counter()
+    data = module_common.modify_module(fqcn.split('.')[-1], path, {}, Templar(loader=DataLoader()),
+                                       task_vars={'ansible_python_interpreter': sys.executable},
+                                       module_compression='ZIP_DEFLATED')[0]
+    out[fqcn] = [time.perf_counter() - began, len(data)]
+print(json.dumps(out))
+'''
+FIXED_MODULES = ('deferred.libvirt.vm_soft_delete', 'community.libvirt.virt')
+
+
+def fixed_costs(reps=3):
+    """The fixed cost of a task, ours against the peer's, median of ``reps``: (1) the controller building the module's
+    AnsiballZ payload, in a process of its own; (2) the first and the second task of one play, each a module run that
+    finds nothing to do (vm_soft_delete of a name no domain has, virt command=list_vms), so the second shows the cost
+    without the payload build, which ansible-core caches for the rest of the run."""
+    built = collections.defaultdict(list)
+    for dummy in range(reps):
+        proc = lib.run([lib.PYTHON, '-c', BUILD_PAYLOAD, lib.COLLECTIONS] + list(FIXED_MODULES))
+        if proc.rc != 0:
+            raise RuntimeError('building the AnsiballZ payloads failed: %s' % proc.stderr[-2000:])
+        for fqcn, measured in json.loads(proc.stdout).items():
+            built[fqcn].append(measured)
+    tasks = {'ours': {'deferred.libvirt.vm_soft_delete': {'name': ['bench-peer-no-such-domain']}, 'ignore_errors': True},
+             'peer': {'community.libvirt.virt': {'command': 'list_vms', 'uri': lib.URI}}}
+    firsts = collections.defaultdict(list)
+    for rep in range(reps):
+        for tool in (('ours', 'peer') if rep % 2 == 0 else ('peer', 'ours')):
+            env = {'PYTHONPATH': lib.PEER_LIB} if tool == 'peer' else None
+            play = lib.playbook([lib.local_play([dict(tasks[tool], name='first'), dict(tasks[tool], name='second')])],
+                                lib.state_dir('peer'), env=env)
+            firsts[tool].append((play.task_seconds(0), play.task_seconds(1)))
+    ours_b, peer_b = [(lib.median([m[0] for m in built[f]]), built[f][0][1]) for f in FIXED_MODULES]
+    out = [lib.Row(NAME, 'fixed cost: AnsiballZ payload built on the controller, once per module and run',
+                   '%s, %d KB (vm_soft_delete)' % (lib.fmt_s(ours_b[0]), ours_b[1] // 1024),
+                   'virt: %s, %d KB' % (lib.fmt_s(peer_b[0]), peer_b[1] // 1024),
+                   '+%.2f s' % (ours_b[0] - peer_b[0]), '', 'info', 'median of %d' % reps)]
+    for index, which in ((0, 'first task of a run'), (1, 'second task (payload cached)')):
+        ours_t = lib.median([f[index] for f in firsts['ours']])
+        peer_t = lib.median([f[index] for f in firsts['peer']])
+        out.append(lib.Row(NAME, 'fixed cost: %s that finds nothing to do' % which,
+                           '%s (vm_soft_delete, unknown name)' % lib.fmt_s(ours_t),
+                           'virt command=list_vms: %s' % lib.fmt_s(peer_t), '+%.2f s' % (ours_t - peer_t), '', 'info',
+                           'median of %d, alternating' % reps))
+    return out
 
 
 def rows(timed, counted, sizes, reps):
