@@ -95,8 +95,8 @@ def test_the_missing_disk_of_an_expired_soft_deleted_sole_user_is_allowed_but_no
     assert raised.value.invariant == 'files'
 
 
-def test_a_tpm_state_gone_while_its_host_defines_the_domain_is_a_files_violation_once_it_was_made(checker, disk,
-                                                                                                   tmp_path):
+def test_a_tpm_state_gone_while_its_host_defines_the_domain_is_a_files_violation_once_it_was_made(
+        checker, disk, tmp_path):
     tpm = tmp_path / 'swtpm' / 'u1'
 
     def with_tpm(there, *args, **kw):
