@@ -208,6 +208,9 @@ write_files() {
 # $H of the fleet test bed: QEMU runs as root, as on the main test hypervisor.
 user = "root"
 group = "root"
+# swtpm (guests with an emulated TPM) as root too, whenever this daemon started (see hypervisor.sh).
+swtpm_user = "root"
+swtpm_group = "root"
 # All daemons share the machine's cgroup tree; the fleet hosts stay out of it so their
 # machine names can never collide with the main daemon's.
 cgroup_controllers = [ ]

@@ -50,10 +50,14 @@ setup_system() {
   mkdir -p /var/log/libvirt/qemu /var/lib/libvirt/qemu "$POOL_DIR" \
     /var/cache/libvirt/qemu /etc/libvirt/qemu /run/libvirt
   local conf=/etc/libvirt/qemu.conf
+  # swtpm as QEMU, root: left out, libvirtd runs it as tss when that user existed at its start (swtpm's package
+  # makes it) and as root otherwise, and a TPM state or swtpm_localca's lock made by one fails the other.
   if ! grep -qx 'user = "root"' "$conf" 2>/dev/null ||
-     ! grep -qx 'group = "root"' "$conf" 2>/dev/null; then
-    [[ -f $conf ]] && sed -i -E '/^(user|group)[[:space:]]*=/d' "$conf"
-    printf 'user = "root"\ngroup = "root"\n' >>"$conf"
+     ! grep -qx 'group = "root"' "$conf" 2>/dev/null ||
+     ! grep -qx 'swtpm_user = "root"' "$conf" 2>/dev/null ||
+     ! grep -qx 'swtpm_group = "root"' "$conf" 2>/dev/null; then
+    [[ -f $conf ]] && sed -i -E '/^(user|group|swtpm_user|swtpm_group)[[:space:]]*=/d' "$conf"
+    printf 'user = "root"\ngroup = "root"\nswtpm_user = "root"\nswtpm_group = "root"\n' >>"$conf"
   fi
 }
 
