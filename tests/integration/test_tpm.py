@@ -17,22 +17,13 @@ import guests
 import test_fleet_safety as base
 from fleet_support import run_playbook, wait_past
 from results import only
-from test_fleet_safety import owned, record_on, soft_delete
+from test_fleet_safety import ATTRS, BOOT_TIMEOUT, RESTORE, SOFT_DELETE, ok, owned, record_on, soft_delete
 
-SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
-RESTORE = 'deferred.libvirt.vm_restore'
 TERMINATE = 'deferred.libvirt.vm_terminate'
 RECLAIM = 'deferred.libvirt.vm_reclaim'
-ATTRS = 'deferred.libvirt.vm_attributes'
-BOOT_TIMEOUT = 180
 
 # The fleet fixtures as test_fleet_safety.py defines them.
 shared, cloud, inventory = base.shared, base.cloud, base.inventory
-
-
-def ok(result):
-    assert not result.get('failed'), result
-    return result
 
 
 def tpm_guest(make_guest, hypervisor, suffix, **kw):

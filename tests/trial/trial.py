@@ -139,6 +139,7 @@ class Fleet(object):
         self.hosts = ['hv1', 'hv2', 'hv3'][3 - hosts:]
         self.uri = {'hv1': 'qemu:///system'}
         self.state_main = {'hv1': os.path.join(TRIAL_DIR, prefix + 'hv1')}
+        self.lib_main = {'hv1': '/var/lib/libvirt'}  # each host's /var/lib/libvirt, seen from this machine
         self.vars = {'hv1': {'ansible_connection': 'local', 'ansible_python_interpreter': PYTHON,
                              'deferred_libvirt_uri': 'qemu:///system',
                              'deferred_libvirt_state_dir': self.state_main['hv1']}}
@@ -147,6 +148,7 @@ class Fleet(object):
             self.uri[host] = entry['uri_from_main_namespace']
             inside = '/var/lib/deferred-libvirt/%s' % prefix.rstrip('-')
             self.state_main[host] = os.path.join(entry['state_dir_from_main_namespace'], prefix.rstrip('-'))
+            self.lib_main[host] = os.path.dirname(entry['images_from_main_namespace'])
             self.vars[host] = dict((k, entry[k]) for k in (
                 'ansible_host', 'ansible_port', 'ansible_user', 'ansible_ssh_private_key_file',
                 'ansible_ssh_common_args'))
@@ -320,12 +322,18 @@ def domain_files(xml):
     return files
 
 
-def tpm_state(host, uuid, xml):
-    """Where libvirt keeps the TPM state of ``uuid`` on ``host``, seen from this machine (a fleet host's
-    /var/lib/libvirt is FLEET_DIR/HOST/lib), when its definition has an emulated TPM; else None."""
+def expired(record, now):
+    """Whether the record says soft-deleted with its reclaim_at passed at ``now``: a sweep may take its files."""
+    return bool(record.get('vm_state') == 'soft_deleted' and record.get('reclaim_at')
+                and parse_time(record['reclaim_at']) <= now)
+
+
+def tpm_state(lib_dir, uuid, xml):
+    """Where libvirt keeps the TPM state of ``uuid`` on the host whose /var/lib/libvirt is ``lib_dir`` (seen from this
+    machine), when its definition has an emulated TPM; else None."""
     if ET.fromstring(xml).find("devices/tpm/backend[@type='emulator']") is None:
         return None
-    return guests.tpm_state_dir(uuid, '/var/lib/libvirt' if host == 'hv1' else os.path.join(FLEET_DIR, host, 'lib'))
+    return guests.tpm_state_dir(uuid, lib_dir)
 
 
 def snapshot(fleet):
@@ -339,7 +347,7 @@ def snapshot(fleet):
                 if not name.startswith(fleet.prefix):
                     continue
                 uuid, xml = dom.UUIDString(), dom.XMLDesc(INACTIVE_XML)
-                tpm = tpm_state(host, uuid, xml)
+                tpm = tpm_state(fleet.lib_main[host], uuid, xml)
                 copies[(host, uuid)] = {
                     'name': name, 'active': bool(dom.isActive()), 'record': read_record(dom),
                     'files': domain_files(xml), 'tpm': tpm, 'tpm_there': bool(tpm) and os.path.isdir(tpm)}
@@ -879,11 +887,9 @@ class Trial(object):
                 self.checks['files'] += 1
                 if os.path.exists(path):
                     continue
-                expired = (record.get('vm_state') == 'soft_deleted' and record.get('reclaim_at')
-                           and parse_time(record['reclaim_at']) <= now)
                 if record.get('task_state') == 'deleting':
                     continue  # a terminate under way (the operator's own ask), finished by running it again
-                if expired and users[path] == [key]:
+                if expired(record, now) and users[path] == [key]:
                     continue
                 raise Violation('files', '%s on %s (uuid %s, vm_state %s, task_state %s) references %s, which is gone'
                                 % (copy['name'], key[0], key[1], record.get('vm_state'), record.get('task_state'),
@@ -901,9 +907,7 @@ class Trial(object):
             if key not in self.tpm_made:
                 continue
             record = copy['record'] or {}
-            expired = (record.get('vm_state') == 'soft_deleted' and record.get('reclaim_at')
-                       and parse_time(record['reclaim_at']) <= now)
-            if record.get('task_state') == 'deleting' or expired:
+            if record.get('task_state') == 'deleting' or expired(record, now):
                 continue
             raise Violation('files', '%s on %s (uuid %s, vm_state %s, task_state %s) had its TPM state in %s, which '
                             'is gone' % (copy['name'], key[0], key[1], record.get('vm_state'),
