@@ -1050,9 +1050,11 @@ def load_cloud():
         return yaml.safe_load(handle)['clouds']['testbed']
 
 
-def run_trial(args, ops=None, collections=None, workdir=None, quiet=False, ops_file=None):
+def run_trial(args, ops=None, collections=None, workdir=None, quiet=False, ops_file=None, deadline=None):
     """One trial on a clean fleet (a fresh prefix and project). ``ops``: replay these instead of drawing. ``ops_file``:
     the ops run so far are written there after each step (a list for ``--replay``), so no interruption loses them.
+    ``deadline`` (time.monotonic): no step starts after it, as with --max-seconds (the earlier of the two holds); the
+    Trial's ``stopped`` then says so.
 
     Returns (steps, violation or None, the ops run, the Trial)."""
     rng = random.Random(args.seed)
@@ -1069,14 +1071,15 @@ def run_trial(args, ops=None, collections=None, workdir=None, quiet=False, ops_f
     done = []
     violation = None
     steps = len(ops) if ops is not None else args.steps
-    deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
+    if args.max_seconds:
+        deadline = min(deadline or float('inf'), time.monotonic() + args.max_seconds)
     try:
         # The fleet as operators run it: its reclaim timer has swept it once, so each host knows the fleet it belongs
         # to (its state_dir's fleet.json) and an ad hoc run there keeps what another host could reach (rule 12).
         say('   0 enroll      %s' % trial.op_sweep({'op': 'sweep', 'variant': 'fleet'}))
         before = snapshot(fleet)
         for step in range(steps):
-            why = 'its time limit (--max-seconds) passed' if deadline and time.monotonic() >= deadline else (
+            why = 'its time limit passed' if deadline and time.monotonic() >= deadline else (
                 'it was interrupted (SIGINT)' if STOP['requested'] else None)
             if why:
                 # Stopped early: no more steps, but the final sweep and its checks still run, and the figures print.
@@ -1135,9 +1138,15 @@ def _stop_requested(signum, frame):
     print('trial: stopping after the step under way (SIGINT again to interrupt at once)', file=sys.stderr, flush=True)
 
 
+class OutOfTime(Exception):
+    """A shrink candidate's replay reached the shrink's deadline before it could say whether it reproduces."""
+
+
 def ddmin(ops, reproduces, deadline):
     """Delta debugging: the smallest sub-list of ``ops`` found before ``deadline`` (time.monotonic) for which
-    ``reproduces(candidate)`` is still true; returns (ops, finished in time)."""
+    ``reproduces(candidate, deadline)`` is still true; returns (ops, finished in time). ``reproduces`` raises OutOfTime
+    when the deadline stopped the candidate's replay: the budget holds within a candidate too (a replay of hundreds of
+    steps takes most of an hour), and an unfinished replay is no answer either way, so the list found so far is kept."""
     n = 2
     while len(ops) >= 2:
         chunk = max(1, len(ops) // n)
@@ -1146,7 +1155,11 @@ def ddmin(ops, reproduces, deadline):
             if time.monotonic() >= deadline:
                 return ops, False
             candidate = ops[:i] + ops[i + chunk:]
-            if reproduces(candidate):
+            try:
+                found = reproduces(candidate, deadline)
+            except OutOfTime:
+                return ops, False
+            if found:
                 ops, n, reduced = candidate, max(n - 1, 2), True
                 break
         if not reduced:
@@ -1159,8 +1172,11 @@ def ddmin(ops, reproduces, deadline):
 def shrink(args, ops, collections, workdir, budget, invariant):
     """The op list shrunk by ddmin, each candidate replayed on a clean fleet and kept when ``invariant`` breaks
     again; returns (ops, shrunk to the end)."""
-    def reproduces(candidate):
-        found = run_trial(args, ops=candidate, collections=collections, workdir=workdir, quiet=True)[1]
+    def reproduces(candidate, deadline):
+        dummy, found, dummy, replay = run_trial(args, ops=candidate, collections=collections, workdir=workdir,
+                                                quiet=True, deadline=deadline)
+        if replay.stopped:
+            raise OutOfTime(replay.stopped)
         return found is not None and found[1].invariant == invariant
     return ddmin(ops, reproduces, time.monotonic() + budget)
 

@@ -14,6 +14,8 @@ import os
 import random
 import shlex
 import sys
+import time
+import types
 
 import pytest
 
@@ -184,7 +186,7 @@ def test_an_interrupted_operation_that_leaves_its_task_state_has_not_converged(c
 def test_shrinking_keeps_only_the_operations_that_reproduce_the_violation():
     ops = [{'op': 'create', 'g': i} for i in range(12)]
 
-    def reproduces(candidate):  # the violation needs ops 3 and 8, in that order
+    def reproduces(candidate, deadline):  # the violation needs ops 3 and 8, in that order
         return [o['g'] for o in candidate if o['g'] in (3, 8)] == [3, 8]
 
     minimal, finished = trial.ddmin(ops, reproduces, float('inf'))
@@ -195,9 +197,28 @@ def test_shrinking_keeps_only_the_operations_that_reproduce_the_violation():
 def test_shrinking_stops_at_its_deadline_with_the_list_it_has():
     ops = [{'op': 'create', 'g': i} for i in range(6)]
 
-    minimal, finished = trial.ddmin(ops, lambda candidate: True, 0)
+    minimal, finished = trial.ddmin(ops, lambda candidate, deadline: True, 0)
 
     assert not finished and minimal == ops
+
+
+def test_the_shrink_budget_holds_within_a_candidate_whose_replay_it_stops(monkeypatch):
+    """A replay of hundreds of steps takes most of an hour: the shrink hands its deadline to each replay, and a replay
+    the deadline stopped is no answer, so shrinking ends there with the list it had (never the unproven candidate)."""
+    ops = [{'op': 'create', 'g': i} for i in range(8)]
+    given = []
+
+    def replay(args, ops=None, collections=None, workdir=None, quiet=False, ops_file=None, deadline=None):
+        given.append(deadline)
+        # Stopped by the deadline: every step ran but the last ones; no violation seen in the part that ran.
+        return len(ops) - 3, None, ops[:-3], types.SimpleNamespace(stopped='5 of 8 steps: its time limit passed')
+    monkeypatch.setattr(trial, 'run_trial', replay)
+    began = time.monotonic()
+
+    minimal, finished = trial.shrink(types.SimpleNamespace(), ops, None, None, 600, 'files')
+
+    assert (minimal, finished) == (ops, False)
+    assert len(given) == 1 and began + 600 <= given[0] <= time.monotonic() + 600
 
 
 def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_drawn(tmp_path):
