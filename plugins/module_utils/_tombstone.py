@@ -220,13 +220,16 @@ def refuse_volumes_without_cinder(name, volumes, cinder_opts, what='its lifecycl
 
 def for_sweep(state, live, cinder_opts, project=None, host=None):
     """For one reclaim sweep: (tombstones with work left whose domain is gone, those waiting for a run with Cinder,
-    tombstones that cannot be read). Another host's tombstones in a shared state_dir are left to that host."""
-    work, waiting, bad = [], [], []
+    tombstones that cannot be read, tombstones with work left that another host wrote). Another host's tombstones in
+    a shared state_dir are left to that host, and reported: a host whose hostname changed since its terminate and
+    whose libvirtd made up a new host UUID no longer knows them for its own, and only the report says so."""
+    work, waiting, bad, theirs = [], [], [], []
     for tomb in state.pending_tombstones():
         if tomb.get('error'):
             bad.append(tomb)
         elif foreign(tomb, host):
-            continue
+            if not finished(tomb) and (project is None or tomb.get('project') == project):
+                theirs.append(tomb)
         elif tomb.get('uuid') not in live and not finished(tomb) and (project is None or tomb.get('project') == project):
             # Pending disks need no Cinder: such a tombstone is worked on in every sweep (and still reported as
             # waiting for Cinder when it is).
@@ -236,7 +239,7 @@ def for_sweep(state, live, cinder_opts, project=None, host=None):
                     work.append(tomb)
             else:
                 work.append(tomb)
-    return work, waiting, bad
+    return work, waiting, bad, theirs
 
 
 def for_terminate(ctx, domain, record):

@@ -220,6 +220,19 @@ stale_undefined:
   returned: always
   type: list
   elements: dict
+tombstones_of_other_hosts:
+  description:
+    - Tombstones with work left (Cinder volumes or disks pending) that another hypervisor wrote, in a state_dir shared by
+      several hosts. This sweep leaves them to that host and only lists them - name, uuid, project, terminated_at,
+      host and host_uuid (the host the tombstone names), volumes_pending and disks_pending (how many).
+    - When the host named has never run a sweep on this state_dir the result also warns. That is how a host that was
+      renamed while libvirt made up a new host UUID (no SMBIOS UUID, no C(host_uuid) in libvirtd.conf) sees the
+      tombstones it wrote under its earlier name; giving libvirtd that host UUID again, or the hostname back, lets the
+      next sweep finish them (docs/lifecycle.md).
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.2.0
 cinder_unchecked:
   description:
     - Tombstones of domains terminated without Cinder options that Cinder has not been asked about yet (name, uuid,

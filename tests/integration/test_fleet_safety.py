@@ -456,6 +456,9 @@ def test_two_hosts_sharing_a_state_dir_lose_no_journal_line_and_finish_no_foreig
             # hv2's work is none of hv3's business: not finished, and not failed either (waiting for hv2's lock).
             assert not hv3_sweep.get('failed'), hv3_sweep
             assert victim not in json.dumps(hv3_sweep.get('instances') or []), hv3_sweep
+            # ... and said: hv3's sweep lists the tombstone as hv2's, with the volume that waits in it.
+            theirs = [t for t in hv3_sweep['tombstones_of_other_hosts'] if t['uuid'] == victim_uuid]
+            assert [(t['host'], t['volumes_pending']) for t in theirs] == [('hv2', 1)], hv3_sweep
         finally:
             os.kill(paused_pid, signal.SIGCONT)
             out, err = terminate.communicate(timeout=300)

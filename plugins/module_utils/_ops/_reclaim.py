@@ -28,6 +28,7 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _tombstone
 from ansible_collections.deferred.libvirt.plugins.module_utils import _eligibility as eligible
 from ansible_collections.deferred.libvirt.plugins.module_utils import _views
 from ansible_collections.deferred.libvirt.plugins.module_utils._faults import failpoint
+from ansible_collections.deferred.libvirt.plugins.module_utils._errors import StateDirError
 from ansible_collections.deferred.libvirt.plugins.module_utils._state_dir._locks import LockTimeout
 from ansible_collections.deferred.libvirt.plugins.module_utils._ops import _termination as termination
 
@@ -262,8 +263,8 @@ def run(ctx, opts):
     if limit is not None and len(todo) > limit:
         todo, over_limit = todo[:limit], todo[limit:]
     index = storage.Index(ctx.conn, [i.domain for i in items], fleet_view)
-    tombs, waiting, bad_tombs = tombstones.for_sweep(ctx.state, set(i.uuid for i in items), opts.terminate.cinder,
-                                                     project, ctx.host)
+    tombs, waiting, bad_tombs, theirs = tombstones.for_sweep(ctx.state, set(i.uuid for i in items),
+                                                             opts.terminate.cinder, project, ctx.host)
     work = [LeftWork(t, opts, foreign_hosts, index) for t in tombs] + [Reclaim(i, opts, index, clock) for i in todo] + \
         [StaleUndefine(i, fleet_view, clock) for i, dummy in stale_undefine]
     views = dict((i.uuid, i.view) for i in items)
@@ -280,6 +281,7 @@ def run(ctx, opts):
     if waiting:
         ctx.warnings.append('vm_reclaim: %d terminated domain(s) wait for a run with Cinder options (cinder_unchecked) '
                             'and are never pruned until then; %s' % (len(waiting), tombstones.NO_CINDER_ADVICE))
+    report['tombstones_of_other_hosts'] = left_to_their_hosts(ctx, theirs)
     # What the sweep knew of the fleet: an incomplete index (a host of the fleet did not report) keeps every disk
     # another host could reach, and the result says so, with the hosts that were missing.
     report['fleet'] = {'given': fleet_view.given, 'complete': fleet_view.complete, 'missing': fleet_view.missing,
@@ -293,6 +295,35 @@ def run(ctx, opts):
     report.update(started_at=_record.format_time(now), finished_at=_record.format_time(_record.utcnow()),
                   duration_seconds=round(time.monotonic() - began, 3))
     return engine.outcome(instances, 'vm_reclaim', **report)
+
+
+def left_to_their_hosts(ctx, theirs):
+    """Tombstones with work left that another host wrote (a state_dir shared by several hypervisors), as the result
+    lists them: never touched here, each one's host finishes it (rule 5). One whose host has never run a sweep on
+    this state_dir (it has no entry in clock.json) is also warned about: it may be this host under an earlier
+    hostname whose libvirtd has since made up a new host UUID, and then nothing else would ever say that its volumes
+    and disks wait."""
+    try:
+        swept = ctx.state.swept_hosts()
+    except StateDirError as exc:
+        ctx.warnings.append('vm_reclaim: %s; tombstones of other hosts are listed without checking their hosts' % exc)
+        swept = None
+    out = []
+    for tomb in theirs:
+        host = tomb.get('host') or {}
+        out.append({'name': tomb.get('name'), 'uuid': tomb.get('uuid'), 'project': tomb.get('project'),
+                    'terminated_at': tomb.get('terminated_at'), 'host': host.get('hostname'), 'host_uuid': host.get('uuid'),
+                    'volumes_pending': len(tomb.get('volumes_pending') or []),
+                    'disks_pending': len(tomb.get('disks_pending') or [])})
+        key = (host.get('hostname') or host.get('uuid') or '').lower()
+        if swept is not None and key not in swept:
+            ctx.warnings.append(
+                'vm_reclaim: the tombstone of %s (%s) names host %s (host UUID %s), which has never run a sweep on this '
+                'state_dir: its volumes and disks wait for that host. If that is this host under an earlier hostname, '
+                'this host finishes it once its libvirtd has that host UUID again (host_uuid in libvirtd.conf) or its '
+                'hostname is that one again (docs/lifecycle.md, "A state_dir shared by several hosts")'
+                % (tomb.get('name'), tomb.get('uuid'), host.get('hostname') or '(no hostname)', host.get('uuid') or '?'))
+    return out
 
 
 def check_clock(ctx, now, opts):

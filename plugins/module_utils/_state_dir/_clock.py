@@ -29,6 +29,10 @@ class ClockFile(object):
         entry = self._clock_entries().get(host_key)
         return entry if isinstance(entry, dict) else None
 
+    def swept_hosts(self):
+        """The host keys (full hostnames) that have run a sweep on this state_dir: those with a clock sample."""
+        return set(key for key, entry in self._clock_entries().items() if isinstance(entry, dict))
+
     def write_clock(self, host_key, sample):
         with self._journal_locked():
             entries = self._clock_entries()

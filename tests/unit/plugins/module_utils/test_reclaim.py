@@ -165,3 +165,34 @@ def test_a_reboot_onto_an_unsynchronised_clock_reclaims_nothing(conn, define, tm
     outcome, dummy = run(reclaim, conn, tmp_path)
     assert [r['name'] for r in outcome['extra']['reclaimed']] == ['web']
     assert outcome['extra']['clock']['state'] == 'rebooted'
+
+
+def test_tombstones_with_work_left_that_other_hosts_wrote_are_listed_untouched_and_a_never_seen_host_is_warned_of(
+        conn, tmp_path):
+    """Rule 5 in a state_dir shared by several hosts: another host's tombstone is that host's to finish, and the sweep
+    says it saw it. A host renamed while libvirt made up a new host UUID finds its own earlier tombstones that way:
+    their host never ran a sweep here, so the result warns, with the way to claim them back."""
+    ctx = context(conn, tmp_path)
+    volume = {'id': '0d8e4c9e-6f1a-4c8e-9d63-5a3b2e9e1f00', 'delete_on_termination': True, 'error': 'Cinder is down'}
+    renamed = {'name': 'web01', 'uuid': '0a1b2c3d-0000-4000-8000-000000000001', 'project': 'web', 'status': 'terminated',
+               'terminated_at': '2026-11-30T10:00:00Z', 'volumes_pending': [volume],
+               'host': {'uuid': 'bbbbbbbb-0000-4000-8000-000000000002', 'hostname': 'kvm-old.example.com'}}
+    neighbour = dict(renamed, name='web02', uuid='0a1b2c3d-0000-4000-8000-000000000002',
+                     host={'uuid': 'cccccccc-0000-4000-8000-000000000003', 'hostname': 'kvm2.example.com'})
+    done = dict(neighbour, name='web03', uuid='0a1b2c3d-0000-4000-8000-000000000003', volumes_pending=[],
+                cinder_checked=True)
+    for tomb in (renamed, neighbour, done):
+        ctx.state.write_tombstone(dict(tomb))
+    ctx.state.write_clock('kvm2.example.com', eligible.clock_sample(NOW))  # kvm2 sweeps this state_dir too
+    before = dict((t['uuid'], ctx.state.read_tombstone(t['uuid'])) for t in (renamed, neighbour))
+    outcome, ctx = run(reclaim, conn, tmp_path)
+    listed = outcome['extra']['tombstones_of_other_hosts']
+    assert [(t['name'], t['host'], t['host_uuid'], t['volumes_pending'], t['disks_pending']) for t in listed] == [
+        ('web01', 'kvm-old.example.com', 'bbbbbbbb-0000-4000-8000-000000000002', 1, 0),
+        ('web02', 'kvm2.example.com', 'cccccccc-0000-4000-8000-000000000003', 1, 0)]
+    # Untouched: not finished, not worked on, not counted as this host's pending work.
+    assert dict((u, ctx.state.read_tombstone(u)) for u in before) == before
+    assert outcome['extra']['pending'] == [] and outcome['extra']['finished_tombstones'] == []
+    warned = [w for w in ctx.warnings if 'tombstone of' in w]
+    assert len(warned) == 1 and 'web01' in warned[0] and 'kvm-old.example.com' in warned[0], ctx.warnings
+    assert 'never run a sweep on this state_dir' in warned[0] and 'host_uuid in libvirtd.conf' in warned[0]
