@@ -268,12 +268,13 @@ def settle(conn, server_uuid, volumes, wait_timeout=DEFAULT_WAIT, foreign_hosts=
     pending ones carry the error. Raises CinderUnavailable when Cinder cannot
     even list the attachments; then nothing was changed.
 
-    ``foreign_hosts``: the other hypervisors of the fleet; an attachment one of them holds is theirs (rule 10).
+    ``foreign_hosts``: the other hypervisors of the fleet (OtherHypervisors, or their hostnames); an attachment one of
+    them holds is theirs (rule 10).
     ``own_hosts``: hosts this domain itself lived on before (a move, a migration): an attachment naming one of them
     is the domain's own, left from before it moved, and is settled like any other (rule 5).
     """
     attached = server_attachments(conn, server_uuid)
-    foreign_hosts = _without(foreign_hosts, own_hosts)
+    foreign_hosts = OtherHypervisors.of(foreign_hosts).without(own_hosts)
     known = set(v['id'] for v in volumes)
     volumes = list(volumes) + [{'id': vid, 'target': None, 'delete_on_termination': False, 'discovered': True}
                                for vid in sorted(attached) if vid not in known]
@@ -307,20 +308,76 @@ def plan(conn, server_uuid, volumes):
     return every
 
 
-def _without(foreign_hosts, own_hosts):
-    """The foreign hosts that are none of the domain's own earlier hosts (by full or short name)."""
-    own = set()
-    for host in own_hosts or ():
-        if host:
-            own.update([host, host.split('.')[0]])
-    if hasattr(foreign_hosts, 'without'):
-        # An incomplete index (FleetView.foreign_hosts): every host but this one stays another's, not only those listed.
-        return foreign_hosts.without(own)
-    return set(h for h in foreign_hosts or () if h not in own and h.split('.')[0] not in own)
+class OtherHypervisors(object):
+    """The other hypervisors of the fleet, as Cinder's attachments name them: an attachment one of them holds is
+    theirs, never detached or deleted from here (rule 10).
+
+    ``known``: their hostnames (full, short or inventory names). With a complete fleet index they are all there is.
+    ``every`` (an incomplete index, rule 12): a host that did not report may be under any name, so every host that
+    is none of ``mine`` (this hypervisor's full hostnames) counts as another one, and a name outside ``known`` is
+    ``uncertain``: its attachment is neither detached nor settled, and stays pending for a sweep with a complete index.
+    """
+
+    def __init__(self, known=(), mine=(), every=False):
+        self.known = frozenset(name.lower() for name in known if name)
+        self.mine = frozenset(name.lower() for name in mine if name)
+        self.every = bool(every)
+
+    @classmethod
+    def of(cls, hosts):
+        """``hosts`` as OtherHypervisors: itself, else a plain collection of hostnames (a complete index; none: ())."""
+        return hosts if isinstance(hosts, cls) else cls(hosts or ())
+
+    def holds(self, host):
+        """Whether Cinder's attachment host name ``host`` may be one of them. With a complete index: one of ``known``
+        by the same name, or, where either side is a short name (Cinder's connector may send one), the same first
+        label; hv1.dc1 is not hv1.dc2, but a bare hv1 may be hv1.dc2's, and an attachment that may be another
+        hypervisor's is kept (the safe side: the operator detaches it). With an incomplete one: any host not this one."""
+        host = (host or '').lower()
+        if not host:
+            return False
+        if self.every:
+            return host not in self.mine and host.split('.')[0] not in self.mine
+        for other in self.known:
+            if host == other or (('.' not in host or '.' not in other) and host.split('.')[0] == other.split('.')[0]):
+                return True
+        return False
+
+    __contains__ = holds
+
+    def uncertain(self, host):
+        """Whether ``host`` may be a host of the fleet that did not report: held by another, and by none it knows."""
+        host = (host or '').lower()
+        return self.every and self.holds(host) and host not in self.known and host.split('.')[0] not in self.known
+
+    def without(self, own_hosts):
+        """The same, less the hosts the domain itself lived on (``own_hosts``, by full or short name): an attachment
+        naming one of them is the domain's own, left from before it moved, never another hypervisor's (rule 5)."""
+        own = set()
+        for host in own_hosts or ():
+            if host:
+                own.update([host.lower(), host.lower().split('.')[0]])
+        return OtherHypervisors([k for k in self.known if k not in own and k.split('.')[0] not in own],
+                                self.mine | own, self.every)
+
+    def __bool__(self):
+        return self.every or bool(self.known)
+
+    __nonzero__ = __bool__
+
+    def __iter__(self):
+        return iter(sorted(self.known))
+
+    def __len__(self):
+        return len(self.known)
+
+    def __repr__(self):
+        return 'OtherHypervisors(%r, every=%r)' % (sorted(self.known), self.every)
 
 
 def _held_elsewhere(bs, vol, attachment_ids, foreign_hosts):
     """The other hypervisor of the fleet that holds one of the attachments (Cinder's host_name of it), else None."""
+    foreign_hosts = OtherHypervisors.of(foreign_hosts)
     if not foreign_hosts or not attachment_ids:
         return None
     try:
@@ -332,34 +389,17 @@ def _held_elsewhere(bs, vol, attachment_ids, foreign_hosts):
     for legacy in volume.attachments or []:
         host = legacy.get('host_name')
         ours = legacy.get('attachment_id') in attachment_ids
-        if ours and host and _names_foreign(host, foreign_hosts):
+        if ours and host and foreign_hosts.holds(host):
             return host
     return None
-
-
-def _names_foreign(host, foreign_hosts):
-    """Whether Cinder's attachment host name ``host`` may be one of ``foreign_hosts`` (full hostnames of the other
-    hypervisors): the same name, or, where either side is a short name (Cinder's connector may send one), the same
-    first label. hv1.dc1 is not hv1.dc2; a bare hv1 may be hv1.dc2's, and an attachment that may be another
-    hypervisor's is kept (the safe side: the operator detaches it)."""
-    host = host.lower()
-    if hasattr(foreign_hosts, 'uncertain'):
-        # An incomplete index: any host that is not this hypervisor may be one that did not report (rule 12).
-        return host in foreign_hosts
-    for other in foreign_hosts:
-        other = (other or '').lower()
-        if not other:
-            continue
-        if host == other or (('.' not in host or '.' not in other) and host.split('.')[0] == other.split('.')[0]):
-            return True
-    return False
 
 
 def _settle_one(conn, server_uuid, vol, attachment_ids, wait_timeout, foreign_hosts=()):
     bs = conn.block_storage
     outcome = {'detached': False, 'deleted': False, 'kept': False, 'missing': False}
+    foreign_hosts = OtherHypervisors.of(foreign_hosts)
     holder = _held_elsewhere(bs, vol, attachment_ids, foreign_hosts)
-    if holder and getattr(foreign_hosts, 'uncertain', lambda name: False)(holder):
+    if holder and foreign_hosts.uncertain(holder):
         # The fleet index is incomplete and this host is none of the fleet's: it may be one that did not report.
         raise RuntimeError('attached on host %s, which the incomplete fleet index cannot place; neither detached nor '
                            'deleted, left pending until a sweep with a complete fleet index' % holder)

@@ -23,6 +23,7 @@ import os
 
 from ansible.module_utils.common.text.converters import to_text
 
+from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
 from ansible_collections.deferred.libvirt.plugins.module_utils import _record
 from ansible_collections.deferred.libvirt.plugins.module_utils._duration import format_duration
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
@@ -449,50 +450,14 @@ class FleetView(object):
         """Hostnames of the other hypervisors of the fleet: a Cinder attachment they hold is never detached here.
 
         While the index is incomplete a host that did not report counts as another hypervisor too, and since its
-        identity may be unknown, every host that is not this one does (EveryOtherHost): nothing is detached that
-        this hypervisor does not hold.
+        identity may be unknown, every host that is not this one does (``every``): nothing is detached that this
+        hypervisor does not hold.
         """
         names = set()
         for identity in (self.fleet or {}).get('hypervisors') or []:
             names |= _names(identity)
         names -= _names(self.me)
         if self.given and not self.complete:
-            return EveryOtherHost(_names(self.me), names | set(
-                part for host in self.missing for part in (host, host.split('.')[0])))
-        return names
-
-
-class EveryOtherHost(object):
-    """The other hypervisors while the fleet index is incomplete: every host name that is not this hypervisor's.
-
-    ``known`` are the fleet's other hosts (those that reported, and the missing ones by inventory name): an attachment
-    one of them holds is theirs. Any other name is ``uncertain``: it may be a host that did not report under another
-    name, so its attachment is neither detached nor settled, and stays pending for a sweep with a complete index.
-    """
-
-    def __init__(self, mine, known):
-        self.mine = frozenset(mine)
-        self.known = frozenset(known)
-
-    def __contains__(self, name):
-        return bool(name) and name not in self.mine and name.split('.')[0] not in self.mine
-
-    def __bool__(self):
-        return True
-
-    __nonzero__ = __bool__
-
-    def __iter__(self):
-        return iter(sorted(self.known))
-
-    def __len__(self):
-        return len(self.known)
-
-    def uncertain(self, name):
-        return name in self and name not in self.known and name.split('.')[0] not in self.known
-
-    def without(self, own):
-        """The same hosts, less ``own`` (names, full and short, of hosts the domain itself lived on): theirs are
-        this domain's own attachments, never another hypervisor's."""
-        own = frozenset(name.lower() for name in own)
-        return EveryOtherHost(self.mine | own, set(k for k in self.known if k not in own and k.split('.')[0] not in own))
+            return cinder.OtherHypervisors(names | set(
+                part for host in self.missing for part in (host, host.split('.')[0])), _names(self.me), every=True)
+        return cinder.OtherHypervisors(names)

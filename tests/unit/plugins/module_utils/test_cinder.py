@@ -21,7 +21,6 @@ import os
 import pytest
 
 from ansible_collections.deferred.libvirt.plugins.module_utils import _cinder as cinder
-from ansible_collections.deferred.libvirt.plugins.module_utils import _fleet as fleet
 from ansible_collections.deferred.libvirt.plugins.module_utils._errors import DeferredError
 
 SERVER = '0d8e4c9e-6f1a-4c8e-9d63-5a3b2e9e1f00'
@@ -208,9 +207,9 @@ def test_rule12_while_the_index_is_incomplete_an_attachment_of_a_host_it_cannot_
     # docs/lifecycle.md: "a missing host counts as another hypervisor for Cinder attachments". The domain's own
     # earlier hosts (a move) once turned the incomplete index's "every other host" into the list of known hosts, so an
     # attachment of a host that did not report, under a name the index does not know, was detached.
-    others = fleet.EveryOtherHost(['hv2'], ['hv3', 'hv4'])
+    others = cinder.OtherHypervisors(['hv3', 'hv4'], mine=['hv2'], every=True)
     for own_hosts in ([], ['hv1']):
-        foreign = cinder._without(others, own_hosts)
+        foreign = others.without(own_hosts)
         unknown = Recording([{'attachment_id': 'a1', 'host_name': 'hv9'}])
         with pytest.raises(RuntimeError) as err:
             cinder._settle_one(Conn(unknown), SERVER, {'id': 'v'}, ['a1'], 1, foreign)
@@ -222,7 +221,7 @@ def test_rule12_while_the_index_is_incomplete_an_attachment_of_a_host_it_cannot_
     # This hypervisor's own attachment, and one of a host the domain itself lived on, are the domain's: detached.
     for host in ('hv2', 'hv1'):
         own = Recording([{'attachment_id': 'a1', 'host_name': host}])
-        outcome = cinder._settle_one(Conn(own), SERVER, {'id': 'v'}, ['a1'], 1, cinder._without(others, ['hv1']))
+        outcome = cinder._settle_one(Conn(own), SERVER, {'id': 'v'}, ['a1'], 1, others.without(['hv1']))
         assert outcome['detached'] is True and own.detached == ['a1']
 
 
@@ -323,3 +322,22 @@ def test_the_cinder_configuration_is_described_without_its_secrets():
     assert cinder.describe({'cloud': 'devstack'}) == 'cloud devstack'
     assert cinder.describe({'cloud': {'auth': AUTH}}) == 'the cloud given as a dict (http://127.0.0.1:9/v3)'
     assert 'hunter2' not in cinder.describe({'auth': AUTH})
+
+
+def test_other_hypervisors_are_one_kind_whether_the_index_is_complete_or_not():
+    """Every caller hands settle() the same kind of thing (FleetView.foreign_hosts, or hostnames, or nothing); the
+    complete and the incomplete index differ only by ``every``, and both keep it through ``without``."""
+    complete = cinder.OtherHypervisors(['HV3.example', 'hv4'])
+    assert complete.holds('hv3.example') and complete.holds('hv3') and complete.holds('hv4.dc1')
+    assert not complete.holds('hv2.example') and not complete.uncertain('hv9') and bool(complete)
+    assert not cinder.OtherHypervisors.of(()) and not cinder.OtherHypervisors.of(None).holds('hv3')
+    assert cinder.OtherHypervisors.of(complete) is complete
+    assert not complete.without(['hv3.example']).holds('hv3.example') and not complete.without(['hv3']).every
+    incomplete = cinder.OtherHypervisors(['hv3'], mine=['hv2.example'], every=True)
+    assert incomplete.holds('hv9') and incomplete.uncertain('hv9') and not incomplete.uncertain('HV3')
+    assert not incomplete.holds('HV2.example')
+    # A bare hv2 may be this host's or a missing host's: kept, the safe side.
+    assert incomplete.holds('hv2') and incomplete.uncertain('hv2')
+    # The domain's own earlier host stops being another's, and the index stays incomplete.
+    moved = incomplete.without(['hv9.example'])
+    assert moved.every and not moved.holds('hv9') and moved.uncertain('hv7')
