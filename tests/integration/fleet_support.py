@@ -3,7 +3,10 @@
 """A fleet of hypervisors for the fleet and timer tests: hv1 is the main test hypervisor (qemu:///system,
 reached with the local connection), hv2 and hv3 further, independent libvirtds of tests/testbed/fleet.sh, each with
 its own hostname and host UUID, reached over SSH on loopback as production playbooks reach their hosts. hv2 and hv3
-(and hv1) see one shared images directory at the same path (SHARED_DIR), and guests migrate between hv2 and hv3."""
+(and hv1) see one shared images directory at the same path (SHARED_DIR), and guests migrate between hv2 and hv3.
+hv1 has the machine's own hostname, so the records it writes, and every message naming the host a record names, say
+that hostname (`vm` on these machines) where the inventory says hv1: a module reports the libvirt identity it reads,
+which is all an ad hoc run has."""
 
 import datetime
 import json
