@@ -15,7 +15,8 @@ import pytest
 
 import guests
 import test_fleet_safety as base
-from fleet_support import run_playbook, wait_past
+import test_fleet_scope as scoped_base
+from fleet_support import named_task, new_project, run_playbook, task_on, wait_past
 from results import only
 from test_fleet_safety import ATTRS, BOOT_TIMEOUT, RESTORE, SOFT_DELETE, ok, owned, record_on, soft_delete
 
@@ -114,3 +115,36 @@ def test_a_restore_onto_a_host_without_the_tpm_state_is_refused_before_anything_
     after = record_on(ansible, inventory, 'hv2', name)
     assert (after['vm_state'], after['deleted_at'], after['reclaim_at']) == (
         'soft_deleted', before['deleted_at'], before['reclaim_at'])
+
+
+@pytest.mark.fleet_rules
+@pytest.mark.parametrize('scope', ['limit', 'slice'])
+def test_a_sweep_over_part_of_the_fleet_deletes_the_tpm_state_of_what_it_reclaims_and_keeps_the_rest(
+        ansible, fleet, hv2, tmp_path, state_dir, cloud, scope):
+    """The same rule at the scopes an operator runs short of the whole fleet: ``--limit hv2``, and the play of the AWX
+    slice that holds hv2 alone. hv2's TPM states are its own (its /var/lib/libvirt): the reclaimed domain's goes with
+    it, the one still in the trash keeps its own."""
+    project = new_project()
+    inventory = scoped_base.inventory_of(tmp_path, fleet, state_dir, cloud, slice_of='hv2' if scope == 'slice' else None)
+    lib = os.path.dirname(fleet['hv2']['images_from_main_namespace'])
+    made = {}
+    for suffix in ('gone', 'kept'):
+        name, uuid = hv2.make(suffix, start=True, wait_ready=False, tpm=True)
+        hv2.conn.lookupByName(name).destroy()
+        made[suffix] = (name, uuid, guests.tpm_state_dir(uuid, lib))
+        assert os.listdir(made[suffix][2]), 'libvirt on hv2 made no TPM state for %s' % name
+    gone, gone_uuid, gone_state = made['gone']
+    kept, kept_state = made['kept'][0], made['kept'][2]
+    ok(task_on(ansible, inventory, 'hv2', ATTRS, name=kept, project=project, user='alice'))
+    ok(task_on(ansible, inventory, 'hv2', SOFT_DELETE, name=kept, project=project, reclaim_interval='1h'))
+    wait_past(scoped_base.expire_on(ansible, inventory, 'hv2', gone, project)['reclaim_at'])
+
+    result = scoped_base.scoped(ansible, inventory, 'deferred.libvirt.reclaim', {'reclaim_project': project}, scope)
+
+    summary = scoped_base.summary_of(result)
+    assert [r['name'] for r in summary['reclaimed']] == [gone], summary['lines']
+    swept = named_task(result, 'Sweep the hypervisor', 'hv2')
+    [reclaimed] = [r for r in swept['instances'] if r['uuid'] == gone_uuid]
+    assert 'VIR_DOMAIN_UNDEFINE_TPM' in reclaimed['undefine_flags'], reclaimed
+    assert not os.path.exists(gone_state)
+    assert hv2.exists(kept) and os.listdir(kept_state), 'the sweep took the TPM state of a domain it kept'
