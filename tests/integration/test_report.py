@@ -405,11 +405,25 @@ def test_sweep_prints_each_hosts_line_as_soon_as_that_host_is_done(ansible, inve
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, paused_pid = [], None
 
+    def paused_module(seconds):
+        # The pid hv1's module wrote when it stopped at the fail point, once it has (it may reach the fail point only
+        # after hv2's line on a busy machine: hv1 is then still sweeping all the same); None when it has not by then.
+        deadline = time.monotonic() + seconds
+        while True:
+            if os.path.exists(pause):
+                with open(pause) as handle:
+                    words = handle.read().split()
+                if words:
+                    return int(words[0])
+            if time.monotonic() >= deadline or proc.poll() is not None:
+                return None
+            time.sleep(0.2)
+
     def resume_anyway():
         # Were hv2's line held back until hv1 is done, nothing would ever be printed: let hv1 go, and fail below.
-        if os.path.exists(pause):
-            with open(pause) as handle:
-                os.kill(int(handle.read().split()[0]), signal.SIGCONT)
+        pid = paused_module(0)
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
     watchdog = threading.Timer(150, resume_anyway)
     watchdog.start()
     try:
@@ -417,13 +431,13 @@ def test_sweep_prints_each_hosts_line_as_soon_as_that_host_is_done(ansible, inve
             lines.append(line)
             if '"msg": "host hv2: swept' in line:
                 break
-        with open(pause) as handle:
-            paused_pid = int(handle.read().split()[0])
-        assert os.path.exists('/proc/%d' % paused_pid) and not any('host hv1: swept' in line for line in lines)
+        assert not any('host hv1: swept' in line for line in lines), ''.join(lines)[-3000:]
+        paused_pid = paused_module(120)
+        assert paused_pid is not None and os.path.exists('/proc/%d' % paused_pid), \
+            'hv1\'s sweep never reached the fail point reclaim.before_lock: ' + ''.join(lines)[-3000:]
     finally:
-        if paused_pid is None and os.path.exists(pause):
-            with open(pause) as handle:
-                paused_pid = int(handle.read().split()[0])
+        if paused_pid is None:
+            paused_pid = paused_module(120)
         if paused_pid is not None:
             os.kill(paused_pid, signal.SIGCONT)
         watchdog.cancel()

@@ -53,15 +53,20 @@ def test_finished_tombstones_older_than_the_retention_are_removed_and_pending_on
         ansible, make_guest, hypervisor, state_dir):
     done, done_uuid = make_guest('done', kind='bios', start=False)
     busy, busy_uuid = make_guest('busy', kind='bios', start=False)
+    # Its sweeps are of its own project: one of the whole hypervisor would reclaim the expired guests of the tests
+    # beside it (the tombstones keep the project the record had).
+    project = done.rsplit('-', 1)[0]
+    assert not ansible.task(ATTR, name=done, project=project).get('failed')
     vol = str(uuidlib.uuid4())
-    assert not ansible.task(ATTR, name=busy, volumes=[{'id': vol, 'delete_on_termination': True}]).get('failed')
+    assert not ansible.task(ATTR, name=busy, project=project,
+                            volumes=[{'id': vol, 'delete_on_termination': True}]).get('failed')
     # With Cinder, done's tombstone is finished (Cinder asked, nothing attached); without, busy's volume stays pending.
     gone = ansible.task(TM, name=[done], cloud='testbed', env=CLOUD_ENV)
     assert not gone.get('failed'), gone
     gone = ansible.task(TM, name=[busy])
     assert not gone.get('failed'), gone
 
-    kept = ansible.task(RC, tombstone_retention='1d')
+    kept = ansible.task(RC, project=project, tombstone_retention='1d')
     assert not kept.get('failed'), kept
     assert kept['retention']['tombstones_removed'] == []
     info = ansible.task(INFO, include_deleted=True)
@@ -69,7 +74,7 @@ def test_finished_tombstones_older_than_the_retention_are_removed_and_pending_on
     assert sorted(i['name'] for i in ours if i['vm_state'] == 'deleted') == sorted([done, busy])
 
     time.sleep(2.5)
-    sweep = ansible.task(RC, tombstone_retention=1)
+    sweep = ansible.task(RC, project=project, tombstone_retention=1)
     assert not sweep.get('failed'), sweep
     assert [(t['name'], t['uuid']) for t in sweep['retention']['tombstones_removed']] == [(done, done_uuid)]
     info = ansible.task(INFO, include_deleted=True)
@@ -80,15 +85,17 @@ def test_finished_tombstones_older_than_the_retention_are_removed_and_pending_on
     assert [(e['domain'], e['uuid'], e['request_id'], e['result']) for e in purges] == [
         (done, done_uuid, sweep['request_id'], 'success')]
     # A pending tombstone is never removed, whatever its age and the retention.
-    again = ansible.task(RC, tombstone_retention=0)
+    again = ansible.task(RC, project=project, tombstone_retention=0)
     assert again['retention']['tombstones_removed'] == [] and ansible.tombstone(busy_uuid) is not None
 
 
 def test_check_mode_shows_which_tombstones_would_go_and_removes_none(ansible, make_guest, state_dir):
     name, uuid = make_guest('a', kind='bios', start=False)
+    project = name.rsplit('-', 1)[0]  # not the other tests' tombstones in check mode either
+    assert not ansible.task(ATTR, name=name, project=project).get('failed')
     assert not ansible.task(TM, name=name, cloud='testbed', env=CLOUD_ENV).get('failed')
     time.sleep(1.5)
-    dry = ansible.playbook([{'name': 'dry', RC: {'tombstone_retention': 1}}], check=True).task(0)
+    dry = ansible.playbook([{'name': 'dry', RC: {'project': project, 'tombstone_retention': 1}}], check=True).task(0)
     assert [t['uuid'] for t in dry['retention']['tombstones_removed']] == [uuid]
     assert ansible.tombstone(uuid) is not None
 
@@ -140,8 +147,10 @@ def test_the_journal_rotated_while_two_modules_append_keeps_every_line_whole(ans
                                              'loop': list(range(rounds))}])
                for group in (names[:3], names[3:])]
     sweeps = []
+    # A project of nothing: the journal is the host's whatever the project, and no other test's guest is reclaimed.
+    nobody = names[0].rsplit('-', 1)[0] + '-none'
     while any(w.proc.poll() is None for w in writers) or not sweeps:
-        sweep = ansible.task(RC, journal_rotate_size=0)
+        sweep = ansible.task(RC, project=nobody, journal_rotate_size=0)
         assert not sweep.get('failed'), sweep
         sweeps.append(sweep['retention']['journal_rotated'])
     for writer in writers:

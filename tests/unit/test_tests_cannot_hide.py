@@ -80,3 +80,64 @@ def test_an_unknown_stage_is_refused_before_anything_runs():
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "no stage named 'integartion'" in proc.stderr and 'Nothing was run' in proc.stderr
     assert '==' not in proc.stdout and 'passed' not in proc.stdout
+
+
+RECLAIM_MODULES = ('deferred.libvirt.vm_reclaim', 'vm_reclaim')
+
+
+def _reclaim_names(tree):
+    """The module-level names a test file binds to vm_reclaim's name (RC = ..., or SD, RC = (..., ...))."""
+    names = set()
+    for node in tree.body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            pairs = []
+            if isinstance(target, ast.Name):
+                pairs = [(target, node.value)]
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                pairs = list(zip(target.elts, node.value.elts))
+            names |= set(t.id for t, v in pairs if isinstance(t, ast.Name) and isinstance(v, ast.Constant)
+                         and v.value in RECLAIM_MODULES)
+    return names
+
+
+def _is_reclaim(node, names):
+    return (isinstance(node, ast.Name) and node.id in names) or (isinstance(node, ast.Constant)
+                                                                 and node.value in RECLAIM_MODULES)
+
+
+def _marked_exclusive(decorators):
+    return any('exclusive' in ast.unparse(d) for d in decorators)
+
+
+def test_no_test_beside_another_sweeps_the_whole_hypervisor():
+    """Integration tests run several at a time (docs/testing.md) and every test's guests are on the same hypervisor: a
+    vm_reclaim without a project reclaims the expired guests of the test beside it, which then fails (a sweep of
+    test_state_dir_trust.py reclaimed the guests test_timer.py's cron was to sweep). A sweep in a test is of the test's
+    own project, or a check mode one, or the test is marked exclusive and runs alone."""
+    found = []
+    for path in python_files(os.path.join(ROOT, 'tests', 'integration')):
+        with open(path) as handle:
+            tree = ast.parse(handle.read(), path)
+        names = _reclaim_names(tree)
+        if any('exclusive' in ast.unparse(n) for n in tree.body if isinstance(n, ast.Assign)
+               and any(getattr(t, 'id', '') == 'pytestmark' for t in n.targets)):
+            continue
+        for test in tree.body:
+            if not isinstance(test, ast.FunctionDef) or _marked_exclusive(test.decorator_list):
+                continue
+            for node in ast.walk(test):
+                args = None
+                if (isinstance(node, ast.Call) and getattr(node.func, 'attr', '') == 'task' and node.args
+                        and _is_reclaim(node.args[0], names)):
+                    args = dict((k.arg, k.value) for k in node.keywords)
+                    checked = 'check' in args and getattr(args['check'], 'value', False) is True
+                    if 'project' not in args and not checked:
+                        found.append('%s:%d' % (os.path.relpath(path, ROOT), node.lineno))
+                elif isinstance(node, ast.Dict):
+                    for key, value in zip(node.keys, node.values):
+                        if key is not None and _is_reclaim(key, names) and isinstance(value, ast.Dict) and \
+                                'project' not in [getattr(k, 'value', None) for k in value.keys]:
+                            found.append('%s:%d' % (os.path.relpath(path, ROOT), node.lineno))
+    assert not found, 'sweeps of the whole hypervisor in tests that run beside others:\n' + '\n'.join(found)
