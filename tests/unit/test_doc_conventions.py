@@ -162,3 +162,30 @@ def test_every_option_a_module_doc_points_at_is_one_of_its_own(module_docs):
         for ref in re.findall(r'\bO\(([^)#=]+)(?:=[^)]*)?\)', text):
             top = re.split(r'[.\[]', ref)[0]
             assert top in doc['options'], '%s: O(%s) names no option of this module' % (module, ref)
+
+
+def test_every_section_a_message_points_to_is_in_that_doc():
+    """A message that sends the operator to a part of the docs (docs/lifecycle.md, "Fleets") names a heading, or the
+    bold lead of a list item, that the doc has: a warning of vm_reclaim named a section docs/lifecycle.md never had."""
+    import ast
+    pointer = re.compile(r'(docs/[\w/.-]+\.md)[^"\n]{0,12}"([^"]+)"')
+    found, wrong = 0, []
+    for base in ('plugins', 'roles'):
+        for folder, dummy, files in os.walk(os.path.join(ROOT, base)):
+            for name in (f for f in files if f.endswith('.py')):
+                path = os.path.join(folder, name)
+                with open(path) as handle:
+                    tree = ast.parse(handle.read(), path)
+                for node in ast.walk(tree):
+                    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                        continue
+                    for doc, title in pointer.findall(node.value):
+                        found += 1
+                        with open(os.path.join(ROOT, doc)) as handle:
+                            text = handle.read()
+                        heading = re.search(r'^#+ %s\s*$' % re.escape(title), text, re.M)
+                        lead = re.search(r'^\s*[-*] \*\*%s\.?\*\*' % re.escape(title), text, re.M)
+                        if not (heading or lead):
+                            wrong.append('%s:%d: %s has no "%s"' % (os.path.relpath(path, ROOT), node.lineno, doc, title))
+    assert found >= 2, 'no message points to a part of the docs: the pattern no longer finds them'
+    assert not wrong, '\n'.join(wrong)

@@ -321,7 +321,8 @@ def left_to_their_hosts(ctx, theirs):
                 'vm_reclaim: the tombstone of %s (%s) names host %s (host UUID %s), which has never run a sweep on this '
                 'state_dir: its volumes and disks wait for that host. If that is this host under an earlier hostname, '
                 'this host finishes it once its libvirtd has that host UUID again (host_uuid in libvirtd.conf) or its '
-                'hostname is that one again (docs/lifecycle.md, "A state_dir shared by several hosts")'
+                'hostname is that one again (docs/lifecycle.md, "A distinct hostname per hypervisor, and a host UUID that '
+                'stays")'
                 % (tomb.get('name'), tomb.get('uuid'), host.get('hostname') or '(no hostname)', host.get('uuid') or '?'))
     return out
 
