@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Print the node id (path::name) of every test a pytest JUnit XML report says failed or errored, one per line.
 
-scripts/test.sh runs such tests once more, alone, after a stage that runs several tests at a time.
+scripts/test.sh runs such tests once more, alone, after a stage that runs two tests at a time.
 """
 
 import os

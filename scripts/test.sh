@@ -117,15 +117,13 @@ cpu_lane() {
 }
 
 # The stages on the test bed's hypervisors, one at a time (they share libvirtd and Cinder).
-# Three at a time: the waits of one test (a guest booting, a shutdown, Cinder) leave room on the two cores for the
-# others; three kept them 1.80 busy against 1.73 with two, 606 s against 669 s for 198 tests (docs/testing.md).
-workers=${TEST_WORKERS:-3}
-# several_at_a_time NAME PYTHON MARKS [PYTEST ARGS...]: tests/integration -m MARKS, $workers tests at a time. Every test has
+workers=${TEST_WORKERS:-2}
+# two_at_a_time NAME PYTHON MARKS [PYTEST ARGS...]: tests/integration -m MARKS, two tests at a time. Every test has
 # guests, a project and a state_dir of its own, but the modules see the whole hypervisor, as they must: a domain
 # another test defines while a terminate reads the host is one whose disks it cannot know, so the terminate keeps
 # the disk it would have deleted (rule 6). A test that fails beside another one therefore runs once more, alone;
 # its verdict alone is the stage's, and every such test is named in the output.
-several_at_a_time() {
+two_at_a_time() {
   local name=$1 py=$2 marks=$3 rc
   shift 3
   local junit=$root/build/$name-junit.xml
@@ -149,20 +147,25 @@ several_at_a_time() {
   "$py" -m pytest -q -rs -p no:cacheprovider "${failed[@]}"
 }
 hv_lane() {
-  # The stages that run one test at a time come first, while the checks of the other lane fill the second core; the
-  # stages that run several tests at a time keep both cores busy themselves, and come last (docs/testing.md).
   if want integration; then
-    # The tests that read or change what every test shares (docs/testing.md), alone.
-    step "integration tests marked exclusive, alone (real libvirtd, real QEMU guests, real Cinder)"
+    step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
+    # The fleet_rules scenarios of test_fleet_safety.py (rules 9-11, the restore onto another host) run with the rest.
+    # Two at a time (pytest-xdist, a test file per worker), then the tests marked exclusive alone (docs/testing.md).
+    # --durations: the 15 slowest tests, so that the stage's time (the longest of the run) is watched.
+    two_at_a_time integration python 'not exclusive' --durations=15
     run_pytest -q -rs -p no:cacheprovider -m exclusive tests/integration
   fi
   if want security-newest; then
-    step "security tests marked exclusive on the newest ansible-core line (2.21, Python 3.13, .venv-newest), alone"
+    # The security tests of the integration stage (pytest -m security: tenant strings never templated, secrets never
+    # printed, clocks checked) once more on the newest ansible-core line, whose data tagging changes what is
+    # templated; and the results whose keys that line reads itself (-m ansible_lines).
+    step "security tests on the newest ansible-core line (2.21, Python 3.13, .venv-newest)"
+    two_at_a_time security-newest .venv-newest/bin/python '(security or ansible_lines) and not exclusive'
     .venv-newest/bin/python -m pytest -q -rs -p no:cacheprovider tests/integration \
       -m '(security or ansible_lines) and exclusive'
   fi
   if want reliability; then
-    # Restarts libvirtd (~3 s) and stops Cinder (~15 s): nothing else on the hypervisor may run meanwhile.
+    # Restarts libvirtd (~3 s) and stops Cinder (~15 s) at its end: nothing else on the hypervisor may run meanwhile.
     step "reliability trials (fail points, daemon restarts, state_dir faults)"
     run_pytest -q -rs -p no:cacheprovider tests/reliability -m 'not slow_trials'
   fi
@@ -183,27 +186,6 @@ hv_lane() {
       step "randomized fleet trial, long (seed $seed, 1000 steps)"
       TRIAL_NO_LOCK=1 bash tests/trial/run.sh --seed "$seed" --steps 1000 --shrink 1800
     done
-  fi
-  if want integration || want security-newest; then
-    # The reliability trials and the fleet trial stop Cinder and restart daemons, and leave them running; should
-    # one of them not have, the tests below would fail for it: up again, or the reason why not.
-    bash tests/testbed/hypervisor.sh up
-    bash tests/testbed/cinder.sh up
-    [ ! -f tests/testbed/fleet.sh ] || bash tests/testbed/fleet.sh up
-  fi
-  if want integration; then
-    step "integration tests (real libvirtd, real QEMU guests, real Cinder)"
-    # The fleet_rules scenarios of test_fleet_safety.py (rules 9-11, the restore onto another host) run with the rest.
-    # Several at a time (pytest-xdist, a test file per worker); the ones marked exclusive ran alone above.
-    # --durations: the 15 slowest tests, so that the stage's time (the longest of the run) is watched.
-    several_at_a_time integration python 'not exclusive' --durations=15
-  fi
-  if want security-newest; then
-    # The security tests of the integration stage (pytest -m security: tenant strings never templated, secrets never
-    # printed, clocks checked) once more on the newest ansible-core line, whose data tagging changes what is
-    # templated; and the results whose keys that line reads itself (-m ansible_lines).
-    step "security tests on the newest ansible-core line (2.21, Python 3.13, .venv-newest)"
-    several_at_a_time security-newest .venv-newest/bin/python '(security or ansible_lines) and not exclusive'
   fi
 }
 

@@ -41,7 +41,7 @@ def pytest_configure(config):
                             'itself reads), run on the newest line too by the security-newest stage')
     config.addinivalue_line('markers', 'exclusive: stops or reads what every test on the test bed shares (Cinder '
                             'stopped, the host lock directory, a report of every project) or races two playbooks of '
-                            'its own; scripts/test.sh runs these alone, before the tests that run several at a time')
+                            'its own; scripts/test.sh runs these alone, after the tests that run two at a time')
 
 
 @pytest.fixture(scope='session')
