@@ -50,12 +50,11 @@ def _journal_lines(state_dir):
 
 
 def test_finished_tombstones_older_than_the_retention_are_removed_and_pending_ones_kept(
-        ansible, make_guest, hypervisor, state_dir):
+        ansible, make_guest, hypervisor, state_dir, project):
     done, done_uuid = make_guest('done', kind='bios', start=False)
     busy, busy_uuid = make_guest('busy', kind='bios', start=False)
     # Its sweeps are of its own project: one of the whole hypervisor would reclaim the expired guests of the tests
     # beside it (the tombstones keep the project the record had).
-    project = done.rsplit('-', 1)[0]
     assert not ansible.task(ATTR, name=done, project=project).get('failed')
     vol = str(uuidlib.uuid4())
     assert not ansible.task(ATTR, name=busy, project=project,
@@ -89,9 +88,9 @@ def test_finished_tombstones_older_than_the_retention_are_removed_and_pending_on
     assert again['retention']['tombstones_removed'] == [] and ansible.tombstone(busy_uuid) is not None
 
 
-def test_check_mode_shows_which_tombstones_would_go_and_removes_none(ansible, make_guest, state_dir):
+def test_check_mode_shows_which_tombstones_would_go_and_removes_none(ansible, make_guest, state_dir, project):
     name, uuid = make_guest('a', kind='bios', start=False)
-    project = name.rsplit('-', 1)[0]  # not the other tests' tombstones in check mode either
+    # Of its own project: not the other tests' tombstones in check mode either.
     assert not ansible.task(ATTR, name=name, project=project).get('failed')
     assert not ansible.task(TM, name=name, cloud='testbed', env=CLOUD_ENV).get('failed')
     time.sleep(1.5)
@@ -140,7 +139,7 @@ def test_lock_files_of_gone_domains_are_removed_while_another_run_holds_a_live_d
     assert support.read_record(hypervisor, live_uuid)['record']['vm_state'] == 'soft_deleted'
 
 
-def test_the_journal_rotated_while_two_modules_append_keeps_every_line_whole(ansible, make_guest, state_dir):
+def test_the_journal_rotated_while_two_modules_append_keeps_every_line_whole(ansible, make_guest, state_dir, project):
     names = [make_guest('g%d' % n, kind='bios', start=False)[0] for n in range(6)]
     rounds = 6
     writers = [support.Background(ansible, [{'name': 'attrs', ATTR: {'name': group, 'lock_reason': 'round {{ item }}'},
@@ -148,9 +147,8 @@ def test_the_journal_rotated_while_two_modules_append_keeps_every_line_whole(ans
                for group in (names[:3], names[3:])]
     sweeps = []
     # A project of nothing: the journal is the host's whatever the project, and no other test's guest is reclaimed.
-    nobody = names[0].rsplit('-', 1)[0] + '-none'
     while any(w.proc.poll() is None for w in writers) or not sweeps:
-        sweep = ansible.task(RC, project=nobody, journal_rotate_size=0)
+        sweep = ansible.task(RC, project=project, journal_rotate_size=0)
         assert not sweep.get('failed'), sweep
         sweeps.append(sweep['retention']['journal_rotated'])
     for writer in writers:

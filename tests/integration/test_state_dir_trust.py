@@ -139,7 +139,7 @@ def test_an_unsafe_host_lock_directory_is_refused_before_the_domain_changes(
 # -- 11: nothing read back from disk is trusted -----------------------------------------------------------------------
 
 @pytest.mark.cinder
-def test_a_tombstone_whose_uuid_is_not_its_file_name_never_reaches_cinder(ansible, state_dir):
+def test_a_tombstone_whose_uuid_is_not_its_file_name_never_reaches_cinder(ansible, state_dir, project):
     """A planted tombstone names a server it is not (a guest on another host): its volume is never touched."""
     assert support.cinder_answers(), 'the test bed Cinder must answer (tests/testbed/cinder.sh up)'
     cinder = support.Cinder()
@@ -156,7 +156,7 @@ def test_a_tombstone_whose_uuid_is_not_its_file_name_never_reaches_cinder(ansibl
         os.chmod(state_dir, 0o700)
         # Of a project of its own: a sweep of the whole hypervisor would reclaim the expired guests of the tests that
         # run beside this one. A tombstone that cannot be trusted is reported whatever the project.
-        sweep = ansible.task(RC, cloud='testbed', env=support.cinder_env(), project='trust-%s' % planted[:8])
+        sweep = ansible.task(RC, cloud='testbed', env=support.cinder_env(), project=project)
         assert not sweep.get('failed'), sweep
         assert cinder.state(vol) == 'in-use' and cinder.attachments(victim) == [vol]
         [skipped] = [s for s in sweep['skipped_domains'] if 'tombstone' in s['reason']]
@@ -166,7 +166,7 @@ def test_a_tombstone_whose_uuid_is_not_its_file_name_never_reaches_cinder(ansibl
         cinder.cleanup()
 
 
-def test_a_tombstone_uuid_never_becomes_a_path_outside_the_state_dir(ansible, state_dir, tmp_path):
+def test_a_tombstone_uuid_never_becomes_a_path_outside_the_state_dir(ansible, state_dir, tmp_path, project):
     outside = tmp_path / 'outside'
     outside.mkdir()
     os.makedirs(os.path.join(state_dir, 'tombstones'), 0o700)
@@ -175,7 +175,7 @@ def test_a_tombstone_uuid_never_becomes_a_path_outside_the_state_dir(ansible, st
     with open(os.path.join(state_dir, 'tombstones', '%s.json' % planted), 'w') as handle:
         json.dump({'name': 'escape', 'uuid': '../../outside/x', 'status': 'undefined', 'cinder_checked': False,
                    'volumes_pending': []}, handle)
-    sweep = ansible.task(RC, project='trust-%s' % planted[:8])  # not the expired guests of other tests
+    sweep = ansible.task(RC, project=project)  # not the expired guests of other tests
     assert os.listdir(str(outside)) == [], 'a file was created outside the state_dir'
     assert not sweep.get('failed'), sweep
     assert any('is not a UUID' in s['reason'] for s in sweep['skipped_domains']), sweep['skipped_domains']
