@@ -114,8 +114,11 @@ def playbook_failures(stdout):
     return found
 
 
-def one_line(text):
-    return ' '.join(str(text).split())[:160]
+def one_line(text, head=100, tail=140):
+    """The text on one line; a long one keeps its start (what failed) and its end (why: a module's message gives the
+    reason last, e.g. QEMU's "Failed to get "write" lock" after "restore failed; it stays soft-deleted ...")."""
+    text = ' '.join(str(text).split())
+    return text if len(text) <= head + tail + 5 else '%s ... %s' % (text[:head], text[-tail:])
 
 
 class Violation(Exception):

@@ -320,3 +320,17 @@ def test_a_settled_violation_says_what_every_hosts_tombstone_holds(tmp_path):
     assert text.startswith('hv2 pending {"volumes_pending": [{"id": "v1"}], "volumes_held": "the fleet index is')
     assert 'hv3 finished unreadable' in text
     assert trial.tombstones_text(fleet, 'u2') == 'none'
+
+
+def test_a_step_line_keeps_what_failed_and_why_of_a_long_message():
+    """Seed 3's step 154 said only "restore failed; it stays soft-deleted ... and reclai": the reason, QEMU's
+    "Failed to get "write" lock" on a disk a running guest held, was cut off. The line keeps both ends now."""
+    msg = ('vm_restore failed for 1 of 1 domain(s): tr3-61db-g25: domain tr3-61db-g25: restore failed; it stays '
+           'soft-deleted with deleted_at 2026-12-07T16:52:43Z and reclaim_at 2026-12-07T16:52:46Z: internal error: '
+           'qemu unexpectedly closed the monitor:\n Failed to get "write" lock\nIs another process using the image '
+           '[/srv/shared-images/tr3-61db-g23.qcow2]?')
+    line = trial.one_line(msg)
+    assert '\n' not in line and len(line) <= 250
+    assert line.startswith('vm_restore failed for 1 of 1 domain(s): tr3-61db-g25')
+    assert line.endswith('Is another process using the image [/srv/shared-images/tr3-61db-g23.qcow2]?')
+    assert trial.one_line('refused:  already\ndefined on hv3') == 'refused: already defined on hv3'
