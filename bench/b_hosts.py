@@ -41,6 +41,8 @@ fleet_sweep.yml) run in turn over the same hosts with ansible-core's jsonfile
 fact cache and one deferred_libvirt_fleet_run, and their sum is a row of its
 own.
 
+BENCH_HOSTS_LINES=newest (or 2.16) runs one line only; the default is both.
+
 A run that does not finish within BENCH_HOSTS_TIMEOUT seconds (default
 3600) is stopped and its row says so, with the time as a lower bound; the
 larger sizes of that line are then not run (they would take longer still)
@@ -71,6 +73,18 @@ REPLAY = os.path.join(lib.BENCH, 'replay')
 
 def timeout():
     return float(os.environ.get('BENCH_HOSTS_TIMEOUT', '3600'))
+
+
+def lines():
+    """The ansible-core lines to run: BENCH_HOSTS_LINES (comma-separated names of LINES), default every line. A
+    line of each runs for hours at 5,000 hosts, so one line can be measured while the other is not."""
+    names = [n.strip() for n in os.environ.get('BENCH_HOSTS_LINES', '').split(',') if n.strip()]
+    known = [name for name, dummy in LINES]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit('BENCH_HOSTS_LINES: no ansible-core line named %s; the lines are %s. Nothing was run.'
+                         % (', '.join(repr(n) for n in unknown), ', '.join(known)))
+    return [(name, venv) for name, venv in LINES if not names or name in names]
 
 
 def replay_collections(root):
@@ -223,13 +237,14 @@ def run_workflow(venv, inv, collections, hosts, cache):
 
 
 def run(sizes, reps=1):
+    chosen = lines()  # before anything runs: a line that does not exist changes nothing
     templates = os.path.join(lib.BUILD, 'hosts-templates.json')
     b_control.templates(templates)
     collections = replay_collections(os.path.join(lib.BUILD, 'hosts-collections'))
     playbook = os.path.join(PLAYBOOKS, 'reclaim.yml')
     measured = {}
     os.environ['BENCH_HOSTS_TEMPLATES'] = templates
-    for line, venv in LINES:
+    for line, venv in chosen:
         stopped = None
         for hosts in sizes:
             if stopped is not None:
@@ -271,7 +286,7 @@ def rows(measured, sizes):
     out = []
     note = 'vm_info and vm_reclaim replayed (recorded on this host), forks %d, %d domains per host' % (
         FORKS, DOMAINS_PER_HOST)
-    for line, dummy in LINES:
+    for line, dummy in lines():
         for hosts in sizes:
             safe, unsafe = measured[(line, hosts, 'safe')], measured[(line, hosts, 'unsafe')]
             fleet = None if safe['timed_out'] or unsafe['timed_out'] else (safe['wall'] - unsafe['wall']) / hosts
