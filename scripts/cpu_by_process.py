@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: deferred.libvirt contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Where a command's CPU goes, by kind of process: the controller, the modules, QEMU, Cinder, ...
