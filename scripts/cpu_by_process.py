@@ -67,14 +67,20 @@ def _cmdline(pid):
         return None
 
 
-def _cpu(pid):
-    """(start time in ticks, CPU seconds so far) of a process, or None when it is gone."""
-    try:
-        with open('/proc/%s/stat' % pid) as handle:
-            fields = handle.read().rsplit(')', 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[19]), (int(fields[11]) + int(fields[12])) / TICK
+def _processes():
+    """{(pid, start time in ticks): CPU seconds so far} of every process of the machine but this one."""
+    me = str(os.getpid())
+    out = {}
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit() or pid == me:
+            continue
+        try:
+            with open('/proc/%s/stat' % pid) as handle:
+                fields = handle.read().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        out[(pid, int(fields[19]))] = (int(fields[11]) + int(fields[12])) / TICK
+    return out
 
 
 def _busy():
@@ -94,31 +100,18 @@ def main(argv=None):
     if args.interval <= 0:
         parser.error('--interval must be more than zero, not %s' % args.interval)
     seen = {}  # (pid, start) -> [kind, CPU at the first sample, CPU at the last]
-    before = {}
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        cpu = _cpu(pid)
-        if cpu is not None:
-            before[(pid, cpu[0])] = cpu[1]
+    before = _processes()
     busy0, total0 = _busy()
     started = time.monotonic()
     proc = subprocess.Popen(command)
-    me = str(os.getpid())
     while True:
-        for pid in filter(str.isdigit, os.listdir('/proc')):
-            if pid == me:
-                continue
-            cpu = _cpu(pid)
-            if cpu is None:
-                continue
-            key = (pid, cpu[0])
+        for key, cpu in _processes().items():
             if key in seen:
-                seen[key][2] = cpu[1]
-            else:
-                argv_ = _cmdline(pid)
-                if argv_ is None:
-                    continue
-                first = before.get(key, 0.0)
-                seen[key] = [kind(argv_), first, cpu[1]]
+                seen[key][2] = cpu
+                continue
+            argv_ = _cmdline(key[0])
+            if argv_ is not None:
+                seen[key] = [kind(argv_), before.get(key, 0.0), cpu]
         if proc.poll() is not None:
             break
         time.sleep(args.interval)
