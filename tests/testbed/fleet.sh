@@ -420,6 +420,7 @@ describe_host() {
     "netfs_dir": "$NETFS_DIR",
     "netfs_export_from_main_namespace": "$NETFS_EXPORT",
     "uri_from_main_namespace": "$URI_OUTSIDE",
+    "migration_address": "$ADDR",
     "images_from_main_namespace": "$D/lib/images",
     "state_dir_from_main_namespace": "$D/state"
   }

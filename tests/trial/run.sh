@@ -11,7 +11,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 python=${TRIAL_PYTHON:-$root/.venv/bin/python}
-[ -f /var/lib/deferred-libvirt-testbed/fleet/fleet-hosts.json ] || bash "$root/tests/testbed/fleet.sh" up
+# Up when there is no fleet, or one whose description is older than the hosts' migration addresses in it.
+grep -qs '"migration_address"' /var/lib/deferred-libvirt-testbed/fleet/fleet-hosts.json || bash "$root/tests/testbed/fleet.sh" up
 bash "$root/tests/testbed/cinder.sh" status >/dev/null || { echo "trial: the test bed's Cinder is not running (tests/testbed/cinder.sh up)" >&2; exit 2; }
 lock=()
 if [ -z "${TRIAL_NO_LOCK:-}" ] && command -v hv-run >/dev/null; then lock=(hv-run); fi

@@ -141,6 +141,8 @@ class Fleet(object):
         self.workdir = workdir
         self.hosts = ['hv1', 'hv2', 'hv3'][3 - hosts:]
         self.uri = {'hv1': 'qemu:///system'}
+        # Where each host's QEMU listens for a live migration (fleet.sh gives hv2 and hv3 a loopback address each).
+        self.migration_address = {'hv1': '127.0.0.1'}
         self.state_main = {'hv1': os.path.join(TRIAL_DIR, prefix + 'hv1')}
         self.lib_main = {'hv1': '/var/lib/libvirt'}  # each host's /var/lib/libvirt, seen from this machine
         self.vars = {'hv1': {'ansible_connection': 'local', 'ansible_python_interpreter': PYTHON,
@@ -149,6 +151,7 @@ class Fleet(object):
         for host in ('hv2', 'hv3'):
             entry = fleet[host]
             self.uri[host] = entry['uri_from_main_namespace']
+            self.migration_address[host] = entry['migration_address']
             inside = '/var/lib/deferred-libvirt/%s' % prefix.rstrip('-')
             self.state_main[host] = os.path.join(entry['state_dir_from_main_namespace'], prefix.rstrip('-'))
             self.lib_main[host] = os.path.dirname(entry['images_from_main_namespace'])
@@ -562,12 +565,12 @@ class Trial(object):
             g, host = rng.choice(movable)
             op.update(g=g, host=host, target=rng.choice([h for h in hosts if h not in (host, 'hv1')] or [host]))
         elif kind == 'migrate':
-            # Half the migrations take a guest running on hv2 or hv3 live to the other one, when there is one.
-            runners = [(i, h) for i, cs in live for h, c in cs if c['active'] and h in ('hv2', 'hv3')]
-            if runners and 'hv2' in hosts and 'hv3' in hosts and rng.random() < 0.5:
+            # Half the migrations take a running guest live to another host, when one runs.
+            runners = [(i, h) for i, cs in live for h, c in cs if c['active']]
+            if runners and rng.random() < 0.5:
                 g, host = rng.choice(runners)
-                op.update(g=g, host=host, target='hv3' if host == 'hv2' else 'hv2', undefine_source=rng.random() < 0.5,
-                          live=True)
+                op.update(g=g, host=host, target=rng.choice([h for h in hosts if h != host]),
+                          undefine_source=rng.random() < 0.5, live=True)
             else:
                 g, cs = rng.choice(live)
                 host = rng.choice(cs)[0]
@@ -774,7 +777,7 @@ class Trial(object):
         name = self.name(op['g'])
         try:
             dom = source.lookupByName(name)
-            if op.get('live') and dom.isActive() and 'hv1' not in (op['host'], op['target']):
+            if op.get('live') and dom.isActive():
                 return self.live_migrate(op, dom, target)
             if dom.UUIDString() in [d.UUIDString() for d in target.listAllDomains()]:
                 # Not onto a host that defines the domain already: redefining it there would replace that copy's
@@ -790,16 +793,24 @@ class Trial(object):
         return 'copied to %s' % op['target']
 
     def live_migrate(self, op, dom, target):
-        """Live migration as an operator runs it (virsh on the source, hv2 and hv3 reach each other by name): the
+        """Live migration as an operator runs it (between hv2 and hv3 virsh on the source, which reach each other by
+        name; to or from hv1 virsh on this machine): the
         guest keeps running on the target with its definition (and record); with undefine_source the source's
         definition goes, else it stays there, shut off (a stale copy). --unsafe: libvirt cannot tell that the shared
         directory (a bind mount here, NFS on a real fleet) is shared, and refuses a disk with a cache mode otherwise."""
         if dom.UUIDString() in [d.UUIDString() for d in target.listAllDomains()]:
             return 'refused: already defined on %s' % op['target']
         flags = '--live --unsafe --persistent' + (' --undefinesource' if op['undefine_source'] else '')
-        proc = subprocess.run(['ssh', '-F', SSH_CONFIG, op['host'], 'virsh migrate %s %s qemu+ssh://%s/system'
-                               % (flags, self.name(op['g']), op['target'])], capture_output=True, text=True,
-                              timeout=300, check=False)
+        if 'hv1' in (op['host'], op['target']):
+            # hv1 is this machine, whose libvirtd no sshd of the fleet fronts: the operator runs virsh here with both
+            # hosts' URIs (the client drives the migration), and names where the target's QEMU listens.
+            command = ['virsh', '-c', self.fleet.uri[op['host']], 'migrate'] + flags.split() + [
+                self.name(op['g']), self.fleet.uri[op['target']],
+                '--migrateuri', 'tcp://%s' % self.fleet.migration_address[op['target']]]
+        else:
+            command = ['ssh', '-F', SSH_CONFIG, op['host'], 'virsh migrate %s %s qemu+ssh://%s/system'
+                       % (flags, self.name(op['g']), op['target'])]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
         if proc.returncode != 0:
             return 'live migration refused: %s' % one_line(proc.stderr)
         return 'live-migrated to %s%s' % (op['target'], '' if op['undefine_source'] else ' (source definition kept)')

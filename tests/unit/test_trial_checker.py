@@ -232,6 +232,7 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
               ('hv3', 'u2'): copy([], name='tr-g2', vm_state='soft_deleted', reclaim_in=5),
               ('hv2', 'u3'): copy([], name='tr-g3', vm_state='soft_deleted', reclaim_in=5)}
     kinds, variants, migrations, killed_sweeps, restarted_sweeps = set(), set(), set(), set(), set()
+    live_pairs = set()
     for dummy in range(3000):
         op = t.draw(snap(copies))
         fault = op.get('fault') or {}
@@ -239,7 +240,8 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
         variants.add(op.get('variant'))
         if op['op'] == 'migrate':
             migrations.add('live' if op['live'] else 'offline')
-            assert not op['live'] or set([op['host'], op['target']]) == set(['hv2', 'hv3'])
+            if op['live']:
+                live_pairs.add((op['host'], op['target']))
         if 'kill' in fault:
             assert fault['kill'] in trial.FAILPOINTS[op['op']]
             if op['op'] == 'sweep':
@@ -260,6 +262,9 @@ def test_every_fault_the_draw_makes_is_one_the_runner_knows_and_each_kind_is_dra
     assert kinds == set(['kill', 'clock', 'ssh_refused', 'state_dir_full', 'libvirtd_restart', 'cinder_down'])
     assert variants >= set(['fleet', 'limit', 'adhoc', 'overlap', 'timer'])
     assert migrations == set(['live', 'offline'])
+    # A live migration takes a guest from the host it runs on (g0 on hv1, g1 on hv2) to any other: onto and off
+    # hv1, this machine's libvirtd, too.
+    assert live_pairs == set([('hv1', 'hv2'), ('hv1', 'hv3'), ('hv2', 'hv1'), ('hv2', 'hv3')])
     # Kills and libvirtd restarts reach the modules of every host in every playbook sweep and in the timer's script.
     assert killed_sweeps == set([('adhoc', None), ('fleet', None), ('overlap', None), ('timer', None),
                                  ('limit', 'hv1'), ('limit', 'hv2'), ('limit', 'hv3')])
@@ -334,3 +339,32 @@ def test_a_step_line_keeps_what_failed_and_why_of_a_long_message():
     assert line.startswith('vm_restore failed for 1 of 1 domain(s): tr3-61db-g25')
     assert line.endswith('Is another process using the image [/srv/shared-images/tr3-61db-g23.qcow2]?')
     assert trial.one_line('refused:  already\ndefined on hv3') == 'refused: already defined on hv3'
+
+
+@pytest.mark.parametrize('source, target, how', [
+    ('hv1', 'hv2', ['virsh', '-c', 'qemu:///system', 'migrate', '--live', '--unsafe', '--persistent', 'tr-g0',
+                    'qemu+unix:///system?socket=/hv2/libvirt-sock', '--migrateuri', 'tcp://127.0.0.2']),
+    ('hv3', 'hv1', ['virsh', '-c', 'qemu+unix:///system?socket=/hv3/libvirt-sock', 'migrate', '--live', '--unsafe',
+                    '--persistent', 'tr-g0', 'qemu:///system', '--migrateuri', 'tcp://127.0.0.1']),
+    ('hv2', 'hv3', ['ssh', '-F', trial.SSH_CONFIG, 'hv2',
+                    'virsh migrate --live --unsafe --persistent tr-g0 qemu+ssh://hv3/system']),
+])
+def test_a_live_migration_onto_or_off_hv1_is_driven_from_this_machine_with_both_uris(
+        tmp_path, monkeypatch, source, target, how):
+    # hv1 is this machine's libvirtd, which no sshd of the fleet fronts: virsh runs here with both hosts' URIs and
+    # names the loopback address the target's QEMU listens on; between hv2 and hv3 virsh runs on the source.
+    fleet = FakeFleet(tmp_path)
+    fleet.hosts = ['hv1', 'hv2', 'hv3']
+    fleet.uri = {'hv1': 'qemu:///system', 'hv2': 'qemu+unix:///system?socket=/hv2/libvirt-sock',
+                 'hv3': 'qemu+unix:///system?socket=/hv3/libvirt-sock'}
+    fleet.migration_address = {'hv1': '127.0.0.1', 'hv2': '127.0.0.2', 'hv3': '127.0.0.3'}
+    t = trial.Trial(fleet, 'p', random.Random(0), 0)
+    t.guests = {0: {'name': 'tr-g0', 'uuid': 'u0', 'disk': '/x', 'volumes': []}}
+    ran = []
+    monkeypatch.setattr(trial.subprocess, 'run', lambda command, **kw: ran.append(command) or types.SimpleNamespace(
+        returncode=0, stdout='', stderr=''))
+    other = types.SimpleNamespace(listAllDomains=lambda: [])
+    dom = types.SimpleNamespace(UUIDString=lambda: 'u0')
+    said = t.live_migrate({'g': 0, 'host': source, 'target': target, 'undefine_source': False}, dom, other)
+    assert ran == [how]
+    assert said == 'live-migrated to %s (source definition kept)' % target
