@@ -203,6 +203,15 @@ class Runner(object):
         result = self.playbook([{'name': module, module: args}], check=check, diff=diff, env=env)
         return result.task(0)
 
+    def tasks(self, *steps, check=False, diff=False, env=None):
+        """Several module tasks in one play: one ``ansible-playbook`` run instead of one each (a run's own start-up
+        is most of what a short task costs, docs/testing.md, "Where the CPU goes"). ``steps`` are (module, args)
+        pairs; every task runs even when one before it failed (``ignore_errors``, and its result still says
+        ``failed``). Returns their result dicts in order."""
+        result = self.playbook([{'name': module, module: args, 'ignore_errors': True} for module, args in steps],
+                               check=check, diff=diff, env=env)
+        return result.tasks()
+
     def adhoc(self, module, args, env=None):
         """``ansible localhost -m MODULE -a ARGS``, as an operator types it; returns (rc, result dict)."""
         cmd = [os.path.join(os.path.dirname(PYTHON), 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',

@@ -120,13 +120,25 @@ def run_playbook(runner, playbook, inventory, extra_vars=None, check=False, env=
     return PlayResult(proc)
 
 
-def task_on(runner, inventory, host, module, **args):
-    """One module task on one host of the fleet (uri and state_dir from the host's inventory vars)."""
-    play = {'hosts': host, 'gather_facts': False, 'tasks': [{'name': module, module: args}],
+def _play_on(host, tasks):
+    """A play of ``tasks`` on ``host`` with the collection's uri and state_dir from the host's inventory vars."""
+    return {'hosts': host, 'gather_facts': False, 'tasks': tasks,
             'module_defaults': {'group/deferred.libvirt.all': {
                 'uri': "{{ deferred_libvirt_uri }}", 'state_dir': "{{ deferred_libvirt_state_dir }}"}}}
-    result = run_playbook(runner, [play], inventory)
+
+
+def task_on(runner, inventory, host, module, **args):
+    """One module task on one host of the fleet (uri and state_dir from the host's inventory vars)."""
+    result = run_playbook(runner, [_play_on(host, [{'name': module, module: args}])], inventory)
     return result.task(0, host)
+
+
+def tasks_on(runner, inventory, host, *steps):
+    """Several module tasks on one host in one play, one ``ansible-playbook`` run (``steps``: (module, args) pairs).
+    Every task runs even when one before it failed (``ignore_errors``; its result still says ``failed``). Returns
+    their results in order."""
+    tasks = [{'name': module, module: args, 'ignore_errors': True} for module, args in steps]
+    return run_playbook(runner, [_play_on(host, tasks)], inventory).tasks(host)
 
 
 def adhoc_on(runner, inventory, host, module, args):

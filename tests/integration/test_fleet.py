@@ -18,8 +18,8 @@ import pytest
 
 import guests
 
-from fleet_support import (Hv2Guests, fleet_up, named_task, new_project, run_playbook, task_on, wait_past,
-                           write_inventory)
+from fleet_support import (Hv2Guests, fleet_up, named_task, new_project, run_playbook, task_on, tasks_on,
+                           wait_past, write_inventory)
 
 ATTRS = 'deferred.libvirt.vm_attributes'
 SOFT_DELETE = 'deferred.libvirt.vm_soft_delete'
@@ -54,10 +54,16 @@ def owned(ansible, inventory, host, name, project):
     assert not result.get('failed'), result
 
 
-def soft_delete(ansible, inventory, host, name, project, interval='1h'):
-    result = task_on(ansible, inventory, host, SOFT_DELETE, name=name, project=project, reclaim_interval=interval)
-    assert not result.get('failed'), result
-    return result['instances'][0]['reclaim_at']
+def soft_delete(ansible, inventory, host, name, project, interval='1h', give_owner=False):
+    """vm_soft_delete of ``name`` on ``host``; with ``give_owner``, owned() first, in the same play. Returns its
+    reclaim_at."""
+    steps = [(SOFT_DELETE, {'name': name, 'project': project, 'reclaim_interval': interval})]
+    if give_owner:
+        steps.insert(0, (ATTRS, {'name': name, 'project': project, 'user': 'alice'}))
+    results = tasks_on(ansible, inventory, host, *steps)
+    for result in results:
+        assert not result.get('failed'), result
+    return results[-1]['instances'][0]['reclaim_at']
 
 
 def state_of(ansible, inventory, host, name):
@@ -86,8 +92,7 @@ def test_state_facts_builds_fleet_facts_per_host_and_per_project(ansible, invent
     web, web_uuid = make_guest('web', start=False)
     db, db_uuid = hv2.make('db')
     owned(ansible, inventory, 'hv1', web, project)
-    owned(ansible, inventory, 'hv2', db, project)
-    reclaim_at = soft_delete(ansible, inventory, 'hv2', db, project, '2h')
+    reclaim_at = soft_delete(ansible, inventory, 'hv2', db, project, '2h', give_owner=True)
 
     result = run_playbook(ansible, [{'hosts': 'hypervisors', 'gather_facts': False,
                                      'roles': [{'role': 'deferred.libvirt.state_facts',
@@ -120,8 +125,7 @@ def test_state_facts_index_only_reads_what_the_index_needs_once_and_builds_the_s
     web, dummy = make_guest('web', start=False)
     db, dummy = hv2.make('db')
     owned(ansible, inventory, 'hv1', web, project)
-    owned(ansible, inventory, 'hv2', db, project)
-    soft_delete(ansible, inventory, 'hv2', db, project, '2h')
+    soft_delete(ansible, inventory, 'hv2', db, project, '2h', give_owner=True)
     with open(os.path.join(os.path.dirname(__file__), '..', '..', 'roles', 'state_facts', 'vars', 'main.yml')) as handle:
         fields = yaml.safe_load(handle)['state_facts_index_fields']
 
@@ -182,8 +186,7 @@ def test_quota_refuses_when_a_host_did_not_report(ansible, fleet, state_dir, tmp
     inventory = write_inventory(str(tmp_path / 'inventory.json'), fleet, state_dir, extra_hosts={
         'hv3': {'ansible_host': '127.0.0.1', 'ansible_port': 9, 'ansible_user': 'root',
                 'ansible_ssh_common_args': '-o ConnectTimeout=5', 'ansible_python_interpreter': '/usr/bin/python3'}})
-    owned(ansible, inventory, 'hv1', b, project)
-    soft_delete(ansible, inventory, 'hv1', b, project)
+    soft_delete(ansible, inventory, 'hv1', b, project, give_owner=True)
 
     result = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
         {'names': b, 'project': project, 'quota_limits': {'default': {'instances': 10}}}])

@@ -27,7 +27,7 @@ import yaml
 import cinder_helpers as ch
 import guests
 from fleet_support import (ANSIBLE_PLAYBOOK, SHARED_DIR, host_identity, migrate, named_task, run_playbook, ssh, task_on,
-                           wait_past, write_inventory)
+                           tasks_on, wait_past, write_inventory)
 from together import Started
 
 ATTRS = 'deferred.libvirt.vm_attributes'
@@ -79,9 +79,14 @@ def owned(ansible, inventory, host, name, project, **more):
     ok(task_on(ansible, inventory, host, ATTRS, name=name, project=project, user='alice', **more))
 
 
-def soft_delete(ansible, inventory, host, name, project, interval='1h'):
-    return ok(task_on(ansible, inventory, host, SOFT_DELETE, name=name, project=project,
-                      reclaim_interval=interval))['instances'][0]
+def soft_delete(ansible, inventory, host, name, project, interval='1h', give_owner=False):
+    """vm_soft_delete of ``name`` on ``host``; with ``give_owner``, owned() first, in the same play. Returns the
+    domain's result."""
+    steps = [(SOFT_DELETE, {'name': name, 'project': project, 'reclaim_interval': interval})]
+    if give_owner:
+        steps.insert(0, (ATTRS, {'name': name, 'project': project, 'user': 'alice'}))
+    results = [ok(r) for r in tasks_on(ansible, inventory, host, *steps)]
+    return results[-1]['instances'][0]
 
 
 def record_on(ansible, inventory, host, name):
@@ -164,8 +169,7 @@ def test_the_shared_directory_is_the_same_file_on_every_host(shared, prefix):
 def test_offline_migration_without_undefinesource_leaves_a_copy_with_its_record_on_both_hosts(
         ansible, inventory, hv2, hv3, shared, project):
     name, uuid = hv2.make('web', start=False, disks=[disk(shared('web'))])
-    owned(ansible, inventory, 'hv2', name, project)
-    soft_delete(ansible, inventory, 'hv2', name, project)
+    soft_delete(ansible, inventory, 'hv2', name, project, give_owner=True)
 
     migrate('hv2', 'hv3', name, '--offline', '--persistent')
 
@@ -477,8 +481,7 @@ def test_two_hosts_sharing_a_state_dir_lose_no_journal_line_and_finish_no_foreig
 @fleet_rules
 def test_a_clock_stepped_forward_reclaims_nothing_early(ansible, inventory, hv2, project):
     name, uuid = hv2.make('web', start=False)
-    owned(ansible, inventory, 'hv2', name, project)
-    soft_delete(ansible, inventory, 'hv2', name, project, '1h')
+    soft_delete(ansible, inventory, 'hv2', name, project, '1h', give_owner=True)
     stepped = {'LD_PRELOAD': FAKETIME_LIB, 'FAKETIME': '+2d'}
     plays = [{'hosts': 'hypervisors', 'gather_facts': False, 'environment': stepped,
               'pre_tasks': [{'name': 'Read the stepped clock', 'ansible.builtin.command': 'date -u +%s',
@@ -507,8 +510,7 @@ def test_restore_onto_another_host_with_shared_storage_moves_the_domain_there(an
                                                                               project):
     path = shared('web')
     name, uuid = hv2.make('web', start=False, disks=[disk(path)])
-    owned(ansible, inventory, 'hv2', name, project)
-    before = soft_delete(ansible, inventory, 'hv2', name, project)
+    before = soft_delete(ansible, inventory, 'hv2', name, project, give_owner=True)
     generation = record_on(ansible, inventory, 'hv2', name)['generation']
 
     result = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
@@ -529,8 +531,7 @@ def test_restore_by_name_of_a_domain_a_migration_copied_restores_the_authoritati
     """One UUID on two hosts is one domain with a stale copy, not two domains with one name: the playbook finds
     the copy rule 9 says is authoritative (hv2's record names hv2) and leaves the copy on hv3 as it is."""
     name, uuid = hv2.make('web', start=False, disks=[disk(shared('web'))])
-    owned(ansible, inventory, 'hv2', name, project)
-    soft_delete(ansible, inventory, 'hv2', name, project)
+    soft_delete(ansible, inventory, 'hv2', name, project, give_owner=True)
     migrate('hv2', 'hv3', name, '--offline', '--persistent')
 
     result = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
@@ -552,8 +553,7 @@ def test_restore_onto_a_host_that_cannot_see_the_disks_is_refused_before_anythin
     seen_by_hv2 = os.path.join('/var/lib/libvirt/images', os.path.basename(local))
     try:
         name, uuid = hv2.make('web', start=False, disks=[disk(seen_by_hv2)])
-        owned(ansible, inventory, 'hv2', name, project)
-        before = soft_delete(ansible, inventory, 'hv2', name, project)
+        before = soft_delete(ansible, inventory, 'hv2', name, project, give_owner=True)
 
         result = run_playbook(ansible, 'deferred.libvirt.restore', inventory, extra_vars=[
             {'names': name, 'project': project, 'restore_host': 'hv3',
@@ -602,8 +602,7 @@ def test_live_migration_of_a_restored_guest_while_both_hosts_sweep(ansible, inve
                                                                    state_dir):
     path = shared('web')
     name, uuid = hv2.make('web', start=False, disks=[disk(path)])
-    owned(ansible, inventory, 'hv2', name, project)
-    reclaim_at = soft_delete(ansible, inventory, 'hv2', name, project, '2s')['reclaim_at']
+    reclaim_at = soft_delete(ansible, inventory, 'hv2', name, project, '2s', give_owner=True)['reclaim_at']
     ok(task_on(ansible, inventory, 'hv2', RESTORE, name=name, project=project, start_timeout=BOOT_TIMEOUT))
     wait_past(reclaim_at)
     cmd = [ANSIBLE_PLAYBOOK, '-i', inventory,

@@ -46,9 +46,9 @@ def project():
 def soft_deleted(ansible, make_guest, suffix, project, interval, **guest):
     """A shut-off guest of ``project``, soft-deleted with ``interval``; returns (name, uuid, reclaim_at)."""
     name, uuid = make_guest(suffix, start=False, **guest)
-    result = ansible.task(ATTRS, name=name, project=project, user='alice')
-    assert not result.get('failed'), result
-    result = ansible.task(SOFT_DELETE, name=name, project=project, reclaim_interval=interval)
+    owned, result = ansible.tasks((ATTRS, {'name': name, 'project': project, 'user': 'alice'}),
+                                  (SOFT_DELETE, {'name': name, 'project': project, 'reclaim_interval': interval}))
+    assert not owned.get('failed'), owned
     assert not result.get('failed'), result
     [inst] = result['instances']
     return name, uuid, inst['reclaim_at']

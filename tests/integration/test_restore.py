@@ -50,23 +50,41 @@ def set_attributes(ansible, name, **attrs):
     assert not result.get('failed'), result
 
 
+def attributes_then_read(ansible, name, **attrs):
+    """vm_attributes on ``name``, then its record, in one play; returns the record."""
+    changed, read = ansible.tasks((ATTRS, dict(attrs, name=name)), (INFO, {'name': name}))
+    assert not changed.get('failed'), changed
+    return only(read)
+
+
 def new_project():
     """A project of this test alone, so quota usage counts only its guests."""
     return 'p%s' % uuidlib.uuid4().hex[:10]
 
 
 def soft_deleted(ansible, name, project, **args):
-    """Give ``name`` an owner and soft delete it; returns its record."""
-    set_attributes(ansible, name, project=project)
-    result = ansible.task(SOFT_DELETE, name=name, **args)
+    """Give ``name`` (a name or a list) an owner and soft delete it, then read it, in one play; returns its record
+    (a list of them for a list)."""
+    owned, result, read = ansible.tasks((ATTRS, {'name': name, 'project': project}),
+                                        (SOFT_DELETE, dict(args, name=name)), (INFO, {'name': name}))
+    assert not owned.get('failed'), owned
+    assert not result.get('failed'), result
     for inst in result['instances']:
         assert inst['action'] == 'soft_deleted', inst
-    assert not result.get('failed'), result
-    if isinstance(name, list):
-        return [info(ansible, n) for n in name]
-    record = info(ansible, name)
-    assert record['vm_state'] == 'soft_deleted'
-    return record
+    assert not read.get('failed'), read
+    records = {r['name']: r for r in read['instances']}
+    names = name if isinstance(name, list) else [name]
+    assert sorted(records) == sorted(names), read
+    assert all(records[n]['vm_state'] == 'soft_deleted' for n in names), read
+    return [records[n] for n in name] if isinstance(name, list) else records[name]
+
+
+def restore_and_read(ansible, name, check=False, diff=False, env=None, **args):
+    """vm_restore of ``name``, then vm_info of it, in one play (the read runs whether the restore failed or not);
+    returns (the restore's result, the record after it)."""
+    result, read = ansible.tasks((RESTORE, dict(args, name=name)), (INFO, {'name': name}),
+                                 check=check, diff=diff, env=env)
+    return result, only(read)
 
 
 def restore_events(ansible, uuid, request_id=None):
@@ -99,9 +117,10 @@ def wait_uptime_at_least(name, seconds):
                     lambda: (guests.uptime_seen(name) or 0) >= seconds and guests.uptime_seen(name))
 
 
-def assert_still_soft_deleted(ansible, hypervisor, name, before):
-    """Rule 2: soft_deleted, idle, shut off, with the original deleted_at and reclaim_at."""
-    after = info(ansible, name)
+def assert_still_soft_deleted(ansible, hypervisor, name, before, after=None):
+    """Rule 2: soft_deleted, idle, shut off, with the original deleted_at and reclaim_at (``after``: the record
+    read after the operation, or now)."""
+    after = after or info(ansible, name)
     assert (after['vm_state'], after['task_state'], after['power_state']) == ('soft_deleted', None, 'shutoff')
     assert (after['deleted_at'], after['reclaim_at']) == (before['deleted_at'], before['reclaim_at'])
     assert after['anomalies'] == []
@@ -109,9 +128,10 @@ def assert_still_soft_deleted(ansible, hypervisor, name, before):
     return after
 
 
-def assert_untouched(ansible, hypervisor, name, before, request_id):
-    """Nothing changed: the same record and power state, and no restore journalled by this request."""
-    after = info(ansible, name)
+def assert_untouched(ansible, hypervisor, name, before, request_id, after=None):
+    """Nothing changed: the same record (``after``: read after the operation, or now) and power state, and no
+    restore journalled by this request."""
+    after = after or info(ansible, name)
     for field in ('vm_state', 'task_state', 'deleted_at', 'reclaim_at', 'history', 'locked', 'project',
                   'managed_save', 'power_state'):
         assert after[field] == before[field], field
@@ -119,10 +139,11 @@ def assert_untouched(ansible, hypervisor, name, before, request_id):
     assert ansible.events(request_id) == []
 
 
-def assert_restored(ansible, hypervisor, name, result):
+def assert_restored(ansible, hypervisor, name, result, record=None):
+    """The restore went through: the record (read after it, or now) says active and running, and so does libvirt."""
     inst = only(result)
     assert inst['changed'] is True and inst['action'] == 'restored'
-    record = info(ansible, name)
+    record = record or info(ansible, name)
     assert (record['vm_state'], record['task_state'], record['power_state']) == ('active', None, 'running')
     assert (record['deleted_at'], record['reclaim_at'], record['soft_delete_mode']) == (None, None, None)
     last = record['history'][-1]
@@ -131,15 +152,16 @@ def assert_restored(ansible, hypervisor, name, result):
     return inst, record
 
 
-def assert_failed_restore_is_recorded(ansible, name, uuid, result, before, *words):
-    """The task failed naming the domain and the cause; the error is in the history and the journal."""
+def assert_failed_restore_is_recorded(ansible, name, uuid, result, before, *words, record=None):
+    """The task failed naming the domain and the cause; the error is in the history (of ``record``, read after
+    the restore, or now) and the journal."""
     assert result['failed'] is True
     [inst] = result['instances']
     assert inst['failed'] is True and inst['changed'] is False
     for word in (name,) + words:
         assert word in inst['msg'], (word, inst['msg'])
     assert before['deleted_at'] in inst['msg'] and before['reclaim_at'] in inst['msg']
-    record = info(ansible, name)
+    record = record or info(ansible, name)
     last = record['history'][-1]
     assert (last['action'], last['result'], last['request_id']) == ('restore', 'error', result['request_id'])
     for word in words:
@@ -206,8 +228,8 @@ def test_soft_deleted_acpi_guest_boots_again_and_is_active(ansible, make_guest, 
     project = new_project()
     before = soft_deleted(ansible, name, project)
     assert before['soft_delete_mode'] == 'shutdown'
-    result = ansible.task(RESTORE, name=name, project=project)
-    inst, record = assert_restored(ansible, hypervisor, name, result)
+    result, after = restore_and_read(ansible, name, project=project)
+    inst, record = assert_restored(ansible, hypervisor, name, result, after)
     assert inst['resumed_saved_memory'] is False and inst['resumed'] is False
     assert inst['boot_seconds'] is not None
     # The guest really came up: its (truncated-on-start) console shows a fresh boot.
@@ -229,7 +251,7 @@ def test_managed_save_guest_resumes_where_it_was(ansible, make_guest, hypervisor
     assert before['soft_delete_mode'] == 'managed_save' and before['managed_save'] is True
     last_before_save = guests.uptime_seen(name)
 
-    inst, record = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name))
+    inst, record = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
     assert inst['resumed_saved_memory'] is True
     assert record['managed_save'] is False
     # The resumed guest prints uptimes that carry on from before the save, and no ready line: it did not boot.
@@ -246,7 +268,7 @@ def test_managed_save_guest_boots_fresh_with_hard_reboot(ansible, make_guest, hy
     last_before_save = wait_uptime_at_least(name, first + 15)
     soft_deleted(ansible, name, project, mode='managed_save')
 
-    inst, record = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name, hard_reboot=True))
+    inst, record = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name, hard_reboot=True))
     assert inst['resumed_saved_memory'] is False
     assert record['managed_save'] is False
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
@@ -263,12 +285,13 @@ def test_unloadable_saved_memory_fails_safely_and_hard_reboot_recovers(ansible, 
     with open(image, 'r+b') as handle:
         handle.truncate(os.path.getsize(image) // 2)
 
-    result = ansible.task(RESTORE, name=name)
-    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, 'saved memory', 'hard_reboot=true')
-    after = assert_still_soft_deleted(ansible, hypervisor, name, before)
+    result, after = restore_and_read(ansible, name)
+    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, 'saved memory', 'hard_reboot=true',
+                                      record=after)
+    assert_still_soft_deleted(ansible, hypervisor, name, before, after)
     assert after['managed_save'] is True and after['soft_delete_mode'] == 'managed_save'
 
-    inst, dummy = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name, hard_reboot=True))
+    inst, dummy = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name, hard_reboot=True))
     assert inst['resumed_saved_memory'] is False
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
 
@@ -282,13 +305,13 @@ def test_over_quota_fails_naming_project_resource_limit_usage_and_request(ansibl
     set_attributes(ansible, running_one, project=project)
     name, dummy = make_guest('q', start=False)
     before = soft_deleted(ansible, name, project)
-    result = ansible.task(RESTORE, name=name, quota={project: {'instances': 1, 'cores': -1}})
+    result, after = restore_and_read(ansible, name, quota={project: {'instances': 1, 'cores': -1}})
     assert result['failed'] is True
     assert 'over quota' in result['msg'] and 'nothing was changed' in result['msg']
     assert 'project %s is over quota for instances: limit 1, usage 1, request 1' % project in result['msg']
     assert result['quota']['over'] == [
         {'project': project, 'resource': 'instances', 'limit': 1, 'usage': 1, 'request': 1}]
-    assert_untouched(ansible, hypervisor, name, before, result['request_id'])
+    assert_untouched(ansible, hypervisor, name, before, result['request_id'], after)
 
 
 def test_batch_that_fits_one_at_a_time_but_not_together_is_refused(ansible, make_guest, hypervisor):
@@ -313,8 +336,8 @@ def test_restore_within_quota_to_the_limit_is_allowed(ansible, make_guest, hyper
     name, dummy = make_guest('w', start=False)
     soft_deleted(ansible, name, project)
     # The guest has 1 vCPU and 128 MiB: exactly the limit.
-    result = ansible.task(RESTORE, name=name, quota={project: {'instances': 1, 'cores': 1, 'ram_mb': 128}})
-    assert_restored(ansible, hypervisor, name, result)
+    result, after = restore_and_read(ansible, name, quota={project: {'instances': 1, 'cores': 1, 'ram_mb': 128}})
+    assert_restored(ansible, hypervisor, name, result, after)
     assert result['quota']['over'] == []
     assert result['quota']['request'] == {project: {'instances': 1, 'cores': 1, 'ram_mb': 128}}
 
@@ -325,10 +348,11 @@ def test_fleet_usage_passed_in_counts_instead_of_this_hosts(ansible, make_guest,
     before = soft_deleted(ansible, name, project)
     quota = {project: {'instances': 3}}
     # Nothing of the project runs on this host, but the fleet already has 3.
-    refused = ansible.task(RESTORE, name=name, quota=quota, usage={project: {'instances': 3, 'cores': 3, 'ram_mb': 384}})
+    refused, after = restore_and_read(ansible, name, quota=quota,
+                                      usage={project: {'instances': 3, 'cores': 3, 'ram_mb': 384}})
     assert refused['failed'] is True
     assert 'limit 3, usage 3, request 1' in refused['msg']
-    assert_untouched(ansible, hypervisor, name, before, refused['request_id'])
+    assert_untouched(ansible, hypervisor, name, before, refused['request_id'], after)
     # Without it, this host's usage (none) is what counts.
     fits = ansible.task(RESTORE, name=name, quota=quota, check=True)
     assert only(fits)['action'] == 'would_restore'
@@ -349,10 +373,10 @@ def test_missing_disk_or_backing_file_fails_and_keeps_it_soft_deleted(ansible, m
     gone = overlay if missing == 'disk' else base
     os.unlink(gone)
 
-    result = ansible.task(RESTORE, name=name)
+    result, after = restore_and_read(ansible, name)
     # The message names the disk and, for the backing file, the file qemu-img could not open.
-    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, 'vdb', gone)
-    assert_still_soft_deleted(ansible, hypervisor, name, before)
+    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, 'vdb', gone, record=after)
+    assert_still_soft_deleted(ansible, hypervisor, name, before, after)
     assert_not_reclaimed_early(ansible, hypervisor, name, project, before['reclaim_at'])
 
 
@@ -360,7 +384,7 @@ def test_inactive_network_is_started_and_the_restore_succeeds(ansible, make_gues
     name, dummy = make_guest('n', start=False, interfaces=[private_network])
     soft_deleted(ansible, name, new_project())
     assert not hypervisor.networkLookupByName(private_network).isActive()
-    inst, dummy = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name))
+    inst, dummy = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
     assert inst['networks_started'] == [private_network]
     assert hypervisor.networkLookupByName(private_network).isActive()
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
@@ -372,7 +396,7 @@ def test_inactive_storage_pool_is_started_and_the_restore_succeeds(ansible, make
                                                        'target': 'vdb'}])
     soft_deleted(ansible, name, new_project())
     assert not hypervisor.storagePoolLookupByName(pool).isActive()
-    inst, dummy = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name))
+    inst, dummy = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
     assert inst['pools_started'] == [pool]
     assert hypervisor.storagePoolLookupByName(pool).isActive()
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
@@ -390,7 +414,7 @@ def test_a_volume_made_behind_a_running_pools_back_is_found_at_restore(ansible, 
     name, dummy = make_guest('late', start=False, disks=[{'type': 'volume', 'pool': pool, 'volume': 'late.qcow2',
                                                           'target': 'vdb'}])
     soft_deleted(ansible, name, new_project())
-    inst, dummy = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name))
+    inst, dummy = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
     assert inst['pools_started'] == []
     assert 'late.qcow2' in target.listVolumes()
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
@@ -404,9 +428,9 @@ def test_guest_whose_kernel_was_removed_fails_and_keeps_it_soft_deleted(ansible,
     before = soft_deleted(ansible, name, project)
     os.unlink(kernel)
 
-    result = ansible.task(RESTORE, name=name)
-    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, kernel)
-    assert_still_soft_deleted(ansible, hypervisor, name, before)
+    result, after = restore_and_read(ansible, name)
+    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, kernel, record=after)
+    assert_still_soft_deleted(ansible, hypervisor, name, before, after)
     assert_not_reclaimed_early(ansible, hypervisor, name, project, before['reclaim_at'])
 
 
@@ -420,9 +444,9 @@ def test_guest_that_qemu_cannot_start_is_shut_off_and_kept_soft_deleted(ansible,
     with open(kernel, 'wb') as handle:
         handle.write(b'not a kernel\n' * 64)
 
-    result = ansible.task(RESTORE, name=name)
-    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, 'start failed')
-    assert_still_soft_deleted(ansible, hypervisor, name, before)
+    result, after = restore_and_read(ansible, name)
+    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, 'start failed', record=after)
+    assert_still_soft_deleted(ansible, hypervisor, name, before, after)
     assert_not_reclaimed_early(ansible, hypervisor, name, project, before['reclaim_at'])
 
 
@@ -432,21 +456,20 @@ def test_guest_that_qemu_cannot_start_is_shut_off_and_kept_soft_deleted(ansible,
 def test_locked_domain_is_refused_and_stays_soft_deleted(ansible, make_guest, hypervisor):
     name, dummy = make_guest('l', start=False)
     soft_deleted(ansible, name, new_project())
-    set_attributes(ansible, name, locked=True, lock_reason='INC-7')
-    before = info(ansible, name)
-    result = ansible.task(RESTORE, name=name)
+    before = attributes_then_read(ansible, name, locked=True, lock_reason='INC-7')
+    result, after = restore_and_read(ansible, name)
     assert result['failed'] is True
     [inst] = result['instances']
     for word in (name, 'locked', 'INC-7', 'force'):
         assert word in inst['msg']
-    assert_untouched(ansible, hypervisor, name, before, result['request_id'])
+    assert_untouched(ansible, hypervisor, name, before, result['request_id'], after)
 
 
 def test_locked_domain_is_restored_with_force(ansible, make_guest, hypervisor):
     name, dummy = make_guest('f', start=False)
     soft_deleted(ansible, name, new_project())
     set_attributes(ansible, name, locked=True)
-    dummy, record = assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name, force=True))
+    dummy, record = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name, force=True))
     assert record['locked'] is True
 
 
@@ -454,52 +477,50 @@ def test_domain_of_another_project_is_refused(ansible, make_guest, hypervisor):
     name, dummy = make_guest('w', start=False)
     owner = new_project()
     before = soft_deleted(ansible, name, owner)
-    result = ansible.task(RESTORE, name=name, project='someone-else')
+    result, after = restore_and_read(ansible, name, project='someone-else')
     assert result['failed'] is True
     for word in (name, owner, 'someone-else'):
         assert word in result['msg']
-    assert_untouched(ansible, hypervisor, name, before, result['request_id'])
+    assert_untouched(ansible, hypervisor, name, before, result['request_id'], after)
 
 
 def test_active_guest_is_left_alone(ansible, make_guest, hypervisor):
     name, uuid = make_guest('r', kind='acpi')
-    set_attributes(ansible, name, project=new_project())
-    before = info(ansible, name)
+    before = attributes_then_read(ansible, name, project=new_project())
     dom_id = hypervisor.lookupByName(name).ID()
-    result = ansible.task(RESTORE, name=name)
+    result, after = restore_and_read(ansible, name)
     inst = only(result)
     assert result['changed'] is False and inst['changed'] is False and inst['action'] == 'none'
     assert hypervisor.lookupByName(name).ID() == dom_id  # not rebooted
-    assert_untouched(ansible, hypervisor, name, before, result['request_id'])
+    assert_untouched(ansible, hypervisor, name, before, result['request_id'], after)
 
 
 def test_stopped_domain_never_soft_deleted_is_an_invalid_state_error(ansible, make_guest, hypervisor):
     name, dummy = make_guest('s', start=False)
-    set_attributes(ansible, name, project=new_project())
-    before = info(ansible, name)
-    result = ansible.task(RESTORE, name=name)
+    before = attributes_then_read(ansible, name, project=new_project())
+    result, after = restore_and_read(ansible, name)
     assert result['failed'] is True
     [inst] = result['instances']
     for word in (name, 'stopped', 'soft_deleted', 'not allowed'):
         assert word in inst['msg']
-    assert_untouched(ansible, hypervisor, name, before, result['request_id'])
+    assert_untouched(ansible, hypervisor, name, before, result['request_id'], after)
 
 
 def test_check_mode_reports_the_restore_and_changes_nothing(ansible, make_guest, hypervisor):
     name, dummy = make_guest('c', start=False)
     before = soft_deleted(ansible, name, new_project())
-    result = ansible.task(RESTORE, name=name, check=True)
+    result, after = restore_and_read(ansible, name, check=True)
     inst = only(result)
     assert result['changed'] is True and inst['changed'] is True and inst['action'] == 'would_restore'
     assert inst['record']['vm_state'] == 'active' and inst['record']['deleted_at'] is None
-    assert_untouched(ansible, hypervisor, name, before, result['request_id'])
+    assert_untouched(ansible, hypervisor, name, before, result['request_id'], after)
 
 
 def test_diff_shows_the_record_before_and_after(ansible, make_guest, hypervisor):
     name, dummy = make_guest('d', start=False)
     before = soft_deleted(ansible, name, new_project())
-    result = ansible.task(RESTORE, name=name, diff=True)
-    assert_restored(ansible, hypervisor, name, result)
+    result, after = restore_and_read(ansible, name, diff=True)
+    assert_restored(ansible, hypervisor, name, result, after)
     [diff] = result['diff']
     assert diff['before_header'] == name
     assert (diff['before']['vm_state'], diff['after']['vm_state']) == ('soft_deleted', 'active')
@@ -511,14 +532,13 @@ def test_diff_shows_the_record_before_and_after(ansible, make_guest, hypervisor)
 def test_second_run_changes_nothing(ansible, make_guest, hypervisor):
     name, dummy = make_guest('i', start=False)
     soft_deleted(ansible, name, new_project())
-    assert_restored(ansible, hypervisor, name, ansible.task(RESTORE, name=name))
-    record = info(ansible, name)
+    dummy, record = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
     dom_id = hypervisor.lookupByName(name).ID()
-    again = ansible.task(RESTORE, name=name)
+    again, after = restore_and_read(ansible, name)
     inst = only(again)
     assert again['changed'] is False and inst['action'] == 'none'
     assert hypervisor.lookupByName(name).ID() == dom_id
-    assert info(ansible, name)['history'] == record['history']
+    assert after['history'] == record['history']
     assert ansible.events(again['request_id']) == []
 
 
@@ -538,8 +558,7 @@ def test_restore_killed_after_marking_restoring_is_finished_by_a_rerun(ansible, 
     sweep = ansible.task(RECLAIM, project=project, check=True)
     assert [s['name'] for s in sweep['skipped_domains']] == [name]
 
-    rerun = ansible.task(RESTORE, name=name)
-    inst, record = assert_restored(ansible, hypervisor, name, rerun)
+    inst, record = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
     assert inst['resumed'] is True and inst['boot_seconds'] is not None
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
     assert [h['action'] for h in record['history']] == ['soft_delete', 'restore']
@@ -559,8 +578,7 @@ def test_restore_killed_after_the_boot_is_finished_without_a_second_boot(ansible
     # The ready line comes before the first uptime line: wait for that one, the boot's own first uptime.
     booted = wait_for('first uptime', lambda: uptimes(name))
 
-    rerun = ansible.task(RESTORE, name=name)
-    inst, dummy = assert_restored(ansible, hypervisor, name, rerun)
+    inst, dummy = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
     assert inst['resumed'] is True and inst['boot_seconds'] is None
     # The same QEMU process (its console log is truncated by a new one) and still the one boot.
     assert hypervisor.lookupByName(name).ID() == dom_id

@@ -9,7 +9,7 @@ import libvirt
 import pytest
 
 import guests
-from results import NS, info
+from results import NS, info, only
 
 INFO = 'deferred.libvirt.vm_info'
 IMAGES = '/var/lib/libvirt/images'
@@ -35,6 +35,15 @@ def read_record(name):
 def set_attributes(ansible, name, **attrs):
     result = ansible.task(ATTRS, name=name, **attrs)
     assert not result.get('failed'), result
+
+
+def owners_then_info(ansible, owners, **args):
+    """vm_attributes giving each domain of ``owners`` (name: project) its project, then vm_info with ``args``, in
+    one play; returns vm_info's result."""
+    results = ansible.tasks(*[(ATTRS, {'name': name, 'project': project}) for name, project in owners.items()],
+                            (INFO, args))
+    assert not any(r.get('failed') for r in results[:-1]), results
+    return results[-1]
 
 
 def test_vm_info_reports_a_running_guest_as_an_unmanaged_active_domain(ansible, make_guest):
@@ -68,9 +77,12 @@ def test_vm_attributes_then_vm_info_shows_owner_and_guards(ansible, make_guest):
 
 def test_unlocking_clears_the_lock_reason(ansible, make_guest):
     name, dummy = make_guest('l', start=False)
-    set_attributes(ansible, name, locked=True, lock_reason='INC-42')
-    set_attributes(ansible, name, locked=False, force=True)  # clearing a guard needs force (issue 12, item 17)
-    inst = info(ansible, name)
+    # Clearing a guard needs force (issue 12, item 17).
+    locked, unlocked, read = ansible.tasks((ATTRS, {'name': name, 'locked': True, 'lock_reason': 'INC-42'}),
+                                           (ATTRS, {'name': name, 'locked': False, 'force': True}),
+                                           (INFO, {'name': name}))
+    assert not locked.get('failed') and not unlocked.get('failed'), (locked, unlocked)
+    [inst] = read['instances']
     assert (inst['locked'], inst['lock_reason']) == (False, None)
 
 
@@ -80,9 +92,8 @@ def test_unlocking_clears_the_lock_reason(ansible, make_guest):
 def test_query_selects_domains_by_record_fields(ansible, make_guest, prefix):
     web, dummy = make_guest('web', start=False)
     db, dummy = make_guest('db', start=False)
-    set_attributes(ansible, web, project='web')
-    set_attributes(ansible, db, project='db')
-    result = ansible.task(INFO, query="[?starts_with(name, '%s') && project=='db']" % prefix)
+    result = owners_then_info(ansible, {web: 'web', db: 'db'},
+                              query="[?starts_with(name, '%s') && project=='db']" % prefix)
     assert not result.get('failed'), result
     assert [i['name'] for i in result['instances']] == [db]
 
@@ -90,9 +101,7 @@ def test_query_selects_domains_by_record_fields(ansible, make_guest, prefix):
 def test_project_limits_the_selection_and_its_usage(ansible, make_guest, prefix):
     web, dummy = make_guest('web', start=False)
     db, dummy = make_guest('db', start=False)
-    set_attributes(ansible, web, project=prefix + 'web')
-    set_attributes(ansible, db, project=prefix + 'db')
-    result = ansible.task(INFO, project=prefix + 'web')
+    result = owners_then_info(ansible, {web: prefix + 'web', db: prefix + 'db'}, project=prefix + 'web')
     assert not result.get('failed'), result
     assert [i['name'] for i in result['instances']] == [web]
     assert result['usage'] == {prefix + 'web': {'instances': 1, 'cores': 1, 'ram_mb': 128}}
@@ -103,9 +112,8 @@ def test_project_limits_the_selection_and_its_usage(ansible, make_guest, prefix)
 def test_project_scopes_a_query(ansible, make_guest, prefix):
     web, dummy = make_guest('web', start=False)
     db, dummy = make_guest('db', start=False)
-    set_attributes(ansible, web, project=prefix + 'web')
-    set_attributes(ansible, db, project=prefix + 'db')
-    result = ansible.task(INFO, project=prefix + 'db', query="[?power_state=='shutoff']")
+    result = owners_then_info(ansible, {web: prefix + 'web', db: prefix + 'db'}, project=prefix + 'db',
+                              query="[?power_state=='shutoff']")
     assert not result.get('failed'), result
     assert [i['name'] for i in result['instances']] == [db]
 
@@ -119,16 +127,17 @@ def test_adhoc_vm_info_selects_by_uuid(ansible, make_guest):
 
 def test_include_deleted_shows_the_tombstone_of_a_terminated_domain(ansible, make_guest):
     name, uuid = make_guest('t', start=False)
-    set_attributes(ansible, name, project='web')
-    terminated = ansible.task('deferred.libvirt.vm_terminate', name=name)
-    assert not terminated.get('failed'), terminated
-    gone = ansible.task(INFO, name=name)
+    owned, terminated, gone, deleted, usage = ansible.tasks(
+        (ATTRS, {'name': name, 'project': 'web'}), ('deferred.libvirt.vm_terminate', {'name': name}),
+        (INFO, {'name': name}), (INFO, {'name': name, 'include_deleted': True}),
+        (INFO, {'project': 'web', 'include_deleted': True, 'name': name}))
+    assert not owned.get('failed') and not terminated.get('failed'), (owned, terminated)
     assert gone['failed'] is True and name in gone['msg']
-    [inst] = ansible.task(INFO, name=name, include_deleted=True)['instances']
+    [inst] = deleted['instances']
     assert (inst['name'], inst['uuid'], inst['vm_state'], inst['project']) == (name, uuid, 'deleted', 'web')
     assert inst['terminated_at']
     # Tombstones use no quota.
-    assert ansible.task(INFO, project='web', include_deleted=True, name=name)['usage'] == {}
+    assert usage['usage'] == {}
 
 
 # -- bad input: a clear error, nothing changed -------------------------------------------------------
@@ -137,10 +146,10 @@ def test_include_deleted_shows_the_tombstone_of_a_terminated_domain(ansible, mak
 def test_unknown_domain_is_an_error_and_nothing_is_changed(ansible, make_guest, prefix):
     name, uuid = make_guest('a', start=False)
     missing = prefix + 'missing'
-    result = ansible.task(ATTRS, name=[name, missing], project='web')
+    result, read = ansible.tasks((ATTRS, {'name': [name, missing], 'project': 'web'}), (INFO, {'name': name}))
     assert result['failed'] is True
     assert missing in result['msg'] and 'nothing was changed' in result['msg']
-    assert info(ansible, name)['managed'] is False
+    assert only(read)['managed'] is False
     assert ansible.events() == []
     rc, adhoc = ansible.adhoc(INFO, 'name=%s' % missing)
     assert rc != 0 and adhoc['failed'] is True and missing in adhoc['msg']
@@ -148,8 +157,7 @@ def test_unknown_domain_is_an_error_and_nothing_is_changed(ansible, make_guest, 
 
 def test_domain_of_another_project_is_an_error_naming_it(ansible, make_guest):
     name, dummy = make_guest('a', start=False)
-    set_attributes(ansible, name, project='alpha')
-    result = ansible.task(INFO, name=name, project='beta')
+    result = owners_then_info(ansible, {name: 'alpha'}, name=name, project='beta')
     assert result['failed'] is True
     assert name in result['msg'] and 'alpha' in result['msg'] and 'beta' in result['msg']
 
@@ -163,9 +171,9 @@ def test_invalid_jmespath_query_is_an_error(ansible):
 def test_a_query_that_gives_no_domain_records_is_answered_as_it_is_and_a_changing_module_refuses_it(ansible):
     # vm_info changes nothing: an aggregate over the records comes back in query_result (issue 25); a module that
     # changes domains still takes only records, names or UUIDs.
-    result = ansible.task(INFO, query='length(@)')
+    result, refused = ansible.tasks((INFO, {'query': 'length(@)'}),
+                                    ('deferred.libvirt.vm_soft_delete', {'query': 'length(@)'}))
     assert not result.get('failed') and isinstance(result['query_result'], int) and result['instances'] == [], result
-    refused = ansible.task('deferred.libvirt.vm_soft_delete', query='length(@)')
     assert refused['failed'] is True and 'not a list of domains' in refused['msg']
 
 
@@ -201,12 +209,14 @@ def test_unreachable_uri_is_a_clear_error(ansible):
 
 def test_invalid_duration_in_vm_attributes_changes_nothing(ansible, make_guest):
     name, dummy = make_guest('d', start=False)
-    set_attributes(ansible, name, project='web', reclaim_interval='3d')
-    before = info(ansible, name)
-    result = ansible.task(ATTRS, name=name, reclaim_interval='a week')
+    owned, before, result, after = ansible.tasks((ATTRS, {'name': name, 'project': 'web', 'reclaim_interval': '3d'}),
+                                                 (INFO, {'name': name}),
+                                                 (ATTRS, {'name': name, 'reclaim_interval': 'a week'}),
+                                                 (INFO, {'name': name}))
+    assert not owned.get('failed'), owned
     assert result['failed'] is True
     assert 'reclaim_interval' in result['msg'] and "'a week'" in result['msg']
-    assert info(ansible, name)['reclaim_interval'] == before['reclaim_interval'] == 3 * 86400
+    assert only(after)['reclaim_interval'] == only(before)['reclaim_interval'] == 3 * 86400
 
 
 def test_unknown_option_is_refused(ansible):
