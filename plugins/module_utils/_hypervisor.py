@@ -338,6 +338,15 @@ def live_domain(dom):
         return None
 
 
+def running_domains(conn):
+    """Every active domain with its running definition (what its QEMU has open); [] when libvirt cannot list them."""
+    try:
+        doms = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+    except libvirt.libvirtError:
+        return []
+    return [d for d in (live_domain(dom) for dom in doms) if d is not None]
+
+
 def listed_uuids(conn):
     """The UUIDs of every domain libvirt knows now."""
     try:

@@ -96,6 +96,42 @@ def check_disks(conn, domain):
             raise hv.HypervisorError('domain %s: disk %s: %s' % (domain.name, disk['target'], exc))
 
 
+def _written_files(conn, domain):
+    """{identity: (target, path)} of the disks ``domain`` opens for writing and does not share (not read-only,
+    not ``<shareable/>``): the ones QEMU locks for itself."""
+    written = {}
+    for disk in domain.disks():
+        if disk['readonly'] or disk['shareable'] or disk['type'] not in ('file', 'volume', 'block'):
+            continue
+        path = disk['path']
+        if disk['type'] == 'volume':
+            try:
+                path = _pools.volume_path(conn, disk['pool'], disk['volume'])
+            except hv.HypervisorError:
+                continue
+        if path:
+            written[identity(path)] = (disk['target'], path)
+    return written
+
+
+def check_not_written_elsewhere(conn, domain):
+    """Raise HypervisorError naming a disk of ``domain`` that a running domain of this host writes to (before a
+    boot). QEMU would refuse the start on its image lock ("Failed to get "write" lock"); this names the domain that
+    holds the disk. Only a disk both open for writing and unshared counts, where QEMU is sure to refuse."""
+    mine = _written_files(conn, domain)
+    if not mine:
+        return
+    for other in hv.running_domains(conn):
+        if other.uuid == domain.uuid:
+            continue
+        for key in _written_files(conn, other):
+            if key in mine:
+                target, path = mine[key]
+                raise hv.HypervisorError('domain %s: disk %s (%s) is in use: running domain %s (uuid %s) writes to '
+                                         'it, so QEMU would refuse to start %s; stop that domain first'
+                                         % (domain.name, target, path, other.name, other.uuid, domain.name))
+
+
 class Index(object):
     """What every domain of the host uses as a disk or a backing file, built once per run on first use.
 

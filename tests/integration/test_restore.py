@@ -57,6 +57,14 @@ def attributes_then_read(ansible, name, **attrs):
     return only(read)
 
 
+def only_failed(result):
+    """The message of the one per-domain result of a task that failed."""
+    assert result['failed'] is True, result
+    [inst] = result['instances']
+    assert inst['failed'] is True, inst
+    return inst['msg']
+
+
 def new_project():
     """A project of this test alone, so quota usage counts only its guests."""
     return 'p%s' % uuidlib.uuid4().hex[:10]
@@ -448,6 +456,29 @@ def test_guest_that_qemu_cannot_start_is_shut_off_and_kept_soft_deleted(ansible,
     assert_failed_restore_is_recorded(ansible, name, uuid, result, before, 'start failed', record=after)
     assert_still_soft_deleted(ansible, hypervisor, name, before, after)
     assert_not_reclaimed_early(ansible, hypervisor, name, project, before['reclaim_at'])
+
+
+def test_a_disk_a_running_domain_writes_to_is_refused_naming_that_domain_until_it_stops(
+        ansible, make_guest, hypervisor, tmp_path):
+    """Two guests with one disk (the trial's "share" guests): QEMU refuses to boot the second on its image lock and
+    names only the file. The restore names the running domain that holds it, changes nothing, and goes through once
+    that domain is stopped."""
+    data = guests.make_disk(str(tmp_path / 'data.qcow2'))
+    holder, holder_uuid = make_guest('h', disks=[{'path': data, 'target': 'vdb'}])
+    name, uuid = make_guest('s', start=False, disks=[{'path': data, 'target': 'vdb'}])
+    project = new_project()
+    before = soft_deleted(ansible, name, project)
+
+    result, after = restore_and_read(ansible, name)
+    assert_failed_restore_is_recorded(ansible, name, uuid, result, before, record=after)
+    message = only_failed(result)
+    assert ('disk vdb (%s) is in use: running domain %s (uuid %s) writes to it' % (data, holder, holder_uuid)
+            in message), message
+    assert_still_soft_deleted(ansible, hypervisor, name, before, after)
+    assert power(hypervisor, holder) == RUNNING
+
+    hypervisor.lookupByName(holder).destroy()
+    assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
 
 
 # -- guards and states -----------------------------------------------------------------------------------

@@ -296,6 +296,7 @@ def hard_reboot(ctx, domain, opts, resumed=False):
     steps['networks_started'] = _pools.ensure_networks(ctx.conn, current)
     steps['pools_started'] = _pools.ensure_pools(ctx.conn, current)
     storage.check_disks(ctx.conn, current)
+    storage.check_not_written_elsewhere(ctx.conn, current)
     steps['resumed_saved_memory'] = bool(current.managed_save and not opts.hard_reboot)
     failpoint('restore.before_boot')
     began = time.monotonic()

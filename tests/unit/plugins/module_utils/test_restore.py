@@ -187,3 +187,44 @@ def test_restore_of_a_terminated_domain_and_an_unknown_name_says_both_and_change
 def test_restore_of_an_unknown_name_still_says_no_domain_named(conn, define, tmp_path):
     with pytest.raises(DeferredError, match='no domain named nosuch on this hypervisor'):
         run(restore, conn, tmp_path, name=['nosuch'])
+
+
+def _disk(path, *flags):
+    return ("<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='%s'/>"
+            "<target dev='vda' bus='virtio'/>%s</disk>" % (path, ''.join('<%s/>' % f for f in flags)))
+
+
+def test_restore_refuses_a_disk_a_running_domain_writes_to_naming_that_domain(conn, define, tmp_path):
+    # QEMU would refuse the boot on its image lock ("Failed to get "write" lock"), naming only the file: the restore
+    # says which running domain holds it, and the domain stays soft-deleted with its dates.
+    shared = tmp_path / 'shared.img'
+    shared.write_bytes(b'\0' * 512)
+    define('web01', running=True, devices=_disk(shared))
+    define('web02', running=True, devices=_disk(shared))
+    run(soft_delete, conn, tmp_path, name=['web02'])
+    before = record_of(conn, 'web02')
+    [instance] = run(restore, conn, tmp_path, name=['web02'])[0]['instances']
+    assert instance['failed']
+    web01 = conn.lookupByName('web01').UUIDString()
+    assert ('domain web02: disk vda (%s) is in use: running domain web01 (uuid %s) writes to it' % (shared, web01)
+            in instance['msg']), instance['msg']
+    after = record_of(conn, 'web02')
+    assert (after['vm_state'], after['task_state'], after['deleted_at'], after['reclaim_at']) == (
+        'soft_deleted', None, before['deleted_at'], before['reclaim_at'])
+    assert (after['history'][-1]['action'], after['history'][-1]['result']) == ('restore', 'error')
+    assert conn.lookupByName('web02').state()[0] == hv.libvirt.VIR_DOMAIN_SHUTOFF
+
+
+@pytest.mark.parametrize('mine, theirs, running', [
+    ((), (), False),                        # the other domain is shut off: nothing holds the file
+    (('shareable',), ('shareable',), True),  # both share it: QEMU takes no exclusive lock
+    (('readonly',), (), True),              # this domain only reads it
+])
+def test_restore_boots_when_no_running_domain_writes_to_its_disks_alone(conn, define, tmp_path, mine, theirs, running):
+    shared = tmp_path / 'shared.img'
+    shared.write_bytes(b'\0' * 512)
+    define('web01', running=running, devices=_disk(shared, *theirs))
+    define('web02', running=True, devices=_disk(shared, *mine))
+    run(soft_delete, conn, tmp_path, name=['web02'])
+    assert only(run(restore, conn, tmp_path, name=['web02'])[0])['action'] == 'restored'
+    assert conn.lookupByName('web02').state()[0] == hv.libvirt.VIR_DOMAIN_RUNNING
