@@ -16,6 +16,7 @@ from results import NS, only
 TERMINATE = 'deferred.libvirt.vm_terminate'
 IMAGES = '/var/lib/libvirt/images'
 SAVE_DIR = '/var/lib/libvirt/qemu/save'
+ATTRS = 'deferred.libvirt.vm_attributes'
 
 
 def exists(conn, name):
@@ -113,12 +114,19 @@ def test_soft_delete_with_reclaim_interval_zero_terminates(ansible, make_guest, 
     assert ansible.tombstone(uuid)['terminated_at']
 
 
+def attributes_then(ansible, attrs, module, **args):
+    """vm_attributes with ``attrs``, then ``module`` with ``args``, in one play (one ansible-playbook run); returns
+    the second task's result."""
+    changed, result = ansible.tasks((ATTRS, attrs), (module, args))
+    only(changed)
+    return result
+
+
 # -- guards ---------------------------------------------------------------------------------------------------------
 
 def test_protected_guest_is_refused_and_left_alone(ansible, make_guest, hypervisor):
     name, uuid = make_guest('a', start=False)
-    only(ansible.task('deferred.libvirt.vm_attributes', name=name, protected=True))
-    result = ansible.task(TERMINATE, name=name)
+    result = attributes_then(ansible, dict(name=name, protected=True), TERMINATE, name=name)
     assert result['failed'] is True
     assert 'protected' in result['msg'] and name in result['msg']
     assert exists(hypervisor, name)
@@ -127,8 +135,7 @@ def test_protected_guest_is_refused_and_left_alone(ansible, make_guest, hypervis
 
 def test_locked_guest_is_refused_without_force(ansible, make_guest, hypervisor):
     name, uuid = make_guest('a', start=False)
-    only(ansible.task('deferred.libvirt.vm_attributes', name=name, locked=True, lock_reason='legal hold'))
-    result = ansible.task(TERMINATE, name=name)
+    result = attributes_then(ansible, dict(name=name, locked=True, lock_reason='legal hold'), TERMINATE, name=name)
     assert result['failed'] is True
     assert 'locked (legal hold)' in result['msg'] and 'force' in result['msg']
     assert exists(hypervisor, name)
@@ -136,16 +143,14 @@ def test_locked_guest_is_refused_without_force(ansible, make_guest, hypervisor):
 
 def test_locked_guest_terminates_with_force(ansible, make_guest, hypervisor):
     name, uuid = make_guest('a', start=False)
-    only(ansible.task('deferred.libvirt.vm_attributes', name=name, locked=True))
-    inst = only(ansible.task(TERMINATE, name=name, force=True))
+    inst = only(attributes_then(ansible, dict(name=name, locked=True), TERMINATE, name=name, force=True))
     assert inst['action'] == 'terminated'
     assert not exists(hypervisor, name)
 
 
 def test_guest_of_another_project_is_refused(ansible, make_guest, hypervisor):
     name, uuid = make_guest('a', start=False)
-    only(ansible.task('deferred.libvirt.vm_attributes', name=name, project='web'))
-    result = ansible.task(TERMINATE, name=name, project='db')
+    result = attributes_then(ansible, dict(name=name, project='web'), TERMINATE, name=name, project='db')
     assert result['failed'] is True
     assert 'not in project db' in result['msg'] and name in result['msg']
     assert exists(hypervisor, name)
@@ -195,8 +200,7 @@ def test_check_mode_lists_what_would_go_and_changes_nothing(ansible, make_guest,
 
 def test_terminate_writes_delete_start_and_end_events(ansible, make_guest):
     name, uuid = make_guest('a', start=False)
-    only(ansible.task('deferred.libvirt.vm_attributes', name=name, project='web'))
-    result = ansible.task(TERMINATE, name=name)
+    result = attributes_then(ansible, dict(name=name, project='web'), TERMINATE, name=name)
     only(result)
     events = ansible.events(result['request_id'])
     assert [e['event_type'] for e in events] == ['instance.delete.start', 'instance.delete.end']
@@ -206,8 +210,7 @@ def test_terminate_writes_delete_start_and_end_events(ansible, make_guest):
 
 def test_tombstone_holds_name_uuid_project_and_terminated_at(ansible, make_guest):
     name, uuid = make_guest('a', start=False)
-    only(ansible.task('deferred.libvirt.vm_attributes', name=name, project='web', user='alice'))
-    result = ansible.task(TERMINATE, name=name)
+    result = attributes_then(ansible, dict(name=name, project='web', user='alice'), TERMINATE, name=name)
     only(result)
     tomb = ansible.tombstone(uuid)
     assert (tomb['name'], tomb['uuid'], tomb['project'], tomb['user']) == (name, uuid, 'web', 'alice')
