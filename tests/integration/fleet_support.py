@@ -50,8 +50,11 @@ class PlayResult(object):
             raise AssertionError('ansible-playbook did not print JSON (rc %s)\nstdout: %s\nstderr: %s'
                                  % (proc.returncode, proc.stdout[-3000:], proc.stderr[-3000:]))
 
+    def tasks(self, host='localhost'):
+        return [t['hosts'].get(host) for play in self.data['plays'] for t in play['tasks']]
+
     def task(self, index, host='localhost'):
-        return [t['hosts'].get(host) for play in self.data['plays'] for t in play['tasks']][index]
+        return self.tasks(host)[index]
 
 
 def fleet_up():
