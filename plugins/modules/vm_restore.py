@@ -18,8 +18,8 @@ description:
   - Then, per domain under its lock, a hard reboot like the libvirt driver's C(_hard_reboot) - destroy if running,
     start every network and storage pool the domain uses, check that every disk, backing and boot file exists and
     that no running domain of the host writes to a disk it writes to (QEMU would refuse the boot on its image lock;
-    the error names that domain), start, and wait until V(running) for at most O(start_timeout) (Nova waits forever) - and the domain is V(active)
-    again with C(deleted_at) and C(reclaim_at) cleared.
+    the error names that domain), start, and wait until V(running) for at most O(start_timeout) (Nova waits
+    forever) - and the domain is V(active) again with C(deleted_at) and C(reclaim_at) cleared.
   - A domain soft-deleted with C(mode=managed_save) resumes where it was, unless O(hard_reboot=true).
   - Any failure once the work has started leaves the domain V(soft_deleted), shut off, with its original C(deleted_at)
     and C(reclaim_at) and the error in its history, so it is neither active-but-broken nor reclaimed early.
