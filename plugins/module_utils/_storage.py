@@ -62,19 +62,17 @@ def identity(path):
     return (st.st_dev, st.st_ino)
 
 
-def disk_paths(conn, domain):
-    """Real paths of the domain's file, block and pool-volume disks: {real path: target}."""
-    paths = {}
-    for disk in domain.disks():
-        path = disk['path']
-        if disk['type'] == 'volume' and disk['pool'] and disk['volume']:
-            try:
-                path = _pools.volume_path(conn, disk['pool'], disk['volume'])
-            except hv.HypervisorError:
-                continue
-        if path and disk['type'] in ('file', 'volume', 'block'):
-            paths[os.path.realpath(path)] = disk['target']
-    return paths
+def _disk_path(conn, disk):
+    """The path of a file, block or pool-volume disk (a volume looked up in its pool), or None: another type of
+    disk, no source, or a volume libvirt cannot find."""
+    if disk['type'] not in ('file', 'volume', 'block'):
+        return None
+    if disk['type'] == 'volume':
+        try:
+            return _pools.volume_path(conn, disk['pool'], disk['volume'])
+        except hv.HypervisorError:
+            return None
+    return disk['path']
 
 
 def check_disks(conn, domain):
@@ -101,14 +99,7 @@ def _written_files(conn, domain):
     not ``<shareable/>``): the ones QEMU locks for itself."""
     written = {}
     for disk in domain.disks():
-        if disk['readonly'] or disk['shareable'] or disk['type'] not in ('file', 'volume', 'block'):
-            continue
-        path = disk['path']
-        if disk['type'] == 'volume':
-            try:
-                path = _pools.volume_path(conn, disk['pool'], disk['volume'])
-            except hv.HypervisorError:
-                continue
+        path = None if disk['readonly'] or disk['shareable'] else _disk_path(conn, disk)
         if path:
             written[identity(path)] = (disk['target'], path)
     return written
