@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import errno
 import os
+import re
 import stat
 import threading
 
@@ -121,6 +122,16 @@ def check_not_written_elsewhere(conn, domain):
                 raise hv.HypervisorError('domain %s: disk %s (%s) is in use: running domain %s (uuid %s) writes to '
                                          'it, so QEMU would refuse to start %s; stop that domain first'
                                          % (domain.name, target, path, other.name, other.uuid, domain.name))
+
+
+# QEMU refusing a disk that another process holds under its image lock ('Failed to get "write" lock', 'Failed to get
+# shared "write" lock', with any permission's name): a guest of another host on shared storage, or a process here.
+_IMAGE_LOCK = re.compile(r'Failed to get (?:shared )?"[a-z ]+" lock')
+
+
+def image_locked(error):
+    """Whether ``error`` (an exception or its text) is QEMU refusing a disk another process holds under its lock."""
+    return bool(_IMAGE_LOCK.search(str(error)))
 
 
 class Index(object):

@@ -21,6 +21,9 @@ description:
     the error names that domain), start, and wait until V(running) for at most O(start_timeout) (Nova waits
     forever) - and the domain is V(active) again with C(deleted_at) and C(reclaim_at) cleared.
   - A domain soft-deleted with C(mode=managed_save) resumes where it was, unless O(hard_reboot=true).
+  - A start that QEMU refuses on its image lock (another process holds a disk, such as a guest on another host that
+    shares the storage) fails saying so, and keeps any saved memory; only a saved image that cannot be loaded for
+    another reason points to O(hard_reboot=true).
   - Any failure once the work has started leaves the domain V(soft_deleted), shut off, with its original C(deleted_at)
     and C(reclaim_at) and the error in its history, so it is neither active-but-broken nor reclaimed early.
   - An C(active) domain is left alone (V(changed=false)). A domain left in C(task_state=restoring) by an interrupted

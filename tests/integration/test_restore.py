@@ -14,6 +14,7 @@ import datetime
 import os
 import re
 import shutil
+import subprocess
 import time
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
@@ -302,6 +303,44 @@ def test_unloadable_saved_memory_fails_safely_and_hard_reboot_recovers(ansible, 
     inst, dummy = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name, hard_reboot=True))
     assert inst['resumed_saved_memory'] is False
     guests.wait_ready(name, timeout=BOOT_TIMEOUT)
+
+
+def hold_image(path):
+    """A process outside this libvirtd that holds ``path`` open for writing under QEMU's image lock (qemu-io, waiting
+    for commands), as a guest on another host that shares the storage does; returns it once the lock is held."""
+    holder = subprocess.Popen(['qemu-io', '-f', 'qcow2', path], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    wait_for('the write lock of %s' % path, lambda: subprocess.run(
+        ['qemu-img', 'info', path], capture_output=True, text=True, check=False).returncode != 0, timeout=30)
+    return holder
+
+
+def test_saved_memory_is_kept_when_a_process_outside_libvirt_holds_a_disk_and_the_message_names_the_lock(
+        ansible, make_guest, hypervisor, tmp_path):
+    """The trial (seed 5, step 603): a guest soft-deleted with managed save whose disk a QEMU of another host held
+    could not resume, on QEMU's image lock, and the restore told the operator to throw the saved memory away with
+    hard_reboot=true, which would lose it and meet the same lock. The message names the lock and says the memory is
+    kept; the memory is still there, and the guest resumes once the holder lets go."""
+    data = guests.make_disk(str(tmp_path / 'data.qcow2'))
+    name, uuid = make_guest('k', kind='acpi', disks=[{'path': data, 'target': 'vdb'}])
+    project = new_project()
+    before = soft_deleted(ansible, name, project, mode='managed_save')
+    holder = hold_image(data)
+    try:
+        result, after = restore_and_read(ansible, name)
+        # In the message and in the history: the lock, and that the memory stays.
+        assert_failed_restore_is_recorded(ansible, name, uuid, result, before, 'another process holds a disk of %s '
+                                          "(QEMU's image lock" % name, 'the saved memory is kept', record=after)
+        assert 'hard_reboot=true' not in only_failed(result)
+        assert_still_soft_deleted(ansible, hypervisor, name, before, after)
+        assert after['managed_save'] is True
+        assert hypervisor.lookupByName(name).hasManagedSaveImage(0) == 1
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+    inst, dummy = assert_restored(ansible, hypervisor, name, *restore_and_read(ansible, name))
+    assert inst['resumed_saved_memory'] is True
 
 
 # -- quota -----------------------------------------------------------------------------------------------

@@ -303,6 +303,13 @@ def hard_reboot(ctx, domain, opts, resumed=False):
     try:
         _power.start(domain.dom, discard_saved=opts.hard_reboot)
     except hv.HypervisorError as exc:
+        if storage.image_locked(exc):
+            # What holds it is not a running domain of this host that writes to it (named before the start): most
+            # likely a guest of another host on shared storage. Booting fresh would meet the same lock.
+            raise hv.HypervisorError(
+                "%s; another process holds a disk of %s (QEMU's image lock), such as a guest on another host that "
+                'shares the storage; %sstop it, then restore again'
+                % (exc, domain.name, 'the saved memory is kept: ' if steps['resumed_saved_memory'] else ''))
         if steps['resumed_saved_memory']:
             # libvirt keeps a saved image it cannot load; only the operator may decide to throw the memory away.
             raise hv.HypervisorError('%s; the saved memory could not be resumed: run vm_restore with hard_reboot=true '

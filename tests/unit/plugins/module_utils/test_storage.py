@@ -22,3 +22,17 @@ from ansible_collections.deferred.libvirt.plugins.module_utils import _storage a
 ])
 def test_under_instance_dirs_is_by_path_component(path, owned):
     assert storage.under(path, ['/var/lib/libvirt/images']) is owned
+
+
+@pytest.mark.parametrize('message, locked', [
+    # QEMU's own words (raw_check_lock_bytes), as libvirt passes them on in a failed start.
+    ('internal error: qemu unexpectedly closed the monitor: ... Failed to get "write" lock\n'
+     'Is another process using the image [/srv/shared-images/g10.qcow2]?', True),
+    ('Failed to get shared "write" lock', True),
+    ('Failed to get "consistent read" lock', True),
+    ('Cannot access storage file \'/srv/a.qcow2\': No such file or directory', False),
+    ('operation failed: job: domain restore failed', False),
+])
+def test_image_locked_tells_qemus_image_lock_from_other_start_failures(message, locked):
+    """A restore that fails on QEMU's image lock must not advise discarding saved memory: the lock is not in it."""
+    assert storage.image_locked(Exception(message)) is locked
